@@ -9,7 +9,9 @@ import (
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -84,7 +86,37 @@ func Start(opts Options) (*Env, error) {
 		_ = env.Stop()
 		return nil, fmt.Errorf("client for test control plane: %w", err)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := waitForStorage(ctx, c, env.CRDs); err != nil {
+		_ = env.Stop()
+		return nil, err
+	}
 	return &Env{Config: cfg, Client: c, Scheme: scheme, env: env}, nil
+}
+
+// waitForStorage lists every served version of every installed CRD until the apiserver answers.
+// A CRD is Established before its watch cache is ready; until then requests fail with 429
+// "storage is (re)initializing", which would make the first test of a suite flaky.
+func waitForStorage(ctx context.Context, c client.Client, crds []*apiextensionsv1.CustomResourceDefinition) error {
+	for _, crd := range crds {
+		for _, v := range crd.Spec.Versions {
+			if !v.Served {
+				continue
+			}
+			list := &unstructured.UnstructuredList{}
+			list.SetGroupVersionKind(schema.GroupVersionKind{Group: crd.Spec.Group, Version: v.Name, Kind: crd.Spec.Names.ListKind})
+			var lastErr error
+			err := WaitFor(ctx, func(ctx context.Context) (bool, error) {
+				lastErr = c.List(ctx, list, client.Limit(1))
+				return lastErr == nil, nil
+			})
+			if err != nil {
+				return fmt.Errorf("CRD %s/%s never became listable: %w (last error: %v)", crd.Name, v.Name, err, lastErr)
+			}
+		}
+	}
+	return nil
 }
 
 // Stop shuts the control plane down and removes its data.

@@ -15,6 +15,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -227,7 +228,7 @@ func TestPrinterColumns(t *testing.T) {
 			name:       "spiderippool",
 			path:       "/apis/spiderpool.spidernet.io/v2beta1/spiderippools",
 			object:     "printer-pool",
-			wantNormal: []string{"Name", "VERSION", "SUBNET", "ALLOCATED-IP-COUNT", "TOTAL-IP-COUNT", "DEFAULT", "Age"},
+			wantNormal: []string{"Name", "VERSION", "SUBNET", "ALLOCATED-IP-COUNT", "TOTAL-IP-COUNT", "DEFAULT"},
 			wantWide:   []string{"DISABLE", "NodeName", "MultusName", "APP-NAMESPACE"},
 			wantCells: map[string]string{
 				"VERSION": "4", "SUBNET": "172.31.192.0/20", "ALLOCATED-IP-COUNT": "1", "TOTAL-IP-COUNT": "5",
@@ -238,7 +239,7 @@ func TestPrinterColumns(t *testing.T) {
 			name:       "spiderendpoint",
 			path:       "/apis/spiderpool.spidernet.io/v2beta1/namespaces/default/spiderendpoints",
 			object:     "nginx-4653bc4f24-rswak",
-			wantNormal: []string{"Name", "INTERFACE", "IPV4POOL", "IPV4", "IPV6POOL", "IPV6", "NODE", "Age"},
+			wantNormal: []string{"Name", "INTERFACE", "IPV4POOL", "IPV4", "IPV6POOL", "IPV6", "NODE"},
 			wantCells: map[string]string{
 				"INTERFACE": "net1", "IPV4POOL": "10-6-v4", "IPV4": "10.6.212.145/16", "NODE": "worker01",
 			},
@@ -246,12 +247,12 @@ func TestPrinterColumns(t *testing.T) {
 		{
 			name:       "spidersubnet",
 			path:       "/apis/spiderpool.spidernet.io/v2beta1/spidersubnets",
-			wantNormal: []string{"Name", "VERSION", "SUBNET", "ALLOCATED-IP-COUNT", "TOTAL-IP-COUNT", "Age"},
+			wantNormal: []string{"Name", "VERSION", "SUBNET", "ALLOCATED-IP-COUNT", "TOTAL-IP-COUNT"},
 		},
 		{
 			name:       "spiderreservedip",
 			path:       "/apis/spiderpool.spidernet.io/v2beta1/spiderreservedips",
-			wantNormal: []string{"Name", "VERSION", "Age"},
+			wantNormal: []string{"Name", "VERSION"},
 		},
 		{
 			name:       "spidermultusconfig",
@@ -298,7 +299,7 @@ func TestSchemaRejectsMalformedPool(t *testing.T) {
 		{name: "nonsense subnet", spec: v2beta1.IPPoolSpec{Subnet: "nonsense"}, wantField: "spec.subnet", wantText: "canonical network form"},
 		{name: "host bits set", spec: v2beta1.IPPoolSpec{Subnet: "10.6.1.0/16"}, wantField: "spec.subnet", wantText: "canonical network form"},
 		{name: "IP without prefix", spec: v2beta1.IPPoolSpec{Subnet: "10.6.0.1"}, wantField: "spec.subnet", wantText: "canonical network form"},
-		{name: "missing subnet", spec: v2beta1.IPPoolSpec{}, wantField: "spec.subnet", wantText: "Required"},
+		{name: "empty subnet", spec: v2beta1.IPPoolSpec{}, wantField: "spec.subnet", wantText: "canonical network form"},
 		{name: "ipVersion 5", spec: v2beta1.IPPoolSpec{Subnet: "10.6.0.0/16", IPVersion: ptr.To[int64](5)}, wantField: "spec.ipVersion", wantText: "Unsupported value"},
 	}
 	for i, tt := range tests {
@@ -316,6 +317,16 @@ func TestSchemaRejectsMalformedPool(t *testing.T) {
 				t.Errorf("error %q should name %s and say %q", err, tt.wantField, tt.wantText)
 			}
 		})
+	}
+
+	// A manifest that leaves subnet out entirely fails on the required marker.
+	missing := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "spiderpool.spidernet.io/v2beta1", "kind": "SpiderIPPool",
+		"metadata": map[string]any{"name": "malformed-missing"},
+		"spec":     map[string]any{"ips": []any{"10.6.0.10"}},
+	}}
+	if err := env.Client.Create(ctx, missing); err == nil || !strings.Contains(err.Error(), "spec.subnet: Required value") {
+		t.Errorf("pool without subnet: got %v, want spec.subnet: Required value", err)
 	}
 
 	// A valid IPv6 pool goes through the same rule.

@@ -1,0 +1,322 @@
+package ipam
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+
+	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+)
+
+// Rule is the pool selection rule of SPEC.md 3.2 that named an interface's
+// candidates, highest precedence first.
+type Rule int
+
+const (
+	// RuleSubnet is the SpiderSubnet annotations ipam.spidernet.io/subnets and /subnet.
+	RuleSubnet Rule = iota + 1
+	// RuleInterfacePools is the pod annotation ipam.spidernet.io/ippools.
+	RuleInterfacePools
+	// RulePodPools is the pod annotation ipam.spidernet.io/ippool.
+	RulePodPools
+	// RuleNamespace is the namespace annotations ipam.spidernet.io/default-ipv{4,6}-ippool.
+	RuleNamespace
+	// RuleCNIConfig is the CNI configuration's default_ipv{4,6}_ippool.
+	RuleCNIConfig
+	// RuleClusterDefault is every pool with spec.default true.
+	RuleClusterDefault
+)
+
+func (r Rule) String() string {
+	switch r {
+	case RuleSubnet:
+		return "SpiderSubnet annotation"
+	case RuleInterfacePools:
+		return "pod annotation " + v2beta1.AnnoPodIPPools
+	case RulePodPools:
+		return "pod annotation " + v2beta1.AnnoPodIPPool
+	case RuleNamespace:
+		return "namespace default IPPool annotations"
+	case RuleCNIConfig:
+		return "CNI configuration default IPPools"
+	case RuleClusterDefault:
+		return "cluster default IPPools"
+	}
+	return fmt.Sprintf("Rule(%d)", int(r))
+}
+
+// Selection is the outcome of candidate selection for one interface: per
+// enabled family, the pools to filter and try, in order.
+type Selection struct {
+	Rule         Rule
+	IPv4, IPv6   []*v2beta1.SpiderIPPool
+	CleanGateway bool
+}
+
+// Pools returns the candidates of family version (4 or 6).
+func (s *Selection) Pools(version int) []*v2beta1.SpiderIPPool {
+	if version == 4 {
+		return s.IPv4
+	}
+	return s.IPv6
+}
+
+// Select chooses the candidate pools of req.IfName among pools (the store's
+// cached view, in store order) by the precedence of SPEC.md 3.2; the first
+// rule that names any pool wins and later rules are not consulted:
+//
+//  1. subnet annotations (auto-created pools; ErrFeatureDisabled without
+//     cfg.EnableAutoPool, ErrNotSupported with it);
+//  2. the ipam.spidernet.io/ippools entry whose interface is IfName (its
+//     cleangateway overrides req.CleanGateway);
+//  3. ipam.spidernet.io/ippool;
+//  4. the namespace's default-ipv4-ippool / default-ipv6-ippool;
+//  5. the CNI configuration's default pools;
+//  6. every pool with spec.default true, in store order.
+//
+// Names may be shell patterns, which expand to every pool of the family
+// (in store order) they match. A name listed twice, a name that matches no
+// pool and, for an enabled family, an empty candidate list are errors; the
+// candidates of a disabled family are ignored.
+func Select(req *Request, cfg *Config, pools []*v2beta1.SpiderIPPool) (*Selection, error) {
+	versions := cfg.versions()
+	if len(versions) == 0 {
+		return nil, errors.New("neither IPv4 nor IPv6 is enabled")
+	}
+	names, sel, err := selectNames(req, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if sel.Rule == RuleClusterDefault {
+		return selectDefaults(req, versions, pools, sel)
+	}
+	byName := make(map[string]*v2beta1.SpiderIPPool, len(pools))
+	for _, p := range pools {
+		byName[p.Name] = p
+	}
+	for _, v := range versions {
+		list := names.IPv4
+		if v == 6 {
+			list = names.IPv6
+		}
+		if len(list) == 0 {
+			return nil, fmt.Errorf("%w, no IPv%d IPPool specified for NIC %s by %s although IPv%d is enabled",
+				ErrNoCandidatePool, v, req.IfName, sel.Rule, v)
+		}
+		resolved, err := resolve(list, v, pools, byName)
+		if err != nil {
+			return nil, fmt.Errorf("IPv%d IPPools of NIC %s from %s: %w", v, req.IfName, sel.Rule, err)
+		}
+		if v == 4 {
+			sel.IPv4 = resolved
+		} else {
+			sel.IPv6 = resolved
+		}
+	}
+	return sel, nil
+}
+
+// selectNames applies rules 1 to 5 and returns the names of the first that
+// names anything, or a Selection with RuleClusterDefault.
+func selectNames(req *Request, cfg *Config) (PoolNames, *Selection, error) {
+	sel := &Selection{CleanGateway: req.CleanGateway}
+	anno := req.PodAnnotations
+
+	if key, ok, err := subnetRequested(req); err != nil {
+		return PoolNames{}, nil, err
+	} else if ok {
+		if !cfg.EnableAutoPool {
+			return PoolNames{}, nil, fmt.Errorf("annotation %s needs ipam.spiderSubnet.enable and autoPool.enable: %w", key, ErrFeatureDisabled)
+		}
+		return PoolNames{}, nil, fmt.Errorf("IPPools auto-created from annotation %s: %w", key, ErrNotSupported)
+	}
+
+	if v, ok := anno[v2beta1.AnnoPodIPPools]; ok {
+		list, err := ParseInterfacePools(v)
+		if err != nil {
+			return PoolNames{}, nil, err
+		}
+		for _, e := range list {
+			if e.Interface == req.IfName && (len(e.IPv4) > 0 || len(e.IPv6) > 0) {
+				sel.Rule, sel.CleanGateway = RuleInterfacePools, e.CleanGateway
+				return PoolNames{IPv4: e.IPv4, IPv6: e.IPv6}, sel, nil
+			}
+		}
+	}
+
+	if v, ok := anno[v2beta1.AnnoPodIPPool]; ok {
+		names, err := ParsePoolNames(v2beta1.AnnoPodIPPool, v)
+		if err != nil {
+			return PoolNames{}, nil, err
+		}
+		if !names.IsEmpty() {
+			sel.Rule = RulePodPools
+			return names, sel, nil
+		}
+	}
+
+	var ns PoolNames
+	for _, k := range []string{v2beta1.AnnoNSDefaultV4Pool, v2beta1.AnnoNSDefaultV6Pool} {
+		v, ok := req.NamespaceAnnotations[k]
+		if !ok {
+			continue
+		}
+		list, err := ParsePoolList(k, v)
+		if err != nil {
+			return PoolNames{}, nil, err
+		}
+		if k == v2beta1.AnnoNSDefaultV4Pool {
+			ns.IPv4 = list
+		} else {
+			ns.IPv6 = list
+		}
+	}
+	if !ns.IsEmpty() {
+		sel.Rule = RuleNamespace
+		return ns, sel, nil
+	}
+
+	v4, err := checkNames("default_ipv4_ippool", req.DefaultIPv4Pools)
+	if err != nil {
+		return PoolNames{}, nil, fmt.Errorf("invalid CNI configuration: %w", err)
+	}
+	v6, err := checkNames("default_ipv6_ippool", req.DefaultIPv6Pools)
+	if err != nil {
+		return PoolNames{}, nil, fmt.Errorf("invalid CNI configuration: %w", err)
+	}
+	if len(v4) > 0 || len(v6) > 0 {
+		sel.Rule = RuleCNIConfig
+		return PoolNames{IPv4: v4, IPv6: v6}, sel, nil
+	}
+
+	sel.Rule = RuleClusterDefault
+	return PoolNames{}, sel, nil
+}
+
+// subnetRequested reports whether a subnet annotation names SpiderSubnets
+// for req.IfName, and which annotation.
+func subnetRequested(req *Request) (string, bool, error) {
+	if v, ok := req.PodAnnotations[v2beta1.AnnoSpiderSubnets]; ok {
+		list, err := ParseInterfaceSubnets(v)
+		if err != nil {
+			return "", false, err
+		}
+		for _, e := range list {
+			if e.Interface == req.IfName && (len(e.IPv4) > 0 || len(e.IPv6) > 0) {
+				return v2beta1.AnnoSpiderSubnets, true, nil
+			}
+		}
+	}
+	if v, ok := req.PodAnnotations[v2beta1.AnnoSpiderSubnet]; ok {
+		names, err := ParsePoolNames(v2beta1.AnnoSpiderSubnet, v)
+		if err != nil {
+			return "", false, err
+		}
+		if !names.IsEmpty() {
+			return v2beta1.AnnoSpiderSubnet, true, nil
+		}
+	}
+	return "", false, nil
+}
+
+// selectDefaults is rule 6: the pools with spec.default true, per family.
+func selectDefaults(req *Request, versions []int, pools []*v2beta1.SpiderIPPool, sel *Selection) (*Selection, error) {
+	found := false
+	for _, p := range pools {
+		if p.Spec.Default == nil || !*p.Spec.Default {
+			continue
+		}
+		found = true
+		switch PoolVersion(p) {
+		case 4:
+			sel.IPv4 = append(sel.IPv4, p)
+		case 6:
+			sel.IPv6 = append(sel.IPv6, p)
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("%w, no pool selection rules of any type are specified", ErrNoCandidatePool)
+	}
+	for _, v := range versions {
+		if len(sel.Pools(v)) == 0 {
+			return nil, fmt.Errorf("%w, no default IPv%d IPPool for NIC %s although IPv%d is enabled",
+				ErrNoCandidatePool, v, req.IfName, v)
+		}
+	}
+	if len(versions) == 1 {
+		// Only the enabled family is tried; the other one is not an error.
+		if versions[0] == 4 {
+			sel.IPv6 = nil
+		} else {
+			sel.IPv4 = nil
+		}
+	}
+	return sel, nil
+}
+
+// resolve turns names into pools. Literal names are looked up whatever
+// their family (the ipVersion filter explains a mismatch); patterns expand
+// to the pools of family v they match, in store order. A pool reached twice
+// through overlapping patterns is tried once.
+func resolve(names []string, v int, pools []*v2beta1.SpiderIPPool, byName map[string]*v2beta1.SpiderIPPool) ([]*v2beta1.SpiderIPPool, error) {
+	if _, err := checkNames("", names); err != nil {
+		return nil, err
+	}
+	var (
+		out     []*v2beta1.SpiderIPPool
+		unknown []string
+		taken   = make(map[string]bool, len(names))
+	)
+	add := func(p *v2beta1.SpiderIPPool) {
+		if !taken[p.Name] {
+			taken[p.Name] = true
+			out = append(out, p)
+		}
+	}
+	for _, n := range names {
+		if !isPattern(n) {
+			p, ok := byName[n]
+			if !ok {
+				unknown = append(unknown, n)
+				continue
+			}
+			add(p)
+			continue
+		}
+		matched := false
+		for _, p := range pools {
+			if PoolVersion(p) != v {
+				continue
+			}
+			// The pattern was validated by checkNames, so Match cannot fail.
+			if ok, _ := filepath.Match(n, p.Name); ok {
+				matched = true
+				add(p)
+			}
+		}
+		if !matched {
+			unknown = append(unknown, n)
+		}
+	}
+	if len(unknown) > 0 {
+		return nil, fmt.Errorf("%w: %q", ErrPoolNotFound, unknown)
+	}
+	return out, nil
+}
+
+// PoolVersion returns a pool's family: spec.ipVersion, or the family of
+// spec.subnet when the webhook has not filled it in; 0 if neither is known.
+func PoolVersion(p *v2beta1.SpiderIPPool) int {
+	if p.Spec.IPVersion != nil {
+		return int(*p.Spec.IPVersion)
+	}
+	pfx, err := netip.ParsePrefix(p.Spec.Subnet)
+	if err != nil {
+		return 0
+	}
+	if pfx.Addr().Is4() {
+		return 4
+	}
+	return 6
+}

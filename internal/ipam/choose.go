@@ -1,0 +1,261 @@
+package ipam
+
+import (
+	"errors"
+	"fmt"
+	"iter"
+	"net/netip"
+	"slices"
+
+	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/ip"
+)
+
+// Owner is who holds an address, as a pool record stores it.
+type Owner struct {
+	Pod    string // "namespace/name"
+	PodUID string
+}
+
+// Claim asks a pool for one address.
+type Claim struct {
+	Owner
+
+	// Offset is where the search starts in the pool's free set (wrapping);
+	// 0 takes the lowest free address.
+	Offset uint64
+
+	// Reserved holds the SpiderReservedIP addresses of the pool's family,
+	// which are never handed out.
+	Reserved ip.Set
+
+	// MaxRecords refuses a new record when the pool already holds this many;
+	// <= 0 means DefaultMaxRecords.
+	MaxRecords int
+
+	// Avoid lists addresses the owner holds for other interfaces, so that
+	// they are not mistaken for a retry of this one.
+	Avoid []netip.Addr
+}
+
+// PoolState is a decoded, fresh snapshot of one pool handed to the function
+// of Store.UpdatePool. The function changes records only through Allocate and
+// Release; the Store then persists the records with WriteStatus when Changed
+// reports true. A PoolState is not safe for concurrent use.
+type PoolState struct {
+	pool    *v2beta1.SpiderIPPool
+	version int
+	subnet  netip.Prefix
+	usable  ip.Set
+	records map[netip.Addr]Owner
+	used    []netip.Addr // keys of records, ascending, as ip.Set.FirstFree wants them
+
+	journal []change // every mutation, so that Apply can undo a failed function
+	dirty   int      // mutations not undone
+}
+
+// change is one journal entry: addr's record before the mutation.
+type change struct {
+	addr netip.Addr
+	prev Owner
+	had  bool
+}
+
+// NewPoolState decodes pool: its subnet, its usable set (ips minus
+// excludeIPs) and the records of status.allocatedIPs. pool is kept, not
+// copied, and must not be changed while the state is in use.
+func NewPoolState(pool *v2beta1.SpiderIPPool) (*PoolState, error) {
+	subnet, err := netip.ParsePrefix(pool.Spec.Subnet)
+	if err != nil {
+		return nil, fmt.Errorf("IPPool %q: spec.subnet: %w", pool.Name, err)
+	}
+	version := 4
+	if subnet.Addr().Is6() {
+		version = 6
+	}
+	if v := PoolVersion(pool); v != version {
+		return nil, fmt.Errorf("IPPool %q: spec.ipVersion %d does not match spec.subnet %s", pool.Name, v, subnet)
+	}
+	ips, err := ip.ParseSet(pool.Spec.IPs, version)
+	if err != nil {
+		return nil, fmt.Errorf("IPPool %q: spec.ips: %w", pool.Name, err)
+	}
+	exclude, err := ip.ParseSet(pool.Spec.ExcludeIPs, version)
+	if err != nil {
+		return nil, fmt.Errorf("IPPool %q: spec.excludeIPs: %w", pool.Name, err)
+	}
+	allocs, err := pool.Status.Allocations()
+	if err != nil {
+		return nil, fmt.Errorf("IPPool %q: %w", pool.Name, err)
+	}
+	s := &PoolState{
+		pool:    pool,
+		version: version,
+		subnet:  subnet,
+		usable:  ips.Subtract(exclude),
+		records: make(map[netip.Addr]Owner, len(allocs)),
+		used:    make([]netip.Addr, 0, len(allocs)),
+	}
+	for key, a := range allocs {
+		addr, err := ip.ParseAddr(key)
+		if err != nil {
+			return nil, fmt.Errorf("IPPool %q: status.allocatedIPs: %w", pool.Name, err)
+		}
+		if _, dup := s.records[addr]; dup {
+			// Two spellings of one IPv6 address; keeping either would make
+			// allocatedIPCount disagree with the keys.
+			return nil, fmt.Errorf("IPPool %q: status.allocatedIPs: address %s recorded twice", pool.Name, addr)
+		}
+		s.records[addr] = Owner{Pod: a.NamespacedName, PodUID: a.PodUID}
+		s.used = append(s.used, addr)
+	}
+	ip.SortAddrs(s.used)
+	return s, nil
+}
+
+// Pool returns the snapshot the state was decoded from; read only.
+func (s *PoolState) Pool() *v2beta1.SpiderIPPool { return s.pool }
+
+// Name returns the pool's name.
+func (s *PoolState) Name() string { return s.pool.Name }
+
+// Version returns the pool's family, 4 or 6.
+func (s *PoolState) Version() int { return s.version }
+
+// Subnet returns spec.subnet.
+func (s *PoolState) Subnet() netip.Prefix { return s.subnet }
+
+// Usable returns spec.ips minus spec.excludeIPs.
+func (s *PoolState) Usable() ip.Set { return s.usable }
+
+// Len returns the number of records.
+func (s *PoolState) Len() int { return len(s.records) }
+
+// Record returns the holder of addr.
+func (s *PoolState) Record(addr netip.Addr) (Owner, bool) {
+	o, ok := s.records[addr]
+	return o, ok
+}
+
+// All yields the records in ascending address order.
+func (s *PoolState) All() iter.Seq2[netip.Addr, Owner] {
+	return func(yield func(netip.Addr, Owner) bool) {
+		for _, a := range s.used {
+			if !yield(a, s.records[a]) {
+				return
+			}
+		}
+	}
+}
+
+// Allocate gives c.Owner an address of the pool and reports whether it was
+// one the owner already held. Retries are idempotent: if c.PodUID already
+// holds an address here (other than those in c.Avoid) that address is
+// returned without a change. Otherwise the first address of usable minus
+// c.Reserved that is not recorded, searching from c.Offset and wrapping, is
+// recorded for c.Owner. It fails with an error wrapping ErrPoolExhausted when
+// no address is free or the pool holds c.MaxRecords records.
+func (s *PoolState) Allocate(c Claim) (addr netip.Addr, reused bool, err error) {
+	if c.PodUID == "" {
+		return netip.Addr{}, false, errors.New("allocate: empty pod UID")
+	}
+	for _, a := range s.used {
+		if s.records[a].PodUID == c.PodUID && !slices.Contains(c.Avoid, a) {
+			return a, true, nil
+		}
+	}
+	limit := c.MaxRecords
+	if limit <= 0 {
+		limit = DefaultMaxRecords
+	}
+	if len(s.records) >= limit {
+		return netip.Addr{}, false, fmt.Errorf("IPPool %q holds %d IP records, the maximum: %w", s.pool.Name, len(s.records), ErrPoolExhausted)
+	}
+	free := s.usable.Subtract(c.Reserved)
+	a, ok := free.FirstFree(s.used, c.Offset)
+	if !ok {
+		return netip.Addr{}, false, ErrPoolExhausted
+	}
+	s.set(a, c.Owner, true)
+	return a, false, nil
+}
+
+// Release removes the record of addr if podUID holds it, and reports whether
+// it did. A missing record or another holder is not an error: release must
+// be idempotent and must never free an address a newer pod incarnation got.
+func (s *PoolState) Release(addr netip.Addr, podUID string) bool {
+	o, ok := s.records[addr]
+	if !ok || o.PodUID != podUID {
+		return false
+	}
+	s.set(addr, Owner{}, false)
+	return true
+}
+
+// ReleaseOwner removes every record of podUID and returns their addresses.
+func (s *PoolState) ReleaseOwner(podUID string) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range s.used {
+		if s.records[a].PodUID == podUID {
+			out = append(out, a)
+		}
+	}
+	for _, a := range out {
+		s.set(a, Owner{}, false)
+	}
+	return out
+}
+
+// Apply runs fn on s and undoes fn's changes if it fails, so that a Store
+// committing several functions in one write (group commit) keeps the changes
+// of those that succeeded only.
+func (s *PoolState) Apply(fn func(*PoolState) error) error {
+	mark, dirty := len(s.journal), s.dirty
+	if err := fn(s); err != nil {
+		for i := len(s.journal) - 1; i >= mark; i-- {
+			c := s.journal[i]
+			s.put(c.addr, c.prev, c.had)
+		}
+		s.journal, s.dirty = s.journal[:mark], dirty
+		return err
+	}
+	return nil
+}
+
+// Changed reports whether the records differ from the decoded ones, i.e.
+// whether the Store has something to write.
+func (s *PoolState) Changed() bool { return s.dirty > 0 }
+
+// WriteStatus encodes the records into status.allocatedIPs and sets
+// status.allocatedIPCount in the same write, as SPEC.md 3.5 requires.
+func (s *PoolState) WriteStatus(st *v2beta1.IPPoolStatus) error {
+	allocs := make(v2beta1.PoolIPAllocations, len(s.records))
+	for a, o := range s.records {
+		allocs[a.String()] = v2beta1.PoolIPAllocation{NamespacedName: o.Pod, PodUID: o.PodUID}
+	}
+	return st.SetAllocations(allocs)
+}
+
+// set records (present) or removes addr, journaling the previous state.
+func (s *PoolState) set(addr netip.Addr, o Owner, present bool) {
+	prev, had := s.records[addr]
+	s.journal = append(s.journal, change{addr: addr, prev: prev, had: had})
+	s.dirty++
+	s.put(addr, o, present)
+}
+
+// put changes the records and keeps used sorted.
+func (s *PoolState) put(addr netip.Addr, o Owner, present bool) {
+	_, had := s.records[addr]
+	i, _ := slices.BinarySearchFunc(s.used, addr, netip.Addr.Compare)
+	switch {
+	case present && !had:
+		s.used = slices.Insert(s.used, i, addr)
+		s.records[addr] = o
+	case present:
+		s.records[addr] = o
+	case had:
+		s.used = slices.Delete(s.used, i, i+1)
+		delete(s.records, addr)
+	}
+}

@@ -1,0 +1,187 @@
+package ipam_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/ipam"
+	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
+)
+
+// alibabaPools are the four default pools of the public-cloud guide
+// (SPEC.md 12(a)): one per node and NIC, told apart by nodeName and multusName.
+func alibabaPools() []*v2beta1.SpiderIPPool {
+	return []*v2beta1.SpiderIPPool{
+		ipamtest.MakeIPPool("master-172").Default().IPs("172.31.199.185-172.31.199.189").Subnet("172.31.192.0/20").
+			Gateway("172.31.207.253").NodeName("master").MultusName("kube-system/ipvlan-eth0").Obj(),
+		ipamtest.MakeIPPool("master-192").Default().IPs("192.168.0.156-192.168.0.160").Subnet("192.168.0.0/24").
+			Gateway("192.168.0.253").NodeName("master").MultusName("kube-system/ipvlan-eth1").Obj(),
+		ipamtest.MakeIPPool("worker-172").Default().IPs("172.31.199.190-172.31.199.194").Subnet("172.31.192.0/20").
+			Gateway("172.31.207.253").NodeName("worker").MultusName("kube-system/ipvlan-eth0").Obj(),
+		ipamtest.MakeIPPool("worker-192").Default().IPs("192.168.0.161-192.168.0.165").Subnet("192.168.0.0/24").
+			Gateway("192.168.0.253").NodeName("worker").MultusName("kube-system/ipvlan-eth1").Obj(),
+	}
+}
+
+func TestPublicCloudTopology(t *testing.T) {
+	// helm install ... --set ipam.enableStatefulSet=false --set multus.multusCNI.defaultCniCRName="ipvlan-eth0"
+	cfg := ipam.Config{EnableIPv4: true, InstallNamespace: "kube-system", ClusterDefaultNAD: "ipvlan-eth0"}
+	tests := []struct {
+		name     string
+		node     string
+		ifName   string
+		anno     map[string]string
+		wantPool string
+		wantAddr string
+		wantGW   string
+	}{
+		{
+			name: "test-app-1 on master", node: "master",
+			anno:     map[string]string{v2beta1.AnnoMultusDefaultNetwork: "kube-system/ipvlan-eth0"},
+			wantPool: "master-172", wantAddr: "172.31.199.185/20", wantGW: "172.31.207.253",
+		},
+		{
+			name: "test-app-2 on master", node: "master",
+			anno:     map[string]string{v2beta1.AnnoMultusDefaultNetwork: "kube-system/ipvlan-eth1"},
+			wantPool: "master-192", wantAddr: "192.168.0.156/24", wantGW: "192.168.0.253",
+		},
+		{
+			name: "test-app-1 on worker", node: "worker",
+			anno:     map[string]string{v2beta1.AnnoMultusDefaultNetwork: "kube-system/ipvlan-eth0"},
+			wantPool: "worker-172", wantAddr: "172.31.199.190/20", wantGW: "172.31.207.253",
+		},
+		{
+			name: "test-app-2 on worker", node: "worker",
+			anno:     map[string]string{v2beta1.AnnoMultusDefaultNetwork: "kube-system/ipvlan-eth1"},
+			wantPool: "worker-192", wantAddr: "192.168.0.161/24", wantGW: "192.168.0.253",
+		},
+		{
+			name: "no annotation uses the cluster default network", node: "worker",
+			wantPool: "worker-172", wantAddr: "172.31.199.190/20", wantGW: "172.31.207.253",
+		},
+		{
+			name: "second NIC from k8s.v1.cni.cncf.io/networks", node: "master", ifName: "net1",
+			anno:     map[string]string{v2beta1.AnnoMultusNetworks: "kube-system/ipvlan-eth1"},
+			wantPool: "master-192", wantAddr: "192.168.0.156/24", wantGW: "192.168.0.253",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			store := ipamtest.NewStore(alibabaPools()...)
+			req := &ipam.Request{
+				PodNamespace: "default", PodName: "test-app", PodUID: "uid-" + tc.node,
+				NodeName: tc.node, IfName: "eth0", PodAnnotations: tc.anno,
+			}
+			if tc.ifName != "" {
+				req.IfName = tc.ifName
+			}
+			res, err := ipam.New(store, cfg).Allocate(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := res.IPs[0]
+			if len(res.IPs) != 1 || got.Pool != tc.wantPool || got.Address.String() != tc.wantAddr || got.Gateway.String() != tc.wantGW {
+				t.Fatalf("got %+v, want %s from %s via %s", res.IPs, tc.wantAddr, tc.wantPool, tc.wantGW)
+			}
+			checkStore(t, store)
+		})
+	}
+}
+
+func TestPublicCloudTopologyAllocatedCounts(t *testing.T) {
+	cfg := ipam.Config{EnableIPv4: true, InstallNamespace: "kube-system", ClusterDefaultNAD: "ipvlan-eth0"}
+	store := ipamtest.NewStore(alibabaPools()...)
+	a := ipam.New(store, cfg)
+	// The two DaemonSets put one pod on each node.
+	for _, node := range []string{"master", "worker"} {
+		for _, nad := range []string{"kube-system/ipvlan-eth0", "kube-system/ipvlan-eth1"} {
+			req := &ipam.Request{
+				PodNamespace: "default", PodName: node + nad, PodUID: node + nad, NodeName: node, IfName: "eth0",
+				PodAnnotations: map[string]string{v2beta1.AnnoMultusDefaultNetwork: nad},
+			}
+			if _, err := a.Allocate(context.Background(), req); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	pools, _ := store.Pools(context.Background())
+	for _, p := range pools {
+		st, err := ipam.NewPoolState(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *p.Status.AllocatedIPCount != 1 || st.Usable().Count() != 5 {
+			t.Errorf("%s: ALLOCATED-IP-COUNT %d TOTAL-IP-COUNT %d, want 1 and 5", p.Name, *p.Status.AllocatedIPCount, st.Usable().Count())
+		}
+	}
+	checkStore(t, store)
+}
+
+func TestPublicCloudTopologyOtherNode(t *testing.T) {
+	cfg := ipam.Config{EnableIPv4: true, InstallNamespace: "kube-system", ClusterDefaultNAD: "ipvlan-eth0"}
+	store := ipamtest.NewStore(alibabaPools()...)
+	req := &ipam.Request{
+		PodNamespace: "default", PodName: "test-app", PodUID: "u", NodeName: "other", IfName: "eth0",
+		PodAnnotations: map[string]string{v2beta1.AnnoMultusDefaultNetwork: "kube-system/ipvlan-eth1"},
+	}
+	_, err := ipam.New(store, cfg).Allocate(context.Background(), req)
+	const want = `no IPPool available, all IPv4 IPPools [master-172 master-192 worker-172 worker-192] of eth0 filtered out: ` +
+		`master-172: nodeName does not include "other"; master-192: nodeName does not include "other"; ` +
+		`worker-172: nodeName does not include "other"; worker-192: nodeName does not include "other"`
+	if err == nil || err.Error() != want {
+		t.Fatalf("got  %v\nwant %s", err, want)
+	}
+	var fe *ipam.FilterError
+	if !errors.As(err, &fe) || !errors.Is(err, ipam.ErrNoCandidatePool) || len(fe.Refusals) != 4 {
+		t.Fatalf("error %v is not a *FilterError with four refusals", err)
+	}
+
+	// On a known node, the wrong NIC's pools are refused by multusName.
+	req.NodeName = "worker"
+	req.PodAnnotations[v2beta1.AnnoMultusDefaultNetwork] = "kube-system/macvlan"
+	_, err = ipam.New(store, cfg).Allocate(context.Background(), req)
+	const want2 = `no IPPool available, all IPv4 IPPools [master-172 master-192 worker-172 worker-192] of eth0 filtered out: ` +
+		`master-172: nodeName does not include "worker"; master-192: nodeName does not include "worker"; ` +
+		`worker-172: multusName does not include "kube-system/macvlan"; worker-192: multusName does not include "kube-system/macvlan"`
+	if err == nil || err.Error() != want2 {
+		t.Fatalf("got  %v\nwant %s", err, want2)
+	}
+}
+
+func TestAWSTopology(t *testing.T) {
+	// --set multus.multusCNI.defaultCniCRName="default/ipvlan-ens5"
+	cfg := ipam.Config{EnableIPv4: true, InstallNamespace: "kube-system", ClusterDefaultNAD: "default/ipvlan-ens5"}
+	store := ipamtest.NewStore(
+		ipamtest.MakeIPPool("master-v4-ens5").Subnet("172.31.16.0/20").IPs("172.31.16.4-172.31.16.8").Gateway("172.31.16.1").
+			Default().NodeName("master").MultusName("default/ipvlan-ens5").Obj(),
+		ipamtest.MakeIPPool("master-v4-ens6").Subnet("210.22.16.0/24").IPs("210.22.16.11-210.22.16.15").Gateway("210.22.16.1").
+			Default().NodeName("master").MultusName("default/ipvlan-ens6").Obj(),
+		ipamtest.MakeIPPool("worker1-v4-ens5").Subnet("180.17.16.0/24").IPs("180.17.16.11-180.17.16.15").Gateway("180.17.16.1").
+			Default().NodeName("worker1").MultusName("default/ipvlan-ens5").Obj(),
+		ipamtest.MakeIPPool("worker1-v4-ens6").Subnet("210.22.32.0/24").IPs("210.22.32.11-210.22.32.15").Gateway("210.22.32.1").
+			Default().NodeName("worker1").MultusName("default/ipvlan-ens6").Obj(),
+	)
+	a := ipam.New(store, cfg)
+	for _, tc := range []struct{ node, nad, pool string }{
+		{"master", "default/ipvlan-ens5", "master-v4-ens5"},
+		{"worker1", "default/ipvlan-ens5", "worker1-v4-ens5"},
+		{"master", "default/ipvlan-ens6", "master-v4-ens6"},
+		{"worker1", "default/ipvlan-ens6", "worker1-v4-ens6"},
+		{"worker1", "", "worker1-v4-ens5"},
+	} {
+		req := &ipam.Request{PodNamespace: "default", PodName: "nginx", PodUID: tc.node + tc.nad, NodeName: tc.node, IfName: "eth0"}
+		if tc.nad != "" {
+			req.PodAnnotations = map[string]string{v2beta1.AnnoMultusDefaultNetwork: tc.nad}
+		}
+		res, err := a.Allocate(context.Background(), req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", tc.node, tc.nad, err)
+		}
+		if res.IPs[0].Pool != tc.pool {
+			t.Errorf("%s %s: got pool %s, want %s", tc.node, tc.nad, res.IPs[0].Pool, tc.pool)
+		}
+	}
+	checkStore(t, store)
+}

@@ -13,9 +13,7 @@ import (
 
 // Version returns 4 for an IPv4 address, 6 for an IPv6 address and 0 for the
 // zero (invalid) netip.Addr. An IPv4-mapped IPv6 address ("::ffff:1.2.3.4")
-// is reported as 6, which is what it is on the wire; the parsers in this
-// package refuse such addresses (ErrMapped), so they only reach Version when
-// a caller built them itself.
+// is reported as 6, which is what it is on the wire.
 func Version(a netip.Addr) int {
 	switch {
 	case a.Is4():
@@ -28,8 +26,8 @@ func Version(a netip.Addr) int {
 }
 
 // ParseAddr parses a single IP address with the same strictness as the range
-// and set parsers: no surrounding white space, no IPv6 zone and no
-// IPv4-mapped IPv6 form.
+// and set parsers: no surrounding white space, no IPv6 zone, and no
+// IPv4-mapped IPv6 address in dotted form.
 func ParseAddr(s string) (netip.Addr, error) {
 	a, err := parseAddr(s)
 	if err != nil {
@@ -54,10 +52,27 @@ func parseAddr(s string) (netip.Addr, error) {
 	if a.Zone() != "" {
 		return netip.Addr{}, ErrZone
 	}
-	if a.Is4In6() {
+	// "::ffff:10.0.0.1" reads like the IPv4 address 10.0.0.1 but is an IPv6
+	// address; refusing the dotted form keeps a user from putting an IPv4
+	// address into an IPv6 pool by accident. The same address in hex
+	// ("::ffff:a00:1") is accepted: ranges computed from IPv6 prefixes and
+	// set algebra can end inside the mapped block, and FormatAddr writes such
+	// ends that way so that every set this package prints parses again.
+	if a.Is4In6() && strings.Contains(s, ".") {
 		return netip.Addr{}, ErrMapped
 	}
 	return a, nil
+}
+
+// FormatAddr formats a like netip.Addr.String, except that an IPv4-mapped
+// IPv6 address is written in hex ("::ffff:a00:1"), the form ParseAddr
+// accepts for it.
+func FormatAddr(a netip.Addr) string {
+	if !a.Is4In6() || a.Zone() != "" {
+		return a.String()
+	}
+	b := a.As16()
+	return fmt.Sprintf("::ffff:%x:%x", uint16(b[12])<<8|uint16(b[13]), uint16(b[14])<<8|uint16(b[15]))
 }
 
 // ParseAddrs parses every string with ParseAddr and returns the addresses in

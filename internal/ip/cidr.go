@@ -3,6 +3,7 @@ package ip
 import (
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 )
 
@@ -32,11 +33,11 @@ func parseCIDR(s string) (netip.Prefix, error) {
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("%w: %s", ErrInvalidCIDR, netipReason(err, "netip.ParsePrefix", s))
 	}
-	if p.Addr().Is4In6() {
+	if p.Addr().Is4In6() && strings.Contains(s, ".") {
 		return netip.Prefix{}, ErrMapped
 	}
 	if m := p.Masked(); m != p {
-		return netip.Prefix{}, fmt.Errorf("%w, want %q", ErrNotCanonical, m.String())
+		return netip.Prefix{}, fmt.Errorf("%w, want %q", ErrNotCanonical, FormatAddr(m.Addr())+"/"+strconv.Itoa(m.Bits()))
 	}
 	return p, nil
 }

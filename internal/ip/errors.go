@@ -28,10 +28,11 @@ var (
 	// are interface-local and have no meaning in a cluster-wide pool.
 	ErrZone = errors.New("IPv6 zones are not allowed")
 
-	// ErrMapped reports an IPv4-mapped IPv6 address such as
-	// "::ffff:10.0.0.1". Accepting it would let the same IPv4 address
-	// appear under two families, so the plain IPv4 form is required.
-	ErrMapped = errors.New("IPv4-mapped IPv6 addresses are not allowed, use the IPv4 form")
+	// ErrMapped reports an IPv4-mapped IPv6 address written in dotted form
+	// such as "::ffff:10.0.0.1", which reads like an IPv4 address but is
+	// IPv6. The hex form ("::ffff:a00:1") is accepted as the IPv6 address
+	// it is.
+	ErrMapped = errors.New("IPv4-mapped IPv6 address in dotted form: write the IPv4 address, or the IPv6 address in hex (::ffff:a00:1)")
 
 	// ErrMixedFamily reports a range whose two ends belong to different
 	// IP families.

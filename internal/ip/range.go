@@ -18,7 +18,7 @@ type Range struct {
 // ParseRange parses the forms Spiderpool stores in a pool's ips and
 // excludeIPs fields: "a-b" or a single address "a". It rejects CIDR
 // notation (use ParseCIDR or ParseSetWithCIDRs), IPv6 zones, IPv4-mapped
-// IPv6 addresses, mixed families, reversed ranges and surrounding white
+// IPv6 addresses in dotted form, mixed families, reversed ranges and surrounding white
 // space. White space is rejected rather than trimmed because the webhook
 // should keep CRD content canonical instead of silently rewriting it.
 func ParseRange(s string) (Range, error) {
@@ -67,9 +67,9 @@ func parseRange(s string) (Range, error) {
 }
 
 // IsValid reports whether r is a well-formed range: both ends valid, of the
-// same family, without zones, and First <= Last. IPv4-mapped ends are
-// tolerated here (the parsers never produce them) because a range computed
-// from a prefix such as ::/0 legitimately spans the mapped block.
+// same family, without zones, and First <= Last. IPv4-mapped ends are valid:
+// a range computed from a prefix such as ::/80 legitimately ends in the
+// mapped block.
 func (r Range) IsValid() bool {
 	return r.First.IsValid() && r.Last.IsValid() &&
 		r.First.BitLen() == r.Last.BitLen() &&
@@ -108,9 +108,9 @@ func (r Range) String() string {
 		return "invalid IP range"
 	}
 	if r.First == r.Last {
-		return r.First.String()
+		return FormatAddr(r.First)
 	}
-	return r.First.String() + "-" + r.Last.String()
+	return FormatAddr(r.First) + "-" + FormatAddr(r.Last)
 }
 
 // Contains reports whether a lies in r. A zone on a is ignored.

@@ -47,6 +47,7 @@ func TestParseRange(t *testing.T) {
 		{in: "x", wantErr: ErrInvalidAddr},
 		{in: "fe80::1%eth0-fe80::2", wantErr: ErrZone},
 		{in: "::ffff:10.0.0.1-::ffff:10.0.0.2", wantErr: ErrMapped},
+		{in: "::ffff:a00:1-::ffff:a00:2", wantStr: "::ffff:a00:1-::ffff:a00:2", want: Range{netip.MustParseAddr("::ffff:a00:1"), netip.MustParseAddr("::ffff:a00:2")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

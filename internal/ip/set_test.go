@@ -386,3 +386,29 @@ func TestSetSizeCount(t *testing.T) {
 		})
 	}
 }
+
+// A set built from an IPv6 prefix or from set algebra can end inside the IPv4-mapped block; its
+// printed form must parse back to the same set (found by FuzzParseSet).
+func TestStringsRoundTripThroughMappedBlock(t *testing.T) {
+	for _, entries := range [][]string{{"::/80"}, {"::/64"}, {"::ffff:0:0/96"}} {
+		s, err := ParseSetWithCIDRs(entries, 6)
+		if err != nil {
+			t.Fatalf("%v: %v", entries, err)
+		}
+		back, err := ParseSet(s.Strings(), 6)
+		if err != nil {
+			t.Fatalf("%v printed as %v does not parse: %v", entries, s.Strings(), err)
+		}
+		if !back.Equal(s) {
+			t.Errorf("%v: round trip gave %v", entries, back.Strings())
+		}
+	}
+	// Subtracting inside the mapped block leaves ends there too.
+	s, _ := ParseSet([]string{"::-::1:0:0:0"}, 6)
+	ex, _ := ParseSet([]string{"::ffff:a00:5"}, 6)
+	got := s.Subtract(ex).Strings()
+	want := []string{"::-::ffff:a00:4", "::ffff:a00:6-::1:0:0:0"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("Subtract = %v, want %v", got, want)
+	}
+}

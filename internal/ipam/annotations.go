@@ -115,48 +115,38 @@ func ParsePoolNames(key, value string) (PoolNames, error) {
 // {"interface","ipv4","ipv6","cleangateway"}. Every element must name its
 // interface, and an interface may appear only once.
 func ParseInterfacePools(value string) ([]InterfacePools, error) {
-	const key = v2beta1.AnnoPodIPPools
-	var list []InterfacePools
-	if err := json.Unmarshal([]byte(value), &list); err != nil {
-		return nil, annotationError(key, err)
-	}
-	seen := make(map[string]bool, len(list))
-	for i := range list {
-		e := &list[i]
-		if err := checkInterface(e.Interface, seen); err != nil {
-			return nil, annotationError(key, fmt.Errorf("element %d: %w", i, err))
-		}
-		var err error
-		if e.IPv4, err = checkNames("ipv4", e.IPv4); err != nil {
-			return nil, annotationError(key, fmt.Errorf("interface %s: %w", e.Interface, err))
-		}
-		if e.IPv6, err = checkNames("ipv6", e.IPv6); err != nil {
-			return nil, annotationError(key, fmt.Errorf("interface %s: %w", e.Interface, err))
-		}
-	}
-	return list, nil
+	return parseInterfaceList(v2beta1.AnnoPodIPPools, value, func(e *InterfacePools) (string, *[]string, *[]string) {
+		return e.Interface, &e.IPv4, &e.IPv6
+	})
 }
 
 // ParseInterfaceSubnets parses the value of ipam.spidernet.io/subnets, with
 // the same rules as ParseInterfacePools.
 func ParseInterfaceSubnets(value string) ([]InterfaceSubnets, error) {
-	const key = v2beta1.AnnoSpiderSubnets
-	var list []InterfaceSubnets
+	return parseInterfaceList(v2beta1.AnnoSpiderSubnets, value, func(e *InterfaceSubnets) (string, *[]string, *[]string) {
+		return e.Interface, &e.IPv4, &e.IPv6
+	})
+}
+
+// parseInterfaceList decodes a per-interface annotation and checks each
+// element through the fields that parts exposes.
+func parseInterfaceList[T any](key, value string, parts func(*T) (nic string, v4, v6 *[]string)) ([]T, error) {
+	var list []T
 	if err := json.Unmarshal([]byte(value), &list); err != nil {
 		return nil, annotationError(key, err)
 	}
 	seen := make(map[string]bool, len(list))
 	for i := range list {
-		e := &list[i]
-		if err := checkInterface(e.Interface, seen); err != nil {
+		nic, v4, v6 := parts(&list[i])
+		if err := checkInterface(nic, seen); err != nil {
 			return nil, annotationError(key, fmt.Errorf("element %d: %w", i, err))
 		}
 		var err error
-		if e.IPv4, err = checkNames("ipv4", e.IPv4); err != nil {
-			return nil, annotationError(key, fmt.Errorf("interface %s: %w", e.Interface, err))
+		if *v4, err = checkNames("ipv4", *v4); err != nil {
+			return nil, annotationError(key, fmt.Errorf("interface %s: %w", nic, err))
 		}
-		if e.IPv6, err = checkNames("ipv6", e.IPv6); err != nil {
-			return nil, annotationError(key, fmt.Errorf("interface %s: %w", e.Interface, err))
+		if *v6, err = checkNames("ipv6", *v6); err != nil {
+			return nil, annotationError(key, fmt.Errorf("interface %s: %w", nic, err))
 		}
 	}
 	return list, nil

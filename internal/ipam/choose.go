@@ -231,7 +231,9 @@ func (s *PoolState) Changed() bool { return s.dirty > 0 }
 func (s *PoolState) WriteStatus(st *v2beta1.IPPoolStatus) error {
 	allocs := make(v2beta1.PoolIPAllocations, len(s.records))
 	for a, o := range s.records {
-		allocs[a.String()] = v2beta1.PoolIPAllocation{NamespacedName: o.Pod, PodUID: o.PodUID}
+		// FormatAddr, not String: an IPv6 record in the IPv4-mapped block must be
+		// written in the form that NewPoolState parses back.
+		allocs[ip.FormatAddr(a)] = v2beta1.PoolIPAllocation{NamespacedName: o.Pod, PodUID: o.PodUID}
 	}
 	return st.SetAllocations(allocs)
 }

@@ -82,3 +82,5 @@ func deleteAll(ctx context.Context, t *testing.T, c client.Client, objs []*unstr
 		}
 	}
 }
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }

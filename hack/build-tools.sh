@@ -26,6 +26,7 @@ tools=(
   "host-local|.|github.com/containernetworking/plugins/plugins/ipam/host-local"
   "static|.|github.com/containernetworking/plugins/plugins/ipam/static"
   "tuning|.|github.com/containernetworking/plugins/plugins/meta/tuning"
+  "whereabouts|whereabouts|github.com/k8snetworkplumbingwg/whereabouts/cmd"
 )
 
 only=("$@") # optional subset of tool names
@@ -62,4 +63,13 @@ for t in "${tools[@]}"; do
   echo "$hash" >"$stamps/$name"
   printf '[%d/%d] %-15s built in %ds\n' "$n" "$total" "$name" $((SECONDS - t0))
 done
+# The IPAM benchmark installs Whereabouts' own CRDs, taken from the pinned module.
+if want whereabouts; then
+  crds="$root/.tools/crds/whereabouts"
+  src=$(cd "$root/hack/tools/whereabouts" && go list -m -f '{{.Dir}}' github.com/k8snetworkplumbingwg/whereabouts)/doc/crds
+  mkdir -p "$crds"
+  for f in whereabouts.cni.cncf.io_ippools.yaml whereabouts.cni.cncf.io_overlappingrangeipreservations.yaml; do
+    cmp -s "$src/$f" "$crds/$f" || install -m 0644 "$src/$f" "$crds/$f"
+  done
+fi
 printf 'tools: %d checked in %ds, binaries in %s\n' "$total" $((SECONDS - start_all)) "$bin"

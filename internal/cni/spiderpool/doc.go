@@ -1,0 +1,17 @@
+// Package spiderpool is the spiderpool IPAM CNI plugin (SPEC.md 7.1): it parses the `ipam`
+// object of the network configuration and the Kubernetes CNI_ARGS, asks the node's
+// spiderpool-agent over its unix socket for the addresses of one interface (ADD), gives them back
+// (DEL), compares what the runtime holds with what the agent recorded (CHECK) and reports whether
+// the agent can serve (STATUS).
+//
+// The plugin is thin on purpose: it decides nothing about pools. All allocation state lives in
+// the cluster and is reached through internal/agent/client; the plugin only translates between
+// the CNI protocol and the agent's API. It touches no network namespace (the main plugin
+// configures the interface), so it needs no root and no netlink.
+//
+// Its only output on stdout is the CNI result or the CNI error (written by skel). Logs go to the
+// file named in the configuration and nowhere else, because stdout belongs to the protocol and
+// the runtime's handling of stderr varies.
+//
+// cmd/spiderpool wires Funcs into skel; everything else lives here so tests can reach it.
+package spiderpool

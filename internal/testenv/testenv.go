@@ -119,6 +119,18 @@ func waitForStorage(ctx context.Context, c client.Client, crds []*apiextensionsv
 	return nil
 }
 
+// KubeConfig returns a kubeconfig file's content for the control plane's admin user, for programs
+// run as separate processes (plugins, kubectl, other projects' binaries in the benchmarks).
+func (e *Env) KubeConfig() []byte { return e.env.KubeConfig }
+
+// WriteKubeConfig writes KubeConfig to path with mode 0600.
+func (e *Env) WriteKubeConfig(path string) error {
+	if err := os.WriteFile(path, e.env.KubeConfig, 0o600); err != nil {
+		return fmt.Errorf("write kubeconfig: %w", err)
+	}
+	return nil
+}
+
 // Stop shuts the control plane down and removes its data.
 func (e *Env) Stop() error {
 	if e == nil || e.env == nil {

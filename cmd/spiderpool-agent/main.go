@@ -1,0 +1,95 @@
+// Command spiderpool-agent is the per-node Spiderpool daemon: it serves the
+// IPAM and coordinator plugins on a unix socket. This file only turns flags
+// and environment into agent.Config; everything else is in internal/agent.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/spiderpool-go/spiderpool/internal/agent"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "spiderpool-agent:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	cfg := agent.DefaultConfig(firstEnv("SPIDERPOOL_NODE_NAME", "NODE_NAME"))
+	if ns := os.Getenv("SPIDERPOOL_NAMESPACE"); ns != "" {
+		cfg.InstallNamespace = ns
+	}
+	if v := os.Getenv("SPIDERPOOL_IPPOOL_MAX_ALLOCATED_IPS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("SPIDERPOOL_IPPOOL_MAX_ALLOCATED_IPS: %w", err)
+		}
+		cfg.MaxRecords = n
+	}
+	kubeconfig := os.Getenv("KUBECONFIG")
+	logLevel := slog.LevelInfo
+
+	fs := flag.NewFlagSet("spiderpool-agent", flag.ContinueOnError)
+	fs.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "node this agent serves (env SPIDERPOOL_NODE_NAME, NODE_NAME)")
+	fs.StringVar(&cfg.SocketPath, "socket-path", cfg.SocketPath, "unix socket of the plugin API (Helm global.ipamUNIXSocketHostPath)")
+	fs.StringVar(&cfg.HealthAddr, "health-addr", cfg.HealthAddr, "TCP address of the probes (spiderpoolAgent.httpPort)")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, `TCP address of /metrics; "" disables (spiderpoolAgent.prometheus.port)`)
+	fs.BoolVar(&cfg.EnableIPv4, "enable-ipv4", cfg.EnableIPv4, "give every interface an IPv4 address (ipam.enableIPv4)")
+	fs.BoolVar(&cfg.EnableIPv6, "enable-ipv6", cfg.EnableIPv6, "give every interface an IPv6 address (ipam.enableIPv6)")
+	fs.BoolVar(&cfg.EnableStatefulSet, "enable-statefulset", cfg.EnableStatefulSet, "keep the addresses of StatefulSet pods across recreation (ipam.enableStatefulSet)")
+	fs.BoolVar(&cfg.EnableAutoPool, "enable-auto-pool", cfg.EnableAutoPool, "ipam.spiderSubnet.enable and autoPool.enable")
+	fs.StringVar(&cfg.InstallNamespace, "install-namespace", cfg.InstallNamespace, "Spiderpool's namespace (env SPIDERPOOL_NAMESPACE)")
+	fs.StringVar(&cfg.ClusterDefaultNAD, "cluster-default-nad", cfg.ClusterDefaultNAD, "Multus cluster network, name or namespace/name (multus.multusCNI.defaultCniCRName)")
+	fs.StringVar(&cfg.CoordinatorName, "coordinator-name", cfg.CoordinatorName, "SpiderCoordinator to serve (coordinator.name)")
+	fs.DurationVar(&cfg.AllocateTimeout, "allocate-timeout", cfg.AllocateTimeout, "time budget of one ADD or DEL, retries included")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight requests may finish after SIGTERM")
+	fs.BoolVar(&cfg.Unbatched, "unbatched", cfg.Unbatched, "write each request's pool update on its own (benchmark baseline)")
+	fs.IntVar(&cfg.MaxRecords, "max-records", cfg.MaxRecords, "maximum records of one IPPool (env SPIDERPOOL_IPPOOL_MAX_ALLOCATED_IPS)")
+	fs.BoolVar(&cfg.EnableIPConflictDetection, "enable-ip-conflict-detection", cfg.EnableIPConflictDetection, "ask the plugin to probe for address conflicts (ipam.enableIPConflictDetection)")
+	fs.BoolVar(&cfg.EnableGatewayDetection, "enable-gateway-detection", cfg.EnableGatewayDetection, "ask the plugin to probe the gateway (ipam.enableGatewayDetection)")
+	fs.Func("kube-api-qps", fmt.Sprintf("API client rate limit (default %v)", cfg.KubeAPIQPS), func(s string) error {
+		f, err := strconv.ParseFloat(s, 32)
+		cfg.KubeAPIQPS = float32(f)
+		return err
+	})
+	fs.IntVar(&cfg.KubeAPIBurst, "kube-api-burst", cfg.KubeAPIBurst, "API client burst")
+	fs.StringVar(&kubeconfig, "kubeconfig", kubeconfig, "kubeconfig file; empty means in-cluster (env KUBECONFIG)")
+	fs.TextVar(&logLevel, "log-level", logLevel, "debug, info, warn or error (spiderpoolAgent.debug.logLevel)")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+
+	cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
+	restConfig, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return fmt.Errorf("load kubeconfig: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return agent.Run(ctx, cfg, restConfig)
+}
+
+// firstEnv returns the first non-empty variable of names.
+func firstEnv(names ...string) string {
+	for _, n := range names {
+		if v := os.Getenv(n); v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,214 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	crlog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/ipam"
+	"github.com/spiderpool-go/spiderpool/internal/ipam/kubestore"
+)
+
+// This file is the only one that knows kubestore: everything else is
+// tested with ipamtest's store.
+var _ kubestore.Observer = (*Metrics)(nil)
+
+// readHeaderTimeout guards the TCP listeners against slow clients.
+const readHeaderTimeout = 10 * time.Second
+
+// Run runs the agent until ctx is cancelled: it starts the informer cache,
+// serves the API on cfg.SocketPath (answering NotReady until the cache has
+// synced), the probes on cfg.HealthAddr and the metrics on
+// cfg.MetricsAddr. On cancellation it stops accepting, lets in-flight
+// requests finish for up to cfg.ShutdownTimeout, removes the socket and
+// returns nil. It returns an error when a listener cannot be opened or a
+// server fails.
+func Run(ctx context.Context, cfg Config, restConfig *rest.Config) error {
+	if err := cfg.complete(); err != nil {
+		return err
+	}
+	log := cfg.Logger
+	// controller-runtime and client-go log through the same handler. Both
+	// keep their logger in package state, so this is set once per process.
+	crlog.SetLogger(logr.FromSlogHandler(log.Handler()))
+	klog.SetLogger(logr.FromSlogHandler(log.Handler()))
+
+	restConfig = rest.CopyConfig(restConfig)
+	if restConfig.QPS == 0 {
+		restConfig.QPS = cfg.KubeAPIQPS
+	}
+	if restConfig.Burst == 0 {
+		restConfig.Burst = cfg.KubeAPIBurst
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return fmt.Errorf("build scheme: %w", err)
+	}
+	if err := v2beta1.AddToScheme(scheme); err != nil {
+		return fmt.Errorf("build scheme: %w", err)
+	}
+
+	live, err := client.New(restConfig, client.Options{Scheme: scheme})
+	if err != nil {
+		return fmt.Errorf("create API client: %w", err)
+	}
+	informers, err := newCache(ctx, restConfig, scheme, cfg.NodeName)
+	if err != nil {
+		return err
+	}
+
+	metrics := NewMetrics()
+	store := kubestore.New(informers, live, kubestore.Options{
+		NodeName:  cfg.NodeName,
+		Unbatched: cfg.Unbatched,
+		Observer:  metrics,
+	})
+	metrics.CollectPools(store)
+	icfg := cfg.ipamConfig()
+	icfg.SearchOffset = store.SearchOffset
+	srv, err := NewServer(cfg, Deps{
+		Cache:   informers,
+		Live:    live,
+		IPAM:    ipam.New(store, icfg),
+		Pools:   store,
+		Metrics: metrics,
+	})
+	if err != nil {
+		return err
+	}
+	return serve(ctx, &cfg, srv, metrics, informers)
+}
+
+// newCache builds the informer cache of everything the handlers read.
+// Pods are cached for this node only and nodes for this one only;
+// reading any other kind through the cache is an error rather than a
+// silently started cluster-wide informer.
+func newCache(ctx context.Context, restConfig *rest.Config, scheme *runtime.Scheme, nodeName string) (cache.Cache, error) {
+	c, err := cache.New(restConfig, cache.Options{
+		Scheme:                      scheme,
+		ReaderFailOnMissingInformer: true,
+		DefaultTransform:            cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Pod{}:  {Field: fields.OneTermEqualSelector("spec.nodeName", nodeName)},
+			&corev1.Node{}: {Field: fields.OneTermEqualSelector("metadata.name", nodeName)},
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create informer cache: %w", err)
+	}
+	for _, obj := range []client.Object{
+		&corev1.Pod{}, &corev1.Namespace{}, &corev1.Node{},
+		&v2beta1.SpiderIPPool{}, &v2beta1.SpiderReservedIP{},
+		&v2beta1.SpiderEndpoint{}, &v2beta1.SpiderCoordinator{},
+	} {
+		if _, err := c.GetInformer(ctx, obj); err != nil {
+			return nil, fmt.Errorf("create informer for %T: %w", obj, err)
+		}
+	}
+	return c, nil
+}
+
+// serve runs the cache and the servers until ctx is done, then shuts down.
+func serve(ctx context.Context, cfg *Config, srv *Server, metrics *Metrics, informers cache.Cache) error {
+	log := cfg.Logger
+	// In-flight requests keep using the cache and their own contexts after
+	// ctx is cancelled; both are stopped only once the servers are down.
+	cacheCtx, stopCache := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopCache()
+	reqCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRequests()
+
+	unixLn, err := ListenUnix(cfg.SocketPath)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := os.Remove(cfg.SocketPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+			log.Warn("remove socket", keySocket, cfg.SocketPath, keyError, err)
+		}
+	}()
+
+	type endpoint struct {
+		name string
+		ln   net.Listener
+		srv  *http.Server
+	}
+	base := func(net.Listener) context.Context { return reqCtx }
+	eps := []endpoint{{"api", unixLn, &http.Server{Handler: srv.Handler(), BaseContext: base, ReadHeaderTimeout: readHeaderTimeout}}}
+	listen := func(name, addr string, h http.Handler) error {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen on %s for %s: %w", addr, name, err)
+		}
+		eps = append(eps, endpoint{name, ln, &http.Server{Handler: h, BaseContext: base, ReadHeaderTimeout: readHeaderTimeout}})
+		return nil
+	}
+	err = listen("health", cfg.HealthAddr, srv.HealthHandler())
+	if err == nil && cfg.MetricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metrics.Handler())
+		err = listen("metrics", cfg.MetricsAddr, mux)
+	}
+	if err != nil {
+		for _, e := range eps {
+			_ = e.ln.Close()
+		}
+		return err
+	}
+
+	cacheDone := make(chan error, 1)
+	go func() { cacheDone <- informers.Start(cacheCtx) }()
+	go func() {
+		if informers.WaitForCacheSync(ctx) {
+			srv.SetReady()
+			log.Info("caches synced, serving", keyNode, cfg.NodeName, keySocket, cfg.SocketPath)
+		}
+	}()
+
+	failed := make(chan error, len(eps))
+	for _, e := range eps {
+		go func() {
+			if err := e.srv.Serve(e.ln); !errors.Is(err, http.ErrServerClosed) {
+				failed <- fmt.Errorf("serve %s: %w", e.name, err)
+			}
+		}()
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-failed:
+	case err := <-cacheDone:
+		runErr = fmt.Errorf("informer cache stopped: %w", err)
+	}
+
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	for _, e := range eps {
+		if err := e.srv.Shutdown(shutdownCtx); err != nil {
+			// In-flight requests outlived the bound: cancel them and cut the connections.
+			cancelRequests()
+			_ = e.srv.Close()
+			log.Warn("shutdown cut in-flight requests", keyServer, e.name, keyError, err)
+		}
+	}
+	stopCache()
+	log.Info("stopped", keyNode, cfg.NodeName)
+	return runErr
+}

@@ -1,0 +1,23 @@
+// Package agent is the spiderpool-agent daemon: the per-node HTTP server on
+// a unix socket that the spiderpool IPAM plugin and the coordinator plugin
+// call (SPEC.md 7.2), the probes on the health port, the metrics on the
+// metrics port, and the informer caches the handlers read.
+//
+// It owns the per-pod decisions around the pure IPAM core: which pod and
+// incarnation (UID) a request is for and whether it is still alive, the
+// pod's top controller, which interfaces one ADD allocates (every NIC of
+// ipam.spidernet.io/ippools on the first call, SPEC.md 3.6), the pod's
+// SpiderEndpoint (create, idempotent reuse, replacement of a stale
+// incarnation's, deletion on release), releasing every record of a pod UID
+// on DEL (SPEC.md 3.9), the coordinator settings merged from the
+// SpiderCoordinator (SPEC.md 5.1), and the mapping of Go errors to HTTP
+// statuses and api/agent/v1 error codes, which happens in one function
+// (httpError).
+//
+// Choosing pools and addresses belongs to internal/ipam and storage of
+// pool records to internal/ipam/kubestore; this package only calls them.
+// Only agent.go knows kubestore, so that the handlers are tested with
+// ipamtest's in-memory store and a fake controller-runtime client. Flags
+// are parsed in cmd/spiderpool-agent, never here; the plugin-side client
+// lives in internal/agent/client.
+package agent

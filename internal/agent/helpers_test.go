@@ -1,0 +1,331 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	v1 "github.com/spiderpool-go/spiderpool/api/agent/v1"
+	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/ipam"
+	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
+)
+
+// testEnv is an agent Server on a real unix socket, over ipamtest's store
+// and a fake API.
+type testEnv struct {
+	t       *testing.T
+	store   *ipamtest.Store
+	kube    client.WithWatch
+	srv     *Server
+	metrics *Metrics
+	http    *http.Client
+}
+
+// envOption tweaks what newEnv builds.
+type envOption func(*envSetup)
+
+type envSetup struct {
+	funcs     interceptor.Funcs
+	wrapCache func(client.Reader) client.Reader
+	notReady  bool
+}
+
+// withInterceptor routes the fake API's calls through funcs.
+func withInterceptor(funcs interceptor.Funcs) envOption {
+	return func(s *envSetup) { s.funcs = funcs }
+}
+
+// withCache wraps the cache reader, e.g. to make it lag.
+func withCache(wrap func(client.Reader) client.Reader) envOption {
+	return func(s *envSetup) { s.wrapCache = wrap }
+}
+
+// notReady leaves the server unsynced.
+func notReady() envOption { return func(s *envSetup) { s.notReady = true } }
+
+func testScheme(t *testing.T) *runtime.Scheme {
+	t.Helper()
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := v2beta1.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// testConfig is the configuration of the public-cloud guides on node
+// master, IPv4 only.
+func testConfig() Config {
+	cfg := DefaultConfig("master")
+	cfg.EnableIPv6 = false
+	cfg.EnableStatefulSet = false
+	return cfg
+}
+
+func newEnv(t *testing.T, cfg Config, pools []*v2beta1.SpiderIPPool, objs []client.Object, opts ...envOption) *testEnv {
+	t.Helper()
+	var setup envSetup
+	for _, o := range opts {
+		o(&setup)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	kube := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(objs...).WithInterceptorFuncs(setup.funcs).Build()
+	store := ipamtest.NewStore(pools...)
+	metrics := NewMetrics()
+	metrics.CollectPools(store)
+	var cache client.Reader = kube
+	if setup.wrapCache != nil {
+		cache = setup.wrapCache(kube)
+	}
+	srv, err := NewServer(cfg, Deps{Cache: cache, Live: kube, IPAM: ipam.New(store, cfg.ipamConfig()), Pools: store, Metrics: metrics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !setup.notReady {
+		srv.SetReady()
+	}
+
+	sock := filepath.Join(t.TempDir(), "a.sock")
+	ln, err := ListenUnix(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: srv.Handler()}
+	go func() { _ = hs.Serve(ln) }()
+	t.Cleanup(func() { _ = hs.Close() })
+	httpc := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		},
+	}}
+	t.Cleanup(httpc.CloseIdleConnections)
+	return &testEnv{t: t, store: store, kube: kube, srv: srv, metrics: metrics, http: httpc}
+}
+
+// do sends a request over the socket and decodes a 200 answer into out
+// (when not nil) or the error body.
+func (e *testEnv) do(method, path string, body, out any) (int, *v1.Error) {
+	e.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, "http://agent"+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp, err := e.http.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var apiErr v1.Error
+		if err := json.Unmarshal(raw, &apiErr); err != nil {
+			e.t.Fatalf("%s %s: status %d with undecodable body %q", method, path, resp.StatusCode, raw)
+		}
+		return resp.StatusCode, &apiErr
+	}
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			e.t.Fatalf("%s %s: decode %q: %v", method, path, raw, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+func (e *testEnv) add(args v1.IpamAddArgs) (*v1.IpamAddResponse, *v1.Error) {
+	e.t.Helper()
+	var resp v1.IpamAddResponse
+	_, apiErr := e.do(http.MethodPost, v1.PathIPAMIP, args, &resp)
+	if apiErr != nil {
+		return nil, apiErr
+	}
+	return &resp, nil
+}
+
+// mustAdd allocates and fails the test on error.
+func (e *testEnv) mustAdd(args v1.IpamAddArgs) *v1.IpamAddResponse {
+	e.t.Helper()
+	resp, apiErr := e.add(args)
+	if apiErr != nil {
+		e.t.Fatalf("ADD %s/%s %s: %v", args.PodNamespace, args.PodName, args.IfName, apiErr)
+	}
+	return resp
+}
+
+func (e *testEnv) del(ns, name, uid, ifName string) *v1.Error {
+	e.t.Helper()
+	_, apiErr := e.do(http.MethodDelete, v1.PathIPAMIP, v1.IpamDelArgs{
+		ContainerID: "c-" + uid, IfName: ifName, PodNamespace: ns, PodName: name, PodUID: uid,
+	}, nil)
+	return apiErr
+}
+
+func (e *testEnv) workloadEndpoint(ns, name string) (*v1.WorkloadEndpoint, int, *v1.Error) {
+	e.t.Helper()
+	var we v1.WorkloadEndpoint
+	q := url.Values{"podNamespace": {ns}, "podName": {name}}
+	status, apiErr := e.do(http.MethodGet, v1.PathWorkloadEndpoint+"?"+q.Encode(), nil, &we)
+	return &we, status, apiErr
+}
+
+// endpoint returns the SpiderEndpoint ns/name, or nil.
+func (e *testEnv) endpoint(ns, name string) *v2beta1.SpiderEndpoint {
+	e.t.Helper()
+	ep := &v2beta1.SpiderEndpoint{}
+	err := e.kube.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, ep)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return ep
+}
+
+// records returns the records of pool: address -> pod UID.
+func (e *testEnv) records(pool string) map[string]string {
+	e.t.Helper()
+	p := e.store.Pool(pool)
+	if p == nil {
+		e.t.Fatalf("no pool %q", pool)
+	}
+	allocs, err := p.Status.Allocations()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	out := make(map[string]string, len(allocs))
+	for addr, a := range allocs {
+		out[addr] = a.PodUID
+	}
+	return out
+}
+
+// checkInvariants asserts the IPAM invariants over every pool.
+func (e *testEnv) checkInvariants() {
+	e.t.Helper()
+	pools, err := e.store.Pools(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := ipamtest.CheckInvariants(pools); err != nil {
+		e.t.Fatalf("invariants: %v", err)
+	}
+}
+
+// addArgs is an ADD of ifName for pod default/name with UID uid.
+func addArgs(name, uid, ifName string) v1.IpamAddArgs {
+	return v1.IpamAddArgs{
+		ContainerID: "c-" + uid, IfName: ifName, NetNamespace: "/var/run/netns/" + name,
+		PodNamespace: "default", PodName: name, PodUID: uid,
+	}
+}
+
+// Object builders.
+
+func makeNode(name string) *corev1.Node {
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"kubernetes.io/hostname": name}}}
+}
+
+func makeNamespace(name string) *corev1.Namespace {
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"kubernetes.io/metadata.name": name}}}
+}
+
+type podBuilder struct{ pod corev1.Pod }
+
+func makePod(name, uid string) *podBuilder {
+	return &podBuilder{pod: corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, UID: types.UID(uid), Labels: map[string]string{"app": name}},
+		Spec:       corev1.PodSpec{NodeName: "master"},
+		Status:     corev1.PodStatus{Phase: corev1.PodPending},
+	}}
+}
+
+func (b *podBuilder) anno(k, v string) *podBuilder {
+	if b.pod.Annotations == nil {
+		b.pod.Annotations = map[string]string{}
+	}
+	b.pod.Annotations[k] = v
+	return b
+}
+
+func (b *podBuilder) node(n string) *podBuilder { b.pod.Spec.NodeName = n; return b }
+
+func (b *podBuilder) phase(p corev1.PodPhase) *podBuilder { b.pod.Status.Phase = p; return b }
+
+// terminating gives the pod a deletion timestamp (and the finalizer the
+// fake API wants with it).
+func (b *podBuilder) terminating() *podBuilder {
+	b.pod.DeletionTimestamp = new(metav1.Now())
+	b.pod.Finalizers = []string{"test/keep"}
+	return b
+}
+
+// ownedBy makes the pod controlled by apiVersion/kind name.
+func (b *podBuilder) ownedBy(apiVersion, kind, name, uid string) *podBuilder {
+	b.pod.OwnerReferences = append(b.pod.OwnerReferences, controllerRef(apiVersion, kind, name, uid))
+	return b
+}
+
+func (b *podBuilder) obj() *corev1.Pod { return b.pod.DeepCopy() }
+
+func controllerRef(apiVersion, kind, name, uid string) metav1.OwnerReference {
+	return metav1.OwnerReference{APIVersion: apiVersion, Kind: kind, Name: name, UID: types.UID(uid), Controller: new(true)}
+}
+
+func makeStatefulSet(name string, replicas int32) *appsv1.StatefulSet {
+	return &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, UID: types.UID("sts-" + name)},
+		Spec:       appsv1.StatefulSetSpec{Replicas: &replicas},
+	}
+}
+
+// baseObjects are the node and namespaces every test needs.
+func baseObjects(objs ...client.Object) []client.Object {
+	return append([]client.Object{makeNode("master"), makeNamespace("default"), makeNamespace("kube-system")}, objs...)
+}
+
+// hideEndpoints is a cache that has not seen any SpiderEndpoint yet.
+type hideEndpoints struct{ client.Reader }
+
+func (h hideEndpoints) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if _, ok := obj.(*v2beta1.SpiderEndpoint); ok {
+		return apierrors.NewNotFound(v2beta1.Resource("spiderendpoints"), key.Name)
+	}
+	return h.Reader.Get(ctx, key, obj, opts...)
+}

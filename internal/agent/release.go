@@ -1,0 +1,107 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/spiderpool-go/spiderpool/internal/ipam"
+)
+
+// releaseArgs is a DEL of either form (one interface or all of them: both
+// release every address of the pod UID, as upstream does).
+type releaseArgs struct {
+	namespace, name, uid string
+	containerID, ifName  string
+	// conflictIPs is IsReleaseConflictIPs: the plugin found an address in
+	// use on the network and wants another one on the next ADD.
+	conflictIPs bool
+}
+
+// Outcomes of a release, for the log.
+const (
+	outcomeReleased      = "released"
+	outcomeKeptForSts    = "kept for StatefulSet"
+	outcomeNothingToFree = "nothing held"
+)
+
+// release answers DELETE /v1/ipam/ip and /v1/ipam/ips (SPEC.md 3.9). It
+// releases every record of the pod UID (every interface) in the pools its
+// SpiderEndpoint names or, without an endpoint of this UID, in the cached
+// pools whose records mention the UID, then deletes the endpoint. An endpoint of another UID belongs to a newer
+// incarnation and is left alone; release only ever removes records of uid,
+// so a late DEL cannot free a newer pod's address. A StatefulSet pod that
+// its StatefulSet will recreate keeps endpoint and addresses when
+// EnableStatefulSet is on. Unknown pods and endpoints are not errors, and a
+// repeated DEL succeeds.
+func (s *Server) release(ctx context.Context, a *releaseArgs) (string, error) {
+	if err := s.checkReady(); err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.AllocateTimeout)
+	defer cancel()
+	key := client.ObjectKey{Namespace: a.namespace, Name: a.name}
+	unlock, err := s.locks.lock(ctx, key.String())
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+
+	ep, err := s.getEndpoint(ctx, key, fromCacheOrLive)
+	if err != nil {
+		return "", err
+	}
+	if ep != nil && ep.Status.Current.UID != a.uid {
+		ep = nil
+	}
+	if ep != nil && s.cfg.EnableStatefulSet && ep.Status.OwnerControllerType == kindStatefulSet {
+		keep, err := s.statefulSetWantsPod(ctx, a.namespace, ep.Status.OwnerControllerName, a.name)
+		if err != nil {
+			return "", err
+		}
+		if keep {
+			if a.conflictIPs {
+				return "", &reasonError{ErrForbidden, fmt.Sprintf(
+					"pod %s belongs to StatefulSet %s and keeps its IP addresses: cannot release them for a conflict",
+					key, ep.Status.OwnerControllerName)}
+			}
+			return outcomeKeptForSts, nil
+		}
+	}
+
+	var ips []ipam.PoolIP
+	if ep != nil {
+		ips = endpointPools(ep)
+	} else {
+		// No endpoint names the pod's records: a crash between the pool
+		// write and the endpoint write of an ADD, or an endpoint deleted by
+		// hand. Find them by UID. A substring test on the encoded records
+		// avoids decoding every pool; a false positive costs an update that
+		// changes nothing.
+		pools, err := s.pools.Pools(ctx)
+		if err != nil {
+			return "", fmt.Errorf("list IPPools: %w", err)
+		}
+		for _, p := range pools {
+			if p.Status.AllocatedIPs != nil && strings.Contains(*p.Status.AllocatedIPs, a.uid) {
+				ips = append(ips, ipam.PoolIP{Pool: p.Name})
+			}
+		}
+	}
+	outcome := outcomeNothingToFree
+	if len(ips) > 0 {
+		if err := s.ipam.Release(ctx, &ipam.ReleaseRequest{PodUID: a.uid, IPs: ips}); err != nil {
+			return "", err
+		}
+		outcome = outcomeReleased
+	}
+	if ep != nil {
+		if err := s.removeEndpoint(ctx, ep); err != nil {
+			return "", err
+		}
+		outcome = outcomeReleased
+	}
+	return outcome, nil
+}

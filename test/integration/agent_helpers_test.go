@@ -32,6 +32,7 @@ type runningAgent struct {
 	socket string
 	stop   context.CancelFunc
 	done   chan error
+	once   sync.Once
 }
 
 // startAgent runs an agent for node until the test ends (or Stop is called) and waits until it
@@ -76,11 +77,13 @@ func startAgent(t *testing.T, node string, mutate func(*agent.Config)) *runningA
 
 // Stop shuts the agent down and waits for it; calling it twice is fine.
 func (a *runningAgent) Stop() {
-	a.stop()
-	select {
-	case <-a.done:
-	case <-time.After(30 * time.Second):
-	}
+	a.once.Do(func() {
+		a.stop()
+		select {
+		case <-a.done:
+		case <-time.After(30 * time.Second):
+		}
+	})
 }
 
 var (

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/spiderpool-go/spiderpool/internal/testenv"
+)
+
+// writeCounts are the apiserver's own counts of pool status writes, by outcome.
+type writeCounts struct{ ok, conflict int64 }
+
+// poolWrites reads apiserver_request_total from the apiserver's /metrics: the status PUTs on
+// spiderippools that succeeded (200) and that lost a resourceVersion race (409). Counting on the
+// server sees every agent's writes, including the baseline's, without instrumenting them.
+func poolWrites(ctx context.Context, env *testenv.Env) (writeCounts, error) {
+	hc, err := rest.HTTPClientFor(env.Config)
+	if err != nil {
+		return writeCounts{}, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(env.Config.Host, "/")+"/metrics", nil)
+	if err != nil {
+		return writeCounts{}, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return writeCounts{}, fmt.Errorf("read apiserver metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return writeCounts{}, err
+	}
+	return parseWriteCounts(string(body)), nil
+}
+
+func parseWriteCounts(metrics string) writeCounts {
+	var c writeCounts
+	for _, line := range strings.Split(metrics, "\n") {
+		if !strings.HasPrefix(line, "apiserver_request_total{") ||
+			!strings.Contains(line, `resource="spiderippools"`) || !strings.Contains(line, `subresource="status"`) ||
+			!strings.Contains(line, `verb="PUT"`) {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case strings.Contains(line, `code="200"`):
+			c.ok += int64(v)
+		case strings.Contains(line, `code="409"`):
+			c.conflict += int64(v)
+		}
+	}
+	return c
+}

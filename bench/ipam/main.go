@@ -1,0 +1,158 @@
+// Command ipam is the IPAM benchmark (`make bench`). On a real control plane it measures, in one
+// run: the apiserver's raw create rate, our allocation rate through the real spiderpool plugin and
+// agents (group commit), the one-write-per-IP baseline, and Whereabouts v0.9.2 on the same
+// apiserver; plus ADD latency percentiles, duplicated addresses and records leaked after DEL.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"time"
+
+	"github.com/spiderpool-go/spiderpool/internal/testenv"
+)
+
+type options struct {
+	nodes, pods, conc, wbPods int
+	out, plugin                 string
+	skipWhereabouts, skipOurs   bool
+}
+
+// report is what the run writes as JSON.
+type report struct {
+	Time       time.Time `json:"time"`
+	Nodes      int       `json:"nodes"`
+	Pods       int       `json:"pods"`
+	Concurrent int       `json:"concurrentAdds"`
+
+	RawCreatePerSec   float64 `json:"rawCreatePerSec"`
+	OursPerSec        float64 `json:"oursPerSec"`
+	PerIPPerSec       float64 `json:"perIPPerSec"`
+	WhereaboutsPerSec float64 `json:"whereaboutsPerSec"`
+	WhereaboutsPods   int     `json:"whereaboutsPods"`
+
+	AddP50Ms float64 `json:"addP50Ms"`
+	AddP99Ms float64 `json:"addP99Ms"`
+
+	Duplicates int `json:"duplicates"`
+	Leaked     int `json:"leaked"`
+
+	Commits   int64 `json:"commits"`
+	Conflicts int64 `json:"conflicts"`
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.nodes, "nodes", 10, "simulated nodes, one agent each")
+	flag.IntVar(&o.pods, "pods", 1000, "pods, and IPs in the pool")
+	flag.IntVar(&o.conc, "concurrency", 50, "ADDs in flight")
+	flag.IntVar(&o.wbPods, "whereabouts-pods", 200, "pods for the Whereabouts run (it serialises on a lease, so fewer keep the run short; the figure is a rate)")
+	flag.StringVar(&o.out, "out", "_output/bench", "directory for the JSON report")
+	flag.StringVar(&o.plugin, "plugin", "_output/bin/spiderpool", "the spiderpool IPAM plugin binary")
+	flag.BoolVar(&o.skipWhereabouts, "skip-whereabouts", false, "do not run Whereabouts")
+	flag.BoolVar(&o.skipOurs, "skip-ours", false, "do not run our plugin (for working on the other phases)")
+	flag.Parse()
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintf(os.Stderr, "bench ipam: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func step(format string, args ...any) {
+	fmt.Printf("[%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func run(ctx context.Context, o options) error {
+	bin, err := testenv.ToolsBin()
+	if err != nil {
+		return err
+	}
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "bench-ipam-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+
+	step("starting etcd and kube-apiserver")
+	env, err := testenv.Start(testenv.Options{ExtraCRDDirs: []string{filepath.Join(root, ".tools", "crds", "whereabouts")}})
+	if err != nil {
+		return err
+	}
+	defer env.Stop()
+	kubeconfig := filepath.Join(work, "kubeconfig")
+	if err := env.WriteKubeConfig(kubeconfig); err != nil {
+		return err
+	}
+
+	r := report{Time: time.Now().UTC(), Nodes: o.nodes, Pods: o.pods, Concurrent: o.conc, WhereaboutsPods: o.wbPods}
+
+	step("raw create rate: %d custom objects, 32 workers", o.pods)
+	if r.RawCreatePerSec, err = rawCreateRate(ctx, env.Client, o.pods); err != nil {
+		return err
+	}
+	step("raw create: %.0f/s", r.RawCreatePerSec)
+
+	if !o.skipOurs {
+		if err := runOurs(ctx, env, o, work, &r); err != nil {
+			return err
+		}
+	}
+
+	if !o.skipWhereabouts {
+		step("whereabouts: %d pods, %d ADDs in flight", o.wbPods, o.conc)
+		wb, addrs, err := whereaboutsRun(ctx, filepath.Join(bin, "whereabouts"), kubeconfig, work, o.wbPods, o.conc, netip.MustParsePrefix("10.210.0.0/20"))
+		if err != nil {
+			return err
+		}
+		if d := duplicates(addrs); d > 0 {
+			return fmt.Errorf("whereabouts handed out %d duplicate addresses", d)
+		}
+		r.WhereaboutsPerSec = wb
+		step("whereabouts: %.1f/s", wb)
+	}
+
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	data, _ := json.MarshalIndent(r, "", "  ")
+	path := filepath.Join(o.out, fmt.Sprintf("ipam-%s.json", r.Time.Format("20060102-150405")))
+	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+		return err
+	}
+	step("report: %s", path)
+	if r.RawCreatePerSec > 0 && r.PerIPPerSec > 0 && r.WhereaboutsPerSec > 0 {
+		fmt.Printf("ratios: ours/raw_create=%.2f ours/per_ip=%.1fx ours/whereabouts=%.1fx\n",
+			r.OursPerSec/r.RawCreatePerSec, r.OursPerSec/r.PerIPPerSec, r.OursPerSec/r.WhereaboutsPerSec)
+	}
+	fmt.Printf("bench ipam: pods=%d nodes=%d ours=%.0f/s raw_create=%.0f/s per_ip=%.0f/s whereabouts=%.1f/s p50=%.1fms p99=%.1fms dup=%d leaked=%d\n",
+		r.Pods, r.Nodes, r.OursPerSec, r.RawCreatePerSec, r.PerIPPerSec, r.WhereaboutsPerSec, r.AddP50Ms, r.AddP99Ms, r.Duplicates, r.Leaked)
+	return nil
+}
+
+// duplicates counts addresses that appear more than once.
+func duplicates(addrs []netip.Addr) int {
+	seen := make(map[netip.Addr]bool, len(addrs))
+	d := 0
+	for _, a := range addrs {
+		if seen[a] {
+			d++
+		}
+		seen[a] = true
+	}
+	return d
+}

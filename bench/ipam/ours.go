@@ -1,0 +1,282 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/agent"
+	"github.com/spiderpool-go/spiderpool/internal/ip"
+	"github.com/spiderpool-go/spiderpool/internal/testenv"
+)
+
+// runOurs measures our IPAM through the real plugin binary and one in-process agent per node:
+// first with group commit (ours), then with one write per IP (the per_ip baseline).
+func runOurs(ctx context.Context, env *testenv.Env, o options, work string, r *report) error {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		return err
+	}
+	plugin := filepath.Join(work, "spiderpool")
+	step("building the spiderpool plugin")
+	build := exec.CommandContext(ctx, "go", "build", "-o", plugin, "./cmd/spiderpool")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build plugin: %v: %s", err, out)
+	}
+
+	nodes := make([]string, o.nodes)
+	for i := range nodes {
+		nodes[i] = fmt.Sprintf("node-%02d", i)
+		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodes[i]}}
+		if err := env.Client.Create(ctx, n); err != nil {
+			return fmt.Errorf("create node: %w", err)
+		}
+	}
+	step("creating %d pods on %d nodes", o.pods, o.nodes)
+	pods := make([]*corev1.Pod, o.pods)
+	var createErr error
+	var mu sync.Mutex
+	forEach(o.pods, 32, func(i int) {
+		p := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("bench-%05d", i)},
+			Spec:       corev1.PodSpec{NodeName: nodes[i%o.nodes], Containers: []corev1.Container{{Name: "c", Image: "pause"}}},
+		}
+		if err := env.Client.Create(ctx, p); err != nil {
+			mu.Lock()
+			createErr = err
+			mu.Unlock()
+			return
+		}
+		pods[i] = p
+	})
+	if createErr != nil {
+		return fmt.Errorf("create pods: %w", createErr)
+	}
+
+	for _, mode := range []struct {
+		name      string
+		unbatched bool
+	}{{"ours (group commit)", false}, {"per_ip (one write per IP)", true}} {
+		res, err := runMode(ctx, env, o, work, plugin, nodes, pods, mode.unbatched)
+		if err != nil {
+			return fmt.Errorf("%s: %w", mode.name, err)
+		}
+		step("%s: %.0f/s, ADD p50 %.1fms p99 %.1fms, %d writes, %d conflicts, dup=%d leaked=%d",
+			mode.name, res.rate, ms(res.lat.percentile(50)), ms(res.lat.percentile(99)), res.commits, res.conflicts, res.dup, res.leaked)
+		if mode.unbatched {
+			r.PerIPPerSec = res.rate
+		} else {
+			r.OursPerSec = res.rate
+			r.AddP50Ms, r.AddP99Ms = ms(res.lat.percentile(50)), ms(res.lat.percentile(99))
+			r.Commits, r.Conflicts = res.commits, res.conflicts
+		}
+		r.Duplicates += res.dup
+		r.Leaked += res.leaked
+	}
+	return nil
+}
+
+type modeResult struct {
+	rate               float64
+	lat                latencies
+	dup, leaked        int
+	commits, conflicts int64
+}
+
+// runMode starts the agents, ADDs every pod through the plugin, checks the records, DELs every
+// pod and counts what is left.
+func runMode(ctx context.Context, env *testenv.Env, o options, work, plugin string, nodes []string, pods []*corev1.Pod, unbatched bool) (*modeResult, error) {
+	poolName := "bench-pool"
+	if unbatched {
+		poolName = "bench-pool-per-ip"
+	}
+	set, _ := ip.ParseSetWithCIDRs([]string{"10.64.0.0/14"}, 4)
+	first := set.Ranges()[0].First.Next()
+	last := first
+	for range o.pods - 1 {
+		last = last.Next()
+	}
+	pool := &v2beta1.SpiderIPPool{
+		ObjectMeta: metav1.ObjectMeta{Name: poolName},
+		Spec: v2beta1.IPPoolSpec{IPVersion: new(int64(4)), Subnet: "10.64.0.0/14", Default: new(true),
+			IPs: []string{ip.Range{First: first, Last: last}.String()}},
+	}
+	if err := env.Client.Create(ctx, pool); err != nil {
+		return nil, fmt.Errorf("create pool: %w", err)
+	}
+	defer env.Client.Delete(context.WithoutCancel(ctx), pool)
+
+	step("starting %d agents (unbatched=%v)", len(nodes), unbatched)
+	actx, stopAgents := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { stopAgents(); wg.Wait() }()
+	sockets := make([]string, len(nodes))
+	for i, node := range nodes {
+		cfg := agent.DefaultConfig(node)
+		cfg.SocketPath = filepath.Join(work, fmt.Sprintf("a%d-%v.sock", i, unbatched))
+		cfg.HealthAddr, cfg.MetricsAddr = "127.0.0.1:0", ""
+		cfg.EnableIPv6 = false
+		cfg.Unbatched = unbatched
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		sockets[i] = cfg.SocketPath
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := agent.Run(actx, cfg, env.Config); err != nil {
+				slog.Error("agent stopped", "node", node, "error", err)
+			}
+		}()
+	}
+	// The first ADD waits for the agent's socket and caches; warm every agent with a health call
+	// so that start-up is not measured as allocation time.
+	for _, s := range sockets {
+		if err := waitHealthy(ctx, plugin, s); err != nil {
+			return nil, err
+		}
+	}
+
+	confFor := func(socket string) []byte {
+		b, _ := json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": "bench", "type": "ipvlan",
+			"ipam": map[string]any{"type": "spiderpool", "ipam_unix_socket_path": socket, "log_level": "ERROR",
+				"log_file_path": filepath.Join(work, "plugin.log")}})
+		return b
+	}
+	call := func(cmd string, i int) ([]byte, time.Duration, error) {
+		p := pods[i]
+		return cniCall{Binary: plugin, Command: cmd, ContainerID: "ctr-" + string(p.UID), IfName: "eth0",
+			Netns: "/var/run/netns/" + p.Name, Args: podArgs(p.Namespace, p.Name, string(p.UID)),
+			Config: confFor(sockets[i%len(nodes)])}.run(ctx)
+	}
+
+	step("ADD %d pods, %d in flight", o.pods, o.conc)
+	res := &modeResult{}
+	var (
+		mu    sync.Mutex
+		addrs []netip.Addr
+		errs  []error
+	)
+	before, err := poolWrites(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	forEach(o.pods, o.conc, func(i int) {
+		out, d, err := call("ADD", i)
+		var addr netip.Addr
+		if err == nil {
+			addr, err = firstAddress(out)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		res.lat = append(res.lat, d)
+		addrs = append(addrs, addr)
+	})
+	elapsed := time.Since(t0)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%d of %d ADDs failed, first: %w", len(errs), o.pods, errs[0])
+	}
+	res.rate = rate(o.pods, elapsed)
+	res.dup = duplicates(addrs)
+	after, err := poolWrites(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	res.commits, res.conflicts = after.ok-before.ok, after.conflict-before.conflict
+	if err := checkRecords(ctx, env, poolName, len(addrs)); err != nil {
+		return nil, err
+	}
+
+	step("DEL %d pods", o.pods)
+	forEach(o.pods, o.conc, func(i int) {
+		if _, _, err := call("DEL", i); err != nil {
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+		}
+	})
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%d DELs failed, first: %w", len(errs), errs[0])
+	}
+	var fresh v2beta1.SpiderIPPool
+	if err := env.Client.Get(ctx, client.ObjectKey{Name: poolName}, &fresh); err != nil {
+		return nil, err
+	}
+	left, err := fresh.Status.Allocations()
+	if err != nil {
+		return nil, err
+	}
+	res.leaked = len(left)
+	var eps v2beta1.SpiderEndpointList
+	if err := env.Client.List(ctx, &eps); err != nil {
+		return nil, err
+	}
+	res.leaked += len(eps.Items)
+	return res, nil
+}
+
+// checkRecords verifies that the pool holds exactly one record per successful ADD.
+func checkRecords(ctx context.Context, env *testenv.Env, poolName string, adds int) error {
+	var p v2beta1.SpiderIPPool
+	if err := env.Client.Get(ctx, client.ObjectKey{Name: poolName}, &p); err != nil {
+		return err
+	}
+	allocs, err := p.Status.Allocations()
+	if err != nil {
+		return err
+	}
+	if n := len(allocs); n != adds {
+		return fmt.Errorf("pool %s holds %d records after %d ADDs", poolName, n, adds)
+	}
+	return nil
+}
+
+func firstAddress(out []byte) (netip.Addr, error) {
+	var res struct {
+		IPs []struct {
+			Address string `json:"address"`
+		} `json:"ips"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		return netip.Addr{}, fmt.Errorf("parse result %q: %w", out, err)
+	}
+	if len(res.IPs) != 1 {
+		return netip.Addr{}, fmt.Errorf("result has %d IPs: %s", len(res.IPs), out)
+	}
+	p, err := netip.ParsePrefix(res.IPs[0].Address)
+	return p.Addr(), err
+}
+
+// waitHealthy polls the agent through the plugin's STATUS command until it answers.
+func waitHealthy(ctx context.Context, plugin, socket string) error {
+	conf, _ := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": "bench", "type": "ipvlan",
+		"ipam": map[string]any{"type": "spiderpool", "ipam_unix_socket_path": socket, "log_level": "ERROR", "log_file_path": os.DevNull}})
+	deadline := time.Now().Add(time.Minute)
+	for {
+		_, _, err := cniCall{Binary: plugin, Command: "STATUS", Config: conf}.run(ctx)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("agent at %s not healthy: %w", socket, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -52,7 +52,7 @@ lint: ## gofmt, go vet, staticcheck
 	@echo "lint: clean"
 
 test-unit: ## unit tests (no root, no control plane)
-	$(GO_TEST) -count=1 ./api/... ./internal/...
+	$(GO_TEST) -count=1 ./api/... ./internal/... ./cmd/... ./bench/...
 
 test-integration: ## suites against a real etcd + kube-apiserver
 	@test -x $(TOOLS_BIN)/kube-apiserver || { echo "run make tools first"; exit 1; }
@@ -63,8 +63,11 @@ test-e2e: ## suites in network namespaces with real plugins (root)
 
 test: lint test-unit test-integration test-e2e ## everything CI runs
 
-bench: ## benchmarks; prints figures and ratios
+BENCH_FLAGS ?=
+bench: ## benchmarks; prints figures and ratios (IPAM benchmark: JSON report in _output/bench)
+	@test -x $(TOOLS_BIN)/kube-apiserver -a -x $(TOOLS_BIN)/whereabouts || hack/build-tools.sh
 	$(GO_TEST) -run='^$$' -bench=. -benchmem -benchtime=200ms ./internal/ip/...
+	go run ./bench/ipam -out $(OUT)/bench $(BENCH_FLAGS)
 
 FUZZTIME ?= 60s
 fuzz: ## run every fuzz target for FUZZTIME each

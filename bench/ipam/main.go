@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"time"
 
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
@@ -21,8 +22,10 @@ import (
 
 type options struct {
 	nodes, pods, conc, wbPods int
-	out, plugin                 string
-	skipWhereabouts, skipOurs   bool
+	out, plugin               string
+	skipWhereabouts, skipOurs bool
+	skipPerIP                 bool
+	cpuProfile                string
 }
 
 // report is what the run writes as JSON.
@@ -58,13 +61,27 @@ func main() {
 	flag.StringVar(&o.plugin, "plugin", "_output/bin/spiderpool", "the spiderpool IPAM plugin binary")
 	flag.BoolVar(&o.skipWhereabouts, "skip-whereabouts", false, "do not run Whereabouts")
 	flag.BoolVar(&o.skipOurs, "skip-ours", false, "do not run our plugin (for working on the other phases)")
+	flag.BoolVar(&o.skipPerIP, "skip-per-ip", false, "do not run the one-write-per-IP baseline")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (agents included) to the file")
 	flag.Parse()
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench ipam: cpu profile: %v\n", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if err := run(ctx, o); err != nil {
 		fmt.Fprintf(os.Stderr, "bench ipam: %v\n", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/internal/agent"
 	"github.com/spiderpool-go/spiderpool/internal/ip"
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
+	"github.com/spiderpool-go/spiderpool/internal/testutil"
 )
 
 // runOurs measures our IPAM through the real plugin binary and one in-process agent per node:
@@ -50,7 +51,7 @@ func runOurs(ctx context.Context, env *testenv.Env, o options, work string, r *r
 	pods := make([]*corev1.Pod, o.pods)
 	var createErr error
 	var mu sync.Mutex
-	forEach(o.pods, 32, func(i int) {
+	testutil.Parallel(o.pods, 32, func(i int) {
 		p := &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("bench-%05d", i)},
 			Spec:       corev1.PodSpec{NodeName: nodes[i%o.nodes], Containers: []corev1.Container{{Name: "c", Image: "pause"}}},
@@ -71,6 +72,9 @@ func runOurs(ctx context.Context, env *testenv.Env, o options, work string, r *r
 		name      string
 		unbatched bool
 	}{{"ours (group commit)", false}, {"per_ip (one write per IP)", true}} {
+		if mode.unbatched && o.skipPerIP {
+			continue
+		}
 		res, err := runMode(ctx, env, o, work, plugin, nodes, pods, mode.unbatched)
 		if err != nil {
 			return fmt.Errorf("%s: %w", mode.name, err)
@@ -174,7 +178,7 @@ func runMode(ctx context.Context, env *testenv.Env, o options, work, plugin stri
 		return nil, err
 	}
 	t0 := time.Now()
-	forEach(o.pods, o.conc, func(i int) {
+	testutil.Parallel(o.pods, o.conc, func(i int) {
 		out, d, err := call("ADD", i)
 		var addr netip.Addr
 		if err == nil {
@@ -205,7 +209,7 @@ func runMode(ctx context.Context, env *testenv.Env, o options, work, plugin stri
 	}
 
 	step("DEL %d pods", o.pods)
-	forEach(o.pods, o.conc, func(i int) {
+	testutil.Parallel(o.pods, o.conc, func(i int) {
 		if _, _, err := call("DEL", i); err != nil {
 			mu.Lock()
 			errs = append(errs, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/spiderpool-go/spiderpool/internal/testutil"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -59,7 +60,7 @@ func whereaboutsRun(ctx context.Context, binary, kubeconfig, logDir string, pods
 		errs  []error
 	)
 	t0 := time.Now()
-	forEach(pods, conc, func(i int) {
+	testutil.Parallel(pods, conc, func(i int) {
 		out, _, err := call("ADD", i)
 		var res struct {
 			IPs []struct {
@@ -90,7 +91,7 @@ func whereaboutsRun(ctx context.Context, binary, kubeconfig, logDir string, pods
 	if len(errs) > 0 {
 		return 0, nil, fmt.Errorf("%d of %d whereabouts ADDs failed, first: %w", len(errs), pods, errs[0])
 	}
-	forEach(pods, conc, func(i int) {
+	testutil.Parallel(pods, conc, func(i int) {
 		if _, _, err := call("DEL", i); err != nil {
 			mu.Lock()
 			errs = append(errs, err)
@@ -101,19 +102,4 @@ func whereaboutsRun(ctx context.Context, binary, kubeconfig, logDir string, pods
 		return 0, nil, fmt.Errorf("%d whereabouts DELs failed, first: %w", len(errs), errs[0])
 	}
 	return rate(pods, elapsed), addrs, nil
-}
-
-// forEach runs fn(0..n-1) with at most conc calls in flight.
-func forEach(n, conc int, fn func(i int)) {
-	sem := make(chan struct{}, conc)
-	var wg sync.WaitGroup
-	for i := range n {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			fn(i)
-		}()
-	}
-	wg.Wait()
 }

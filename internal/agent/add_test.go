@@ -23,22 +23,6 @@ import (
 	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
 )
 
-// alibabaPools are the four default pools of the public-cloud guide
-// (SPEC.md 12(a)): one per node and NIC, told apart by nodeName and
-// multusName.
-func alibabaPools() []*v2beta1.SpiderIPPool {
-	return []*v2beta1.SpiderIPPool{
-		ipamtest.MakeIPPool("master-172").Default().IPs("172.31.199.185-172.31.199.189").Subnet("172.31.192.0/20").
-			Gateway("172.31.207.253").NodeName("master").MultusName("kube-system/ipvlan-eth0").Obj(),
-		ipamtest.MakeIPPool("master-192").Default().IPs("192.168.0.156-192.168.0.160").Subnet("192.168.0.0/24").
-			Gateway("192.168.0.253").NodeName("master").MultusName("kube-system/ipvlan-eth1").Obj(),
-		ipamtest.MakeIPPool("worker-172").Default().IPs("172.31.199.190-172.31.199.194").Subnet("172.31.192.0/20").
-			Gateway("172.31.207.253").NodeName("worker").MultusName("kube-system/ipvlan-eth0").Obj(),
-		ipamtest.MakeIPPool("worker-192").Default().IPs("192.168.0.161-192.168.0.165").Subnet("192.168.0.0/24").
-			Gateway("192.168.0.253").NodeName("worker").MultusName("kube-system/ipvlan-eth1").Obj(),
-	}
-}
-
 // The Alibaba Cloud guide: helm install ... --set ipam.enableStatefulSet=false
 // --set multus.multusCNI.defaultCniCRName="ipvlan-eth0"; the DaemonSets
 // test-app-1 and test-app-2 pick their NAD with
@@ -68,7 +52,7 @@ func TestAddPublicCloudTopology(t *testing.T) {
 		cfg := testConfig()
 		cfg.NodeName = node
 		cfg.ClusterDefaultNAD = "ipvlan-eth0"
-		envs[node] = newEnv(t, cfg, alibabaPools(), append(objs, makeNode(node), makeNamespace("default")))
+		envs[node] = newEnv(t, cfg, ipamtest.PublicCloudPools(), append(objs, makeNode(node), makeNamespace("default")))
 	}
 	for i, tt := range tests {
 		t.Run(tt.node+"/"+tt.pod, func(t *testing.T) {
@@ -138,7 +122,7 @@ func TestAddMultiNICFromIPPoolsAnnotation(t *testing.T) {
 				anno(v2beta1.AnnoMultusNetworks, "kube-system/ipvlan-eth1").obj()
 			cfg := testConfig()
 			cfg.ClusterDefaultNAD = "ipvlan-eth0"
-			pools := alibabaPools()
+			pools := ipamtest.PublicCloudPools()
 			if tt.name == "one pool for both" {
 				// master-172 serves ipvlan-eth0 only, and net1 comes from ipvlan-eth1.
 				pools[0].Spec.MultusName = nil

@@ -56,6 +56,10 @@ func Run(ctx context.Context, cfg Config, restConfig *rest.Config) error {
 	if restConfig.Burst == 0 {
 		restConfig.Burst = cfg.KubeAPIBurst
 	}
+	// Every pool write reaches every agent's informer as a watch event carrying the whole pool,
+	// records included (hundreds of kilobytes for a large pool). Compressing that per watcher costs
+	// the apiserver far more CPU than the bytes cost the cluster network, so ask for it plain.
+	restConfig.DisableCompression = true
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return fmt.Errorf("build scheme: %w", err)

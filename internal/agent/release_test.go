@@ -15,7 +15,7 @@ import (
 )
 
 func TestDelReleasesEverythingAndIsIdempotent(t *testing.T) {
-	pools := alibabaPools()
+	pools := ipamtest.PublicCloudPools()
 	pod := makePod("multi", "u1").
 		anno(v2beta1.AnnoPodIPPools, `[{"interface":"eth0","ipv4":["master-172"]},{"interface":"net1","ipv4":["master-192"]}]`).
 		anno(v2beta1.AnnoMultusNetworks, "kube-system/ipvlan-eth1").obj()

@@ -10,21 +10,6 @@ import (
 	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
 )
 
-// alibabaPools are the four default pools of the public-cloud guide
-// (SPEC.md 12(a)): one per node and NIC, told apart by nodeName and multusName.
-func alibabaPools() []*v2beta1.SpiderIPPool {
-	return []*v2beta1.SpiderIPPool{
-		ipamtest.MakeIPPool("master-172").Default().IPs("172.31.199.185-172.31.199.189").Subnet("172.31.192.0/20").
-			Gateway("172.31.207.253").NodeName("master").MultusName("kube-system/ipvlan-eth0").Obj(),
-		ipamtest.MakeIPPool("master-192").Default().IPs("192.168.0.156-192.168.0.160").Subnet("192.168.0.0/24").
-			Gateway("192.168.0.253").NodeName("master").MultusName("kube-system/ipvlan-eth1").Obj(),
-		ipamtest.MakeIPPool("worker-172").Default().IPs("172.31.199.190-172.31.199.194").Subnet("172.31.192.0/20").
-			Gateway("172.31.207.253").NodeName("worker").MultusName("kube-system/ipvlan-eth0").Obj(),
-		ipamtest.MakeIPPool("worker-192").Default().IPs("192.168.0.161-192.168.0.165").Subnet("192.168.0.0/24").
-			Gateway("192.168.0.253").NodeName("worker").MultusName("kube-system/ipvlan-eth1").Obj(),
-	}
-}
-
 func TestPublicCloudTopology(t *testing.T) {
 	// helm install ... --set ipam.enableStatefulSet=false --set multus.multusCNI.defaultCniCRName="ipvlan-eth0"
 	cfg := ipam.Config{EnableIPv4: true, InstallNamespace: "kube-system", ClusterDefaultNAD: "ipvlan-eth0"}
@@ -69,7 +54,7 @@ func TestPublicCloudTopology(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			store := ipamtest.NewStore(alibabaPools()...)
+			store := ipamtest.NewStore(ipamtest.PublicCloudPools()...)
 			req := &ipam.Request{
 				PodNamespace: "default", PodName: "test-app", PodUID: "uid-" + tc.node,
 				NodeName: tc.node, IfName: "eth0", PodAnnotations: tc.anno,
@@ -92,7 +77,7 @@ func TestPublicCloudTopology(t *testing.T) {
 
 func TestPublicCloudTopologyAllocatedCounts(t *testing.T) {
 	cfg := ipam.Config{EnableIPv4: true, InstallNamespace: "kube-system", ClusterDefaultNAD: "ipvlan-eth0"}
-	store := ipamtest.NewStore(alibabaPools()...)
+	store := ipamtest.NewStore(ipamtest.PublicCloudPools()...)
 	a := ipam.New(store, cfg)
 	// The two DaemonSets put one pod on each node.
 	for _, node := range []string{"master", "worker"} {
@@ -121,7 +106,7 @@ func TestPublicCloudTopologyAllocatedCounts(t *testing.T) {
 
 func TestPublicCloudTopologyOtherNode(t *testing.T) {
 	cfg := ipam.Config{EnableIPv4: true, InstallNamespace: "kube-system", ClusterDefaultNAD: "ipvlan-eth0"}
-	store := ipamtest.NewStore(alibabaPools()...)
+	store := ipamtest.NewStore(ipamtest.PublicCloudPools()...)
 	req := &ipam.Request{
 		PodNamespace: "default", PodName: "test-app", PodUID: "u", NodeName: "other", IfName: "eth0",
 		PodAnnotations: map[string]string{v2beta1.AnnoMultusDefaultNetwork: "kube-system/ipvlan-eth1"},

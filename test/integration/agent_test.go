@@ -20,6 +20,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/internal/agent"
 	agentclient "github.com/spiderpool-go/spiderpool/internal/agent/client"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
+	"github.com/spiderpool-go/spiderpool/internal/testutil"
 )
 
 const defaultNetAnno = "v1.multus-cni.io/default-network"
@@ -229,11 +230,11 @@ func TestIdempotentAddAfterAgentRestart(t *testing.T) {
 
 // Candidate precedence of SPEC.md 3.2, each rule hiding the ones below it.
 func TestAnnotationPrecedence(t *testing.T) {
-	createPool(t, "prec-cluster-default", "10.120.0.0/24", "10.120.0.10-10.120.0.20")    // rule 6 (default: true)
-	createPool(t, "prec-cni-default", "10.121.0.0/24", "10.121.0.10-10.121.0.20")        // rule 5
-	createPool(t, "prec-namespace", "10.122.0.0/24", "10.122.0.10-10.122.0.20")          // rule 4
-	createPool(t, "prec-pod-ippool", "10.123.0.0/24", "10.123.0.10-10.123.0.20")         // rule 3
-	createPool(t, "prec-pod-ippools", "10.124.0.0/24", "10.124.0.10-10.124.0.20")        // rule 2
+	createPool(t, "prec-cluster-default", "10.120.0.0/24", "10.120.0.10-10.120.0.20") // rule 6 (default: true)
+	createPool(t, "prec-cni-default", "10.121.0.0/24", "10.121.0.10-10.121.0.20")     // rule 5
+	createPool(t, "prec-namespace", "10.122.0.0/24", "10.122.0.10-10.122.0.20")       // rule 4
+	createPool(t, "prec-pod-ippool", "10.123.0.0/24", "10.123.0.10-10.123.0.20")      // rule 3
+	createPool(t, "prec-pod-ippools", "10.124.0.0/24", "10.124.0.10-10.124.0.20")     // rule 2
 	makeNode(t, "pnode", nil)
 	a := startAgent(t, "pnode", nil)
 	makeNamespace(t, "prec-annotated", map[string]string{v2beta1.AnnoNSDefaultV4Pool: `["prec-namespace"]`})
@@ -321,7 +322,7 @@ func TestTenAgentsThousandPods(t *testing.T) {
 		agents = append(agents, startAgent(t, name, nil))
 	}
 	podObjs := make([]*corev1.Pod, pods)
-	forEachN(pods, 32, func(i int) {
+	testutil.Parallel(pods, 32, func(i int) {
 		p, err := createPod(t, "default", fmt.Sprintf("c-%04d", i), fmt.Sprintf("cnode-%d", i%nodes), nil, nil)
 		if err != nil {
 			t.Error(err)
@@ -339,7 +340,7 @@ func TestTenAgentsThousandPods(t *testing.T) {
 		errs []error
 	)
 	t0 := time.Now()
-	forEachN(pods, 50, func(i int) {
+	testutil.Parallel(pods, 50, func(i int) {
 		p := podObjs[i]
 		c := agentclient.New(agents[i%nodes].socket)
 		resp, err := c.Allocate(context.Background(), &v1.IpamAddArgs{
@@ -386,7 +387,7 @@ func TestTenAgentsThousandPods(t *testing.T) {
 	}
 
 	// Delete every pod, as the kubelet does: DEL through the agent, then the pod object goes.
-	forEachN(pods, 50, func(i int) {
+	testutil.Parallel(pods, 50, func(i int) {
 		p := podObjs[i]
 		c := agentclient.New(agents[i%nodes].socket)
 		err := c.Release(context.Background(), &v1.IpamDelArgs{
@@ -408,19 +409,4 @@ func TestTenAgentsThousandPods(t *testing.T) {
 			t.Errorf("SpiderEndpoint %s left after DEL", ep.Name)
 		}
 	}
-}
-
-// forEachN runs fn(0..n-1) with at most conc calls in flight.
-func forEachN(n, conc int, fn func(i int)) {
-	sem := make(chan struct{}, conc)
-	var wg sync.WaitGroup
-	for i := range n {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			fn(i)
-		}()
-	}
-	wg.Wait()
 }

@@ -168,3 +168,18 @@ func Selector(kv ...string) *metav1.LabelSelector {
 	}
 	return &metav1.LabelSelector{MatchLabels: m}
 }
+
+// PublicCloudPools are the four default pools of the public-cloud guide (SPEC.md 12(a)): one per
+// node and NIC, told apart by nodeName and multusName. Each call returns new objects.
+func PublicCloudPools() []*v2beta1.SpiderIPPool {
+	return []*v2beta1.SpiderIPPool{
+		MakeIPPool("master-172").Default().IPs("172.31.199.185-172.31.199.189").Subnet("172.31.192.0/20").
+			Gateway("172.31.207.253").NodeName("master").MultusName("kube-system/ipvlan-eth0").Obj(),
+		MakeIPPool("master-192").Default().IPs("192.168.0.156-192.168.0.160").Subnet("192.168.0.0/24").
+			Gateway("192.168.0.253").NodeName("master").MultusName("kube-system/ipvlan-eth1").Obj(),
+		MakeIPPool("worker-172").Default().IPs("172.31.199.190-172.31.199.194").Subnet("172.31.192.0/20").
+			Gateway("172.31.207.253").NodeName("worker").MultusName("kube-system/ipvlan-eth0").Obj(),
+		MakeIPPool("worker-192").Default().IPs("192.168.0.161-192.168.0.165").Subnet("192.168.0.0/24").
+			Gateway("192.168.0.253").NodeName("worker").MultusName("kube-system/ipvlan-eth1").Obj(),
+	}
+}

@@ -222,11 +222,15 @@ func (s *Store) drain(name string, q *queue) {
 // has started must finish (or fail) so that its outcome can be reported truthfully.
 const commitWriteTimeout = 30 * time.Second
 
-// commit applies a batch to one snapshot and writes it, re-planning the whole batch on conflicts
-// until every op has an answer.
+// commit applies a batch to one snapshot and writes it, re-planning on conflicts until every op
+// has an answer. A re-plan also takes in the calls queued meanwhile: under contention batches grow,
+// so the agents that keep colliding need fewer writes in all.
 func (s *Store) commit(name string, q *queue, batch []*op) {
-	fresh := false // after a conflict, read from the API server rather than trusting local copies
+	var lost string // resourceVersion of the last base that lost a race; "" = none
 	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			batch = append(batch, q.take(s.opts.MaxBatch-len(batch))...)
+		}
 		live := batch[:0:0]
 		for _, o := range batch {
 			if err := o.ctx.Err(); err != nil {
@@ -239,7 +243,7 @@ func (s *Store) commit(name string, q *queue, batch []*op) {
 		if len(batch) == 0 {
 			return
 		}
-		pool, err := s.base(name, q, fresh)
+		pool, err := s.base(name, q, lost)
 		if err != nil {
 			for _, o := range batch {
 				o.done <- err
@@ -290,7 +294,7 @@ func (s *Store) commit(name string, q *queue, batch []*op) {
 			if s.opts.Observer != nil {
 				s.opts.Observer.ObserveConflict(name)
 			}
-			fresh = true
+			lost = pool.ResourceVersion
 			backoff(attempt)
 		case apierrors.IsNotFound(err):
 			for _, o := range batch {
@@ -306,36 +310,73 @@ func (s *Store) commit(name string, q *queue, batch []*op) {
 	}
 }
 
-// base returns the pool to plan against: after a conflict a live read; otherwise the newer of the
-// cached copy and our last write. The result is a private copy the caller may change.
-func (s *Store) base(name string, q *queue, fresh bool) (*v2beta1.SpiderIPPool, error) {
+// take removes up to n queued calls.
+func (q *queue) take(n int) []*op {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n = min(n, len(q.pending))
+	if n <= 0 {
+		return nil
+	}
+	out := slices.Clone(q.pending[:n])
+	q.pending = slices.Delete(q.pending, 0, n)
+	return out
+}
+
+// catchUpWait bounds how long a re-plan waits for the informer to deliver the write that beat us.
+const catchUpWait = 200 * time.Millisecond
+
+// base returns the pool to plan against, as a private copy: the newer of the cached copy and our
+// last write. After a lost race (lost is the resourceVersion that lost) the winner's write is on
+// its way to the informer: waiting a moment for it costs nothing, whereas a live read moves the
+// whole pool (hundreds of kilobytes at scale) through the apiserver once more per conflict. Only
+// if the cache does not move past lost in time is the pool read live.
+func (s *Store) base(name string, q *queue, lost string) (*v2beta1.SpiderIPPool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), commitWriteTimeout)
 	defer cancel()
-	if fresh {
-		var p v2beta1.SpiderIPPool
-		if err := s.writer.Get(ctx, client.ObjectKey{Name: name}, &p); err != nil {
-			return nil, readError(name, err)
-		}
+	deadline := time.Now().Add(catchUpWait)
+	for {
+		var cached v2beta1.SpiderIPPool
+		cacheErr := s.cache.Get(ctx, client.ObjectKey{Name: name}, &cached)
 		q.mu.Lock()
-		q.latest = p.DeepCopy()
+		latest := q.latest
 		q.mu.Unlock()
-		return &p, nil
+		var best *v2beta1.SpiderIPPool
+		switch {
+		case cacheErr != nil && latest == nil:
+			if lost == "" {
+				return nil, readError(name, cacheErr)
+			}
+		case cacheErr != nil:
+			best = latest.DeepCopy()
+		case latest != nil && newer(latest, &cached):
+			best = latest.DeepCopy()
+		default:
+			best = &cached
+		}
+		if best != nil && (lost == "" || best.ResourceVersion != lost && !olderOrEqual(best.ResourceVersion, lost)) {
+			return best, nil
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
-	var cached v2beta1.SpiderIPPool
-	cacheErr := s.cache.Get(ctx, client.ObjectKey{Name: name}, &cached)
+	var p v2beta1.SpiderIPPool
+	if err := s.writer.Get(ctx, client.ObjectKey{Name: name}, &p); err != nil {
+		return nil, readError(name, err)
+	}
 	q.mu.Lock()
-	latest := q.latest
+	q.latest = p.DeepCopy()
 	q.mu.Unlock()
-	switch {
-	case cacheErr != nil && latest == nil:
-		return nil, readError(name, cacheErr)
-	case cacheErr != nil:
-		return latest.DeepCopy(), nil
-	case latest != nil && newer(latest, &cached):
-		return latest.DeepCopy(), nil
-	default:
-		return &cached, nil
-	}
+	return &p, nil
+}
+
+// olderOrEqual reports whether resourceVersion a is known to be at most b (see newer).
+func olderOrEqual(a, b string) bool {
+	ra, errA := strconv.ParseUint(a, 10, 64)
+	rb, errB := strconv.ParseUint(b, 10, 64)
+	return errA == nil && errB == nil && ra <= rb
 }
 
 // newer reports whether a's resourceVersion is greater than b's. Resource versions are opaque to
@@ -361,12 +402,18 @@ func giveUp(name string, cause error) error {
 	return fmt.Errorf("IPPool %q: no status write succeeded within the request's budget (%w): %w", name, cause, ipam.ErrConflict)
 }
 
-// backoff sleeps a little before re-planning, growing with the attempt and jittered so that agents
-// that collided do not collide again in lock step.
+// backoff sleeps before re-planning after a lost race: exponential with full jitter, so that
+// agents that collided spread out instead of colliding again in lock step. Calls queued during
+// the sleep join the re-planned batch, so the wait buys fewer, fuller writes.
 func backoff(attempt int) {
-	base := time.Duration(min(attempt+1, 10)) * 5 * time.Millisecond
-	time.Sleep(base + rand.N(base))
+	ceiling := min(backoffBase<<min(attempt, 8), backoffMax)
+	time.Sleep(rand.N(ceiling) + time.Millisecond)
 }
+
+const (
+	backoffBase = 10 * time.Millisecond
+	backoffMax  = 320 * time.Millisecond
+)
 
 // updateUnbatched is the baseline: a live read and a write per call, retried on conflict until ctx
 // ends.

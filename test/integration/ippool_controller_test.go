@@ -1,0 +1,114 @@
+package integration
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/controller"
+	"github.com/spiderpool-go/spiderpool/internal/testenv"
+)
+
+// startPoolController runs a manager with only the SpiderIPPool reconciler until the test ends.
+func startPoolController(t *testing.T) {
+	t.Helper()
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:                 env.Scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := controller.NewIPPoolReconciler(mgr.GetClient()).SetupWithManager(mgr); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	})
+}
+
+func waitPool(t *testing.T, name string, cond func(*v2beta1.SpiderIPPool) bool) *v2beta1.SpiderIPPool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var p v2beta1.SpiderIPPool
+	err := testenv.WaitFor(ctx, func(ctx context.Context) (bool, error) {
+		if err := env.Client.Get(ctx, client.ObjectKey{Name: name}, &p); err != nil {
+			return false, client.IgnoreNotFound(err)
+		}
+		return cond(&p), nil
+	})
+	if err != nil {
+		t.Fatalf("pool %s never reached the expected state (last: finalizers %v, status %+v): %v", name, p.Finalizers, p.Status, err)
+	}
+	return &p
+}
+
+// The pool controller fills the counters the guides' `kubectl get spiderippool` shows, and a pool
+// with allocations stays Terminating until they are released: nothing is lost by deleting it.
+func TestIPPoolControllerCountsAndFinalizer(t *testing.T) {
+	startPoolController(t)
+	pool := &v2beta1.SpiderIPPool{
+		ObjectMeta: metav1.ObjectMeta{Name: "ctl-master-172"},
+		Spec: v2beta1.IPPoolSpec{IPVersion: ptr.To[int64](4), Subnet: "172.31.192.0/20",
+			IPs: []string{"172.31.199.185-172.31.199.189"}, Gateway: ptr.To("172.31.207.253")},
+	}
+	if err := env.Client.Create(testContext(t), pool); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p := &v2beta1.SpiderIPPool{}
+		if env.Client.Get(context.Background(), client.ObjectKey{Name: pool.Name}, p) == nil {
+			p.Finalizers = nil
+			_ = env.Client.Update(context.Background(), p)
+			_ = env.Client.Delete(context.Background(), p)
+		}
+	})
+	got := waitPool(t, pool.Name, func(p *v2beta1.SpiderIPPool) bool {
+		return ptr.Deref(p.Status.TotalIPCount, -1) == 5 && ptr.Deref(p.Status.AllocatedIPCount, -1) == 0 && len(p.Finalizers) == 1
+	})
+
+	// An agent records an allocation (as kubestore does: records and count in one write).
+	got.Status.AllocatedIPs = ptr.To(`{"172.31.199.187":{"pod":"default/test-app-1-ddlx7","podUid":"u1"}}`)
+	got.Status.AllocatedIPCount = ptr.To[int64](1)
+	if err := env.Client.Status().Update(testContext(t), got); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Delete(testContext(t), got); err != nil {
+		t.Fatal(err)
+	}
+	// Deleted but held: still there a while later, records intact.
+	time.Sleep(2 * time.Second)
+	held := waitPool(t, pool.Name, func(p *v2beta1.SpiderIPPool) bool { return p.DeletionTimestamp != nil })
+	if allocs, _ := held.Status.Allocations(); len(allocs) != 1 {
+		t.Fatalf("records of the terminating pool = %v, want the one allocation kept", allocs)
+	}
+	// The last release lets it go.
+	held.Status.AllocatedIPs, held.Status.AllocatedIPCount = nil, ptr.To[int64](0)
+	if err := env.Client.Status().Update(testContext(t), held); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := testenv.WaitFor(ctx, func(ctx context.Context) (bool, error) {
+		err := env.Client.Get(ctx, client.ObjectKey{Name: pool.Name}, &v2beta1.SpiderIPPool{})
+		return err != nil, client.IgnoreNotFound(err)
+	})
+	if err != nil {
+		t.Errorf("released pool was not deleted: %v", err)
+	}
+}

@@ -30,6 +30,9 @@ type Options struct {
 	StartTimeout time.Duration
 }
 
+// ServiceCIDR is the control plane's service range, the one of the guides' clusters.
+const ServiceCIDR = "10.233.0.0/18"
+
 // Env is a running control plane.
 type Env struct {
 	// Config reaches the apiserver as a cluster admin.
@@ -74,6 +77,9 @@ func Start(opts Options) (*Env, error) {
 		ControlPlaneStartTimeout: timeout,
 		ControlPlaneStopTimeout:  30 * time.Second,
 	}
+	// The guides' clusters use 10.233.0.0/18 for services (SPEC.md 12); the control plane does too,
+	// so that what the SpiderCoordinator detects from the apiserver matches the guides' output.
+	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", ServiceCIDR)
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, fmt.Errorf("start control plane from %s: %w", bin, err)

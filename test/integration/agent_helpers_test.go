@@ -49,7 +49,7 @@ func startAgent(t *testing.T, node string, mutate func(*agent.Config)) *runningA
 	cfg.HealthAddr = "127.0.0.1:0"
 	cfg.MetricsAddr = ""
 	cfg.EnableIPv6 = false
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.Logger = quietLogger()
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -266,3 +266,6 @@ func hasAll(s string, parts ...string) bool {
 	}
 	return true
 }
+
+// quietLogger drops logs of components run in process; a failing test says what went wrong.
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -5,9 +5,11 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -23,6 +25,7 @@ func startPoolController(t *testing.T) {
 		Scheme:                 env.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
+		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -110,5 +113,43 @@ func TestIPPoolControllerCountsAndFinalizer(t *testing.T) {
 	})
 	if err != nil {
 		t.Errorf("released pool was not deleted: %v", err)
+	}
+}
+
+// controller.Run as the binary runs it out of cluster: leader election through a Lease in the
+// install namespace, then the reconcilers at work.
+func TestControllerRunWithLeaderElection(t *testing.T) {
+	cfg := controller.DefaultConfig()
+	cfg.HealthAddr, cfg.MetricsAddr = "0", "0"
+	cfg.Logger = quietLogger()
+	cfg.SkipNameValidation = true
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- controller.Run(ctx, cfg, env.Config) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("controller.Run: %v", err)
+		}
+	})
+	pool := &v2beta1.SpiderIPPool{
+		ObjectMeta: metav1.ObjectMeta{Name: "ctl-run"},
+		Spec:       v2beta1.IPPoolSpec{IPVersion: ptr.To[int64](4), Subnet: "10.150.0.0/24", IPs: []string{"10.150.0.10-10.150.0.19"}},
+	}
+	if err := env.Client.Create(testContext(t), pool); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p := &v2beta1.SpiderIPPool{}
+		if env.Client.Get(context.Background(), client.ObjectKey{Name: pool.Name}, p) == nil {
+			p.Finalizers = nil
+			_ = env.Client.Update(context.Background(), p)
+			_ = env.Client.Delete(context.Background(), p)
+		}
+	})
+	waitPool(t, pool.Name, func(p *v2beta1.SpiderIPPool) bool { return ptr.Deref(p.Status.TotalIPCount, -1) == 10 })
+	var lease coordinationv1.Lease
+	if err := env.Client.Get(testContext(t), client.ObjectKey{Namespace: "kube-system", Name: controller.DefaultLeaseName}, &lease); err != nil {
+		t.Errorf("leader-election lease: %v", err)
 	}
 }

@@ -1,0 +1,65 @@
+// Command spiderpool-controller runs Spiderpool's cluster-wide reconcilers. This file only turns
+// flags and environment into controller.Config; everything else is in internal/controller.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/spiderpool-go/spiderpool/internal/controller"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "spiderpool-controller:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	cfg := controller.DefaultConfig()
+	if ns := os.Getenv("SPIDERPOOL_NAMESPACE"); ns != "" {
+		cfg.InstallNamespace = ns
+	}
+	if v := os.Getenv("SPIDERPOOL_COORDINATOR_DEAFULT_NAME"); v != "" { // upstream's spelling
+		cfg.CoordinatorName = v
+	}
+	if v := os.Getenv("SPIDERPOOL_CNI_CONFIG_DIR"); v != "" {
+		cfg.CNIConfigDir = v
+	}
+	kubeconfig := os.Getenv("KUBECONFIG")
+	logLevel := slog.LevelInfo
+
+	fs := flag.NewFlagSet("spiderpool-controller", flag.ContinueOnError)
+	fs.StringVar(&cfg.InstallNamespace, "install-namespace", cfg.InstallNamespace, "Spiderpool's namespace, where the leader-election lease lives (env SPIDERPOOL_NAMESPACE)")
+	fs.StringVar(&cfg.HealthAddr, "health-addr", cfg.HealthAddr, `TCP address of /healthz and /readyz; "0" disables (spiderpoolController.httpPort)`)
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, `TCP address of /metrics; "0" disables (spiderpoolController.prometheus.port)`)
+	fs.BoolVar(&cfg.LeaderElection, "leader-elect", cfg.LeaderElection, "elect one active replica")
+	fs.StringVar(&cfg.CoordinatorName, "coordinator-name", cfg.CoordinatorName, "SpiderCoordinator whose status is kept (coordinator.name, env SPIDERPOOL_COORDINATOR_DEAFULT_NAME)")
+	fs.StringVar(&cfg.CNIConfigDir, "cni-config-dir", cfg.CNIConfigDir, "CNI configuration directory read for podCIDRType auto (env SPIDERPOOL_CNI_CONFIG_DIR)")
+	fs.StringVar(&cfg.CiliumConfigMap, "cilium-configmap", cfg.CiliumConfigMap, "Cilium's ConfigMap, namespace/name (global.ciliumConfigMap)")
+	fs.StringVar(&kubeconfig, "kubeconfig", kubeconfig, "kubeconfig file; empty means in-cluster (env KUBECONFIG)")
+	fs.TextVar(&logLevel, "log-level", logLevel, "debug, info, warn or error")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
+	restConfig, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return fmt.Errorf("load kubeconfig: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return controller.Run(ctx, cfg, restConfig)
+}

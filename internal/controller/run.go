@@ -1,0 +1,148 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	crlog "sigs.k8s.io/controller-runtime/pkg/log"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+)
+
+// Defaults of Config (SPEC.md sections 7.2 and 9).
+const (
+	DefaultHealthAddr       = ":5720"
+	DefaultMetricsAddr      = ":5721"
+	DefaultInstallNamespace = "kube-system"
+	DefaultLeaseName        = "spiderpool-controller-lease"
+)
+
+// Config is what spiderpool-controller needs; start from DefaultConfig.
+type Config struct {
+	// InstallNamespace is Spiderpool's namespace; the leader-election lease lives there.
+	InstallNamespace string
+	// HealthAddr serves /healthz and /readyz; "0" disables.
+	HealthAddr string
+	// MetricsAddr serves /metrics; "0" disables.
+	MetricsAddr string
+	// LeaderElection makes one replica of several do the work.
+	LeaderElection bool
+	// Logger receives the controller's logs and controller-runtime's; nil means slog.Default().
+	Logger *slog.Logger
+	// CoordinatorName is the SpiderCoordinator whose status is maintained (Helm coordinator.name).
+	CoordinatorName string
+	// CNIConfigDir is where podCIDRType auto finds the cluster network's CNI configuration.
+	CNIConfigDir string
+	// CiliumConfigMap is "namespace/name" of Cilium's ConfigMap (Helm global.ciliumConfigMap).
+	CiliumConfigMap string
+	// SkipNameValidation allows several managers in one process (tests, the sandbox); controller
+	// names are otherwise process-wide unique.
+	SkipNameValidation bool
+}
+
+// DefaultConfig returns the Helm defaults.
+func DefaultConfig() Config {
+	return Config{
+		InstallNamespace: DefaultInstallNamespace,
+		HealthAddr:       DefaultHealthAddr,
+		MetricsAddr:      DefaultMetricsAddr,
+		LeaderElection:   true,
+		CoordinatorName:  "default",
+		CNIConfigDir:     DefaultCNIConfigDir,
+		CiliumConfigMap:  DefaultCiliumConfigMap.String(),
+	}
+}
+
+// NewScheme returns the scheme of every kind the controller reads or writes.
+func NewScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(v2beta1.AddToScheme(s))
+	return s
+}
+
+// Run runs the controller until ctx is cancelled.
+func Run(ctx context.Context, cfg Config, restConfig *rest.Config) error {
+	if cfg.InstallNamespace == "" {
+		return errors.New("controller config: install namespace is required")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	crlog.SetLogger(logr.FromSlogHandler(log.Handler()))
+	klog.SetLogger(logr.FromSlogHandler(log.Handler()))
+
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+		Scheme:                        NewScheme(),
+		Metrics:                       metricsserver.Options{BindAddress: cfg.MetricsAddr},
+		HealthProbeBindAddress:        cfg.HealthAddr,
+		LeaderElection:                cfg.LeaderElection,
+		LeaderElectionID:              DefaultLeaseName,
+		LeaderElectionNamespace:       cfg.InstallNamespace,
+		LeaderElectionReleaseOnCancel: true,
+		GracefulShutdownTimeout:       ptrDuration(15 * time.Second),
+		Controller:                    config.Controller{SkipNameValidation: &cfg.SkipNameValidation},
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+	if err := Setup(mgr, cfg); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return fmt.Errorf("add health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+		return fmt.Errorf("add readiness check: %w", err)
+	}
+	log.Info("starting spiderpool-controller", "namespace", cfg.InstallNamespace, "leaderElection", cfg.LeaderElection)
+	return mgr.Start(ctx)
+}
+
+// Setup registers every reconciler with mgr. Tests call it to run the whole controller in process.
+func Setup(mgr ctrl.Manager, cfg Config) error {
+	recorder := mgr.GetEventRecorder("spiderpool-controller")
+	if err := NewIPPoolReconciler(mgr.GetClient()).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up SpiderIPPool reconciler: %w", err)
+	}
+	if err := NewMultusConfigReconciler(mgr.GetClient(), recorder).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up SpiderMultusConfig reconciler: %w", err)
+	}
+	coord := NewCoordinatorReconciler(mgr.GetClient(), mgr.GetAPIReader())
+	coord.Recorder = recorder
+	if cfg.CoordinatorName != "" {
+		coord.DefaultName = cfg.CoordinatorName
+	}
+	if cfg.CNIConfigDir != "" {
+		coord.CNIConfigDir = cfg.CNIConfigDir
+	}
+	if cfg.CiliumConfigMap != "" {
+		ns, name, ok := strings.Cut(cfg.CiliumConfigMap, "/")
+		if !ok || ns == "" || name == "" {
+			return fmt.Errorf("cilium ConfigMap %q: want namespace/name", cfg.CiliumConfigMap)
+		}
+		coord.CiliumConfigMap = types.NamespacedName{Namespace: ns, Name: name}
+	}
+	if err := coord.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up SpiderCoordinator reconciler: %w", err)
+	}
+	return nil
+}
+
+func ptrDuration(d time.Duration) *time.Duration { return &d }

@@ -94,7 +94,7 @@ func (r *IPPoolReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 	// writing records right now. A conflict just means another reconcile with fresh data.
 	if err := r.client.Status().Patch(ctx, want, client.MergeFromWithOptions(&pool, client.MergeFromWithOptimisticLock{})); err != nil {
 		if apierrors.IsConflict(err) {
-			return reconcile.Result{Requeue: true}, nil
+			return reconcile.Result{RequeueAfter: time.Second}, nil
 		}
 		return reconcile.Result{}, client.IgnoreNotFound(fmt.Errorf("update counters of IPPool %q: %w", pool.Name, err))
 	}

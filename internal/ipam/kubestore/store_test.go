@@ -22,8 +22,11 @@ import (
 
 type counter struct{ commits, ops, conflicts atomic.Int64 }
 
-func (c *counter) ObserveCommit(_ string, n int, _ time.Duration) { c.commits.Add(1); c.ops.Add(int64(n)) }
-func (c *counter) ObserveConflict(string)                         { c.conflicts.Add(1) }
+func (c *counter) ObserveCommit(_ string, n int, _ time.Duration) {
+	c.commits.Add(1)
+	c.ops.Add(int64(n))
+}
+func (c *counter) ObserveConflict(string) { c.conflicts.Add(1) }
 
 func newFake(t *testing.T, pools ...*v2beta1.SpiderIPPool) client.Client {
 	t.Helper()

@@ -46,6 +46,13 @@ func run() error {
 	fs.StringVar(&cfg.CoordinatorName, "coordinator-name", cfg.CoordinatorName, "SpiderCoordinator whose status is kept (coordinator.name, env SPIDERPOOL_COORDINATOR_DEAFULT_NAME)")
 	fs.StringVar(&cfg.CNIConfigDir, "cni-config-dir", cfg.CNIConfigDir, "CNI configuration directory read for podCIDRType auto (env SPIDERPOOL_CNI_CONFIG_DIR)")
 	fs.StringVar(&cfg.CiliumConfigMap, "cilium-configmap", cfg.CiliumConfigMap, "Cilium's ConfigMap, namespace/name (global.ciliumConfigMap)")
+	fs.IntVar(&cfg.WebhookPort, "webhook-port", cfg.WebhookPort, "port of the admission webhooks; 0 disables them (spiderpoolController.webhookPort)")
+	fs.StringVar(&cfg.WebhookHost, "webhook-host", cfg.WebhookHost, "bind address of the webhook server; empty means all")
+	fs.StringVar(&cfg.WebhookCertDir, "webhook-cert-dir", cfg.WebhookCertDir, "directory of tls.crt and tls.key")
+	fs.StringVar(&cfg.WebhookTLSMethod, "webhook-tls-method", cfg.WebhookTLSMethod, "auto (self-managed CA in Secret spiderpool-controller-server-certs), provided or certmanager (spiderpoolController.tls.method)")
+	fs.StringVar(&cfg.WebhookURLHost, "webhook-url-host", cfg.WebhookURLHost, "out of cluster: register the webhooks as https://<host>:<port>/... instead of the Service")
+	fs.BoolVar(&cfg.EnableIPv4, "enable-ipv4", cfg.EnableIPv4, "ipam.enableIPv4")
+	fs.BoolVar(&cfg.EnableIPv6, "enable-ipv6", cfg.EnableIPv6, "ipam.enableIPv6")
 	fs.StringVar(&kubeconfig, "kubeconfig", kubeconfig, "kubeconfig file; empty means in-cluster (env KUBECONFIG)")
 	fs.TextVar(&logLevel, "log-level", logLevel, "debug, info, warn or error")
 	if err := fs.Parse(os.Args[1:]); err != nil {

@@ -20,8 +20,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/webhook"
 )
 
 // Defaults of Config (SPEC.md sections 7.2 and 9).
@@ -50,6 +52,19 @@ type Config struct {
 	CNIConfigDir string
 	// CiliumConfigMap is "namespace/name" of Cilium's ConfigMap (Helm global.ciliumConfigMap).
 	CiliumConfigMap string
+	// WebhookPort serves the admission webhooks (Helm spiderpoolController.webhookPort); 0 disables them.
+	WebhookPort int
+	// WebhookHost is the webhook server's bind address; "" means all addresses.
+	WebhookHost string
+	// WebhookCertDir holds the serving certificate (written there in auto mode).
+	WebhookCertDir string
+	// WebhookTLSMethod is Helm's spiderpoolController.tls.method: auto, provided or certmanager.
+	WebhookTLSMethod string
+	// WebhookURLHost, when set, registers the webhooks by URL https://<host>:<port>/... instead of
+	// through the Service: how the controller runs out of cluster (tests, the sandbox).
+	WebhookURLHost string
+	// EnableIPv4 and EnableIPv6 are ipam.enableIPv4 / ipam.enableIPv6, enforced by the pool webhooks.
+	EnableIPv4, EnableIPv6 bool
 	// SkipNameValidation allows several managers in one process (tests, the sandbox); controller
 	// names are otherwise process-wide unique.
 	SkipNameValidation bool
@@ -65,6 +80,11 @@ func DefaultConfig() Config {
 		CoordinatorName:  "default",
 		CNIConfigDir:     DefaultCNIConfigDir,
 		CiliumConfigMap:  DefaultCiliumConfigMap.String(),
+		WebhookPort:      webhook.DefaultPort,
+		WebhookCertDir:   "/tmp/k8s-webhook-server/serving-certs",
+		WebhookTLSMethod: "auto",
+		EnableIPv4:       true,
+		EnableIPv6:       true,
 	}
 }
 
@@ -98,12 +118,32 @@ func Run(ctx context.Context, cfg Config, restConfig *rest.Config) error {
 		LeaderElectionReleaseOnCancel: true,
 		GracefulShutdownTimeout:       ptrDuration(15 * time.Second),
 		Controller:                    config.Controller{SkipNameValidation: &cfg.SkipNameValidation},
+		WebhookServer:                 crwebhook.NewServer(crwebhook.Options{Host: cfg.WebhookHost, Port: cfg.WebhookPort, CertDir: cfg.WebhookCertDir}),
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
 	if err := Setup(mgr, cfg); err != nil {
 		return err
+	}
+	// Webhooks are set up here rather than in Setup so that tests running the reconcilers in
+	// process do not register admission webhooks for the whole test apiserver.
+	if cfg.WebhookPort != 0 {
+		mode := webhook.ModeAuto
+		switch cfg.WebhookTLSMethod {
+		case "auto":
+		case "provided", "certmanager":
+			mode = webhook.ModeProvided
+		default:
+			return fmt.Errorf("webhook TLS method %q: want auto, provided or certmanager", cfg.WebhookTLSMethod)
+		}
+		if err := webhook.Setup(mgr, webhook.Options{Namespace: cfg.InstallNamespace, Mode: mode, URLHost: cfg.WebhookURLHost,
+			CertDir: cfg.WebhookCertDir, EnableIPv4: cfg.EnableIPv4, EnableIPv6: cfg.EnableIPv6}); err != nil {
+			return fmt.Errorf("set up webhooks: %w", err)
+		}
+		if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+			return fmt.Errorf("add webhook readiness check: %w", err)
+		}
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return fmt.Errorf("add health check: %w", err)

@@ -123,6 +123,7 @@ func TestControllerRunWithLeaderElection(t *testing.T) {
 	cfg.HealthAddr, cfg.MetricsAddr = "0", "0"
 	cfg.Logger = quietLogger()
 	cfg.SkipNameValidation = true
+	cfg.WebhookPort = 0 // webhooks have their own suite; here they would be registered for every test
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- controller.Run(ctx, cfg, env.Config) }()

@@ -1,0 +1,158 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+)
+
+// ConfigurationName names both webhook configurations (SPEC.md 8.3).
+const ConfigurationName = "spiderpool-controller"
+
+// hookedKind is a kind served by a defaulter and a validator.
+type hookedKind struct {
+	kind     string // SpiderIPPool
+	resource string // spiderippools
+	scope    admissionregistrationv1.ScopeType
+}
+
+var hookedKinds = []hookedKind{
+	{"SpiderIPPool", "spiderippools", admissionregistrationv1.ClusterScope},
+	{"SpiderSubnet", "spidersubnets", admissionregistrationv1.ClusterScope},
+	{"SpiderReservedIP", "spiderreservedips", admissionregistrationv1.ClusterScope},
+	{"SpiderMultusConfig", "spidermultusconfigs", admissionregistrationv1.NamespacedScope},
+	{"SpiderCoordinator", "spidercoordinators", admissionregistrationv1.ClusterScope},
+}
+
+// webhookName is "<kind>.spiderpool.spidernet.io" with the kind in lower case.
+func (k hookedKind) webhookName() string { return strings.ToLower(k.kind) + "." + v2beta1.GroupName }
+
+// MutatePath and ValidatePath are the paths controller-runtime's builder serves a kind on, and the
+// ones of SPEC.md 8.3: /mutate-spiderpool-spidernet-io-v2beta1-spiderippool.
+func MutatePath(kind string) string   { return "/mutate-" + pathSuffix(kind) }
+func ValidatePath(kind string) string { return "/validate-" + pathSuffix(kind) }
+
+func pathSuffix(kind string) string {
+	gv := v2beta1.SchemeGroupVersion
+	return strings.ReplaceAll(gv.Group, ".", "-") + "-" + gv.Version + "-" + strings.ToLower(kind)
+}
+
+// clientConfigFor says how the apiserver reaches the server: through the Service in cluster, or at
+// a URL when the controller runs outside the cluster (tests, the sandbox).
+type clientConfigFor struct {
+	serviceNamespace, serviceName string
+	servicePort                   int32
+	url                           string // https://host:port, without path
+}
+
+func (c clientConfigFor) build(path string, caBundle []byte) admissionregistrationv1.WebhookClientConfig {
+	if c.url != "" {
+		return admissionregistrationv1.WebhookClientConfig{URL: ptr.To(c.url + path), CABundle: caBundle}
+	}
+	return admissionregistrationv1.WebhookClientConfig{
+		Service: &admissionregistrationv1.ServiceReference{
+			Namespace: c.serviceNamespace,
+			Name:      c.serviceName,
+			Path:      ptr.To(path),
+			Port:      ptr.To(c.servicePort),
+		},
+		CABundle: caBundle,
+	}
+}
+
+// rulesFor lists only the main resource, never "<resource>/status": status writes (allocation by the
+// agents, counts by the controller) must keep working while the controller is down. DELETE is not
+// listed either: a pool with allocations may be deleted, its finalizer holds it until released.
+func rulesFor(k hookedKind) []admissionregistrationv1.RuleWithOperations {
+	return []admissionregistrationv1.RuleWithOperations{{
+		Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+		Rule: admissionregistrationv1.Rule{
+			APIGroups:   []string{v2beta1.GroupName},
+			APIVersions: []string{v2beta1.SchemeGroupVersion.Version},
+			Resources:   []string{k.resource},
+			Scope:       ptr.To(k.scope),
+		},
+	}}
+}
+
+func mutatingConfiguration(cc clientConfigFor, caBundle []byte) *admissionregistrationv1.MutatingWebhookConfiguration {
+	cfg := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: ConfigurationName}}
+	for _, k := range hookedKinds {
+		cfg.Webhooks = append(cfg.Webhooks, admissionregistrationv1.MutatingWebhook{
+			Name:                    k.webhookName(),
+			ClientConfig:            cc.build(MutatePath(k.kind), caBundle),
+			Rules:                   rulesFor(k),
+			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
+			MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
+			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
+			TimeoutSeconds:          ptr.To[int32](10),
+			AdmissionReviewVersions: []string{"v1"},
+			ReinvocationPolicy:      ptr.To(admissionregistrationv1.NeverReinvocationPolicy),
+		})
+	}
+	return cfg
+}
+
+func validatingConfiguration(cc clientConfigFor, caBundle []byte) *admissionregistrationv1.ValidatingWebhookConfiguration {
+	cfg := &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: ConfigurationName}}
+	for _, k := range hookedKinds {
+		cfg.Webhooks = append(cfg.Webhooks, admissionregistrationv1.ValidatingWebhook{
+			Name:                    k.webhookName(),
+			ClientConfig:            cc.build(ValidatePath(k.kind), caBundle),
+			Rules:                   rulesFor(k),
+			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
+			MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
+			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
+			TimeoutSeconds:          ptr.To[int32](10),
+			AdmissionReviewVersions: []string{"v1"},
+		})
+	}
+	return cfg
+}
+
+// applyConfigurations creates or replaces both configurations. The webhooks list is ours alone, so
+// it is overwritten as a whole (a webhook removed from hookedKinds disappears from the cluster).
+func applyConfigurations(ctx context.Context, c client.Client, cc clientConfigFor, caBundle []byte) error {
+	mut := mutatingConfiguration(cc, caBundle)
+	if err := upsert(ctx, c, mut, &admissionregistrationv1.MutatingWebhookConfiguration{}, func(cur *admissionregistrationv1.MutatingWebhookConfiguration) {
+		cur.Webhooks = mut.Webhooks
+	}); err != nil {
+		return fmt.Errorf("apply MutatingWebhookConfiguration %s: %w", ConfigurationName, err)
+	}
+	val := validatingConfiguration(cc, caBundle)
+	if err := upsert(ctx, c, val, &admissionregistrationv1.ValidatingWebhookConfiguration{}, func(cur *admissionregistrationv1.ValidatingWebhookConfiguration) {
+		cur.Webhooks = val.Webhooks
+	}); err != nil {
+		return fmt.Errorf("apply ValidatingWebhookConfiguration %s: %w", ConfigurationName, err)
+	}
+	return nil
+}
+
+func upsert[T client.Object](ctx context.Context, c client.Client, want, cur T, set func(T)) error {
+	err := c.Get(ctx, client.ObjectKeyFromObject(want), cur)
+	if apierrors.IsNotFound(err) {
+		return c.Create(ctx, want)
+	}
+	if err != nil {
+		return err
+	}
+	set(cur)
+	return c.Update(ctx, cur)
+}
+
+// urlBase formats https://host:port, bracketing IPv6 literals.
+func urlBase(host string, port int) string {
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return "https://" + host + ":" + strconv.Itoa(port)
+}

@@ -1,0 +1,99 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+)
+
+var (
+	_ admission.Defaulter[*v2beta1.SpiderIPPool] = (*IPPoolWebhook)(nil)
+	_ admission.Validator[*v2beta1.SpiderIPPool] = (*IPPoolWebhook)(nil)
+)
+
+// IPPoolWebhook defaults and validates SpiderIPPools.
+type IPPoolWebhook struct {
+	// Reader lists the other pools and the subnets. It should read the apiserver, not a cache: two
+	// pools created in quick succession must see each other for the overlap rule.
+	Reader                 client.Reader
+	EnableIPv4, EnableIPv6 bool
+}
+
+// Default implements admission.Defaulter.
+func (w *IPPoolWebhook) Default(_ context.Context, pool *v2beta1.SpiderIPPool) error {
+	v2beta1.DefaultSpiderIPPool(pool)
+	return nil
+}
+
+// ValidateCreate implements admission.Validator.
+func (w *IPPoolWebhook) ValidateCreate(ctx context.Context, pool *v2beta1.SpiderIPPool) (admission.Warnings, error) {
+	errs := v2beta1.ValidateSpiderIPPool(pool, w.EnableIPv4, w.EnableIPv6)
+	if len(errs) == 0 {
+		var err error
+		if errs, err = w.validateAgainstCluster(ctx, pool); err != nil {
+			return nil, err
+		}
+	}
+	return nil, invalid(pool, errs)
+}
+
+// ValidateUpdate implements admission.Validator.
+func (w *IPPoolWebhook) ValidateUpdate(ctx context.Context, oldPool, newPool *v2beta1.SpiderIPPool) (admission.Warnings, error) {
+	// Metadata-only updates (labels, the finalizer the controller removes once the pool is empty)
+	// are not judged by rules the stored spec may predate: a pool must always be able to go away.
+	if apiequality.Semantic.DeepEqual(oldPool.Spec, newPool.Spec) {
+		return nil, nil
+	}
+	errs := v2beta1.ValidateSpiderIPPoolUpdate(newPool, oldPool, w.EnableIPv4, w.EnableIPv6)
+	if len(errs) == 0 {
+		var err error
+		if errs, err = w.validateAgainstCluster(ctx, newPool); err != nil {
+			return nil, err
+		}
+	}
+	return nil, invalid(newPool, errs)
+}
+
+// ValidateDelete implements admission.Validator. Deletion is never refused: the finalizer keeps a
+// pool with allocations until the controller has released them.
+func (w *IPPoolWebhook) ValidateDelete(context.Context, *v2beta1.SpiderIPPool) (admission.Warnings, error) {
+	return nil, nil
+}
+
+// validateAgainstCluster applies the rules that need the other pools and the SpiderSubnets.
+func (w *IPPoolWebhook) validateAgainstCluster(ctx context.Context, pool *v2beta1.SpiderIPPool) (field.ErrorList, error) {
+	var pools v2beta1.SpiderIPPoolList
+	if err := w.Reader.List(ctx, &pools); err != nil {
+		return nil, apierrors.NewInternalError(fmt.Errorf("list SpiderIPPools: %w", err))
+	}
+	errs := v2beta1.ValidateIPPoolOverlap(pool, pools.Items)
+	var subnets v2beta1.SpiderSubnetList
+	if err := w.Reader.List(ctx, &subnets); err != nil {
+		return nil, apierrors.NewInternalError(fmt.Errorf("list SpiderSubnets: %w", err))
+	}
+	for i := range subnets.Items {
+		errs = append(errs, v2beta1.ValidatePoolInSubnet(pool, &subnets.Items[i])...)
+	}
+	return errs, nil
+}
+
+// invalid turns errs into the Invalid status kubectl prints as "spec.ips[0]: Invalid value: ...",
+// or nil when there is nothing to report.
+func invalid(obj client.Object, errs field.ErrorList) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	gvk := obj.GetObjectKind().GroupVersionKind()
+	if gvk.Kind == "" {
+		// Decoded objects may come without TypeMeta; the kind is then recovered from the Go type.
+		gvk = kindOf(obj)
+	}
+	return apierrors.NewInvalid(gvk.GroupKind(), obj.GetName(), errs)
+}

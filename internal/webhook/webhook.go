@@ -1,0 +1,229 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+)
+
+// Mode says who provides the serving certificate and the webhook configurations (Helm
+// spiderpoolController.tls.method).
+type Mode string
+
+const (
+	// ModeAuto: the controller issues its own CA and certificate, keeps them in the Secret, rotates
+	// them, and writes both webhook configurations with that CA.
+	ModeAuto Mode = "auto"
+	// ModeProvided: certificate files are mounted into CertDir and the configurations come from the
+	// chart (tls.method provided or certmanager); the controller only serves.
+	ModeProvided Mode = "provided"
+)
+
+// Defaults of Options (SPEC.md 8.3 and Helm spiderpoolController.*).
+const (
+	DefaultServiceName = "spiderpool-controller"
+	DefaultPort        = 5722
+	DefaultSecretName  = "spiderpool-controller-server-certs"
+	// checkInterval is how often ModeAuto re-checks the stored certificate; far below renewBefore,
+	// so a certificate is rotated weeks before it expires even if the controller never restarts.
+	checkInterval = 12 * time.Hour
+	retryInterval = 10 * time.Second
+)
+
+// Options configures Setup.
+type Options struct {
+	// Namespace is Spiderpool's install namespace: the Secret and the Service live there.
+	Namespace string
+	// Mode defaults to ModeAuto.
+	Mode Mode
+	// ServiceName and ServicePort are how the apiserver reaches an in-cluster controller.
+	ServiceName string
+	ServicePort int32
+	// URLHost, when set, makes the configurations point at https://URLHost:<server port>/<path>
+	// instead of the Service: a controller running outside the cluster (tests, the sandbox).
+	URLHost string
+	// ExtraHosts are additional DNS names or IP addresses for the certificate (URLHost is added
+	// automatically).
+	ExtraHosts []string
+	// CertDir is where the serving pair is written (ModeAuto) or read (ModeProvided); empty means
+	// the manager's webhook server's CertDir. The two must agree.
+	CertDir string
+	// SecretName defaults to DefaultSecretName.
+	SecretName string
+	// EnableIPv4 and EnableIPv6 are the Helm values ipam.enableIPv4/ipam.enableIPv6.
+	EnableIPv4, EnableIPv6 bool
+}
+
+// +kubebuilder:rbac:groups=core,resources=secrets,verbs=get;create;update
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations;validatingwebhookconfigurations,verbs=get;create;update
+// +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spiderippools;spidersubnets;spidermultusconfigs,verbs=list;get
+// +kubebuilder:rbac:groups=k8s.cni.cncf.io,resources=network-attachment-definitions,verbs=get
+
+// Setup registers the defaulters and validators of every kind with mgr's webhook server and, in
+// ModeAuto, provisions the certificate before returning (the server loads it when the manager
+// starts) and adds a runnable that registers the webhook configurations once the server answers
+// and keeps the certificate fresh.
+func Setup(mgr ctrl.Manager, opts Options) error {
+	opts, err := opts.complete(mgr.GetWebhookServer())
+	if err != nil {
+		return err
+	}
+	// The validators read the apiserver directly: a cached list would let two overlapping pools
+	// created back to back both pass.
+	reader := mgr.GetAPIReader()
+	ipv4, ipv6 := opts.EnableIPv4, opts.EnableIPv6
+	pool := &IPPoolWebhook{Reader: reader, EnableIPv4: ipv4, EnableIPv6: ipv6}
+	subnet := &SubnetWebhook{Reader: reader, EnableIPv4: ipv4, EnableIPv6: ipv6}
+	rip := &ReservedIPWebhook{EnableIPv4: ipv4, EnableIPv6: ipv6}
+	smc := &MultusConfigWebhook{Reader: reader}
+	coord := &CoordinatorWebhook{}
+	if err := errors.Join(
+		ctrl.NewWebhookManagedBy(mgr, &v2beta1.SpiderIPPool{}).WithDefaulter(pool).WithValidator(pool).Complete(),
+		ctrl.NewWebhookManagedBy(mgr, &v2beta1.SpiderSubnet{}).WithDefaulter(subnet).WithValidator(subnet).Complete(),
+		ctrl.NewWebhookManagedBy(mgr, &v2beta1.SpiderReservedIP{}).WithDefaulter(rip).WithValidator(rip).Complete(),
+		ctrl.NewWebhookManagedBy(mgr, &v2beta1.SpiderMultusConfig{}).WithDefaulter(smc).WithValidator(smc).Complete(),
+		ctrl.NewWebhookManagedBy(mgr, &v2beta1.SpiderCoordinator{}).WithDefaulter(coord).WithValidator(coord).Complete(),
+	); err != nil {
+		return fmt.Errorf("register webhooks: %w", err)
+	}
+	if opts.Mode == ModeProvided {
+		return nil
+	}
+
+	// An uncached client: a cache would start cluster-wide informers on Secrets and on webhook
+	// configurations just to read two objects twice a day.
+	c, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme()})
+	if err != nil {
+		return fmt.Errorf("webhook certificate client: %w", err)
+	}
+	p := &provisioner{client: c, opts: opts, server: mgr.GetWebhookServer()}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := p.ensureCerts(ctx, time.Now()); err != nil {
+		return err
+	}
+	if err := mgr.Add(p); err != nil {
+		return fmt.Errorf("add webhook provisioner: %w", err)
+	}
+	return nil
+}
+
+func (o Options) complete(server crwebhook.Server) (Options, error) {
+	if o.Mode == "" {
+		o.Mode = ModeAuto
+	}
+	if o.Mode != ModeAuto && o.Mode != ModeProvided {
+		return o, fmt.Errorf("webhook mode %q: want %q or %q", o.Mode, ModeAuto, ModeProvided)
+	}
+	if o.ServiceName == "" {
+		o.ServiceName = DefaultServiceName
+	}
+	if o.ServicePort == 0 {
+		o.ServicePort = DefaultPort
+	}
+	if o.SecretName == "" {
+		o.SecretName = DefaultSecretName
+	}
+	ds, _ := server.(*crwebhook.DefaultServer)
+	if o.CertDir == "" && ds != nil {
+		o.CertDir = ds.Options.CertDir
+	}
+	if o.Mode == ModeAuto {
+		if o.Namespace == "" {
+			return o, errors.New("webhook options: namespace is required")
+		}
+		if o.CertDir == "" {
+			return o, errors.New("webhook options: certificate directory is required (set it on the webhook server)")
+		}
+		if ds != nil && ds.Options.CertDir != "" && ds.Options.CertDir != o.CertDir {
+			return o, fmt.Errorf("webhook options: certificate directory %s differs from the webhook server's %s", o.CertDir, ds.Options.CertDir)
+		}
+		if o.URLHost != "" && (ds == nil || ds.Options.Port == 0) {
+			return o, errors.New("webhook options: a URL needs the webhook server's port")
+		}
+	}
+	return o, nil
+}
+
+// provisioner keeps the certificate and the webhook configurations of ModeAuto up to date.
+type provisioner struct {
+	client client.Client
+	opts   Options
+	server crwebhook.Server
+}
+
+func (p *provisioner) hosts() []string {
+	return hostsWith(ServiceHosts(p.opts.ServiceName, p.opts.Namespace), append([]string{p.opts.URLHost}, p.opts.ExtraHosts...))
+}
+
+func (p *provisioner) ensureCerts(ctx context.Context, now time.Time) (*Certs, error) {
+	key := client.ObjectKey{Namespace: p.opts.Namespace, Name: p.opts.SecretName}
+	certs, err := ensureSecretCerts(ctx, p.client, key, p.hosts(), now)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeServingFiles(p.opts.CertDir, certs); err != nil {
+		return nil, err
+	}
+	return certs, nil
+}
+
+func (p *provisioner) clientConfig() clientConfigFor {
+	if p.opts.URLHost != "" {
+		return clientConfigFor{url: urlBase(p.opts.URLHost, p.server.(*crwebhook.DefaultServer).Options.Port)}
+	}
+	return clientConfigFor{serviceNamespace: p.opts.Namespace, serviceName: p.opts.ServiceName, servicePort: p.opts.ServicePort}
+}
+
+// NeedLeaderElection is false: every replica serves webhooks, and they all write the same
+// configurations from the same Secret.
+func (p *provisioner) NeedLeaderElection() bool { return false }
+
+// Start registers the configurations once the local server answers TLS, so that the apiserver is
+// not pointed at a port nobody listens on yet, then re-checks the certificate periodically.
+func (p *provisioner) Start(ctx context.Context) error {
+	started := p.server.StartedChecker()
+	if err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(context.Context) (bool, error) {
+		return started(nil) == nil, nil
+	}); err != nil {
+		return nil // the manager is stopping
+	}
+	log := ctrl.LoggerFrom(ctx).WithName("webhook-provisioner")
+	for {
+		// The configurations are re-applied on every check, not only on rotation, so that one
+		// edited or deleted by hand is repaired within checkInterval.
+		interval := checkInterval
+		certs, err := p.ensureCerts(ctx, time.Now())
+		if err == nil {
+			err = applyConfigurations(ctx, p.client, p.clientConfig(), certs.CACert)
+		}
+		if err != nil {
+			log.Error(err, "provision webhook certificate and configurations")
+			interval = retryInterval
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(interval):
+		}
+	}
+}
+
+// kindOf recovers the GroupVersionKind of one of our objects from its Go type.
+func kindOf(obj client.Object) schema.GroupVersionKind {
+	t := reflect.TypeOf(obj)
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return v2beta1.SchemeGroupVersion.WithKind(t.Name())
+}

@@ -1,0 +1,154 @@
+package webhook
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+)
+
+func newAPIClient(t *testing.T, objs ...client.Object) client.Client {
+	t.Helper()
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := v2beta1.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	return fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).Build()
+}
+
+func pool(name, subnet string, ips ...string) *v2beta1.SpiderIPPool {
+	return &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v2beta1.IPPoolSpec{Subnet: subnet, IPs: ips}}
+}
+
+// wantInvalid checks the error the apiserver would relay: Invalid, for our kind and object, naming
+// every part.
+func wantInvalid(t *testing.T, err error, kind, name string, parts ...string) {
+	t.Helper()
+	if !apierrors.IsInvalid(err) {
+		t.Fatalf("error %v, want Invalid", err)
+	}
+	msg := err.Error()
+	prefix := kind + "." + v2beta1.GroupName + ` "` + name + `" is invalid: `
+	if !strings.HasPrefix(msg, prefix) {
+		t.Errorf("message %q does not start with %q", msg, prefix)
+	}
+	for _, p := range parts {
+		if !strings.Contains(msg, p) {
+			t.Errorf("message %q lacks %q", msg, p)
+		}
+	}
+}
+
+func TestIPPoolWebhook(t *testing.T) {
+	ctx := context.Background()
+	existing := pool("a", "10.6.0.0/16", "10.6.0.10-10.6.0.20")
+	subnet := &v2beta1.SpiderSubnet{
+		ObjectMeta: metav1.ObjectMeta{Name: "s"},
+		Spec:       v2beta1.SubnetSpec{Subnet: "10.7.0.0/16", IPs: []string{"10.7.0.1-10.7.0.9"}},
+	}
+	w := &IPPoolWebhook{Reader: newAPIClient(t, existing, subnet), EnableIPv4: true}
+
+	p := pool("b", "10.6.0.0/16", "10.6.0.15-10.6.0.30")
+	if err := w.Default(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Spec.IPVersion == nil || *p.Spec.IPVersion != 4 {
+		t.Errorf("Default left ipVersion %v", p.Spec.IPVersion)
+	}
+	_, err := w.ValidateCreate(ctx, p)
+	wantInvalid(t, err, "SpiderIPPool", "b", "spec.ips", `"a"`, "10.6.0.15-10.6.0.20")
+
+	_, err = w.ValidateCreate(ctx, pool("c", "10.7.0.0/16", "10.7.0.50"))
+	wantInvalid(t, err, "SpiderIPPool", "c", "spec.ips", `SpiderSubnet "s"`)
+
+	_, err = w.ValidateCreate(ctx, pool("v6", "fd00::/64"))
+	wantInvalid(t, err, "SpiderIPPool", "v6", "IPv6")
+
+	if _, err := w.ValidateCreate(ctx, pool("d", "10.6.0.0/16", "10.6.0.21-10.6.0.30")); err != nil {
+		t.Errorf("disjoint pool of the same subnet refused: %v", err)
+	}
+
+	// A stored pool that breaks today's rules can still lose its finalizer, and deletion is never
+	// refused, even with allocations: the finalizer holds the pool.
+	stored := pool("a", "10.6.0.0/16", "10.9.0.1")
+	stored.Finalizers = []string{v2beta1.Finalizer}
+	stored.Status.AllocatedIPs = ptr.To(`{"10.6.0.10":{"pod":"default/x","podUid":"u"}}`)
+	released := stored.DeepCopy()
+	released.Finalizers = nil
+	if _, err := w.ValidateUpdate(ctx, stored, released); err != nil {
+		t.Errorf("metadata-only update refused: %v", err)
+	}
+	if _, err := w.ValidateDelete(ctx, stored); err != nil {
+		t.Errorf("delete refused: %v", err)
+	}
+	changed := stored.DeepCopy()
+	changed.Spec.Gateway = ptr.To("10.6.0.1")
+	_, err = w.ValidateUpdate(ctx, stored, changed)
+	wantInvalid(t, err, "SpiderIPPool", "a", "spec.ips[0]")
+}
+
+func TestMultusConfigWebhookNADName(t *testing.T) {
+	ctx := context.Background()
+	other := &v2beta1.SpiderMultusConfig{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "other", Annotations: map[string]string{v2beta1.AnnoMultusConfigName: "net"}},
+	}
+	// No NAD kind in this client's scheme: a cluster without Multus' CRD is not an error.
+	w := &MultusConfigWebhook{Reader: newAPIClient(t, other)}
+	smc := &v2beta1.SpiderMultusConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "net"}}
+	if err := w.Default(ctx, smc); err != nil {
+		t.Fatal(err)
+	}
+	_, err := w.ValidateCreate(ctx, smc)
+	wantInvalid(t, err, "SpiderMultusConfig", "net", "metadata.name", `SpiderMultusConfig "other"`)
+
+	elsewhere := smc.DeepCopy()
+	elsewhere.Namespace = "ns2"
+	if _, err := w.ValidateCreate(ctx, elsewhere); err != nil {
+		t.Errorf("same NAD name in another namespace refused: %v", err)
+	}
+}
+
+func TestOptionsComplete(t *testing.T) {
+	server := crwebhook.NewServer(crwebhook.Options{Port: 5722, CertDir: "/certs"})
+	tests := []struct {
+		name    string
+		opts    Options
+		wantErr string
+	}{
+		{"auto in cluster", Options{Namespace: "kube-system"}, ""},
+		{"auto needs namespace", Options{}, "namespace is required"},
+		{"cert dir disagrees", Options{Namespace: "kube-system", CertDir: "/elsewhere"}, "differs"},
+		{"provided only serves", Options{Mode: ModeProvided}, ""},
+		{"unknown mode", Options{Mode: "certmanager"}, "want"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.opts.complete(server)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.CertDir != "/certs" || got.ServiceName != DefaultServiceName || got.ServicePort != DefaultPort || got.SecretName != DefaultSecretName {
+				t.Errorf("defaults not filled: %+v", got)
+			}
+		})
+	}
+}

@@ -10,7 +10,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
+	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -35,6 +37,20 @@ func run() error {
 	if v := os.Getenv("SPIDERPOOL_CNI_CONFIG_DIR"); v != "" {
 		cfg.CNIConfigDir = v
 	}
+	if v := os.Getenv("SPIDERPOOL_GC_IP_ENABLED"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("SPIDERPOOL_GC_IP_ENABLED: %w", err)
+		}
+		cfg.GCEnabled = b
+	}
+	if v := os.Getenv("SPIDERPOOL_GC_DEFAULT_INTERVAL_DURATION"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("SPIDERPOOL_GC_DEFAULT_INTERVAL_DURATION: %w", err)
+		}
+		cfg.GCInterval = time.Duration(n) * time.Second
+	}
 	kubeconfig := os.Getenv("KUBECONFIG")
 	logLevel := slog.LevelInfo
 
@@ -53,6 +69,10 @@ func run() error {
 	fs.StringVar(&cfg.WebhookURLHost, "webhook-url-host", cfg.WebhookURLHost, "out of cluster: register the webhooks as https://<host>:<port>/... instead of the Service")
 	fs.BoolVar(&cfg.EnableIPv4, "enable-ipv4", cfg.EnableIPv4, "ipam.enableIPv4")
 	fs.BoolVar(&cfg.EnableIPv6, "enable-ipv6", cfg.EnableIPv6, "ipam.enableIPv6")
+	fs.BoolVar(&cfg.GCEnabled, "gc-enabled", cfg.GCEnabled, "reclaim IPs of pods that are gone (ipam.gc.enabled, env SPIDERPOOL_GC_IP_ENABLED)")
+	fs.DurationVar(&cfg.GCInterval, "gc-interval", cfg.GCInterval, "period of the full GC scan (ipam.gc.gcAll.intervalInSecond, env SPIDERPOOL_GC_DEFAULT_INTERVAL_DURATION in seconds)")
+	fs.DurationVar(&cfg.GCDeletingTimeoutDelay, "gc-deleting-timeout-delay", cfg.GCDeletingTimeoutDelay, "extra time a terminating pod keeps its IPs after its grace period (ipam.gc.gcDeletingTimeOutPodDelay)")
+	fs.BoolVar(&cfg.EnableStatefulSet, "enable-statefulset", cfg.EnableStatefulSet, "StatefulSet members keep their IPs (ipam.enableStatefulSet)")
 	fs.StringVar(&kubeconfig, "kubeconfig", kubeconfig, "kubeconfig file; empty means in-cluster (env KUBECONFIG)")
 	fs.TextVar(&logLevel, "log-level", logLevel, "debug, info, warn or error")
 	if err := fs.Parse(os.Args[1:]); err != nil {

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	crlog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -23,6 +24,7 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/ipam/kubestore"
 	"github.com/spiderpool-go/spiderpool/internal/webhook"
 )
 
@@ -65,6 +67,14 @@ type Config struct {
 	WebhookURLHost string
 	// EnableIPv4 and EnableIPv6 are ipam.enableIPv4 / ipam.enableIPv6, enforced by the pool webhooks.
 	EnableIPv4, EnableIPv6 bool
+	// GCEnabled is ipam.gc.enabled: reclaim IPs whose pods are gone (env SPIDERPOOL_GC_IP_ENABLED).
+	GCEnabled bool
+	// GCInterval is ipam.gc.gcAll.intervalInSecond, the period of the full scan.
+	GCInterval time.Duration
+	// GCDeletingTimeoutDelay is ipam.gc.gcDeletingTimeOutPodDelay.
+	GCDeletingTimeoutDelay time.Duration
+	// EnableStatefulSet is ipam.enableStatefulSet: StatefulSet members keep their IPs.
+	EnableStatefulSet bool
 	// SkipNameValidation allows several managers in one process (tests, the sandbox); controller
 	// names are otherwise process-wide unique.
 	SkipNameValidation bool
@@ -73,18 +83,21 @@ type Config struct {
 // DefaultConfig returns the Helm defaults.
 func DefaultConfig() Config {
 	return Config{
-		InstallNamespace: DefaultInstallNamespace,
-		HealthAddr:       DefaultHealthAddr,
-		MetricsAddr:      DefaultMetricsAddr,
-		LeaderElection:   true,
-		CoordinatorName:  "default",
-		CNIConfigDir:     DefaultCNIConfigDir,
-		CiliumConfigMap:  DefaultCiliumConfigMap.String(),
-		WebhookPort:      webhook.DefaultPort,
-		WebhookCertDir:   "/tmp/k8s-webhook-server/serving-certs",
-		WebhookTLSMethod: "auto",
-		EnableIPv4:       true,
-		EnableIPv6:       true,
+		InstallNamespace:  DefaultInstallNamespace,
+		HealthAddr:        DefaultHealthAddr,
+		MetricsAddr:       DefaultMetricsAddr,
+		LeaderElection:    true,
+		CoordinatorName:   "default",
+		CNIConfigDir:      DefaultCNIConfigDir,
+		CiliumConfigMap:   DefaultCiliumConfigMap.String(),
+		WebhookPort:       webhook.DefaultPort,
+		WebhookCertDir:    "/tmp/k8s-webhook-server/serving-certs",
+		WebhookTLSMethod:  "auto",
+		EnableIPv4:        true,
+		EnableIPv6:        true,
+		GCEnabled:         true,
+		GCInterval:        DefaultGCInterval,
+		EnableStatefulSet: true,
 	}
 }
 
@@ -181,6 +194,20 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 	}
 	if err := coord.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up SpiderCoordinator reconciler: %w", err)
+	}
+	if cfg.GCEnabled {
+		// The store re-reads a pool from the API after a lost race: it needs a client that does
+		// not read from the cache, unlike the manager's.
+		live, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
+		if err != nil {
+			return fmt.Errorf("API client for IP GC: %w", err)
+		}
+		store := kubestore.New(mgr.GetCache(), live, kubestore.Options{})
+		gc := NewGCReconciler(mgr.GetClient(), mgr.GetAPIReader(), store, GCOptions{
+			Interval: cfg.GCInterval, DeletingTimeoutDelay: cfg.GCDeletingTimeoutDelay, EnableStatefulSet: cfg.EnableStatefulSet})
+		if err := gc.SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("set up IP GC: %w", err)
+		}
 	}
 	return nil
 }

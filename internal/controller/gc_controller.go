@@ -1,0 +1,662 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	crlog "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/ip"
+	"github.com/spiderpool-go/spiderpool/internal/ipam"
+)
+
+// DefaultGCInterval is ipam.gc.gcAll.intervalInSecond (SPEC.md 3.10).
+const DefaultGCInterval = 600 * time.Second
+
+// Reasons of a reclaimed IP, the `reason` label of the GC metrics.
+const (
+	GCReasonPodDeleted         = "pod_deleted"
+	GCReasonPodUIDChanged      = "pod_uid_changed"
+	GCReasonPodFinished        = "pod_finished"
+	GCReasonTerminatingTimeout = "pod_terminating_timeout"
+	GCReasonOrphanEndpoint     = "orphan_endpoint"
+	GCReasonStatefulSetScaled  = "statefulset_scaled_down"
+)
+
+var (
+	gcCounts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "spiderpool_ip_gc_counts",
+		Help: "IP records reclaimed by the garbage collector (orphan_endpoint counts deleted SpiderEndpoints).",
+	}, []string{"reason"})
+	gcFailureCounts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "spiderpool_ip_gc_failure_counts",
+		Help: "IP records (or SpiderEndpoints, for orphan_endpoint) the garbage collector failed to reclaim.",
+	}, []string{"reason"})
+	registerGCMetrics sync.Once
+)
+
+// GCOptions tunes a GCReconciler; the zero value gives the Helm defaults except EnableStatefulSet.
+type GCOptions struct {
+	// Interval is how often every pool and endpoint is scanned; 0 means DefaultGCInterval.
+	Interval time.Duration
+	// DeletingTimeoutDelay is ipam.gc.gcDeletingTimeOutPodDelay: how long after its grace period a
+	// terminating pod keeps its IPs. Its kubelet may be down and never send DEL.
+	DeletingTimeoutDelay time.Duration
+	// EnableStatefulSet is ipam.enableStatefulSet: a StatefulSet pod that its StatefulSet expects
+	// keeps its endpoint and IPs while it is gone (SPEC.md 3.7).
+	EnableStatefulSet bool
+}
+
+// GCReconciler reclaims IP records and SpiderEndpoints whose pods are gone, were replaced, finished
+// or stayed terminating too long (SPEC.md 3.10): the kubelet's CNI DEL is the normal release path,
+// and this is the safety net for the DELs that never came.
+//
+// It is keyed by pod namespace/name. Every decision is made on a fresh read of the pod from the API
+// server and compares UIDs, never names, and every release goes through ipam.Store.UpdatePool with
+// PoolState.Release(addr, uid): the write is compare-and-swap on the pool's resourceVersion and only
+// removes the exact record, so a release can neither overwrite an agent's concurrent allocation nor
+// free the address of a newer incarnation of the pod (ipam-invariants.md 3 and 8).
+type GCReconciler struct {
+	client client.Client // cache-backed: finds candidates
+	reader client.Reader // API reader: confirms them
+	store  ipam.Store
+	opts   GCOptions
+	now    func() time.Time
+
+	trigger chan struct{}
+}
+
+var _ reconcile.Reconciler = (*GCReconciler)(nil)
+
+// NewGCReconciler returns a GC reading candidates through c (the manager's cached client, which also
+// writes), confirming them through reader (mgr.GetAPIReader()) and releasing records through store
+// (a kubestore over the same cache).
+func NewGCReconciler(c client.Client, reader client.Reader, store ipam.Store, opts GCOptions) *GCReconciler {
+	if opts.Interval <= 0 {
+		opts.Interval = DefaultGCInterval
+	}
+	registerGCMetrics.Do(func() {
+		metrics.Registry.MustRegister(gcCounts, gcFailureCounts)
+	})
+	return &GCReconciler{
+		client:  c,
+		reader:  reader,
+		store:   store,
+		opts:    opts,
+		now:     time.Now,
+		trigger: make(chan struct{}, 1),
+	}
+}
+
+// SetupWithManager watches pods and pools and adds the periodic full scan, which runs on the leader
+// only like the reconcilers.
+func (r *GCReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	err := ctrl.NewControllerManagedBy(mgr).
+		Named("ipgc").
+		For(&corev1.Pod{}, builder.WithPredicates(podGonePredicate())).
+		Watches(&v2beta1.SpiderIPPool{}, handler.EnqueueRequestsFromMapFunc(r.poolToPods)).
+		Watches(&appsv1.StatefulSet{}, handler.EnqueueRequestsFromMapFunc(r.statefulSetToEndpoints)).
+		Complete(r)
+	if err != nil {
+		return err
+	}
+	return mgr.Add(manager.RunnableFunc(r.runFullScans))
+}
+
+// TriggerFullScan asks for a full scan now (POST /v1/ipam/gc_ips). Triggers arriving while one is
+// pending are merged.
+func (r *GCReconciler) TriggerFullScan() {
+	select {
+	case r.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// podGonePredicate lets through the pod events after which a record may have become garbage:
+// deletion, the start of termination and a terminal phase. Creation of a live pod is skipped, since
+// the startup full scan covers whatever happened while the controller was down.
+func podGonePredicate() predicate.Funcs {
+	return predicate.Funcs{
+		CreateFunc:  func(e event.CreateEvent) bool { return podMayLeak(e.Object) },
+		UpdateFunc:  func(e event.UpdateEvent) bool { return podMayLeak(e.ObjectNew) },
+		DeleteFunc:  func(event.DeleteEvent) bool { return true },
+		GenericFunc: func(event.GenericEvent) bool { return true },
+	}
+}
+
+func podMayLeak(o client.Object) bool {
+	pod, ok := o.(*corev1.Pod)
+	return ok && !podAlive(pod)
+}
+
+// podAlive reports whether the pod may still use its addresses.
+func podAlive(pod *corev1.Pod) bool {
+	return pod.DeletionTimestamp == nil && !podFinished(pod)
+}
+
+// podFinished reports a terminal phase; evicted pods are Failed.
+func podFinished(pod *corev1.Pod) bool {
+	return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
+}
+
+// poolToPods maps a pool change to the pods of its records that the cache does not know as alive
+// with the same UID: an allocation for a pod deleted meanwhile is reclaimed without waiting for a
+// full scan. Alive pods are skipped so that a busy pool does not flood the queue.
+func (r *GCReconciler) poolToPods(ctx context.Context, o client.Object) []reconcile.Request {
+	pool, ok := o.(*v2beta1.SpiderIPPool)
+	if !ok {
+		return nil
+	}
+	allocs, err := pool.Status.Allocations()
+	if err != nil {
+		return nil // the full scan logs it
+	}
+	seen := map[string]bool{}
+	var out []reconcile.Request
+	for _, a := range allocs {
+		if seen[a.NamespacedName] {
+			continue
+		}
+		seen[a.NamespacedName] = true
+		key, ok := splitPodKey(a.NamespacedName)
+		if !ok {
+			continue
+		}
+		var pod corev1.Pod
+		if err := r.client.Get(ctx, key, &pod); err == nil && string(pod.UID) == a.PodUID && podAlive(&pod) {
+			continue
+		}
+		out = append(out, reconcile.Request{NamespacedName: key})
+	}
+	return out
+}
+
+// statefulSetToEndpoints maps a StatefulSet change (scale-down, deletion) to the endpoints the
+// agents kept for its members, so that members it no longer wants are reclaimed now rather than
+// at the next full scan.
+func (r *GCReconciler) statefulSetToEndpoints(ctx context.Context, o client.Object) []reconcile.Request {
+	if !r.opts.EnableStatefulSet {
+		return nil
+	}
+	var eps v2beta1.SpiderEndpointList
+	if err := r.client.List(ctx, &eps, client.InNamespace(o.GetNamespace())); err != nil {
+		return nil // the full scan catches up
+	}
+	var out []reconcile.Request
+	for i := range eps.Items {
+		ep := &eps.Items[i]
+		if ep.Status.OwnerControllerType == "StatefulSet" && ep.Status.OwnerControllerName == o.GetName() {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(ep)})
+		}
+	}
+	return out
+}
+
+func splitPodKey(s string) (types.NamespacedName, bool) {
+	ns, name, ok := strings.Cut(s, "/")
+	if !ok || ns == "" || name == "" {
+		return types.NamespacedName{}, false
+	}
+	return types.NamespacedName{Namespace: ns, Name: name}, true
+}
+
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spiderippools,verbs=get;list;watch
+// +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spiderippools/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spiderendpoints,verbs=get;list;watch;update;patch;delete
+
+// Reconcile reclaims the records and the SpiderEndpoint of pod req that belong to no live
+// incarnation of it. A pod still inside its termination window is looked at again when it ends.
+func (r *GCReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	wait, err := r.collect(ctx, req.NamespacedName)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	return reconcile.Result{RequeueAfter: wait}, nil
+}
+
+// record is one pool record naming the pod being collected.
+type record struct {
+	pod  string // namespace/name
+	pool string
+	addr netip.Addr
+	uid  string
+}
+
+// verdict is what to do with the records and endpoint of one pod UID.
+type verdict struct {
+	release bool
+	reason  string
+	// wait is how long until a terminating pod's window ends; only set when !release.
+	wait time.Duration
+}
+
+// collect is the whole decision for one pod name; the event path and the full scan share it.
+func (r *GCReconciler) collect(ctx context.Context, key types.NamespacedName) (time.Duration, error) {
+	records, err := r.recordsOf(ctx, key)
+	if err != nil {
+		return 0, err
+	}
+	ep := &v2beta1.SpiderEndpoint{}
+	if err := r.client.Get(ctx, key, ep); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return 0, fmt.Errorf("get SpiderEndpoint %s: %w", key, err)
+		}
+		ep = nil
+	}
+	if len(records) == 0 && ep == nil {
+		return 0, nil
+	}
+
+	// The cache may not have seen a recreation or a deletion yet; what is released is decided on
+	// what the API server says now.
+	pod := &corev1.Pod{}
+	if err := r.reader.Get(ctx, key, pod); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return 0, fmt.Errorf("get pod %s: %w", key, err)
+		}
+		pod = nil
+	}
+
+	verdicts := map[string]verdict{}
+	judge := func(uid string) (verdict, error) {
+		if v, ok := verdicts[uid]; ok {
+			return v, nil
+		}
+		v, err := r.decide(ctx, uid, pod, ep)
+		if err != nil {
+			return verdict{}, err
+		}
+		verdicts[uid] = v
+		return v, nil
+	}
+
+	byPool := map[string][]record{}
+	var wait time.Duration
+	for _, rec := range records {
+		v, err := judge(rec.uid)
+		if err != nil {
+			return 0, err
+		}
+		if !v.release {
+			wait = minWait(wait, v.wait)
+			continue
+		}
+		byPool[rec.pool] = append(byPool[rec.pool], rec)
+	}
+
+	var errs []error
+	for _, pool := range sortedKeys(byPool) {
+		if err := r.release(ctx, pool, byPool[pool], verdicts); err != nil {
+			errs = append(errs, err)
+		}
+	}
+
+	if ep != nil {
+		v, err := judge(ep.Status.Current.UID)
+		if err != nil {
+			return 0, err
+		}
+		switch {
+		case !v.release:
+			wait = minWait(wait, v.wait)
+		case len(errs) > 0:
+			// Keep the endpoint: it names the records the retry must still find.
+		default:
+			if err := r.deleteEndpoint(ctx, ep); err != nil {
+				gcFailureCounts.WithLabelValues(GCReasonOrphanEndpoint).Inc()
+				errs = append(errs, err)
+			}
+		}
+	}
+	return wait, errors.Join(errs...)
+}
+
+// recordsOf returns the records of every cached pool that name pod key, whatever their UID.
+func (r *GCReconciler) recordsOf(ctx context.Context, key types.NamespacedName) ([]record, error) {
+	pools, err := r.store.Pools(ctx)
+	if err != nil {
+		return nil, err
+	}
+	name := key.String()
+	var out []record
+	for _, p := range pools {
+		// A substring test spares decoding every pool on every pod event; a false positive only
+		// costs the decode.
+		if p.Status.AllocatedIPs == nil || !strings.Contains(*p.Status.AllocatedIPs, strconv.Quote(name)) {
+			continue
+		}
+		allocs, err := p.Status.Allocations()
+		if err != nil {
+			return nil, fmt.Errorf("IPPool %q: %w", p.Name, err)
+		}
+		for a, rec := range allocs {
+			if rec.NamespacedName != name {
+				continue
+			}
+			addr, err := ip.ParseAddr(a)
+			if err != nil {
+				return nil, fmt.Errorf("IPPool %q: status.allocatedIPs: %w", p.Name, err)
+			}
+			out = append(out, record{pod: name, pool: p.Name, addr: addr, uid: rec.PodUID})
+		}
+	}
+	return out, nil
+}
+
+// decide applies SPEC.md 3.10 to the records of uid, given the pod as the API server has it now
+// (nil when gone) and its endpoint (nil when gone).
+func (r *GCReconciler) decide(ctx context.Context, uid string, pod *corev1.Pod, ep *v2beta1.SpiderEndpoint) (verdict, error) {
+	sts := r.statefulSetOf(pod, ep)
+	// A StatefulSet's member keeps what its endpoint holds while the StatefulSet expects it back
+	// (SPEC.md 3.7); records no endpoint names for that UID are kept for nothing.
+	keptForSts := func() (bool, error) {
+		if sts == "" {
+			return false, nil
+		}
+		return r.statefulSetWantsPod(ctx, podNamespace(pod, ep), sts, podName(pod, ep))
+	}
+
+	if pod != nil && string(pod.UID) == uid {
+		if podAlive(pod) {
+			return verdict{}, nil // never release the IP of a live pod
+		}
+		reason := GCReasonPodFinished
+		if !podFinished(pod) {
+			// deletionTimestamp is when the grace period ends, so the pod has been terminating for
+			// longer than deletionGracePeriodSeconds + the delay once it lies that far behind. It is
+			// stored with second precision, rounded down: one more second keeps the whole grace.
+			deadline := pod.DeletionTimestamp.Add(time.Second + r.opts.DeletingTimeoutDelay)
+			if left := deadline.Sub(r.now()); left > 0 {
+				return verdict{wait: left}, nil
+			}
+			reason = GCReasonTerminatingTimeout
+		}
+		if sts != "" {
+			kept, err := keptForSts()
+			if err != nil || kept {
+				return verdict{}, err
+			}
+			reason = GCReasonStatefulSetScaled
+		}
+		return verdict{release: true, reason: reason}, nil
+	}
+
+	reason := GCReasonPodDeleted
+	if pod != nil {
+		reason = GCReasonPodUIDChanged
+	}
+	if sts != "" {
+		kept, err := keptForSts()
+		if err != nil {
+			return verdict{}, err
+		}
+		if kept {
+			if ep != nil && ep.Status.Current.UID == uid {
+				return verdict{}, nil
+			}
+		} else {
+			reason = GCReasonStatefulSetScaled
+		}
+	}
+	return verdict{release: true, reason: reason}, nil
+}
+
+// statefulSetOf returns the StatefulSet whose member the pod name is when StatefulSet handling is
+// on: from the pod's controller, or, when the pod is gone, from the endpoint the agent kept.
+func (r *GCReconciler) statefulSetOf(pod *corev1.Pod, ep *v2beta1.SpiderEndpoint) string {
+	if !r.opts.EnableStatefulSet {
+		return ""
+	}
+	if pod != nil {
+		if ref := metav1.GetControllerOf(pod); ref != nil && ref.Kind == "StatefulSet" && strings.HasPrefix(ref.APIVersion, appsv1.GroupName+"/") {
+			return ref.Name
+		}
+		return ""
+	}
+	if ep != nil && ep.Status.OwnerControllerType == "StatefulSet" {
+		return ep.Status.OwnerControllerName
+	}
+	return ""
+}
+
+func podNamespace(pod *corev1.Pod, ep *v2beta1.SpiderEndpoint) string {
+	if pod != nil {
+		return pod.Namespace
+	}
+	return ep.Namespace
+}
+
+func podName(pod *corev1.Pod, ep *v2beta1.SpiderEndpoint) string {
+	if pod != nil {
+		return pod.Name
+	}
+	return ep.Name
+}
+
+// statefulSetWantsPod reports whether StatefulSet namespace/name exists, is not being deleted and
+// has podName's ordinal inside its replica range, i.e. will (re)create the pod.
+func (r *GCReconciler) statefulSetWantsPod(ctx context.Context, namespace, name, podName string) (bool, error) {
+	sts := &appsv1.StatefulSet{}
+	if err := r.reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, sts); err != nil {
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("get StatefulSet %s/%s: %w", namespace, name, err)
+	}
+	if sts.DeletionTimestamp != nil {
+		return false, nil
+	}
+	ordinal, ok := stsOrdinal(name, podName)
+	if !ok {
+		return false, nil
+	}
+	start, replicas := 0, 1
+	if sts.Spec.Ordinals != nil {
+		start = int(sts.Spec.Ordinals.Start)
+	}
+	if sts.Spec.Replicas != nil {
+		replicas = int(*sts.Spec.Replicas)
+	}
+	return ordinal >= start && ordinal < start+replicas, nil
+}
+
+// stsOrdinal parses the ordinal of StatefulSet pod "<sts>-<n>".
+func stsOrdinal(sts, pod string) (int, bool) {
+	rest, ok := strings.CutPrefix(pod, sts+"-")
+	if !ok || rest == "" || len(rest) > 9 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(rest)
+	if err != nil || n < 0 || strconv.Itoa(n) != rest {
+		return 0, false
+	}
+	return n, true
+}
+
+// release removes recs from pool, each only if its UID still holds it, and counts what went.
+func (r *GCReconciler) release(ctx context.Context, pool string, recs []record, verdicts map[string]verdict) error {
+	var released []bool
+	err := r.store.UpdatePool(ctx, pool, func(st *ipam.PoolState) error {
+		// UpdatePool may call this again after a conflict; the last call's outcome is the one written.
+		released = make([]bool, len(recs))
+		for i, rec := range recs {
+			released[i] = st.Release(rec.addr, rec.uid)
+		}
+		return nil
+	})
+	if errors.Is(err, ipam.ErrPoolNotFound) {
+		return nil // the records went with the pool
+	}
+	if err != nil {
+		for _, rec := range recs {
+			gcFailureCounts.WithLabelValues(verdicts[rec.uid].reason).Inc()
+		}
+		return fmt.Errorf("release %d IP record(s) of pod %s from IPPool %q: %w", len(recs), recs[0].pod, pool, err)
+	}
+	log := crlog.FromContext(ctx)
+	for i, rec := range recs {
+		if !released[i] {
+			continue // already released by a DEL meanwhile
+		}
+		reason := verdicts[rec.uid].reason
+		gcCounts.WithLabelValues(reason).Inc()
+		log.Info("reclaimed IP", "pool", pool, "ip", rec.addr.String(), "podUID", rec.uid, "reason", reason)
+	}
+	return nil
+}
+
+// deleteEndpoint removes the finalizer of ep and deletes it, unless the object changed hands
+// meanwhile: an agent may have replaced it for a new incarnation of the pod.
+func (r *GCReconciler) deleteEndpoint(ctx context.Context, ep *v2beta1.SpiderEndpoint) error {
+	key := client.ObjectKeyFromObject(ep)
+	fresh := &v2beta1.SpiderEndpoint{}
+	if err := r.reader.Get(ctx, key, fresh); err != nil {
+		return client.IgnoreNotFound(fmt.Errorf("get SpiderEndpoint %s: %w", key, err))
+	}
+	if fresh.UID != ep.UID || fresh.Status.Current.UID != ep.Status.Current.UID {
+		return nil
+	}
+	if controllerutil.RemoveFinalizer(fresh, v2beta1.Finalizer) {
+		// resourceVersion of the fresh read: a concurrent agent write wins and we look again later.
+		if err := r.client.Update(ctx, fresh); err != nil {
+			if apierrors.IsConflict(err) {
+				return fmt.Errorf("remove finalizer of SpiderEndpoint %s: %w", key, err)
+			}
+			return client.IgnoreNotFound(fmt.Errorf("remove finalizer of SpiderEndpoint %s: %w", key, err))
+		}
+	}
+	uid := fresh.UID
+	if err := r.client.Delete(ctx, fresh, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return fmt.Errorf("delete SpiderEndpoint %s: %w", key, err)
+	}
+	gcCounts.WithLabelValues(GCReasonOrphanEndpoint).Inc()
+	crlog.FromContext(ctx).Info("deleted orphan SpiderEndpoint", "endpoint", key.String(), "podUID", ep.Status.Current.UID)
+	return nil
+}
+
+// runFullScans scans at start (the events of a downtime are lost) and then every interval or when
+// triggered, until ctx ends.
+func (r *GCReconciler) runFullScans(ctx context.Context) error {
+	log := crlog.FromContext(ctx).WithName("ipgc")
+	ticker := time.NewTicker(r.opts.Interval)
+	defer ticker.Stop()
+	for {
+		if err := r.FullScan(ctx); err != nil && ctx.Err() == nil {
+			log.Error(err, "full IP GC scan")
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+		case <-r.trigger:
+		}
+	}
+}
+
+// FullScan looks at every pool record and every SpiderEndpoint once. Pools are read before pods:
+// a record written after the pod list belongs to a pod created before it was written, so a pod
+// missing from the list is never one that was too new to be in it. Candidates are then confirmed
+// one pod name at a time against the API server, like an event.
+func (r *GCReconciler) FullScan(ctx context.Context) error {
+	pools, err := r.store.Pools(ctx)
+	if err != nil {
+		return err
+	}
+	var pods corev1.PodList
+	if err := r.client.List(ctx, &pods); err != nil {
+		return fmt.Errorf("list pods: %w", err)
+	}
+	var eps v2beta1.SpiderEndpointList
+	if err := r.client.List(ctx, &eps); err != nil {
+		return fmt.Errorf("list SpiderEndpoints: %w", err)
+	}
+	alive := make(map[types.NamespacedName]types.UID, len(pods.Items))
+	for i := range pods.Items {
+		if p := &pods.Items[i]; podAlive(p) {
+			alive[client.ObjectKeyFromObject(p)] = p.UID
+		}
+	}
+
+	candidates := map[types.NamespacedName]bool{}
+	var errs []error
+	for _, p := range pools {
+		allocs, err := p.Status.Allocations()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("IPPool %q: %w", p.Name, err))
+			continue
+		}
+		for _, a := range allocs {
+			key, ok := splitPodKey(a.NamespacedName)
+			if ok && string(alive[key]) != a.PodUID {
+				candidates[key] = true
+			}
+		}
+	}
+	for i := range eps.Items {
+		ep := &eps.Items[i]
+		key := client.ObjectKeyFromObject(ep)
+		if string(alive[key]) != ep.Status.Current.UID {
+			candidates[key] = true
+		}
+	}
+
+	keys := make([]types.NamespacedName, 0, len(candidates))
+	for k := range candidates {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b types.NamespacedName) int { return strings.Compare(a.String(), b.String()) })
+	for _, key := range keys {
+		if ctx.Err() != nil {
+			break
+		}
+		if _, err := r.collect(ctx, key); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func minWait(cur, next time.Duration) time.Duration {
+	if next <= 0 {
+		return cur
+	}
+	if cur <= 0 || next < cur {
+		return next
+	}
+	return cur
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

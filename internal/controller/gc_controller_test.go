@@ -1,0 +1,441 @@
+package controller
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
+)
+
+var gcNow = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// gcPod builds pod default/name with uid.
+func gcPod(name, uid string, mutate ...func(*corev1.Pod)) *corev1.Pod {
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, UID: types.UID(uid)}}
+	for _, m := range mutate {
+		m(p)
+	}
+	return p
+}
+
+// terminating marks the pod deleted with a grace period that ends at gcNow+endsIn.
+func terminating(grace int64, endsIn time.Duration) func(*corev1.Pod) {
+	return func(p *corev1.Pod) {
+		p.DeletionTimestamp = &metav1.Time{Time: gcNow.Add(endsIn)}
+		p.DeletionGracePeriodSeconds = &grace
+		p.Finalizers = []string{"test/keep"} // the fake client refuses a deleted object without one
+	}
+}
+
+func phase(ph corev1.PodPhase) func(*corev1.Pod) {
+	return func(p *corev1.Pod) { p.Status.Phase = ph }
+}
+
+func ownedBySts(sts string) func(*corev1.Pod) {
+	return func(p *corev1.Pod) {
+		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: sts, UID: "sts-uid", Controller: ptr.To(true)}}
+	}
+}
+
+// gcEndpoint builds the endpoint the agent writes for pod default/name.
+func gcEndpoint(name, uid, pool, addr string, sts string) *v2beta1.SpiderEndpoint {
+	ep := &v2beta1.SpiderEndpoint{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, Finalizers: []string{v2beta1.Finalizer}},
+		Status: v2beta1.WorkloadEndpointStatus{
+			Current: v2beta1.PodIPAllocation{UID: uid, Node: "node1", IPs: []v2beta1.IPAllocationDetail{
+				{NIC: "eth0", IPv4: ptr.To(addr + "/24"), IPv4Pool: ptr.To(pool)},
+			}},
+			OwnerControllerType: "Pod",
+			OwnerControllerName: name,
+		},
+	}
+	if sts != "" {
+		ep.Status.OwnerControllerType, ep.Status.OwnerControllerName = "StatefulSet", sts
+	}
+	return ep
+}
+
+func gcStatefulSet(name string, replicas int32) *appsv1.StatefulSet {
+	return &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+		Spec:       appsv1.StatefulSetSpec{Replicas: &replicas},
+	}
+}
+
+type gcFixture struct {
+	r     *GCReconciler
+	c     client.Client
+	store *ipamtest.Store
+}
+
+func newGCFixture(t *testing.T, opts GCOptions, pool *ipamtest.PoolBuilder, objs ...client.Object) *gcFixture {
+	t.Helper()
+	c := fake.NewClientBuilder().WithScheme(NewScheme()).WithObjects(objs...).Build()
+	store := ipamtest.NewStore(pool.Obj())
+	r := NewGCReconciler(c, c, store, opts)
+	r.now = func() time.Time { return gcNow }
+	return &gcFixture{r: r, c: c, store: store}
+}
+
+func basePool() *ipamtest.PoolBuilder {
+	return ipamtest.MakeIPPool("p").Subnet("10.6.0.0/24").IPs("10.6.0.10-10.6.0.20")
+}
+
+// records returns the pool's records as IP -> pod UID.
+func (f *gcFixture) records(t *testing.T) map[string]string {
+	t.Helper()
+	allocs, err := f.store.Pool("p").Status.Allocations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for a, rec := range allocs {
+		out[a] = rec.PodUID
+	}
+	return out
+}
+
+func (f *gcFixture) endpointUID(t *testing.T, name string) string {
+	t.Helper()
+	var ep v2beta1.SpiderEndpoint
+	err := f.c.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: name}, &ep)
+	if apierrors.IsNotFound(err) {
+		return ""
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ep.Status.Current.UID
+}
+
+func (f *gcFixture) reconcile(t *testing.T, name string) reconcile.Result {
+	t.Helper()
+	res, err := f.r.Reconcile(context.Background(), reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "default", Name: name}})
+	if err != nil {
+		t.Fatalf("Reconcile: %v", err)
+	}
+	return res
+}
+
+func TestGCRules(t *testing.T) {
+	cases := []struct {
+		name        string
+		pod         string
+		opts        GCOptions
+		pool        *ipamtest.PoolBuilder
+		objs        []client.Object
+		wantRecords map[string]string
+		wantEP      string // UID of the endpoint left, "" when deleted
+		wantReason  string // reason counted once per released record, "" when none
+		wantRequeue bool
+	}{
+		{
+			name:        "live pod with the same UID is never released",
+			pod:         "web",
+			pool:        basePool().Allocated("10.6.0.10", "default/web", "u1"),
+			objs:        []client.Object{gcPod("web", "u1", phase(corev1.PodRunning)), gcEndpoint("web", "u1", "p", "10.6.0.10", "")},
+			wantRecords: map[string]string{"10.6.0.10": "u1"},
+			wantEP:      "u1",
+		},
+		{
+			name:        "pod deleted",
+			pod:         "web",
+			pool:        basePool().Allocated("10.6.0.10", "default/web", "u1").Allocated("10.6.0.11", "default/other", "o1"),
+			objs:        []client.Object{gcEndpoint("web", "u1", "p", "10.6.0.10", ""), gcPod("other", "o1")},
+			wantRecords: map[string]string{"10.6.0.11": "o1"},
+			wantReason:  GCReasonPodDeleted,
+		},
+		{
+			name:        "pod recreated: the old record goes, the new pod's record and endpoint stay",
+			pod:         "web",
+			pool:        basePool().Allocated("10.6.0.10", "default/web", "old").Allocated("10.6.0.12", "default/web", "new"),
+			objs:        []client.Object{gcPod("web", "new", phase(corev1.PodRunning)), gcEndpoint("web", "new", "p", "10.6.0.12", "")},
+			wantRecords: map[string]string{"10.6.0.12": "new"},
+			wantEP:      "new",
+			wantReason:  GCReasonPodUIDChanged,
+		},
+		{
+			name:        "recreated pod's stale endpoint is deleted",
+			pod:         "web",
+			pool:        basePool().Allocated("10.6.0.10", "default/web", "old"),
+			objs:        []client.Object{gcPod("web", "new"), gcEndpoint("web", "old", "p", "10.6.0.10", "")},
+			wantRecords: map[string]string{},
+			wantReason:  GCReasonPodUIDChanged,
+		},
+		{
+			name:        "succeeded pod",
+			pod:         "job",
+			pool:        basePool().Allocated("10.6.0.10", "default/job", "u1"),
+			objs:        []client.Object{gcPod("job", "u1", phase(corev1.PodSucceeded))},
+			wantRecords: map[string]string{},
+			wantReason:  GCReasonPodFinished,
+		},
+		{
+			name:        "failed (evicted) pod",
+			pod:         "job",
+			pool:        basePool().Allocated("10.6.0.10", "default/job", "u1"),
+			objs:        []client.Object{gcPod("job", "u1", phase(corev1.PodFailed))},
+			wantRecords: map[string]string{},
+			wantReason:  GCReasonPodFinished,
+		},
+		{
+			name:        "terminating past its grace period",
+			pod:         "web",
+			pool:        basePool().Allocated("10.6.0.10", "default/web", "u1"),
+			objs:        []client.Object{gcPod("web", "u1", terminating(30, -2*time.Second)), gcEndpoint("web", "u1", "p", "10.6.0.10", "")},
+			wantRecords: map[string]string{},
+			wantReason:  GCReasonTerminatingTimeout,
+		},
+		{
+			name:        "terminating within its grace period",
+			pod:         "web",
+			pool:        basePool().Allocated("10.6.0.10", "default/web", "u1"),
+			objs:        []client.Object{gcPod("web", "u1", terminating(30, 10*time.Second)), gcEndpoint("web", "u1", "p", "10.6.0.10", "")},
+			wantRecords: map[string]string{"10.6.0.10": "u1"},
+			wantEP:      "u1",
+			wantRequeue: true,
+		},
+		{
+			name:        "terminating past the grace period but within the extra delay",
+			pod:         "web",
+			opts:        GCOptions{DeletingTimeoutDelay: time.Minute},
+			pool:        basePool().Allocated("10.6.0.10", "default/web", "u1"),
+			objs:        []client.Object{gcPod("web", "u1", terminating(30, -time.Second))},
+			wantRecords: map[string]string{"10.6.0.10": "u1"},
+			wantRequeue: true,
+		},
+		{
+			name:        "StatefulSet member briefly gone is kept",
+			pod:         "db-1",
+			opts:        GCOptions{EnableStatefulSet: true},
+			pool:        basePool().Allocated("10.6.0.10", "default/db-1", "u1"),
+			objs:        []client.Object{gcStatefulSet("db", 3), gcEndpoint("db-1", "u1", "p", "10.6.0.10", "db")},
+			wantRecords: map[string]string{"10.6.0.10": "u1"},
+			wantEP:      "u1",
+		},
+		{
+			name: "StatefulSet member that finished is kept for its next incarnation",
+			pod:  "db-1",
+			opts: GCOptions{EnableStatefulSet: true},
+			pool: basePool().Allocated("10.6.0.10", "default/db-1", "u1"),
+			objs: []client.Object{gcStatefulSet("db", 3), gcPod("db-1", "u1", ownedBySts("db"), phase(corev1.PodFailed)),
+				gcEndpoint("db-1", "u1", "p", "10.6.0.10", "db")},
+			wantRecords: map[string]string{"10.6.0.10": "u1"},
+			wantEP:      "u1",
+		},
+		{
+			name:        "StatefulSet scaled down",
+			pod:         "db-1",
+			opts:        GCOptions{EnableStatefulSet: true},
+			pool:        basePool().Allocated("10.6.0.10", "default/db-1", "u1"),
+			objs:        []client.Object{gcStatefulSet("db", 1), gcEndpoint("db-1", "u1", "p", "10.6.0.10", "db")},
+			wantRecords: map[string]string{},
+			wantReason:  GCReasonStatefulSetScaled,
+		},
+		{
+			name:        "StatefulSet deleted",
+			pod:         "db-0",
+			opts:        GCOptions{EnableStatefulSet: true},
+			pool:        basePool().Allocated("10.6.0.10", "default/db-0", "u1"),
+			objs:        []client.Object{gcEndpoint("db-0", "u1", "p", "10.6.0.10", "db")},
+			wantRecords: map[string]string{},
+			wantReason:  GCReasonStatefulSetScaled,
+		},
+		{
+			name:        "StatefulSet handling off: a gone member is reclaimed like any pod",
+			pod:         "db-1",
+			pool:        basePool().Allocated("10.6.0.10", "default/db-1", "u1"),
+			objs:        []client.Object{gcStatefulSet("db", 3), gcEndpoint("db-1", "u1", "p", "10.6.0.10", "db")},
+			wantRecords: map[string]string{},
+			wantReason:  GCReasonPodDeleted,
+		},
+		{
+			name: "StatefulSet member recreated: records its endpoint does not name are leaks",
+			pod:  "db-1",
+			opts: GCOptions{EnableStatefulSet: true},
+			pool: basePool().Allocated("10.6.0.10", "default/db-1", "old").Allocated("10.6.0.11", "default/db-1", "new"),
+			objs: []client.Object{gcStatefulSet("db", 3), gcPod("db-1", "new", ownedBySts("db"), phase(corev1.PodRunning)),
+				gcEndpoint("db-1", "new", "p", "10.6.0.11", "db")},
+			wantRecords: map[string]string{"10.6.0.11": "new"},
+			wantEP:      "new",
+			wantReason:  GCReasonPodUIDChanged,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newGCFixture(t, tc.opts, tc.pool, tc.objs...)
+			var before float64
+			if tc.wantReason != "" {
+				before = counterValue(t, gcCounts.WithLabelValues(tc.wantReason))
+			}
+			name := tc.pod
+			res := f.reconcile(t, name)
+			if diff := cmp.Diff(tc.wantRecords, f.records(t)); diff != "" {
+				t.Errorf("records (-want +got):\n%s", diff)
+			}
+			if got := f.endpointUID(t, name); got != tc.wantEP {
+				t.Errorf("endpoint UID = %q, want %q", got, tc.wantEP)
+			}
+			if got := res.RequeueAfter > 0; got != tc.wantRequeue {
+				t.Errorf("RequeueAfter = %v, want requeue %v", res.RequeueAfter, tc.wantRequeue)
+			}
+			if tc.wantReason != "" {
+				if got := counterValue(t, gcCounts.WithLabelValues(tc.wantReason)) - before; got != 1 {
+					t.Errorf("spiderpool_ip_gc_counts{reason=%q} grew by %v, want 1", tc.wantReason, got)
+				}
+			}
+			// A second pass finds nothing more to do.
+			f.reconcile(t, name)
+			if diff := cmp.Diff(tc.wantRecords, f.records(t)); diff != "" {
+				t.Errorf("records after a second pass (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// The terminating pod is looked at again when its window closes, and released then.
+func TestGCTerminatingRequeuedUntilDeadline(t *testing.T) {
+	f := newGCFixture(t, GCOptions{DeletingTimeoutDelay: 5 * time.Second}, basePool().Allocated("10.6.0.10", "default/web", "u1"),
+		gcPod("web", "u1", terminating(30, 10*time.Second)))
+	res := f.reconcile(t, "web")
+	if res.RequeueAfter != 16*time.Second {
+		t.Fatalf("RequeueAfter = %v, want 16s (grace end + delay + 1s of timestamp rounding)", res.RequeueAfter)
+	}
+	f.r.now = func() time.Time { return gcNow.Add(res.RequeueAfter) }
+	f.reconcile(t, "web")
+	if recs := f.records(t); len(recs) != 0 {
+		t.Errorf("records after the deadline: %v", recs)
+	}
+}
+
+// A release races with an agent that gives the address to a new incarnation between the GC's
+// decision and its write: the UID-matching release leaves the new record alone.
+func TestGCReleaseNeverFreesANewerIncarnation(t *testing.T) {
+	f := newGCFixture(t, GCOptions{}, basePool().Allocated("10.6.0.10", "default/web", "old"))
+	recs, err := f.r.recordsOf(context.Background(), types.NamespacedName{Namespace: "default", Name: "web"})
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("recordsOf = %v, %v", recs, err)
+	}
+	// Meanwhile the old record was released by a DEL and the address handed to the new pod.
+	f.store.Put(basePool().Allocated("10.6.0.10", "default/web", "new").Obj())
+	if err := f.r.release(context.Background(), "p", recs, map[string]verdict{"old": {release: true, reason: GCReasonPodDeleted}}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]string{"10.6.0.10": "new"}, f.records(t)); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
+	}
+}
+
+// The full scan reclaims leaked records and orphan endpoints, and leaves live pods alone.
+func TestGCFullScan(t *testing.T) {
+	pool := basePool().
+		Allocated("10.6.0.10", "default/live", "l1").
+		Allocated("10.6.0.11", "default/gone", "g1").
+		Allocated("10.6.0.12", "default/recreated", "r-old").
+		Allocated("10.6.0.13", "default/recreated", "r-new")
+	f := newGCFixture(t, GCOptions{}, pool,
+		gcPod("live", "l1", phase(corev1.PodRunning)),
+		gcPod("recreated", "r-new", phase(corev1.PodRunning)),
+		gcEndpoint("live", "l1", "p", "10.6.0.10", ""),
+		gcEndpoint("recreated", "r-new", "p", "10.6.0.13", ""),
+		gcEndpoint("orphan", "o1", "p", "10.6.0.19", ""), // its record is already gone
+	)
+	before := counterValue(t, gcCounts.WithLabelValues(GCReasonOrphanEndpoint))
+	if err := f.r.FullScan(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"10.6.0.10": "l1", "10.6.0.13": "r-new"}
+	if diff := cmp.Diff(want, f.records(t)); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
+	}
+	for name, uid := range map[string]string{"live": "l1", "recreated": "r-new", "orphan": ""} {
+		if got := f.endpointUID(t, name); got != uid {
+			t.Errorf("endpoint %s UID = %q, want %q", name, got, uid)
+		}
+	}
+	if got := counterValue(t, gcCounts.WithLabelValues(GCReasonOrphanEndpoint)) - before; got != 1 {
+		t.Errorf("orphan_endpoint grew by %v, want 1", got)
+	}
+}
+
+// Pool events enqueue only the pods the cache does not know as alive with the record's UID.
+func TestGCPoolToPods(t *testing.T) {
+	pool := basePool().
+		Allocated("10.6.0.10", "default/live", "l1").
+		Allocated("10.6.0.11", "default/gone", "g1").
+		Allocated("10.6.0.12", "default/recreated", "r-old")
+	f := newGCFixture(t, GCOptions{}, pool, gcPod("live", "l1"), gcPod("recreated", "r-new"))
+	got := f.r.poolToPods(context.Background(), pool.Obj())
+	names := map[string]bool{}
+	for _, r := range got {
+		names[r.String()] = true
+	}
+	want := map[string]bool{"default/gone": true, "default/recreated": true}
+	if diff := cmp.Diff(want, names); diff != "" {
+		t.Errorf("requests (-want +got):\n%s", diff)
+	}
+}
+
+func TestStsOrdinal(t *testing.T) {
+	cases := []struct {
+		pod  string
+		want int
+		ok   bool
+	}{
+		{"db-0", 0, true}, {"db-12", 12, true}, {"db-", 0, false}, {"db-x", 0, false},
+		{"db-01", 0, false}, {"dbx-1", 0, false}, {"db-1-2", 0, false}, {"db--1", 0, false},
+	}
+	for _, tc := range cases {
+		n, ok := stsOrdinal("db", tc.pod)
+		if n != tc.want || ok != tc.ok {
+			t.Errorf("stsOrdinal(db, %s) = %d, %v; want %d, %v", tc.pod, n, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// A StatefulSet event points at the endpoints kept for its members, and only with StatefulSet
+// handling on.
+func TestGCStatefulSetToEndpoints(t *testing.T) {
+	objs := []client.Object{
+		gcEndpoint("db-0", "u0", "p", "10.6.0.10", "db"),
+		gcEndpoint("db-1", "u1", "p", "10.6.0.11", "db"),
+		gcEndpoint("cache-0", "c0", "p", "10.6.0.12", "cache"),
+		gcEndpoint("web", "w", "p", "10.6.0.13", ""),
+	}
+	f := newGCFixture(t, GCOptions{EnableStatefulSet: true}, basePool(), objs...)
+	names := map[string]bool{}
+	for _, r := range f.r.statefulSetToEndpoints(context.Background(), gcStatefulSet("db", 1)) {
+		names[r.String()] = true
+	}
+	if diff := cmp.Diff(map[string]bool{"default/db-0": true, "default/db-1": true}, names); diff != "" {
+		t.Errorf("requests (-want +got):\n%s", diff)
+	}
+	f = newGCFixture(t, GCOptions{}, basePool(), objs...)
+	if got := f.r.statefulSetToEndpoints(context.Background(), gcStatefulSet("db", 1)); len(got) != 0 {
+		t.Errorf("requests with StatefulSet handling off: %v", got)
+	}
+}

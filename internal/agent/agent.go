@@ -90,7 +90,7 @@ func Run(ctx context.Context, cfg Config, restConfig *rest.Config) error {
 		Cache:   informers,
 		Live:    live,
 		IPAM:    ipam.New(store, icfg),
-		Pools:   store,
+		Store:   store,
 		Metrics: metrics,
 	})
 	if err != nil {

@@ -69,13 +69,21 @@ func endpointIPs(ep *v2beta1.SpiderEndpoint) []ipam.PoolIP {
 	}
 	var out []ipam.PoolIP
 	for _, d := range ep.Status.Current.IPs {
-		for _, fam := range [][2]*string{{d.IPv4, d.IPv4Pool}, {d.IPv6, d.IPv6Pool}} {
-			addr, ok := parseAddrPrefix(fam[0])
-			if !ok || fam[1] == nil || *fam[1] == "" {
-				continue
-			}
-			out = append(out, ipam.PoolIP{Pool: *fam[1], Addr: addr})
+		out = append(out, detailIPs(d)...)
+	}
+	return out
+}
+
+// detailIPs returns the addresses of one endpoint entry with their pools;
+// entries that do not parse are skipped.
+func detailIPs(d v2beta1.IPAllocationDetail) []ipam.PoolIP {
+	var out []ipam.PoolIP
+	for _, fam := range [][2]*string{{d.IPv4, d.IPv4Pool}, {d.IPv6, d.IPv6Pool}} {
+		addr, ok := parseAddrPrefix(fam[0])
+		if !ok || fam[1] == nil || *fam[1] == "" {
+			continue
 		}
+		out = append(out, ipam.PoolIP{Pool: *fam[1], Addr: addr})
 	}
 	return out
 }

@@ -98,7 +98,7 @@ func newEnv(t *testing.T, cfg Config, pools []*v2beta1.SpiderIPPool, objs []clie
 	if setup.wrapCache != nil {
 		cache = setup.wrapCache(kube)
 	}
-	srv, err := NewServer(cfg, Deps{Cache: cache, Live: kube, IPAM: ipam.New(store, cfg.ipamConfig()), Pools: store, Metrics: metrics})
+	srv, err := NewServer(cfg, Deps{Cache: cache, Live: kube, IPAM: ipam.New(store, cfg.ipamConfig()), Store: store, Metrics: metrics})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,9 +34,7 @@ type IPAM interface {
 
 var _ IPAM = (*ipam.Allocator)(nil)
 
-// PoolLister lists the cached pools, in store order. ipam.Store has this
-// method; DEL uses it to find records of a pod that has no endpoint, and
-// the metrics to report pool sizes.
+// PoolLister lists the cached pools, in store order, for the pool gauges of the metrics.
 type PoolLister interface {
 	Pools(ctx context.Context) ([]*v2beta1.SpiderIPPool, error)
 }
@@ -54,8 +52,11 @@ type Deps struct {
 	// SpiderEndpoints. Owner lookups are metadata-only GETs through it.
 	Live client.Client
 
-	IPAM    IPAM
-	Pools   PoolLister
+	IPAM IPAM
+	// Store is the pool store IPAM allocates through. DEL lists its pools to find records of a pod
+	// that has no endpoint; a StatefulSet takeover moves records between UIDs through it, which is
+	// not an allocation.
+	Store   ipam.Store
 	Metrics *Metrics // nil disables metrics
 }
 
@@ -67,7 +68,7 @@ type Server struct {
 	cache   client.Reader
 	live    client.Client
 	ipam    IPAM
-	pools   PoolLister
+	pools   ipam.Store
 	metrics *Metrics
 
 	ready  atomic.Bool
@@ -80,8 +81,8 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.complete(); err != nil {
 		return nil, err
 	}
-	if deps.Cache == nil || deps.Live == nil || deps.IPAM == nil || deps.Pools == nil {
-		return nil, errors.New("agent server: Cache, Live, IPAM and Pools are required")
+	if deps.Cache == nil || deps.Live == nil || deps.IPAM == nil || deps.Store == nil {
+		return nil, errors.New("agent server: Cache, Live, IPAM and Store are required")
 	}
 	return &Server{
 		cfg:     cfg,
@@ -89,7 +90,7 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 		cache:   deps.Cache,
 		live:    deps.Live,
 		ipam:    deps.IPAM,
-		pools:   deps.Pools,
+		pools:   deps.Store,
 		metrics: deps.Metrics,
 	}, nil
 }

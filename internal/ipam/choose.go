@@ -192,6 +192,24 @@ func (s *PoolState) Release(addr netip.Addr, podUID string) bool {
 	return true
 }
 
+// Transfer rewrites the record of addr from from.PodUID to to, and reports
+// whether it did. It moves only a record that from.PodUID holds: a missing
+// record or another holder (the address was released and handed to someone
+// else meanwhile) is left alone, so that a StatefulSet pod's new incarnation
+// never takes an address it lost. Once moved, the old UID holds nothing at
+// addr and a late release of it cannot free the address (invariant 8). The
+// change is journaled like Allocate's, so Apply undoes it.
+func (s *PoolState) Transfer(addr netip.Addr, from, to Owner) bool {
+	o, ok := s.records[addr]
+	if !ok || from.PodUID == "" || o.PodUID != from.PodUID || to.PodUID == "" {
+		return false
+	}
+	if o != to {
+		s.set(addr, to, true)
+	}
+	return true
+}
+
 // ReleaseOwner removes every record of podUID and returns their addresses.
 func (s *PoolState) ReleaseOwner(podUID string) []netip.Addr {
 	var out []netip.Addr

@@ -174,6 +174,9 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 	if err := NewIPPoolReconciler(mgr.GetClient()).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up SpiderIPPool reconciler: %w", err)
 	}
+	if err := NewSubnetReconciler(mgr.GetClient()).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up SpiderSubnet reconciler: %w", err)
+	}
 	if err := NewMultusConfigReconciler(mgr.GetClient(), recorder).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up SpiderMultusConfig reconciler: %w", err)
 	}

@@ -1,0 +1,262 @@
+package controller
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+)
+
+func makeSubnet(name, cidr string, ips, exclude []string) *v2beta1.SpiderSubnet {
+	return &v2beta1.SpiderSubnet{
+		ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID("uid-" + name)},
+		Spec:       v2beta1.SubnetSpec{IPVersion: ptr.To[int64](4), Subnet: cidr, IPs: ips, ExcludeIPs: exclude},
+	}
+}
+
+func makeSubnetPool(name, cidr string, ips, exclude []string) *v2beta1.SpiderIPPool {
+	return &v2beta1.SpiderIPPool{
+		ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID("uid-" + name)},
+		Spec:       v2beta1.IPPoolSpec{IPVersion: ptr.To[int64](4), Subnet: cidr, IPs: ips, ExcludeIPs: exclude},
+	}
+}
+
+func reconcileSubnet(t *testing.T, c client.Client, name string) {
+	t.Helper()
+	if _, err := NewSubnetReconciler(c).Reconcile(context.Background(), reconcile.Request{NamespacedName: client.ObjectKey{Name: name}}); err != nil {
+		t.Fatalf("reconcile subnet %s: %v", name, err)
+	}
+}
+
+func getSubnet(t *testing.T, c client.Client, name string) *v2beta1.SpiderSubnet {
+	t.Helper()
+	var s v2beta1.SpiderSubnet
+	if err := c.Get(context.Background(), client.ObjectKey{Name: name}, &s); err != nil {
+		t.Fatal(err)
+	}
+	return &s
+}
+
+func getSubnetPool(t *testing.T, c client.Client, name string) *v2beta1.SpiderIPPool {
+	t.Helper()
+	var p v2beta1.SpiderIPPool
+	if err := c.Get(context.Background(), client.ObjectKey{Name: name}, &p); err != nil {
+		t.Fatal(err)
+	}
+	return &p
+}
+
+func controllerUID(o metav1.Object) types.UID {
+	if ref := metav1.GetControllerOf(o); ref != nil {
+		return ref.UID
+	}
+	return ""
+}
+
+// Counts, adoption and the controlledIPPools record of a subnet with hand-made pools, an auto pool
+// and a pool of another subnet.
+func TestSubnetReconcilerStatusAndAdoption(t *testing.T) {
+	subnet := makeSubnet("s", "10.6.0.0/16", []string{"10.6.0.1-10.6.0.100"}, []string{"10.6.0.100"})
+	// 10.6.0.10 excluded by the pool: listed but not handed out.
+	p1 := makeSubnetPool("p1", "10.6.0.0/16", []string{"10.6.0.1-10.6.0.5", "10.6.0.6-10.6.0.10"}, []string{"10.6.0.10"})
+	// 10.6.0.200 is outside the subnet's ips: listed, never counted.
+	p2 := makeSubnetPool("p2", "10.6.0.0/16", []string{"10.6.0.20-10.6.0.29", "10.6.0.200"}, nil)
+	auto := makeSubnetPool("auto4-nginx-eth0-abcde", "10.6.0.0/16", []string{"10.6.0.50"}, nil)
+	auto.Labels = map[string]string{
+		v2beta1.LabelOwnerApplicationGV: "apps_v1", v2beta1.LabelOwnerApplicationKind: "Deployment",
+		v2beta1.LabelOwnerApplicationNS: "default", v2beta1.LabelOwnerApplicationName: "nginx",
+	}
+	other := makeSubnetPool("other", "10.7.0.0/16", []string{"10.7.0.1-10.7.0.10"}, nil)
+	c := fake.NewClientBuilder().WithScheme(poolScheme(t)).
+		WithObjects(subnet, p1, p2, auto, other).WithStatusSubresource(subnet, p1, p2, auto, other).Build()
+
+	reconcileSubnet(t, c, "s")
+
+	got := getSubnet(t, c, "s")
+	if diff := cmp.Diff([]string{v2beta1.Finalizer}, got.Finalizers); diff != "" {
+		t.Errorf("finalizers (-want +got):\n%s", diff)
+	}
+	if total, alloc := ptr.Deref(got.Status.TotalIPCount, -1), ptr.Deref(got.Status.AllocatedIPCount, -1); total != 99 || alloc != 9+10+1 {
+		t.Errorf("totalIPCount=%d allocatedIPCount=%d, want 99 and 20", total, alloc)
+	}
+	shares, err := got.Status.ControlledPools()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := v2beta1.PoolIPPreAllocations{
+		"p1":                     {IPs: []string{"10.6.0.1-10.6.0.10"}},
+		"p2":                     {IPs: []string{"10.6.0.20-10.6.0.29", "10.6.0.200"}},
+		"auto4-nginx-eth0-abcde": {IPs: []string{"10.6.0.50"}, Application: ptr.To("apps_v1_Deployment_default_nginx")},
+	}
+	if diff := cmp.Diff(want, shares); diff != "" {
+		t.Errorf("controlledIPPools (-want +got):\n%s", diff)
+	}
+	for _, name := range []string{"p1", "p2", "auto4-nginx-eth0-abcde"} {
+		p := getSubnetPool(t, c, name)
+		if p.Labels[v2beta1.LabelOwnerSpiderSubnet] != "s" || controllerUID(p) != subnet.UID {
+			t.Errorf("pool %s not adopted: labels %v, owners %v", name, p.Labels, p.OwnerReferences)
+		}
+	}
+	if p := getSubnetPool(t, c, "other"); len(p.OwnerReferences) != 0 || p.Labels[v2beta1.LabelOwnerSpiderSubnet] != "" {
+		t.Errorf("pool of another subnet adopted: labels %v, owners %v", p.Labels, p.OwnerReferences)
+	}
+
+	// Nothing changed: no write at all.
+	rv := got.ResourceVersion
+	reconcileSubnet(t, c, "s")
+	if again := getSubnet(t, c, "s"); again.ResourceVersion != rv {
+		t.Errorf("unchanged status rewritten: resourceVersion %s -> %s", rv, again.ResourceVersion)
+	}
+
+	// A pool that goes away gives its addresses back.
+	if err := c.Delete(context.Background(), getSubnetPool(t, c, "p2")); err != nil {
+		t.Fatal(err)
+	}
+	reconcileSubnet(t, c, "s")
+	got = getSubnet(t, c, "s")
+	if alloc := ptr.Deref(got.Status.AllocatedIPCount, -1); alloc != 10 {
+		t.Errorf("allocatedIPCount after deleting p2 = %d, want 10", alloc)
+	}
+	if shares, _ := got.Status.ControlledPools(); len(shares) != 2 {
+		t.Errorf("controlledIPPools after deleting p2 = %v", shares)
+	}
+}
+
+func TestSubnetReconcilerTotalCounts(t *testing.T) {
+	tests := []struct {
+		name      string
+		subnet    *v2beta1.SpiderSubnet
+		wantTotal int64
+	}{
+		{"ranges merged", makeSubnet("s", "10.6.0.0/16", []string{"10.6.0.1-10.6.0.10", "10.6.0.5-10.6.0.20"}, nil), 20},
+		{"exclusions removed", makeSubnet("s", "10.6.0.0/16", []string{"10.6.0.1-10.6.0.10"}, []string{"10.6.0.1", "10.6.0.9-10.6.0.20"}), 7},
+		{"no ips", makeSubnet("s", "10.6.0.0/16", nil, nil), 0},
+		{"IPv6 without ipVersion", &v2beta1.SpiderSubnet{ObjectMeta: metav1.ObjectMeta{Name: "s"},
+			Spec: v2beta1.SubnetSpec{Subnet: "fd00::/64", IPs: []string{"fd00::1-fd00::ff"}}}, 255},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := fake.NewClientBuilder().WithScheme(poolScheme(t)).WithObjects(tt.subnet).WithStatusSubresource(tt.subnet).Build()
+			reconcileSubnet(t, c, "s")
+			got := getSubnet(t, c, "s")
+			if total, alloc := ptr.Deref(got.Status.TotalIPCount, -1), ptr.Deref(got.Status.AllocatedIPCount, -1); total != tt.wantTotal || alloc != 0 {
+				t.Errorf("totalIPCount=%d allocatedIPCount=%d, want %d and 0", total, alloc, tt.wantTotal)
+			}
+			if got.Status.ControlledIPPools != nil {
+				t.Errorf("controlledIPPools = %q, want none", *got.Status.ControlledIPPools)
+			}
+		})
+	}
+}
+
+// A pool already controlled by something else keeps its controller and does not count.
+func TestSubnetReconcilerDoesNotStealPools(t *testing.T) {
+	subnet := makeSubnet("s", "10.6.0.0/16", []string{"10.6.0.1-10.6.0.100"}, nil)
+	taken := makeSubnetPool("taken", "10.6.0.0/16", []string{"10.6.0.1-10.6.0.10"}, nil)
+	taken.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: "web",
+		UID: "uid-web", Controller: ptr.To(true)}}
+	// A plain (non-controller) owner does not stop adoption, and is kept.
+	shared := makeSubnetPool("shared", "10.6.0.0/16", []string{"10.6.0.20"}, nil)
+	shared.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "ConfigMap", Name: "cm", UID: "uid-cm"}}
+	c := fake.NewClientBuilder().WithScheme(poolScheme(t)).
+		WithObjects(subnet, taken, shared).WithStatusSubresource(subnet, taken, shared).Build()
+
+	reconcileSubnet(t, c, "s")
+
+	p := getSubnetPool(t, c, "taken")
+	if diff := cmp.Diff(taken.OwnerReferences, p.OwnerReferences); diff != "" {
+		t.Errorf("owner references of the taken pool changed (-want +got):\n%s", diff)
+	}
+	if v, ok := p.Labels[v2beta1.LabelOwnerSpiderSubnet]; ok {
+		t.Errorf("taken pool labelled %q", v)
+	}
+	p = getSubnetPool(t, c, "shared")
+	if len(p.OwnerReferences) != 2 || controllerUID(p) != subnet.UID {
+		t.Errorf("shared pool owners = %v, want the ConfigMap kept and the subnet as controller", p.OwnerReferences)
+	}
+	got := getSubnet(t, c, "s")
+	shares, _ := got.Status.ControlledPools()
+	if diff := cmp.Diff(v2beta1.PoolIPPreAllocations{"shared": {IPs: []string{"10.6.0.20"}}}, shares); diff != "" {
+		t.Errorf("controlledIPPools (-want +got):\n%s", diff)
+	}
+	if alloc := ptr.Deref(got.Status.AllocatedIPCount, -1); alloc != 1 {
+		t.Errorf("allocatedIPCount = %d, want 1", alloc)
+	}
+}
+
+// A deleted subnet stays while it controls a pool and goes once the last one is gone; it adopts
+// nothing in the meantime.
+func TestSubnetReconcilerDeletion(t *testing.T) {
+	now := metav1.NewTime(time.Now())
+	subnet := makeSubnet("s", "10.6.0.0/16", []string{"10.6.0.1-10.6.0.100"}, nil)
+	subnet.Finalizers, subnet.DeletionTimestamp = []string{v2beta1.Finalizer}, &now
+	owned := makeSubnetPool("owned", "10.6.0.0/16", []string{"10.6.0.1-10.6.0.10"}, nil)
+	owned.Labels = map[string]string{v2beta1.LabelOwnerSpiderSubnet: "s"}
+	owned.OwnerReferences = []metav1.OwnerReference{{APIVersion: v2beta1.SchemeGroupVersion.String(), Kind: "SpiderSubnet",
+		Name: "s", UID: subnet.UID, Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}}
+	stray := makeSubnetPool("stray", "10.6.0.0/16", []string{"10.6.0.20"}, nil)
+	c := fake.NewClientBuilder().WithScheme(poolScheme(t)).
+		WithObjects(subnet, owned, stray).WithStatusSubresource(subnet, owned, stray).Build()
+
+	reconcileSubnet(t, c, "s")
+	got := getSubnet(t, c, "s")
+	if diff := cmp.Diff([]string{v2beta1.Finalizer}, got.Finalizers); diff != "" {
+		t.Errorf("finalizers of a subnet still controlling a pool (-want +got):\n%s", diff)
+	}
+	if shares, _ := got.Status.ControlledPools(); len(shares) != 1 {
+		t.Errorf("controlledIPPools of the terminating subnet = %v, want only the owned pool", shares)
+	}
+	if p := getSubnetPool(t, c, "stray"); len(p.OwnerReferences) != 0 {
+		t.Errorf("terminating subnet adopted a pool: %v", p.OwnerReferences)
+	}
+
+	if err := c.Delete(context.Background(), getSubnetPool(t, c, "owned")); err != nil {
+		t.Fatal(err)
+	}
+	reconcileSubnet(t, c, "s")
+	if err := c.Get(context.Background(), client.ObjectKey{Name: "s"}, &v2beta1.SpiderSubnet{}); err == nil {
+		t.Errorf("subnet without pools still exists")
+	}
+}
+
+func TestSubnetsOfPool(t *testing.T) {
+	a := makeSubnet("a", "10.6.0.0/16", nil, nil)
+	b := makeSubnet("b", "fd00::/64", nil, nil)
+	c := fake.NewClientBuilder().WithScheme(poolScheme(t)).WithObjects(a, b).Build()
+	r := NewSubnetReconciler(c)
+
+	v6 := makeSubnetPool("v6", "fd00:0::/64", nil, nil)
+	owned := makeSubnetPool("owned", "10.9.0.0/16", nil, nil)
+	owned.OwnerReferences = []metav1.OwnerReference{{APIVersion: v2beta1.SchemeGroupVersion.String(), Kind: "SpiderSubnet",
+		Name: "gone", UID: "uid-gone", Controller: ptr.To(true)}}
+	tests := []struct {
+		name string
+		pool *v2beta1.SpiderIPPool
+		want []string
+	}{
+		{"equal CIDR", makeSubnetPool("p", "10.6.0.0/16", nil, nil), []string{"a"}},
+		{"IPv6 spelt differently", v6, []string{"b"}},
+		{"no subnet", makeSubnetPool("p", "10.7.0.0/16", nil, nil), nil},
+		{"controller subnet", owned, []string{"gone"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, req := range r.subnetsOfPool(context.Background(), tt.pool) {
+				got = append(got, req.Name)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("subnets (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

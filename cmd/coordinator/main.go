@@ -1,0 +1,17 @@
+// Command coordinator is the coordinator CNI plugin. It holds wiring only; the plugin lives in
+// internal/cni/coordinator.
+package main
+
+import (
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/version"
+
+	"github.com/spiderpool-go/spiderpool/internal/cni/coordinator"
+)
+
+// buildVersion is set at link time: -ldflags "-X main.buildVersion=v1.2.3".
+var buildVersion = "devel"
+
+func main() {
+	skel.PluginMainFuncs(coordinator.Funcs(), version.PluginSupports(coordinator.SupportedVersions()...), "coordinator CNI plugin "+buildVersion)
+}

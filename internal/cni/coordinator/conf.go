@@ -1,0 +1,379 @@
+package coordinator
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/containernetworking/cni/pkg/types"
+	types100 "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
+
+	v1 "github.com/spiderpool-go/spiderpool/api/agent/v1"
+)
+
+// Defaults of SPEC.md 5.1 that apply when neither the configuration nor the agent sets a key.
+const (
+	DefaultHostRuleTable   = 500
+	DefaultVethMTU         = 1500
+	DefaultPodCNINIC       = "eth0"
+	DefaultLogLevel        = "debug"
+	DefaultLogFile         = "/var/log/spidernet/coordinator.log"
+	DefaultLogMaxSize      = 100 // MB
+	DefaultLogMaxAge       = 30  // days
+	DefaultLogMaxCount     = 10
+	firstNICTable          = 100 // reply path of the first NIC (SPEC.md 5.3)
+	hostRulePriority       = 1000
+	maxRouteTable          = 1<<32 - 1
+	reservedTableLocal     = 255
+	reservedTableMain      = 254
+	reservedTableDefault   = 253
+	maxMTU                 = 65535
+	maxInterfaceNameLength = 15
+)
+
+// supportedVersions are the CNI spec versions of configurations (and prevResults) accepted.
+var supportedVersions = []string{"0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"}
+
+// SupportedVersions returns the CNI spec versions the plugin accepts, oldest first.
+func SupportedVersions() []string { return slices.Clone(supportedVersions) }
+
+// Mode is the coordinator's mode (SPEC.md 5.2).
+type Mode string
+
+const (
+	ModeAuto     Mode = "auto"
+	ModeUnderlay Mode = "underlay"
+	ModeOverlay  Mode = "overlay"
+	ModeDisabled Mode = "disabled"
+)
+
+// NetConf is the plugin object of the network configuration. Pointers and nil slices mark keys
+// the configuration leaves out: those take the agent's value (SPEC.md 5.1).
+type NetConf struct {
+	types.NetConf
+
+	Mode               string        `json:"mode,omitempty"`
+	TunePodRoutes      *bool         `json:"tunePodRoutes,omitempty"`
+	PodDefaultRouteNIC string        `json:"podDefaultRouteNic,omitempty"`
+	HostRuleTable      *int          `json:"hostRuleTable,omitempty"`
+	PodRPFilter        *int          `json:"podRPFilter,omitempty"`
+	HostRPFilter       *int          `json:"hostRPFilter,omitempty"` // accepted, unused (as upstream)
+	TxQueueLen         *int          `json:"txQueueLen,omitempty"`
+	PodMACPrefix       string        `json:"podMACPrefix,omitempty"`
+	VethLinkAddress    string        `json:"vethLinkAddress,omitempty"`
+	VethMTU            *int          `json:"vethMTU,omitempty"`
+	OverlayPodCIDR     []string      `json:"overlayPodCIDR,omitempty"`
+	ServiceCIDR        []string      `json:"serviceCIDR,omitempty"`
+	HijackCIDR         []string      `json:"hijackCIDR,omitempty"`
+	PolicyRoutes       []PolicyRoute `json:"policyRoutes,omitempty"`
+	PodDefaultCNINIC   string        `json:"podDefaultCniNic,omitempty"`
+	MultusNICPrefix    string        `json:"multusNicPrefix,omitempty"`  // accepted, unused
+	DetectIPConflict   bool          `json:"detectIPConflict,omitempty"` // accepted; the IPAM plugin detects
+	DetectGateway      bool          `json:"detectGateway,omitempty"`    // accepted; the IPAM plugin detects
+	LogOptions         LogOptions    `json:"logOptions"`
+}
+
+// disabled reports whether the configuration itself disables the plugin; then the agent is not
+// asked at all.
+func (c *NetConf) disabled() bool {
+	m := Mode(strings.ToLower(c.Mode))
+	return m == ModeDisabled || m == "disable"
+}
+
+// PolicyRoute is one entry of policyRoutes.
+type PolicyRoute struct {
+	Dst string `json:"dst"`
+	GW  string `json:"gw"`
+}
+
+// LogOptions is the logOptions object. After loadConf every field holds its effective value.
+type LogOptions struct {
+	LogLevel    string `json:"logLevel"`
+	LogFile     string `json:"logFile"`
+	LogMaxSize  int    `json:"logMaxSize"`
+	LogMaxAge   int    `json:"logMaxAge"`
+	LogMaxCount int    `json:"logMaxCount"`
+}
+
+// Config is the effective configuration: the NetConf merged with the agent's values and parsed.
+type Config struct {
+	Mode               Mode
+	TunePodRoutes      bool
+	PodDefaultRouteNIC string
+	HostRuleTable      int
+	PodRPFilter        int // negative: leave rp_filter untouched
+	TxQueueLen         int // 0: untouched
+	PodMACPrefix       net.HardwareAddr
+	VethLinkAddress    netip.Addr
+	VethMTU            int
+	OverlayPodCIDR     []netip.Prefix
+	ServiceCIDR        []netip.Prefix
+	HijackCIDR         []netip.Prefix
+	PolicyRoutes       []Route
+	PodDefaultCNINIC   string
+}
+
+// Route is a parsed policy route.
+type Route struct {
+	Dst netip.Prefix
+	GW  netip.Addr
+}
+
+// loadConf parses and validates the network configuration; values the configuration sets are
+// checked here, before the agent is asked for the others. prevResult, when present, must parse.
+func loadConf(stdin []byte) (*NetConf, error) {
+	conf := &NetConf{LogOptions: LogOptions{LogMaxSize: DefaultLogMaxSize, LogMaxAge: DefaultLogMaxAge, LogMaxCount: DefaultLogMaxCount}}
+	if err := json.Unmarshal(stdin, conf); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			key := strings.TrimPrefix(typeErr.Field, "NetConf.")
+			return nil, fmt.Errorf("parse network configuration: key %q has the wrong type (JSON %s)", key, typeErr.Value)
+		}
+		return nil, fmt.Errorf("parse network configuration: %w", err)
+	}
+	if !slices.Contains(supportedVersions, conf.CNIVersion) {
+		return nil, fmt.Errorf("unsupported CNI version %q, the coordinator supports %v", conf.CNIVersion, supportedVersions)
+	}
+	if conf.RawPrevResult != nil {
+		if err := version.ParsePrevResult(&conf.NetConf); err != nil {
+			return nil, fmt.Errorf("parse prevResult: %w", err)
+		}
+	}
+	lo := &conf.LogOptions
+	if lo.LogLevel == "" {
+		lo.LogLevel = DefaultLogLevel
+	}
+	lo.LogLevel = strings.ToLower(lo.LogLevel)
+	if _, ok := logLevels[lo.LogLevel]; !ok {
+		return nil, fmt.Errorf("invalid network configuration: logOptions.logLevel %q is not one of debug, info, warn, error", lo.LogLevel)
+	}
+	if lo.LogFile == "" {
+		lo.LogFile = DefaultLogFile
+	}
+	for _, f := range []struct {
+		key string
+		v   int
+	}{{"logOptions.logMaxSize", lo.LogMaxSize}, {"logOptions.logMaxAge", lo.LogMaxAge}, {"logOptions.logMaxCount", lo.LogMaxCount}} {
+		if f.v < 0 {
+			return nil, fmt.Errorf("invalid network configuration: %s must not be negative, got %d", f.key, f.v)
+		}
+	}
+	// The configuration's own values are validated now, so a typo fails without the agent.
+	if _, err := merge(conf, nil); err != nil {
+		return nil, fmt.Errorf("invalid network configuration: %w", err)
+	}
+	return conf, nil
+}
+
+// merge returns the effective configuration: each key the NetConf sets wins over the agent's
+// value (ac may be nil: fixed defaults only). Errors name the key and where its value came from.
+func merge(nc *NetConf, ac *v1.CoordinatorConfig) (*Config, error) {
+	if ac == nil {
+		ac = &v1.CoordinatorConfig{}
+	}
+	pick := func(nad *int, agent int) (int, string) {
+		if nad != nil {
+			return *nad, "the network configuration"
+		}
+		return agent, "spiderpool-agent"
+	}
+	c := &Config{PodDefaultCNINIC: nc.PodDefaultCNINIC}
+	if c.PodDefaultCNINIC == "" {
+		c.PodDefaultCNINIC = DefaultPodCNINIC
+	}
+	if err := validIfName(c.PodDefaultCNINIC); err != nil {
+		return nil, fmt.Errorf("podDefaultCniNic: %w", err)
+	}
+
+	mode, from := nc.Mode, "the network configuration"
+	if mode == "" {
+		mode, from = ac.Mode, "spiderpool-agent"
+	}
+	switch Mode(strings.ToLower(mode)) {
+	case "", ModeAuto:
+		c.Mode = ModeAuto
+	case ModeUnderlay, ModeOverlay:
+		c.Mode = Mode(strings.ToLower(mode))
+	case ModeDisabled, "disable":
+		c.Mode = ModeDisabled
+	default:
+		return nil, fmt.Errorf("mode %q (from %s) is not one of auto, underlay, overlay, disabled", mode, from)
+	}
+
+	c.TunePodRoutes = ac.TunePodRoutes
+	if nc.TunePodRoutes != nil {
+		c.TunePodRoutes = *nc.TunePodRoutes
+	}
+	c.PodDefaultRouteNIC = nc.PodDefaultRouteNIC
+	if c.PodDefaultRouteNIC == "" {
+		c.PodDefaultRouteNIC = ac.PodDefaultRouteNIC
+	}
+	if c.PodDefaultRouteNIC != "" {
+		if err := validIfName(c.PodDefaultRouteNIC); err != nil {
+			return nil, fmt.Errorf("podDefaultRouteNic: %w", err)
+		}
+	}
+
+	var v int
+	v, from = pick(nc.HostRuleTable, ac.HostRuleTable)
+	switch {
+	case v == 0 && nc.HostRuleTable == nil:
+		v = DefaultHostRuleTable
+	case v <= 0 || v > maxRouteTable:
+		return nil, fmt.Errorf("hostRuleTable %d (from %s) is not a routing table number (1..%d)", v, from, maxRouteTable)
+	case v == reservedTableLocal || v == reservedTableMain || v == reservedTableDefault:
+		return nil, fmt.Errorf("hostRuleTable %d (from %s) is a table the kernel reserves (local, main, default)", v, from)
+	}
+	c.HostRuleTable = v
+
+	v, from = pick(nc.PodRPFilter, ac.PodRPFilter)
+	if v > 2 {
+		return nil, fmt.Errorf("podRPFilter %d (from %s) must be 0, 1, 2 or negative (leave untouched)", v, from)
+	}
+	c.PodRPFilter = v
+
+	v, from = pick(nc.TxQueueLen, ac.TxQueueLen)
+	if v < 0 {
+		return nil, fmt.Errorf("txQueueLen %d (from %s) must not be negative", v, from)
+	}
+	c.TxQueueLen = v
+
+	v, from = pick(nc.VethMTU, ac.VethMTU)
+	switch {
+	case v == 0 && nc.VethMTU == nil:
+		v = DefaultVethMTU
+	case v < 68 || v > maxMTU:
+		return nil, fmt.Errorf("vethMTU %d (from %s) must be between 68 and %d", v, from, maxMTU)
+	}
+	c.VethMTU = v
+
+	s, from := nc.PodMACPrefix, "the network configuration"
+	if s == "" {
+		s, from = ac.PodMACPrefix, "spiderpool-agent"
+	}
+	if s != "" {
+		mac, err := parseMACPrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("podMACPrefix %q (from %s): %w", s, from, err)
+		}
+		c.PodMACPrefix = mac
+	}
+
+	s, from = nc.VethLinkAddress, "the network configuration"
+	if s == "" {
+		s, from = ac.VethLinkAddress, "spiderpool-agent"
+	}
+	if s != "" {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return nil, fmt.Errorf("vethLinkAddress %q (from %s) is not an IP address", s, from)
+		}
+		c.VethLinkAddress = a
+	}
+
+	for _, f := range []struct {
+		key   string
+		nad   []string
+		agent []string
+		dst   *[]netip.Prefix
+	}{
+		{"overlayPodCIDR", nc.OverlayPodCIDR, ac.OverlayPodCIDR, &c.OverlayPodCIDR},
+		{"serviceCIDR", nc.ServiceCIDR, ac.ServiceCIDR, &c.ServiceCIDR},
+		{"hijackCIDR", nc.HijackCIDR, ac.HijackCIDR, &c.HijackCIDR},
+	} {
+		list, from := f.nad, "the network configuration"
+		if list == nil {
+			list, from = f.agent, "spiderpool-agent"
+		}
+		for i, s := range list {
+			p, err := netip.ParsePrefix(strings.TrimSpace(s))
+			if err != nil {
+				return nil, fmt.Errorf("%s[%d] %q (from %s) is not a CIDR", f.key, i, s, from)
+			}
+			*f.dst = append(*f.dst, p.Masked())
+		}
+	}
+
+	routes, from := nc.PolicyRoutes, "the network configuration"
+	if routes == nil {
+		from = "spiderpool-agent"
+		for _, r := range ac.PolicyRoutes {
+			routes = append(routes, PolicyRoute{Dst: r.Dst, GW: r.Gw})
+		}
+	}
+	for i, r := range routes {
+		dst, err := netip.ParsePrefix(r.Dst)
+		if err != nil {
+			return nil, fmt.Errorf("policyRoutes[%d].dst %q (from %s) is not a CIDR", i, r.Dst, from)
+		}
+		gw, err := netip.ParseAddr(r.GW)
+		if err != nil {
+			return nil, fmt.Errorf("policyRoutes[%d].gw %q (from %s) is not an IP address", i, r.GW, from)
+		}
+		if gw.Is4() != dst.Addr().Is4() {
+			return nil, fmt.Errorf("policyRoutes[%d] (from %s): gw %s and dst %s are of different IP families", i, from, gw, dst)
+		}
+		c.PolicyRoutes = append(c.PolicyRoutes, Route{Dst: dst.Masked(), GW: gw})
+	}
+	return c, nil
+}
+
+// parseMACPrefix parses "xx:xx", the first two bytes of pod MACs; they must form a unicast address.
+func parseMACPrefix(s string) (net.HardwareAddr, error) {
+	mac, err := net.ParseMAC(s + ":00:00:00:00")
+	if err != nil || len(mac) != 6 {
+		return nil, errors.New(`must be two hex bytes "xx:xx"`)
+	}
+	if mac[0]&1 != 0 {
+		return nil, errors.New("the first byte makes a multicast address")
+	}
+	return mac[:2], nil
+}
+
+func validIfName(s string) error {
+	if len(s) == 0 || len(s) > maxInterfaceNameLength || s == "." || s == ".." || strings.ContainsAny(s, "/: \t\n\x00") {
+		return fmt.Errorf("%q is not a valid interface name", s)
+	}
+	return nil
+}
+
+// prevResult returns the configuration's prevResult as a 1.x result.
+func prevResult(conf *NetConf) (*types100.Result, error) {
+	if conf.PrevResult == nil {
+		return nil, errors.New("the network configuration carries no prevResult: coordinator must be chained after the main plugin")
+	}
+	r, err := types100.NewResultFromResult(conf.PrevResult)
+	if err != nil {
+		return nil, fmt.Errorf("convert prevResult: %w", err)
+	}
+	return r, nil
+}
+
+// nicAddrs returns the addresses prevResult assigns to ifName (or that name no interface) and their
+// gateways.
+func nicAddrs(r *types100.Result, ifName string) (addrs []netip.Prefix, gateways []netip.Addr) {
+	for _, ipc := range r.IPs {
+		if ipc.Interface != nil {
+			i := *ipc.Interface
+			if i < 0 || i >= len(r.Interfaces) || r.Interfaces[i].Name != ifName {
+				continue
+			}
+		}
+		a, ok := netip.AddrFromSlice(ipc.Address.IP)
+		if !ok {
+			continue
+		}
+		a = a.Unmap()
+		bits, _ := ipc.Address.Mask.Size()
+		addrs = append(addrs, netip.PrefixFrom(a, bits))
+		if gw, ok := netip.AddrFromSlice(ipc.Gateway); ok {
+			gateways = append(gateways, gw.Unmap())
+		}
+	}
+	return addrs, gateways
+}

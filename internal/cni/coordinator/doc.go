@@ -1,0 +1,15 @@
+// Package coordinator is the coordinator CNI plugin (SPEC.md 5). Chained after the main plugin,
+// it reads prevResult, resolves its mode (underlay/overlay/disabled) and wires the pod so that it
+// reaches its node and the cluster's services: in underlay mode a veth pair between the pod and
+// the node, host addresses and hijacked CIDRs routed through it, and a host policy-routing table
+// pointing back at the pod; an underlay secondary NIC reuses the pair and, with tunePodRoutes,
+// gets its own policy table. Overlay mode (SPEC.md 5.5) is not built yet and fails the ADD. It
+// prints prevResult unchanged.
+//
+// Settings come from the NetworkAttachmentDefinition's plugin object and, for every key it leaves
+// out, from spiderpool-agent (the SpiderCoordinator). The pure parts — configuration, merge, mode
+// resolution and table numbering — are kept apart from the netlink work (internal/netlinkx) so
+// that they are tested without privileges.
+//
+// cmd/coordinator wires Funcs into skel; everything else lives here so tests can reach it.
+package coordinator

@@ -12,9 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/controller"
@@ -28,28 +26,11 @@ const gcReclaimBudget = 60 * time.Second
 // startGCController runs a manager with only the IP GC until the test ends.
 func startGCController(t *testing.T, opts controller.GCOptions) *controller.GCReconciler {
 	t.Helper()
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme:                 env.Scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := kubestore.New(mgr.GetCache(), env.Client, kubestore.Options{})
-	gc := controller.NewGCReconciler(mgr.GetClient(), mgr.GetAPIReader(), store, opts)
-	if err := gc.SetupWithManager(mgr); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
+	var gc *controller.GCReconciler
+	runManager(t, func(mgr ctrl.Manager) error {
+		store := kubestore.New(mgr.GetCache(), env.Client, kubestore.Options{})
+		gc = controller.NewGCReconciler(mgr.GetClient(), mgr.GetAPIReader(), store, opts)
+		return gc.SetupWithManager(mgr)
 	})
 	return gc
 }

@@ -14,8 +14,6 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/controller"
@@ -40,29 +38,8 @@ const (
 // test ends. Cleanups registered before this call run after the manager has stopped.
 func startMultusConfigController(t *testing.T) {
 	t.Helper()
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme:                 env.Scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		LeaderElection:         false,
-		// Controller names are unique per process; other suites or -count=N may build another.
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-	})
-	if err != nil {
-		t.Fatalf("new manager: %v", err)
-	}
-	r := controller.NewMultusConfigReconciler(mgr.GetClient(), mgr.GetEventRecorder("spiderpool-controller"))
-	if err := r.SetupWithManager(mgr); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
+	runManager(t, func(mgr ctrl.Manager) error {
+		return controller.NewMultusConfigReconciler(mgr.GetClient(), mgr.GetEventRecorder("spiderpool-controller")).SetupWithManager(mgr)
 	})
 }
 

@@ -9,16 +9,13 @@ import (
 	"os"
 	"time"
 
-	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
@@ -43,12 +40,6 @@ func Run(ctx context.Context, cfg Config, restConfig *rest.Config) error {
 	if err := cfg.complete(); err != nil {
 		return err
 	}
-	log := cfg.Logger
-	// controller-runtime and client-go log through the same handler. Both
-	// keep their logger in package state, so this is set once per process.
-	crlog.SetLogger(logr.FromSlogHandler(log.Handler()))
-	klog.SetLogger(logr.FromSlogHandler(log.Handler()))
-
 	restConfig = rest.CopyConfig(restConfig)
 	if restConfig.QPS == 0 {
 		restConfig.QPS = cfg.KubeAPIQPS

@@ -112,35 +112,14 @@ func (o *overlay) add() error {
 				return err
 			}
 		}
-		for _, r := range o.cfg.PolicyRoutes {
-			if (r.GW.Is4() && !hasV4) || (r.GW.Is6() && !hasV6) {
-				continue
-			}
-			if err := netlinkx.ReplaceRoute(netlinkx.Route{Dst: r.Dst, GW: r.GW, Link: nic, Table: table}); err != nil {
-				return err
-			}
-		}
-		return nil
+		return addPolicyRoutes(o.cfg, nic, table, hasV4, hasV6)
 	})
 	if err != nil {
 		return err
 	}
 
-	for _, p := range podAddrs {
-		ip := p.Addr()
-		if err := netlinkx.SetNeigh(hostPeer, ip, firstMAC); err != nil {
-			return err
-		}
-		if err := netlinkx.EnsureRule(netlinkx.Rule{Family: netlinkx.Family(ip), Table: o.cfg.HostRuleTable, Priority: hostRulePriority}); err != nil {
-			return err
-		}
-		host := netip.PrefixFrom(ip, ip.BitLen())
-		if err := netlinkx.DelRoutesTo(host, o.cfg.HostRuleTable, nil); err != nil {
-			return err
-		}
-		if err := netlinkx.ReplaceRoute(netlinkx.Route{Dst: host, Link: hostPeer, Table: o.cfg.HostRuleTable}); err != nil {
-			return err
-		}
+	if err := routePodThroughHost(o.cfg, hostPeer, podAddrs, firstMAC); err != nil {
+		return err
 	}
 	o.log.Info("overlay secondary NIC configured", "table", table, "hostPeer", hostPeer.Attrs().Name, "podIPs", podAddrs)
 	return nil

@@ -88,35 +88,14 @@ func (s *secondary) add() error {
 				return err
 			}
 		}
-		for _, r := range s.cfg.PolicyRoutes {
-			if (r.GW.Is4() && !hasV4) || (r.GW.Is6() && !hasV6) {
-				continue
-			}
-			if err := netlinkx.ReplaceRoute(netlinkx.Route{Dst: r.Dst, GW: r.GW, Link: nic, Table: table}); err != nil {
-				return err
-			}
-		}
-		return nil
+		return addPolicyRoutes(s.cfg, nic, table, hasV4, hasV6)
 	})
 	if err != nil {
 		return err
 	}
 
-	for _, p := range podAddrs {
-		ip := p.Addr()
-		if err := netlinkx.SetNeigh(hv, ip, veth0MAC); err != nil {
-			return err
-		}
-		if err := netlinkx.EnsureRule(netlinkx.Rule{Family: netlinkx.Family(ip), Table: s.cfg.HostRuleTable, Priority: hostRulePriority}); err != nil {
-			return err
-		}
-		host := netip.PrefixFrom(ip, ip.BitLen())
-		if err := netlinkx.DelRoutesTo(host, s.cfg.HostRuleTable, nil); err != nil {
-			return err
-		}
-		if err := netlinkx.ReplaceRoute(netlinkx.Route{Dst: host, Link: hv, Table: s.cfg.HostRuleTable}); err != nil {
-			return err
-		}
+	if err := routePodThroughHost(s.cfg, hv, podAddrs, veth0MAC); err != nil {
+		return err
 	}
 	s.log.Info("underlay secondary NIC configured", "table", table, "hostVeth", hostVeth, "podIPs", podAddrs)
 	return nil

@@ -101,23 +101,8 @@ func (u *underlay) add() (err error) {
 	if err != nil {
 		return err
 	}
-	for _, p := range podAddrs {
-		ip := p.Addr()
-		if err := netlinkx.SetNeigh(hv, ip, podMAC); err != nil {
-			return err
-		}
-		rule := netlinkx.Rule{Family: netlinkx.Family(ip), Table: u.cfg.HostRuleTable, Priority: hostRulePriority}
-		if err := netlinkx.EnsureRule(rule); err != nil {
-			return err
-		}
-		host := netip.PrefixFrom(ip, ip.BitLen())
-		// A stale route of an earlier pod with this IP would point at a dead or foreign veth.
-		if err := netlinkx.DelRoutesTo(host, u.cfg.HostRuleTable, nil); err != nil {
-			return err
-		}
-		if err := netlinkx.ReplaceRoute(netlinkx.Route{Dst: host, Link: hv, Table: u.cfg.HostRuleTable}); err != nil {
-			return err
-		}
+	if err := routePodThroughHost(u.cfg, hv, podAddrs, podMAC); err != nil {
+		return err
 	}
 	u.log.Info("underlay configured", "hostVeth", hostVeth, "hostIPs", hostIPs, "podIPs", podAddrs)
 	return nil
@@ -192,15 +177,7 @@ func (u *underlay) podSide(podMAC, hostMAC net.HardwareAddr, hostVeth string, ho
 	}
 
 	// Step 10.
-	for _, r := range u.cfg.PolicyRoutes {
-		if (r.GW.Is4() && !hasV4) || (r.GW.Is6() && !hasV6) {
-			continue
-		}
-		if err := netlinkx.ReplaceRoute(netlinkx.Route{Dst: r.Dst, GW: r.GW, Link: nic}); err != nil {
-			return err
-		}
-	}
-	return nil
+	return addPolicyRoutes(u.cfg, nic, 0, hasV4, hasV6)
 }
 
 // hostAddrs returns the host addresses to reach from the pod: first the source the host uses

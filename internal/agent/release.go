@@ -8,6 +8,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
+	"github.com/spiderpool-go/spiderpool/internal/workload"
 )
 
 // releaseArgs is a DEL of either form (one interface or all of them: both
@@ -57,7 +58,7 @@ func (s *Server) release(ctx context.Context, a *releaseArgs) (string, error) {
 		ep = nil
 	}
 	if ep != nil && s.cfg.EnableStatefulSet && ep.Status.OwnerControllerType == kindStatefulSet {
-		keep, err := s.statefulSetWantsPod(ctx, a.namespace, ep.Status.OwnerControllerName, a.name)
+		keep, err := workload.StatefulSetWantsPod(ctx, s.live, a.namespace, ep.Status.OwnerControllerName, a.name)
 		if err != nil {
 			return "", err
 		}

@@ -32,6 +32,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/ip"
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
+	"github.com/spiderpool-go/spiderpool/internal/workload"
 )
 
 // DefaultGCInterval is ipam.gc.gcAll.intervalInSecond (SPEC.md 3.10).
@@ -379,7 +380,7 @@ func (r *GCReconciler) decide(ctx context.Context, uid string, pod *corev1.Pod, 
 		if sts == "" {
 			return false, nil
 		}
-		return r.statefulSetWantsPod(ctx, podNamespace(pod, ep), sts, podName(pod, ep))
+		return workload.StatefulSetWantsPod(ctx, r.reader, podNamespace(pod, ep), sts, podName(pod, ep))
 	}
 
 	if pod != nil && string(pod.UID) == uid {
@@ -457,46 +458,6 @@ func podName(pod *corev1.Pod, ep *v2beta1.SpiderEndpoint) string {
 		return pod.Name
 	}
 	return ep.Name
-}
-
-// statefulSetWantsPod reports whether StatefulSet namespace/name exists, is not being deleted and
-// has podName's ordinal inside its replica range, i.e. will (re)create the pod.
-func (r *GCReconciler) statefulSetWantsPod(ctx context.Context, namespace, name, podName string) (bool, error) {
-	sts := &appsv1.StatefulSet{}
-	if err := r.reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, sts); err != nil {
-		if apierrors.IsNotFound(err) {
-			return false, nil
-		}
-		return false, fmt.Errorf("get StatefulSet %s/%s: %w", namespace, name, err)
-	}
-	if sts.DeletionTimestamp != nil {
-		return false, nil
-	}
-	ordinal, ok := stsOrdinal(name, podName)
-	if !ok {
-		return false, nil
-	}
-	start, replicas := 0, 1
-	if sts.Spec.Ordinals != nil {
-		start = int(sts.Spec.Ordinals.Start)
-	}
-	if sts.Spec.Replicas != nil {
-		replicas = int(*sts.Spec.Replicas)
-	}
-	return ordinal >= start && ordinal < start+replicas, nil
-}
-
-// stsOrdinal parses the ordinal of StatefulSet pod "<sts>-<n>".
-func stsOrdinal(sts, pod string) (int, bool) {
-	rest, ok := strings.CutPrefix(pod, sts+"-")
-	if !ok || rest == "" || len(rest) > 9 {
-		return 0, false
-	}
-	n, err := strconv.Atoi(rest)
-	if err != nil || n < 0 || strconv.Itoa(n) != rest {
-		return 0, false
-	}
-	return n, true
 }
 
 // release removes recs from pool, each only if its UID still holds it, and counts what went.

@@ -400,23 +400,6 @@ func TestGCPoolToPods(t *testing.T) {
 	}
 }
 
-func TestStsOrdinal(t *testing.T) {
-	cases := []struct {
-		pod  string
-		want int
-		ok   bool
-	}{
-		{"db-0", 0, true}, {"db-12", 12, true}, {"db-", 0, false}, {"db-x", 0, false},
-		{"db-01", 0, false}, {"dbx-1", 0, false}, {"db-1-2", 0, false}, {"db--1", 0, false},
-	}
-	for _, tc := range cases {
-		n, ok := stsOrdinal("db", tc.pod)
-		if n != tc.want || ok != tc.ok {
-			t.Errorf("stsOrdinal(db, %s) = %d, %v; want %d, %v", tc.pod, n, ok, tc.want, tc.ok)
-		}
-	}
-}
-
 // A StatefulSet event points at the endpoints kept for its members, and only with StatefulSet
 // handling on.
 func TestGCStatefulSetToEndpoints(t *testing.T) {

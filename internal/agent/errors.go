@@ -88,7 +88,6 @@ func classify(err error) v1.Code {
 	case errors.Is(err, ErrInvalidRequest),
 		errors.Is(err, ipam.ErrInvalidAnnotation),
 		errors.Is(err, ipam.ErrFeatureDisabled),
-		errors.Is(err, ipam.ErrNotSupported),
 		apierrors.IsBadRequest(err), apierrors.IsInvalid(err):
 		return v1.CodeInvalidRequest
 	case errors.Is(err, ErrNotFound):

@@ -32,7 +32,7 @@ func TestHTTPError(t *testing.T) {
 		{"invalid request", &reasonError{ErrInvalidRequest, "x"}, 400, v1.CodeInvalidRequest},
 		{"invalid annotation", fmt.Errorf("%w ipam.spidernet.io/ippool: bad", ipam.ErrInvalidAnnotation), 400, v1.CodeInvalidRequest},
 		{"feature disabled", fmt.Errorf("subnet: %w", ipam.ErrFeatureDisabled), 400, v1.CodeInvalidRequest},
-		{"not supported", fmt.Errorf("auto pool: %w", ipam.ErrNotSupported), 400, v1.CodeInvalidRequest},
+		{"auto pool not created yet", fmt.Errorf("eth0: %w", ipam.ErrAutoPoolNotReady), 409, v1.CodeConflict},
 		{"pod not found", &reasonError{ErrNotFound, "pod default/x not found"}, 404, v1.CodeNotFound},
 		{"API not found", fmt.Errorf("get node: %w", apierrors.NewNotFound(gr, "x")), 404, v1.CodeNotFound},
 		{"dead pod", &reasonError{ErrDeadPod, "dead Pod default/x, we cannot allocate IP addresees to it"}, 410, v1.CodeDeadPod},

@@ -175,6 +175,9 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 	if err := NewSubnetReconciler(mgr.GetClient()).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up SpiderSubnet reconciler: %w", err)
 	}
+	if err := NewAutoPoolReconciler(mgr.GetClient(), mgr.GetAPIReader()).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up auto-pool reconciler: %w", err)
+	}
 	if err := NewMultusConfigReconciler(mgr.GetClient(), recorder).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up SpiderMultusConfig reconciler: %w", err)
 	}

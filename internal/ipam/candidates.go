@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 )
@@ -66,8 +67,9 @@ func (s *Selection) Pools(version int) []*v2beta1.SpiderIPPool {
 // cached view, in store order) by the precedence of SPEC.md 3.2; the first
 // rule that names any pool wins and later rules are not consulted:
 //
-//  1. subnet annotations (auto-created pools; ErrFeatureDisabled without
-//     cfg.EnableAutoPool, ErrNotSupported with it);
+//  1. subnet annotations: the auto-created pools of the pod's top controller
+//     (ErrFeatureDisabled without cfg.EnableAutoPool, ErrAutoPoolNotReady
+//     while the controller has not created them);
 //  2. the ipam.spidernet.io/ippools entry whose interface is IfName (its
 //     cleangateway overrides req.CleanGateway);
 //  3. ipam.spidernet.io/ippool;
@@ -84,7 +86,15 @@ func Select(req *Request, cfg *Config, pools []*v2beta1.SpiderIPPool) (*Selectio
 	if len(versions) == 0 {
 		return nil, errors.New("neither IPv4 nor IPv6 is enabled")
 	}
-	names, sel, err := selectNames(req, cfg)
+	if key, subnets, ok, err := subnetRequested(req); err != nil {
+		return nil, err
+	} else if ok {
+		if !cfg.EnableAutoPool {
+			return nil, fmt.Errorf("annotation %s needs ipam.spiderSubnet.enable and autoPool.enable: %w", key, ErrFeatureDisabled)
+		}
+		return selectAutoPools(req, versions, pools, key, subnets)
+	}
+	names, sel, err := selectNames(req)
 	if err != nil {
 		return nil, err
 	}
@@ -117,20 +127,11 @@ func Select(req *Request, cfg *Config, pools []*v2beta1.SpiderIPPool) (*Selectio
 	return sel, nil
 }
 
-// selectNames applies rules 1 to 5 and returns the names of the first that
+// selectNames applies rules 2 to 5 and returns the names of the first that
 // names anything, or a Selection with RuleClusterDefault.
-func selectNames(req *Request, cfg *Config) (PoolNames, *Selection, error) {
+func selectNames(req *Request) (PoolNames, *Selection, error) {
 	sel := &Selection{CleanGateway: req.CleanGateway}
 	anno := req.PodAnnotations
-
-	if key, ok, err := subnetRequested(req); err != nil {
-		return PoolNames{}, nil, err
-	} else if ok {
-		if !cfg.EnableAutoPool {
-			return PoolNames{}, nil, fmt.Errorf("annotation %s needs ipam.spiderSubnet.enable and autoPool.enable: %w", key, ErrFeatureDisabled)
-		}
-		return PoolNames{}, nil, fmt.Errorf("IPPools auto-created from annotation %s: %w", key, ErrNotSupported)
-	}
 
 	if v, ok := anno[v2beta1.AnnoPodIPPools]; ok {
 		list, err := ParseInterfacePools(v)
@@ -195,30 +196,78 @@ func selectNames(req *Request, cfg *Config) (PoolNames, *Selection, error) {
 }
 
 // subnetRequested reports whether a subnet annotation names SpiderSubnets
-// for req.IfName, and which annotation.
-func subnetRequested(req *Request) (string, bool, error) {
+// for req.IfName, which annotation, and the subnets per family.
+func subnetRequested(req *Request) (string, PoolNames, bool, error) {
 	if v, ok := req.PodAnnotations[v2beta1.AnnoSpiderSubnets]; ok {
 		list, err := ParseInterfaceSubnets(v)
 		if err != nil {
-			return "", false, err
+			return "", PoolNames{}, false, err
 		}
 		for _, e := range list {
 			if e.Interface == req.IfName && (len(e.IPv4) > 0 || len(e.IPv6) > 0) {
-				return v2beta1.AnnoSpiderSubnets, true, nil
+				return v2beta1.AnnoSpiderSubnets, PoolNames{IPv4: e.IPv4, IPv6: e.IPv6}, true, nil
 			}
 		}
 	}
 	if v, ok := req.PodAnnotations[v2beta1.AnnoSpiderSubnet]; ok {
 		names, err := ParsePoolNames(v2beta1.AnnoSpiderSubnet, v)
 		if err != nil {
-			return "", false, err
+			return "", PoolNames{}, false, err
 		}
 		if !names.IsEmpty() {
-			return v2beta1.AnnoSpiderSubnet, true, nil
+			return v2beta1.AnnoSpiderSubnet, names, true, nil
 		}
 	}
-	return "", false, nil
+	return "", PoolNames{}, false, nil
 }
+
+// selectAutoPools is rule 1: the pools the SpiderSubnet controller created
+// for the pod's top controller, this interface and each enabled family, out
+// of one of the named subnets. They are found by their labels, never by name
+// (the name ends in random characters). A pool not created yet is a
+// transient ErrAutoPoolNotReady: the controller is behind the workload, and
+// the kubelet retries the ADD.
+func selectAutoPools(req *Request, versions []int, pools []*v2beta1.SpiderIPPool, key string, subnets PoolNames) (*Selection, error) {
+	sel := &Selection{Rule: RuleSubnet, CleanGateway: req.CleanGateway}
+	c := req.Controller
+	for _, v := range versions {
+		names := subnets.IPv4
+		if v == 6 {
+			names = subnets.IPv6
+		}
+		if len(names) == 0 {
+			return nil, fmt.Errorf("%w, no IPv%d SpiderSubnet specified for NIC %s by annotation %s although IPv%d is enabled",
+				ErrNoCandidatePool, v, req.IfName, key, v)
+		}
+		var found []*v2beta1.SpiderIPPool
+		for _, p := range pools {
+			l := p.Labels
+			if isAutoPool(p) && PoolVersion(p) == v &&
+				l[v2beta1.LabelOwnerApplicationKind] == c.Kind &&
+				l[v2beta1.LabelOwnerApplicationNS] == c.Namespace &&
+				l[v2beta1.LabelOwnerApplicationName] == c.Name &&
+				l[v2beta1.LabelIPPoolInterface] == req.IfName &&
+				slices.Contains(names, l[v2beta1.LabelOwnerSpiderSubnet]) {
+				found = append(found, p)
+			}
+		}
+		if len(found) == 0 {
+			return nil, fmt.Errorf("IPv%d IPPool of SpiderSubnet %q for NIC %s of %s %s/%s: %w",
+				v, names, req.IfName, c.Kind, c.Namespace, c.Name, ErrAutoPoolNotReady)
+		}
+		if v == 4 {
+			sel.IPv4 = found
+		} else {
+			sel.IPv6 = found
+		}
+	}
+	return sel, nil
+}
+
+// ErrAutoPoolNotReady reports that the pool a SpiderSubnet annotation asks
+// for has not been created by the controller yet. It wraps ErrConflict so
+// the agent reports it as transient and the kubelet retries the ADD.
+var ErrAutoPoolNotReady = fmt.Errorf("auto-created IPPool not created yet: %w", ErrConflict)
 
 // selectDefaults is rule 6: the pools with spec.default true, per family.
 func selectDefaults(req *Request, versions []int, pools []*v2beta1.SpiderIPPool, sel *Selection) (*Selection, error) {

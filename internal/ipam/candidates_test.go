@@ -90,8 +90,9 @@ func TestSelect(t *testing.T) {
 				r.PodAnnotations[v2beta1.AnnoSpiderSubnets] = `[{"interface":"eth0","ipv4":["subnet-v4"]}]`
 				return r
 			},
-			wantErr: "ipam.spidernet.io/subnets: not supported yet",
-			errIs:   ipam.ErrNotSupported,
+			// The pod has no top controller with an auto pool yet: a retryable error.
+			wantErr: `IPv4 IPPool of SpiderSubnet ["subnet-v4"] for NIC eth0 of  /: auto-created IPPool not created yet`,
+			errIs:   ipam.ErrAutoPoolNotReady,
 		},
 		{
 			name: "rule 1 subnets entry of another NIC falls through",

@@ -28,10 +28,6 @@ var (
 	// configuration (subnet annotations with SpiderSubnet auto pools off).
 	ErrFeatureDisabled = errors.New("feature disabled")
 
-	// ErrNotSupported reports a feature this implementation does not offer
-	// yet (auto-created pools from SpiderSubnet annotations).
-	ErrNotSupported = errors.New("not supported yet")
-
 	// ErrConflict reports that a Store gave up after too many write
 	// conflicts on one pool.
 	ErrConflict = errors.New("too many write conflicts")

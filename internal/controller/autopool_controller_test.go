@@ -1,0 +1,286 @@
+package controller
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+)
+
+func makeAutoDeployment(name string, replicas int32, anno map[string]string) *appsv1.Deployment {
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, UID: types.UID("uid-" + name)},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(replicas),
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Annotations: anno}},
+		},
+	}
+}
+
+func reconcileAuto(t *testing.T, c client.Client, kind workloadKind, name string) reconcile.Result {
+	t.Helper()
+	k := &kindReconciler{r: NewAutoPoolReconciler(c, c), kind: kind}
+	res, err := k.Reconcile(context.Background(), reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "default", Name: name}})
+	if err != nil {
+		t.Fatalf("reconcile %s: %v", name, err)
+	}
+	return res
+}
+
+func autoPools(t *testing.T, c client.Client, name string) []v2beta1.SpiderIPPool {
+	t.Helper()
+	var l v2beta1.SpiderIPPoolList
+	if err := c.List(context.Background(), &l, client.MatchingLabels{v2beta1.LabelOwnerApplicationName: name}); err != nil {
+		t.Fatal(err)
+	}
+	return l.Items
+}
+
+func onePool(t *testing.T, c client.Client, name string) *v2beta1.SpiderIPPool {
+	t.Helper()
+	pools := autoPools(t, c, name)
+	if len(pools) != 1 {
+		t.Fatalf("auto pools of %s: got %d, want 1", name, len(pools))
+	}
+	return &pools[0]
+}
+
+// A Deployment with /subnet gets one pool of replicas+N addresses, skipping addresses other pools
+// of the subnet hold, labelled and with podAffinity for the Deployment; it grows and shrinks with
+// the replica count and keeps allocated addresses on shrink.
+func TestAutoPoolDeploymentLifecycle(t *testing.T) {
+	subnet := makeSubnet("s4", "10.170.0.0/16", []string{"10.170.0.10-10.170.0.60"}, nil)
+	subnet.Spec.Gateway = ptr.To("10.170.0.1")
+	taken := makeSubnetPool("manual", "10.170.0.0/16", []string{"10.170.0.10-10.170.0.11"}, nil)
+	dep := makeAutoDeployment("nginx", 2, map[string]string{
+		v2beta1.AnnoSpiderSubnet:          `{"ipv4":["s4"]}`,
+		v2beta1.AnnoSpiderSubnetPoolIPNum: "+1",
+	})
+	c := fake.NewClientBuilder().WithScheme(NewScheme()).WithObjects(subnet, taken, dep).
+		WithStatusSubresource(&v2beta1.SpiderIPPool{}).Build()
+	ctx := context.Background()
+
+	reconcileAuto(t, c, deploymentKind, "nginx")
+	pool := onePool(t, c, "nginx")
+	if !strings.HasPrefix(pool.Name, "auto4-nginx-eth0-") || len(pool.Name) != len("auto4-nginx-eth0-")+5 {
+		t.Errorf("name %q, want auto4-nginx-eth0-<5 chars>", pool.Name)
+	}
+	if diff := cmp.Diff([]string{"10.170.0.12-10.170.0.14"}, pool.Spec.IPs); diff != "" {
+		t.Errorf("ips (-want +got):\n%s", diff)
+	}
+	if pool.Spec.Gateway == nil || *pool.Spec.Gateway != "10.170.0.1" || pool.Spec.Subnet != "10.170.0.0/16" {
+		t.Errorf("subnet/gateway %q/%v", pool.Spec.Subnet, pool.Spec.Gateway)
+	}
+	wantLabels := map[string]string{
+		v2beta1.LabelOwnerApplicationGV: "apps_v1", v2beta1.LabelOwnerApplicationKind: "Deployment",
+		v2beta1.LabelOwnerApplicationNS: "default", v2beta1.LabelOwnerApplicationName: "nginx",
+		v2beta1.LabelOwnerApplicationUID: "uid-nginx", v2beta1.LabelIPPoolReclaim: "true",
+		v2beta1.LabelIPPoolInterface: "eth0", v2beta1.LabelIPPoolVersion: "IPv4", v2beta1.LabelOwnerSpiderSubnet: "s4",
+	}
+	if diff := cmp.Diff(wantLabels, pool.Labels); diff != "" {
+		t.Errorf("labels (-want +got):\n%s", diff)
+	}
+	wantAffinity := map[string]string{
+		v2beta1.AutoPoolPodAffinityAppAPIGrp: "apps", v2beta1.AutoPoolPodAffinityAppAPIVer: "v1",
+		v2beta1.AutoPoolPodAffinityAppKind: "Deployment", v2beta1.AutoPoolPodAffinityAppNS: "default",
+		v2beta1.AutoPoolPodAffinityAppName: "nginx",
+	}
+	if pool.Spec.PodAffinity == nil {
+		t.Fatal("no podAffinity")
+	}
+	if diff := cmp.Diff(wantAffinity, pool.Spec.PodAffinity.MatchLabels); diff != "" {
+		t.Errorf("podAffinity (-want +got):\n%s", diff)
+	}
+	if controllerUID(pool) != subnet.UID {
+		t.Errorf("controller %q, want the subnet", controllerUID(pool))
+	}
+
+	// Idempotent: a second reconcile neither creates nor resizes.
+	reconcileAuto(t, c, deploymentKind, "nginx")
+	if got := onePool(t, c, "nginx").Spec.IPs; !cmp.Equal(got, []string{"10.170.0.12-10.170.0.14"}) {
+		t.Errorf("after re-reconcile ips %v", got)
+	}
+
+	// Scale to 4: two more free addresses.
+	dep.Spec.Replicas = ptr.To[int32](4)
+	if err := c.Update(ctx, dep); err != nil {
+		t.Fatal(err)
+	}
+	reconcileAuto(t, c, deploymentKind, "nginx")
+	if diff := cmp.Diff([]string{"10.170.0.12-10.170.0.16"}, onePool(t, c, "nginx").Spec.IPs); diff != "" {
+		t.Errorf("grown ips (-want +got):\n%s", diff)
+	}
+
+	// Scale to 1 with .16 allocated: the free high addresses go, .16 stays.
+	pool = onePool(t, c, "nginx")
+	if err := pool.Status.SetAllocations(v2beta1.PoolIPAllocations{"10.170.0.16": {NamespacedName: "default/nginx-x", PodUID: "u"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Status().Update(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	dep.Spec.Replicas = ptr.To[int32](1)
+	if err := c.Update(ctx, dep); err != nil {
+		t.Fatal(err)
+	}
+	reconcileAuto(t, c, deploymentKind, "nginx")
+	if diff := cmp.Diff([]string{"10.170.0.12", "10.170.0.16"}, onePool(t, c, "nginx").Spec.IPs); diff != "" {
+		t.Errorf("shrunk ips (-want +got):\n%s", diff)
+	}
+
+	// Deleted with a record left: the pool drains first, then goes.
+	if err := c.Delete(ctx, dep); err != nil {
+		t.Fatal(err)
+	}
+	if res := reconcileAuto(t, c, deploymentKind, "nginx"); res.RequeueAfter == 0 {
+		t.Error("draining pool: want a requeue")
+	}
+	pool = onePool(t, c, "nginx")
+	if err := pool.Status.SetAllocations(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Status().Update(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	reconcileAuto(t, c, deploymentKind, "nginx")
+	if got := autoPools(t, c, "nginx"); len(got) != 0 {
+		t.Errorf("after delete: %d pools left", len(got))
+	}
+}
+
+// ippool-reclaim false keeps the pool after the workload is gone, and a new workload of the same
+// name takes it over (uid label updated) instead of carving a second pool.
+func TestAutoPoolKeptForReuse(t *testing.T) {
+	subnet := makeSubnet("s4", "10.170.0.0/16", []string{"10.170.0.10-10.170.0.60"}, nil)
+	anno := map[string]string{
+		v2beta1.AnnoSpiderSubnets:         `[{"interface":"net1","ipv4":["s4"]}]`,
+		v2beta1.AnnoSpiderSubnetPoolIPNum: "3",
+		v2beta1.AnnoSpiderSubnetReclaimIP: "false",
+	}
+	sts := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "db", UID: "uid-1"},
+		Spec: appsv1.StatefulSetSpec{Replicas: ptr.To[int32](5),
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Annotations: anno}}},
+	}
+	c := fake.NewClientBuilder().WithScheme(NewScheme()).WithObjects(subnet, sts).Build()
+	ctx := context.Background()
+
+	reconcileAuto(t, c, statefulSetKind, "db")
+	pool := onePool(t, c, "db")
+	if got, want := pool.Spec.IPs, []string{"10.170.0.10-10.170.0.12"}; !cmp.Equal(got, want) {
+		t.Errorf("ips %v, want %v (fixed size 3)", got, want)
+	}
+	if pool.Labels[v2beta1.LabelIPPoolInterface] != "net1" || !strings.HasPrefix(pool.Name, "auto4-db-net1-") {
+		t.Errorf("pool %q labels %v", pool.Name, pool.Labels)
+	}
+	if err := c.Delete(ctx, sts); err != nil {
+		t.Fatal(err)
+	}
+	reconcileAuto(t, c, statefulSetKind, "db")
+	kept := onePool(t, c, "db")
+
+	again := sts.DeepCopy()
+	again.ResourceVersion, again.UID = "", "uid-2"
+	if err := c.Create(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	reconcileAuto(t, c, statefulSetKind, "db")
+	reused := onePool(t, c, "db")
+	if reused.Name != kept.Name || reused.Labels[v2beta1.LabelOwnerApplicationUID] != "uid-2" {
+		t.Errorf("reuse: pool %q uid %q, want %q uid-2", reused.Name, reused.Labels[v2beta1.LabelOwnerApplicationUID], kept.Name)
+	}
+}
+
+func TestDesiredIPs(t *testing.T) {
+	tests := []struct {
+		in       string
+		replicas int
+		want     int
+		err      bool
+	}{
+		{"", 2, 3, false}, {"+1", 2, 3, false}, {"+0", 4, 4, false}, {"5", 2, 5, false},
+		{"x", 1, 0, true}, {"+-1", 1, 0, true}, {"-2", 1, 0, true},
+	}
+	for _, tt := range tests {
+		got, err := desiredIPs(tt.in, tt.replicas)
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("desiredIPs(%q, %d) = %d, %v; want %d, err %v", tt.in, tt.replicas, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+func TestAutoPoolNameLength(t *testing.T) {
+	name := autoPoolName(6, strings.Repeat("a", 80), "eth0")
+	if len(name) > 63 || !strings.HasPrefix(name, "auto6-aaa") || !strings.Contains(name, "-eth0-") {
+		t.Errorf("name %q (%d chars)", name, len(name))
+	}
+}
+
+// The other kinds: a DaemonSet is sized by the nodes, a CronJob by its jobs' parallelism, and a
+// ReplicaSet or Job with a controller gets nothing (its controller's pool serves its pods).
+func TestAutoPoolOtherKinds(t *testing.T) {
+	subnet := makeSubnet("s4", "10.170.0.0/16", []string{"10.170.0.10-10.170.0.60"}, nil)
+	tmpl := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{
+		v2beta1.AnnoSpiderSubnet: `{"ipv4":["s4"]}`,
+	}}}
+	ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "agent", UID: "uid-ds"},
+		Spec: appsv1.DaemonSetSpec{Template: tmpl}}
+	cj := &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "backup", UID: "uid-cj"},
+		Spec: batchv1.CronJobSpec{JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Parallelism: ptr.To[int32](3), Template: tmpl}}}}
+	owned := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web-1", UID: "uid-rs",
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: "web", UID: "uid-web", Controller: ptr.To(true)}}},
+		Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To[int32](2), Template: tmpl}}
+	standalone := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "solo", UID: "uid-solo"},
+		Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To[int32](2), Template: tmpl}}
+	var objs []client.Object
+	for _, n := range []string{"n1", "n2", "n3", "n4"} {
+		objs = append(objs, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}})
+	}
+	objs = append(objs, subnet, ds, cj, owned, standalone)
+	c := fake.NewClientBuilder().WithScheme(NewScheme()).WithObjects(objs...).Build()
+
+	reconcileAuto(t, c, daemonSetKind, "agent")
+	if got := onePool(t, c, "agent"); !cmp.Equal(got.Spec.IPs, []string{"10.170.0.10-10.170.0.14"}) || got.Labels[v2beta1.LabelOwnerApplicationKind] != "DaemonSet" {
+		t.Errorf("DaemonSet pool ips %v labels %v, want 4 nodes + 1", got.Spec.IPs, got.Labels)
+	}
+	reconcileAuto(t, c, cronJobKind, "backup")
+	if got := onePool(t, c, "backup"); !cmp.Equal(got.Spec.IPs, []string{"10.170.0.15-10.170.0.18"}) || got.Labels[v2beta1.LabelOwnerApplicationGV] != "batch_v1" {
+		t.Errorf("CronJob pool ips %v labels %v, want parallelism 3 + 1", got.Spec.IPs, got.Labels)
+	}
+	reconcileAuto(t, c, replicaSetKind, "web-1")
+	if got := autoPools(t, c, "web-1"); len(got) != 0 {
+		t.Errorf("ReplicaSet with a controller got %d pools", len(got))
+	}
+	reconcileAuto(t, c, replicaSetKind, "solo")
+	if got := onePool(t, c, "solo"); !cmp.Equal(got.Spec.IPs, []string{"10.170.0.19-10.170.0.21"}) {
+		t.Errorf("standalone ReplicaSet pool ips %v", got.Spec.IPs)
+	}
+}
+
+// A workload naming a subnet that does not exist yet is retried later, not failed.
+func TestAutoPoolWaitsForSubnet(t *testing.T) {
+	dep := makeAutoDeployment("early", 1, map[string]string{v2beta1.AnnoSpiderSubnet: `{"ipv4":["later"]}`})
+	c := fake.NewClientBuilder().WithScheme(NewScheme()).WithObjects(dep).Build()
+	if res := reconcileAuto(t, c, deploymentKind, "early"); res.RequeueAfter != AutoPoolSubnetRetry {
+		t.Errorf("requeue %v, want %v", res.RequeueAfter, AutoPoolSubnetRetry)
+	}
+	if err := c.Create(context.Background(), makeSubnet("later", "10.170.0.0/16", []string{"10.170.0.10-10.170.0.60"}, nil)); err != nil {
+		t.Fatal(err)
+	}
+	reconcileAuto(t, c, deploymentKind, "early")
+	if got := onePool(t, c, "early"); !cmp.Equal(got.Spec.IPs, []string{"10.170.0.10-10.170.0.11"}) {
+		t.Errorf("ips %v", got.Spec.IPs)
+	}
+}

@@ -459,3 +459,14 @@ func TestCoordinatorNotReadyEvents(t *testing.T) {
 		})
 	}
 }
+
+// The object the controller creates when none exists must pass its own webhook's validation.
+func TestDefaultCoordinatorIsValid(t *testing.T) {
+	c := DefaultCoordinator("default")
+	if errs := v2beta1.ValidateSpiderCoordinator(c); len(errs) > 0 {
+		t.Errorf("default SpiderCoordinator is invalid: %v", errs.ToAggregate())
+	}
+	if *c.Spec.HostRuleTable != 500 || *c.Spec.PodRPFilter != 0 || !*c.Spec.TunePodRoutes {
+		t.Errorf("Helm defaults not applied: %+v", c.Spec)
+	}
+}

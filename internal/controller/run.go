@@ -49,6 +49,8 @@ type Config struct {
 	Logger *slog.Logger
 	// CoordinatorName is the SpiderCoordinator whose status is maintained (Helm coordinator.name).
 	CoordinatorName string
+	// EnsureCoordinator creates CoordinatorName with the Helm defaults when it does not exist.
+	EnsureCoordinator bool
 	// CNIConfigDir is where podCIDRType auto finds the cluster network's CNI configuration.
 	CNIConfigDir string
 	// CiliumConfigMap is "namespace/name" of Cilium's ConfigMap (Helm global.ciliumConfigMap).
@@ -87,6 +89,7 @@ func DefaultConfig() Config {
 		MetricsAddr:       DefaultMetricsAddr,
 		LeaderElection:    true,
 		CoordinatorName:   "default",
+		EnsureCoordinator: true,
 		CNIConfigDir:      DefaultCNIConfigDir,
 		CiliumConfigMap:   DefaultCiliumConfigMap.String(),
 		WebhookPort:       webhook.DefaultPort,
@@ -198,6 +201,11 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 	}
 	if err := coord.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up SpiderCoordinator reconciler: %w", err)
+	}
+	if cfg.EnsureCoordinator {
+		if err := mgr.Add(&ensureDefaultCoordinator{client: mgr.GetClient(), name: coord.DefaultName}); err != nil {
+			return fmt.Errorf("add default SpiderCoordinator creation: %w", err)
+		}
 	}
 	if cfg.GCEnabled {
 		// The store re-reads a pool from the API after a lost race: it needs a client that does

@@ -50,6 +50,7 @@ func (c *churnController) start() {
 		return
 	}
 	cfg := controller.DefaultConfig()
+	cfg.EnsureCoordinator = false // other suites create and delete SpiderCoordinator "default"
 	cfg.HealthAddr, cfg.MetricsAddr = "0", "0"
 	cfg.Logger = quietLogger()
 	cfg.SkipNameValidation = true

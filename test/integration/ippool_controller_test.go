@@ -129,6 +129,25 @@ func TestControllerRunWithLeaderElection(t *testing.T) {
 		}
 	})
 	waitPool(t, pool.Name, func(p *v2beta1.SpiderIPPool) bool { return ptr.Deref(p.Status.TotalIPCount, -1) == 10 })
+	// With no SpiderCoordinator installed, the controller creates the default one (Helm defaults),
+	// and the coordinator reconciler then owns its status.
+	scc := &v2beta1.SpiderCoordinator{}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel2()
+	err := testenv.WaitFor(ctx2, func(ctx context.Context) (bool, error) {
+		err := env.Client.Get(ctx, client.ObjectKey{Name: "default"}, scc)
+		return err == nil && scc.Status.Phase != "", client.IgnoreNotFound(err)
+	})
+	if err != nil {
+		t.Fatalf("default SpiderCoordinator not created and reconciled: %v", err)
+	}
+	if ptr.Deref(scc.Spec.Mode, "") != "auto" || ptr.Deref(scc.Spec.PodCIDRType, "") != "auto" || ptr.Deref(scc.Spec.VethMTU, 0) != 1500 ||
+		len(scc.Spec.HijackCIDR) != 1 || scc.Spec.HijackCIDR[0] != "169.254.0.0/16" {
+		t.Errorf("default SpiderCoordinator spec = %+v", scc.Spec)
+	}
+	t.Cleanup(func() {
+		deleteIgnoringFinalizers(context.Background(), t, &v2beta1.SpiderCoordinator{ObjectMeta: metav1.ObjectMeta{Name: "default"}})
+	})
 	var lease coordinationv1.Lease
 	if err := env.Client.Get(testContext(t), client.ObjectKey{Namespace: "kube-system", Name: controller.DefaultLeaseName}, &lease); err != nil {
 		t.Errorf("leader-election lease: %v", err)

@@ -504,6 +504,7 @@ func TestWebhooks(t *testing.T) {
 // by URL, the apiserver calling them over TLS.
 func TestControllerRunServesWebhooks(t *testing.T) {
 	cfg := controller.DefaultConfig()
+	cfg.EnsureCoordinator = false // other suites create and delete SpiderCoordinator "default"
 	cfg.HealthAddr, cfg.MetricsAddr = "0", "0"
 	cfg.LeaderElection = false
 	cfg.SkipNameValidation = true

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"slices"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/spiderpool-go/spiderpool/internal/ip"
 )
 
@@ -16,41 +18,36 @@ import (
 // ("10.6.0.1", "10.6.0.2-10.6.0.9" become "10.6.0.1-10.6.0.9").
 func DefaultSpiderIPPool(pool *SpiderIPPool) {
 	spec := &pool.Spec
-	if spec.IPVersion == nil {
-		if p, err := ip.ParseCIDR(spec.Subnet); err == nil {
-			spec.IPVersion = new(int64(ip.Version(p.Addr())))
-		}
-	}
 	if spec.Default == nil {
 		spec.Default = new(false)
 	}
 	if spec.Disable == nil {
 		spec.Disable = new(false)
 	}
-	version := defaultVersion(spec.IPVersion)
-	spec.IPs = normalizeRanges(spec.IPs, version)
-	spec.ExcludeIPs = normalizeRanges(spec.ExcludeIPs, version)
-	if ip.IsCanonicalCIDR(spec.Subnet) {
-		setLabel(&pool.ObjectMeta.Labels, LabelIPPoolCIDR, ip.ToLabelValue(spec.Subnet))
-	}
-	addFinalizer(&pool.ObjectMeta.Finalizers, pool.DeletionTimestamp == nil)
+	defaultAddresses(&pool.ObjectMeta, LabelIPPoolCIDR, &spec.IPVersion, spec.Subnet, &spec.IPs, &spec.ExcludeIPs)
 }
 
 // DefaultSpiderSubnet does for a SpiderSubnet what DefaultSpiderIPPool does for a pool.
 func DefaultSpiderSubnet(subnet *SpiderSubnet) {
 	spec := &subnet.Spec
-	if spec.IPVersion == nil {
-		if p, err := ip.ParseCIDR(spec.Subnet); err == nil {
-			spec.IPVersion = new(int64(ip.Version(p.Addr())))
+	defaultAddresses(&subnet.ObjectMeta, LabelSubnetCIDR, &spec.IPVersion, spec.Subnet, &spec.IPs, &spec.ExcludeIPs)
+}
+
+// defaultAddresses is what pools and subnets share: ipVersion from the subnet, merged canonical ips
+// and excludeIPs, the CIDR label cidrLabel, and the finalizer on objects not being deleted.
+func defaultAddresses(meta *metav1.ObjectMeta, cidrLabel string, ipVersion **int64, subnet string, ips, exclude *[]string) {
+	if *ipVersion == nil {
+		if p, err := ip.ParseCIDR(subnet); err == nil {
+			*ipVersion = new(int64(ip.Version(p.Addr())))
 		}
 	}
-	version := defaultVersion(spec.IPVersion)
-	spec.IPs = normalizeRanges(spec.IPs, version)
-	spec.ExcludeIPs = normalizeRanges(spec.ExcludeIPs, version)
-	if ip.IsCanonicalCIDR(spec.Subnet) {
-		setLabel(&subnet.ObjectMeta.Labels, LabelSubnetCIDR, ip.ToLabelValue(spec.Subnet))
+	version := defaultVersion(*ipVersion)
+	*ips = normalizeRanges(*ips, version)
+	*exclude = normalizeRanges(*exclude, version)
+	if ip.IsCanonicalCIDR(subnet) {
+		setLabel(&meta.Labels, cidrLabel, ip.ToLabelValue(subnet))
 	}
-	addFinalizer(&subnet.ObjectMeta.Finalizers, subnet.DeletionTimestamp == nil)
+	addFinalizer(&meta.Finalizers, meta.DeletionTimestamp == nil)
 }
 
 // DefaultSpiderReservedIP takes ipVersion from the first entry of ips, as upstream does, and merges

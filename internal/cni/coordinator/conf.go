@@ -76,6 +76,9 @@ type NetConf struct {
 	DetectIPConflict   bool          `json:"detectIPConflict,omitempty"` // accepted; the IPAM plugin detects
 	DetectGateway      bool          `json:"detectGateway,omitempty"`    // accepted; the IPAM plugin detects
 	LogOptions         LogOptions    `json:"logOptions"`
+	// SocketPath is an extension of ours: the agent's unix socket when it is not at the default
+	// path (Helm global.ipamUNIXSocketHostPath), the same key as in the spiderpool IPAM object.
+	SocketPath string `json:"ipam_unix_socket_path,omitempty"`
 }
 
 // disabled reports whether the configuration itself disables the plugin; then the agent is not

@@ -166,7 +166,11 @@ func (p *plugin) config(c *call) (*Config, error) {
 		return nil, types.NewError(types.ErrInvalidEnvironmentVariables, err.Error(), "")
 	}
 	c.log = c.log.With("pod", pod.Namespace+"/"+pod.Name)
-	ac, err := p.newAgent(p.socketPath).CoordinatorConfig(c.ctx, &v1.CoordinatorConfigArgs{PodName: pod.Name, PodNamespace: pod.Namespace})
+	socket := p.socketPath
+	if c.conf.SocketPath != "" {
+		socket = c.conf.SocketPath
+	}
+	ac, err := p.newAgent(socket).CoordinatorConfig(c.ctx, &v1.CoordinatorConfigArgs{PodName: pod.Name, PodNamespace: pod.Namespace})
 	if err != nil {
 		code := uint(types.ErrInternal)
 		var apiErr *v1.Error

@@ -118,7 +118,7 @@ func (u *underlay) podSide(podMAC, hostMAC net.HardwareAddr, hostVeth string, ho
 	if err := netlinkx.DelLinkByName(podVeth); err != nil {
 		return err
 	}
-	veth0, err := netlinkx.AddVeth(netlinkx.Veth{Name: podVeth, PeerName: hostVeth, MTU: u.cfg.VethMTU, MAC: podMAC, PeerMAC: hostMAC, PeerNS: hostNS})
+	veth0, err := netlinkx.AddVeth(netlinkx.Veth{Name: podVeth, PeerName: hostVeth, MTU: u.cfg.VethMTU, MAC: podMAC, PeerMAC: hostMAC, PeerNS: hostNS, NoDAD: true})
 	if err != nil {
 		return err
 	}

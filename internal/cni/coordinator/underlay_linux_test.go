@@ -79,11 +79,6 @@ func newUnderlayEnv(t *testing.T) *underlayEnv {
 		if err := netlinkx.SetSysctl("net/ipv6/conf/nic0/accept_dad", "0"); err != nil {
 			return err
 		}
-		// Until the host veth's link-local address leaves DAD (about 2 s) the host holds back its
-		// IPv6 replies; the test checks routing, not that delay.
-		if err := netlinkx.SetSysctl("net/ipv6/conf/default/accept_dad", "0"); err != nil {
-			return err
-		}
 		nic, err := netlinkx.LinkByName("nic0")
 		if err != nil {
 			return err
@@ -93,7 +88,7 @@ func newUnderlayEnv(t *testing.T) *underlayEnv {
 				return err
 			}
 		}
-		cni0, err := netlinkx.AddVeth(netlinkx.Veth{Name: "cni0", PeerName: "cni0peer", MTU: 1500, MAC: netlinkx.RandomMAC(), PeerMAC: netlinkx.RandomMAC(), PeerNS: e.host})
+		cni0, err := netlinkx.AddVeth(netlinkx.Veth{Name: "cni0", PeerName: "cni0peer", MTU: 1500, MAC: netlinkx.RandomMAC(), PeerMAC: netlinkx.RandomMAC(), PeerNS: e.host, NoDAD: true})
 		if err != nil {
 			return err
 		}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -207,6 +206,9 @@ func (p *plugin) cmdDel(c *call) error {
 		if err := netlinkx.DelLinkByName(name); err != nil {
 			return types.NewError(types.ErrInternal, err.Error(), "")
 		}
+		if err := withHostLock(func() error { return releaseHostRules(cfg) }); err != nil {
+			return types.NewError(types.ErrInternal, err.Error(), "")
+		}
 		c.log.Info("deleted host veth", "link", name)
 		return nil
 	}
@@ -222,14 +224,15 @@ func (p *plugin) cmdDel(c *call) error {
 		return types.NewError(types.ErrInternal, err.Error(), "")
 	}
 	if hv == nil {
+		// The routes went with the link; the host rule may be the last thing left.
+		if err := withHostLock(func() error { return releaseHostRules(cfg) }); err != nil {
+			return types.NewError(types.ErrInternal, err.Error(), "")
+		}
 		return nil
 	}
 	addrs, _ := nicAddrs(prev, c.args.IfName)
-	for _, a := range addrs {
-		ip := a.Addr()
-		if err := netlinkx.DelRoutesTo(netip.PrefixFrom(ip, ip.BitLen()), cfg.HostRuleTable, hv); err != nil {
-			return types.NewError(types.ErrInternal, err.Error(), "")
-		}
+	if err := unroutePod(cfg, hv, addrs); err != nil {
+		return types.NewError(types.ErrInternal, err.Error(), "")
 	}
 	c.log.Info("deleted host routes", "link", hv.Attrs().Name, "podIPs", addrs)
 	return nil

@@ -81,8 +81,10 @@ func (u *underlay) add() (err error) {
 	}
 	defer func() {
 		if err != nil {
-			// Removing the host end removes veth0 and every route through either end.
+			// Removing the host end removes veth0 and every route through either end; the host
+			// rule goes too when no other pod needs it.
 			_ = netlinkx.DelLinkByName(hostVeth)
+			_ = withHostLock(func() error { return releaseHostRules(u.cfg) })
 		}
 	}()
 

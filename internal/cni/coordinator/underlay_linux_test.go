@@ -344,6 +344,11 @@ func TestPrivilegedUnderlayAddDel(t *testing.T) {
 					t.Errorf("%s left on the host after DEL", testHostVeth)
 				}
 				assertRoutes(t, "host table 500 after DEL", 500, nil, nil)
+				for _, fam := range []int{netlinkx.FamilyV4, netlinkx.FamilyV6} {
+					if ok, err := netlinkx.FindRule(netlinkx.Rule{Family: fam, Table: 500, Priority: 1000}); ok || err != nil {
+						t.Errorf("host: rule 'from all lookup 500' (family %d) left after the last pod's DEL (%v)", fam, err)
+					}
+				}
 				return nil
 			})
 			testutil.InNS(t, e.pod, func() error {

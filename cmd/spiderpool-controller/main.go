@@ -57,7 +57,8 @@ func run() error {
 
 	fs := flag.NewFlagSet("spiderpool-controller", flag.ContinueOnError)
 	fs.StringVar(&cfg.InstallNamespace, "install-namespace", cfg.InstallNamespace, "Spiderpool's namespace, where the leader-election lease lives (env SPIDERPOOL_NAMESPACE)")
-	fs.StringVar(&cfg.HealthAddr, "health-addr", cfg.HealthAddr, `TCP address of /healthz and /readyz; "0" disables (spiderpoolController.httpPort)`)
+	fs.StringVar(&cfg.HealthAddr, "health-addr", cfg.HealthAddr, `TCP address of /healthz, /readyz and the HTTP API; "0" disables (spiderpoolController.httpPort)`)
+	fs.BoolVar(&cfg.HTTPAPI, "http-api", cfg.HTTPAPI, "serve POST /v1/ipam/gc_ips and GET /v1/ipam/status on the health address (used by spiderpoolctl)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, `TCP address of /metrics; "0" disables (spiderpoolController.prometheus.port)`)
 	fs.BoolVar(&cfg.LeaderElection, "leader-elect", cfg.LeaderElection, "elect one active replica")
 	fs.StringVar(&cfg.CoordinatorName, "coordinator-name", cfg.CoordinatorName, "SpiderCoordinator whose status is kept (coordinator.name, env SPIDERPOOL_COORDINATOR_DEAFULT_NAME)")

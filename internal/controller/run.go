@@ -23,6 +23,7 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/controller/httpapi"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/kubestore"
 	"github.com/spiderpool-go/spiderpool/internal/webhook"
 )
@@ -39,8 +40,11 @@ const (
 type Config struct {
 	// InstallNamespace is Spiderpool's namespace; the leader-election lease lives there.
 	InstallNamespace string
-	// HealthAddr serves /healthz and /readyz; "0" disables.
+	// HealthAddr serves /healthz and /readyz, and the HTTP API when HTTPAPI is set; "0" disables.
 	HealthAddr string
+	// HTTPAPI serves POST /v1/ipam/gc_ips and GET /v1/ipam/status (internal/controller/httpapi) on
+	// HealthAddr next to the probes: the controller's one HTTP port (spiderpoolController.httpPort).
+	HTTPAPI bool
 	// MetricsAddr serves /metrics; "0" disables.
 	MetricsAddr string
 	// LeaderElection makes one replica of several do the work.
@@ -86,6 +90,7 @@ func DefaultConfig() Config {
 	return Config{
 		InstallNamespace:  DefaultInstallNamespace,
 		HealthAddr:        DefaultHealthAddr,
+		HTTPAPI:           true,
 		MetricsAddr:       DefaultMetricsAddr,
 		LeaderElection:    true,
 		CoordinatorName:   "default",
@@ -121,11 +126,18 @@ func Run(ctx context.Context, cfg Config, restConfig *rest.Config) error {
 		log = slog.Default()
 	}
 
+	// With the HTTP API on, its server answers the probes on the same port: controller-runtime's
+	// probe server cannot serve other paths.
+	serveAPI := cfg.HTTPAPI && cfg.HealthAddr != "" && cfg.HealthAddr != "0"
+	probeAddr := cfg.HealthAddr
+	if serveAPI {
+		probeAddr = "0"
+	}
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                        NewScheme(),
 		Logger:                        logr.FromSlogHandler(log.Handler()), // this manager's, not the process-wide one
 		Metrics:                       metricsserver.Options{BindAddress: cfg.MetricsAddr},
-		HealthProbeBindAddress:        cfg.HealthAddr,
+		HealthProbeBindAddress:        probeAddr,
 		LeaderElection:                cfg.LeaderElection,
 		LeaderElectionID:              DefaultLeaseName,
 		LeaderElectionNamespace:       cfg.InstallNamespace,
@@ -137,9 +149,12 @@ func Run(ctx context.Context, cfg Config, restConfig *rest.Config) error {
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
-	if err := Setup(mgr, cfg); err != nil {
+	var gc *GCReconciler
+	if err := setup(mgr, cfg, &gc); err != nil {
 		return err
 	}
+	liveness := map[string]healthz.Checker{"ping": healthz.Ping}
+	readiness := map[string]healthz.Checker{"ping": healthz.Ping}
 	// Webhooks are set up here rather than in Setup so that tests running the reconcilers in
 	// process do not register admission webhooks for the whole test apiserver.
 	if cfg.WebhookPort != 0 {
@@ -155,15 +170,28 @@ func Run(ctx context.Context, cfg Config, restConfig *rest.Config) error {
 			CertDir: cfg.WebhookCertDir, EnableIPv4: cfg.EnableIPv4, EnableIPv6: cfg.EnableIPv6}); err != nil {
 			return fmt.Errorf("set up webhooks: %w", err)
 		}
-		if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
-			return fmt.Errorf("add webhook readiness check: %w", err)
+		readiness["webhook"] = mgr.GetWebhookServer().StartedChecker()
+	}
+	if serveAPI {
+		opts := httpapi.Options{Addr: cfg.HealthAddr, Elected: mgr.Elected(), Reader: mgr.GetClient(),
+			Liveness: liveness, Readiness: readiness, Logger: log}
+		if gc != nil {
+			opts.GC = gc
 		}
-	}
-	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
-		return fmt.Errorf("add health check: %w", err)
-	}
-	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
-		return fmt.Errorf("add readiness check: %w", err)
+		if err := mgr.Add(httpapi.NewServer(opts)); err != nil {
+			return fmt.Errorf("add HTTP API: %w", err)
+		}
+	} else {
+		for name, check := range liveness {
+			if err := mgr.AddHealthzCheck(name, check); err != nil {
+				return fmt.Errorf("add health check %s: %w", name, err)
+			}
+		}
+		for name, check := range readiness {
+			if err := mgr.AddReadyzCheck(name, check); err != nil {
+				return fmt.Errorf("add readiness check %s: %w", name, err)
+			}
+		}
 	}
 	log.Info("starting spiderpool-controller", "namespace", cfg.InstallNamespace, "leaderElection", cfg.LeaderElection)
 	return mgr.Start(ctx)
@@ -171,6 +199,11 @@ func Run(ctx context.Context, cfg Config, restConfig *rest.Config) error {
 
 // Setup registers every reconciler with mgr. Tests call it to run the whole controller in process.
 func Setup(mgr ctrl.Manager, cfg Config) error {
+	return setup(mgr, cfg, new(*GCReconciler))
+}
+
+// setup is Setup that also stores the IP GC in gcOut (nil when disabled): the HTTP API triggers it.
+func setup(mgr ctrl.Manager, cfg Config, gcOut **GCReconciler) error {
 	recorder := mgr.GetEventRecorder("spiderpool-controller")
 	if err := NewIPPoolReconciler(mgr.GetClient()).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up SpiderIPPool reconciler: %w", err)
@@ -220,6 +253,7 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 		if err := gc.SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("set up IP GC: %w", err)
 		}
+		*gcOut = gc
 	}
 	return nil
 }

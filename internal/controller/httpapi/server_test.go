@@ -1,0 +1,115 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+
+	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+)
+
+type countingTrigger struct{ n int }
+
+func (c *countingTrigger) TriggerFullScan() { c.n++ }
+
+func closed() <-chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}
+
+func do(t *testing.T, h http.Handler, method, path string) *httptest.ResponseRecorder {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
+	return rec
+}
+
+func TestGCTrigger(t *testing.T) {
+	tests := []struct {
+		name        string
+		gc          bool
+		elected     <-chan struct{}
+		method      string
+		wantCode    int
+		wantTrigger int
+		wantBody    string
+	}{
+		{name: "leader", gc: true, elected: closed(), method: http.MethodPost, wantCode: 200, wantTrigger: 1, wantBody: `"triggered":true`},
+		{name: "no leader election", gc: true, method: http.MethodPost, wantCode: 200, wantTrigger: 1, wantBody: "full IP GC scan triggered"},
+		{name: "follower", gc: true, elected: make(chan struct{}), method: http.MethodPost, wantCode: 503, wantBody: "not the leader"},
+		{name: "gc disabled", elected: closed(), method: http.MethodPost, wantCode: 409, wantBody: "ipam.gc.enabled=false"},
+		{name: "GET is not a trigger", gc: true, method: http.MethodGet, wantCode: 405},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			trig := &countingTrigger{}
+			opts := Options{Elected: tc.elected}
+			if tc.gc {
+				opts.GC = trig
+			}
+			rec := do(t, Handler(opts), tc.method, PathGC)
+			if rec.Code != tc.wantCode {
+				t.Errorf("code = %d, want %d (body %s)", rec.Code, tc.wantCode, rec.Body)
+			}
+			if trig.n != tc.wantTrigger {
+				t.Errorf("triggers = %d, want %d", trig.n, tc.wantTrigger)
+			}
+			if !strings.Contains(rec.Body.String(), tc.wantBody) {
+				t.Errorf("body %q does not contain %q", rec.Body, tc.wantBody)
+			}
+		})
+	}
+}
+
+func TestStatus(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := v2beta1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(
+		&v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: "a"}, Status: v2beta1.IPPoolStatus{TotalIPCount: ptr.To[int64](10), AllocatedIPCount: ptr.To[int64](3)}},
+		&v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: "b"}, Status: v2beta1.IPPoolStatus{TotalIPCount: ptr.To[int64](5)}},
+		&v2beta1.SpiderEndpoint{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p"}},
+	).Build()
+	rec := do(t, Handler(Options{Reader: c, GC: &countingTrigger{}, Elected: make(chan struct{})}), http.MethodGet, PathStatus)
+	if rec.Code != 200 {
+		t.Fatalf("code = %d: %s", rec.Code, rec.Body)
+	}
+	var got Status
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := Status{Leader: false, GCEnabled: true, Pools: 2, TotalIPs: 15, AllocatedIPs: 3, Endpoints: 1}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("status (-want +got):\n%s", d)
+	}
+}
+
+func TestProbes(t *testing.T) {
+	failing := func(*http.Request) error { return errors.New("not yet") }
+	h := Handler(Options{
+		Liveness:  map[string]healthz.Checker{"ping": healthz.Ping},
+		Readiness: map[string]healthz.Checker{"ping": healthz.Ping, "webhook": failing},
+	})
+	for _, tc := range []struct {
+		path string
+		want int
+	}{
+		{"/healthz", 200}, {"/healthz/ping", 200}, {"/readyz", 500}, {"/readyz/ping", 200}, {"/readyz/webhook", 500},
+	} {
+		if got := do(t, h, http.MethodGet, tc.path).Code; got != tc.want {
+			t.Errorf("GET %s = %d, want %d", tc.path, got, tc.want)
+		}
+	}
+}

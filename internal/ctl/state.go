@@ -1,0 +1,281 @@
+package ctl
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/ip"
+)
+
+// Snapshot is the cluster state the commands reason about. The doctor checks are pure functions
+// of it, so they are tested on objects built in memory.
+type Snapshot struct {
+	Pools     []v2beta1.SpiderIPPool
+	Endpoints []v2beta1.SpiderEndpoint
+	// Pods are the pods the records and endpoints may name; a missing pod is a pod that is gone.
+	Pods []corev1.Pod
+}
+
+// loadSnapshot lists pools and endpoints, and every pod when withPods.
+func loadSnapshot(ctx context.Context, c client.Reader, withPods bool) (*Snapshot, error) {
+	s := &Snapshot{}
+	var pools v2beta1.SpiderIPPoolList
+	if err := c.List(ctx, &pools); err != nil {
+		return nil, fmt.Errorf("list SpiderIPPools: %w", err)
+	}
+	var eps v2beta1.SpiderEndpointList
+	if err := c.List(ctx, &eps); err != nil {
+		return nil, fmt.Errorf("list SpiderEndpoints: %w", err)
+	}
+	s.Pools, s.Endpoints = pools.Items, eps.Items
+	if withPods {
+		var pods corev1.PodList
+		if err := c.List(ctx, &pods); err != nil {
+			return nil, fmt.Errorf("list pods: %w", err)
+		}
+		s.Pods = pods.Items
+	}
+	return s, nil
+}
+
+// Record is one entry of a pool's status.allocatedIPs.
+type Record struct {
+	Pool   string     `json:"pool"`
+	Addr   netip.Addr `json:"ip"`
+	Pod    string     `json:"pod"` // namespace/name
+	PodUID string     `json:"podUID"`
+}
+
+// EndpointIP is one address a SpiderEndpoint lists.
+type EndpointIP struct {
+	Endpoint string     `json:"endpoint"` // namespace/name, the pod's
+	UID      string     `json:"podUID"`
+	Node     string     `json:"node"`
+	NIC      string     `json:"interface"`
+	Pool     string     `json:"pool"`
+	Addr     netip.Addr `json:"ip"`
+	Value    string     `json:"value"` // as stored, with its prefix length
+}
+
+// index is a Snapshot decoded and keyed for lookups.
+type index struct {
+	snap      *Snapshot
+	pools     map[string]*v2beta1.SpiderIPPool
+	records   []Record // by pool, then address
+	byAddr    map[netip.Addr][]Record
+	poolOf    map[string][]Record // pool -> records
+	epIPs     []EndpointIP
+	epByAddr  map[netip.Addr][]EndpointIP
+	epOf      map[string][]EndpointIP            // endpoint namespace/name -> its addresses
+	endpoints map[string]*v2beta1.SpiderEndpoint // namespace/name
+	pods      map[string]*corev1.Pod             // namespace/name
+	// problems are records and endpoint entries that do not decode, and pools whose encoded
+	// records repeat a key (the decoder keeps the last one silently).
+	problems []Finding
+}
+
+func newIndex(s *Snapshot) *index {
+	x := &index{
+		snap:      s,
+		pools:     map[string]*v2beta1.SpiderIPPool{},
+		byAddr:    map[netip.Addr][]Record{},
+		poolOf:    map[string][]Record{},
+		epByAddr:  map[netip.Addr][]EndpointIP{},
+		epOf:      map[string][]EndpointIP{},
+		endpoints: map[string]*v2beta1.SpiderEndpoint{},
+		pods:      map[string]*corev1.Pod{},
+	}
+	for i := range s.Pods {
+		x.pods[key(&s.Pods[i])] = &s.Pods[i]
+	}
+	pools := slices.Clone(s.Pools)
+	slices.SortFunc(pools, func(a, b v2beta1.SpiderIPPool) int { return strings.Compare(a.Name, b.Name) })
+	for i := range pools {
+		p := &pools[i]
+		x.pools[p.Name] = p
+		if p.Status.AllocatedIPs != nil {
+			for _, k := range repeatedKeys(*p.Status.AllocatedIPs) {
+				x.problems = append(x.problems, Finding{Check: CheckDuplicateIP, IP: k, Pools: []string{p.Name},
+					Message: fmt.Sprintf("SpiderIPPool %s: status.allocatedIPs has key %q more than once; only one record survives decoding", p.Name, k)})
+			}
+		}
+		allocs, err := p.Status.Allocations()
+		if err != nil {
+			x.problems = append(x.problems, Finding{Check: CheckBadRecord, Pools: []string{p.Name},
+				Message: fmt.Sprintf("SpiderIPPool %s: %v", p.Name, err)})
+			continue
+		}
+		var recs []Record
+		for k, a := range allocs {
+			addr, err := ip.ParseAddr(k)
+			if err != nil {
+				x.problems = append(x.problems, Finding{Check: CheckBadRecord, IP: k, Pools: []string{p.Name}, Pods: []string{a.NamespacedName},
+					Message: fmt.Sprintf("SpiderIPPool %s: status.allocatedIPs key %q: %v", p.Name, k, err)})
+				continue
+			}
+			recs = append(recs, Record{Pool: p.Name, Addr: addr, Pod: a.NamespacedName, PodUID: a.PodUID})
+		}
+		slices.SortFunc(recs, func(a, b Record) int { return a.Addr.Compare(b.Addr) })
+		x.poolOf[p.Name] = recs
+		x.records = append(x.records, recs...)
+		for _, r := range recs {
+			x.byAddr[r.Addr] = append(x.byAddr[r.Addr], r)
+		}
+	}
+	eps := slices.Clone(s.Endpoints)
+	slices.SortFunc(eps, func(a, b v2beta1.SpiderEndpoint) int { return strings.Compare(key(&a), key(&b)) })
+	for i := range eps {
+		ep := &eps[i]
+		k := key(ep)
+		x.endpoints[k] = ep
+		for _, d := range ep.Status.Current.IPs {
+			for _, fam := range [][2]*string{{d.IPv4, d.IPv4Pool}, {d.IPv6, d.IPv6Pool}} {
+				if fam[0] == nil || *fam[0] == "" {
+					continue
+				}
+				addr, err := parseEndpointAddr(*fam[0])
+				if err != nil {
+					x.problems = append(x.problems, Finding{Check: CheckBadRecord, IP: *fam[0], Endpoints: []string{k}, Pools: nonEmpty(deref(fam[1])),
+						Message: fmt.Sprintf("SpiderEndpoint %s: interface %s: %v", k, d.NIC, err)})
+					continue
+				}
+				e := EndpointIP{Endpoint: k, UID: ep.Status.Current.UID, Node: ep.Status.Current.Node, NIC: d.NIC,
+					Pool: deref(fam[1]), Addr: addr, Value: *fam[0]}
+				x.epIPs = append(x.epIPs, e)
+				x.epByAddr[addr] = append(x.epByAddr[addr], e)
+				x.epOf[k] = append(x.epOf[k], e)
+			}
+		}
+	}
+	return x
+}
+
+// parseEndpointAddr reads "addr/prefix" or a bare address.
+func parseEndpointAddr(s string) (netip.Addr, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Addr(), nil
+	}
+	a, err := ip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("address %q: %w", s, err)
+	}
+	return a, nil
+}
+
+// repeatedKeys returns the top-level keys that a JSON object repeats. The codec decodes into a
+// map, which keeps the last of them silently; this only looks at the keys, not at the records.
+func repeatedKeys(raw string) []string {
+	dec := json.NewDecoder(strings.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil
+	}
+	seen := map[string]int{}
+	var out []string
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return out
+		}
+		k, _ := t.(string)
+		if seen[k]++; seen[k] == 2 {
+			out = append(out, k)
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return out
+		}
+	}
+	return out
+}
+
+func key(o metav1.Object) string { return o.GetNamespace() + "/" + o.GetName() }
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+func nonEmpty(s ...string) []string {
+	var out []string
+	for _, v := range s {
+		if v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// podFinished reports a terminal phase (evicted pods are Failed).
+func podFinished(p *corev1.Pod) bool {
+	return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+}
+
+// podState describes pod as the holder of a record of uid.
+func podState(p *corev1.Pod, uid string) string {
+	switch {
+	case p == nil:
+		return "gone"
+	case string(p.UID) != uid:
+		return fmt.Sprintf("replaced (pod now has UID %s)", p.UID)
+	case podFinished(p):
+		return string(p.Status.Phase)
+	case p.DeletionTimestamp != nil:
+		return "Terminating"
+	case p.Status.Phase == "":
+		return "Pending"
+	default:
+		return string(p.Status.Phase)
+	}
+}
+
+// podHolds reports whether pod is the live incarnation uid: it exists with that UID and has not
+// finished. A terminating pod still holds its addresses until its containers are gone.
+func podHolds(p *corev1.Pod, uid string) bool {
+	return p != nil && string(p.UID) == uid && !podFinished(p)
+}
+
+// statefulSetOf names the StatefulSet of a pod name: from the pod's controller when it exists,
+// otherwise from the endpoint the agent kept for it.
+func statefulSetOf(p *corev1.Pod, ep *v2beta1.SpiderEndpoint) string {
+	if p != nil {
+		if ref := metav1.GetControllerOf(p); ref != nil && ref.Kind == "StatefulSet" && strings.HasPrefix(ref.APIVersion, appsv1.GroupName+"/") {
+			return ref.Name
+		}
+		return ""
+	}
+	if ep != nil && ep.Status.OwnerControllerType == "StatefulSet" {
+		return ep.Status.OwnerControllerName
+	}
+	return ""
+}
+
+// splitKey splits namespace/name.
+func splitKey(s string) (namespace, name string) {
+	ns, n, _ := strings.Cut(s, "/")
+	return ns, n
+}
+
+// usable returns spec.ips minus spec.excludeIPs of p.
+func usable(p *v2beta1.SpiderIPPool) (ip.Set, error) {
+	ips, err := ip.ParseSet(p.Spec.IPs, 0)
+	if err != nil {
+		return ip.Set{}, fmt.Errorf("SpiderIPPool %s: spec.ips: %w", p.Name, err)
+	}
+	exclude, err := ip.ParseSet(p.Spec.ExcludeIPs, ips.Version())
+	if err != nil {
+		return ip.Set{}, fmt.Errorf("SpiderIPPool %s: spec.excludeIPs: %w", p.Name, err)
+	}
+	return ips.Subtract(exclude), nil
+}

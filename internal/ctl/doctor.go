@@ -172,7 +172,7 @@ func Diagnose(ctx context.Context, s *Snapshot, opts DoctorOptions) ([]Finding, 
 		}
 		for _, e := range x.epOf[k] {
 			f := Finding{Check: CheckEndpointNotRecorded, IP: e.Addr.String(), Endpoints: []string{k}, Pods: []string{k}, Pools: nonEmpty(e.Pool)}
-			switch rec, found := x.record(e.Pool, e.Addr); {
+			switch rec, found := x.record(e.Pool, e.Addr, uid); {
 			case e.Pool == "":
 				f.Message = fmt.Sprintf("SpiderEndpoint %s lists %s on %s without a pool", k, e.Value, e.NIC)
 			case x.pools[e.Pool] == nil:
@@ -204,14 +204,22 @@ func (x *index) undecodable(pool string) bool {
 	})
 }
 
-// record returns pool's record of addr.
-func (x *index) record(pool string, addr netip.Addr) (Record, bool) {
-	recs := x.poolOf[pool]
-	i, found := slices.BinarySearchFunc(recs, addr, func(r Record, a netip.Addr) int { return r.Addr.Compare(a) })
-	if !found {
-		return Record{}, false
+// record returns pool's record of addr, the one of uid if there are several.
+func (x *index) record(pool string, addr netip.Addr, uid string) (Record, bool) {
+	var out Record
+	found := false
+	for _, r := range x.byAddr[addr] {
+		if r.Pool != pool {
+			continue
+		}
+		if r.PodUID == uid {
+			return r, true
+		}
+		if !found {
+			out, found = r, true
+		}
 	}
-	return recs[i], true
+	return out, found
 }
 
 // endpointLists reports whether endpoint k lists addr from pool.

@@ -125,7 +125,13 @@ func newIndex(s *Snapshot) *index {
 			}
 			recs = append(recs, Record{Pool: p.Name, Addr: addr, Pod: a.NamespacedName, PodUID: a.PodUID})
 		}
-		slices.SortFunc(recs, func(a, b Record) int { return a.Addr.Compare(b.Addr) })
+		slices.SortFunc(recs, func(a, b Record) int {
+			// Two keys may spell one address: order them by holder so that output is stable.
+			if c := a.Addr.Compare(b.Addr); c != 0 {
+				return c
+			}
+			return strings.Compare(a.Pod+"@"+a.PodUID, b.Pod+"@"+b.PodUID)
+		})
 		x.poolOf[p.Name] = recs
 		x.records = append(x.records, recs...)
 		for _, r := range recs {

@@ -1,0 +1,333 @@
+package ctl
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+
+	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+)
+
+// rec is a record for testPool: IP -> "namespace/name@uid".
+type rec map[string]string
+
+func testPool(t *testing.T, name, subnet string, ips []string, records rec) v2beta1.SpiderIPPool {
+	t.Helper()
+	p := v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v2beta1.IPPoolSpec{Subnet: subnet, IPs: ips}}
+	allocs := v2beta1.PoolIPAllocations{}
+	for addr, holder := range records {
+		pod, uid, _ := strings.Cut(holder, "@")
+		allocs[addr] = v2beta1.PoolIPAllocation{NamespacedName: pod, PodUID: uid}
+	}
+	if err := p.Status.SetAllocations(allocs); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// testEndpoint lists (interface, "ip/prefix", pool) triples.
+func testEndpoint(ns, name, uid string, entries ...[3]string) v2beta1.SpiderEndpoint {
+	ep := v2beta1.SpiderEndpoint{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Status: v2beta1.WorkloadEndpointStatus{Current: v2beta1.PodIPAllocation{UID: uid, Node: "node-1"}, OwnerControllerType: "Pod", OwnerControllerName: name}}
+	for _, e := range entries {
+		ep.Status.Current.IPs = append(ep.Status.Current.IPs, v2beta1.IPAllocationDetail{NIC: e[0], IPv4: ptr.To(e[1]), IPv4Pool: ptr.To(e[2])})
+	}
+	return ep
+}
+
+func testPod(ns, name, uid string, phase corev1.PodPhase) corev1.Pod {
+	return corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID(uid)},
+		Spec: corev1.PodSpec{NodeName: "node-1"}, Status: corev1.PodStatus{Phase: phase}}
+}
+
+func stsPod(ns, name, uid, sts string) corev1.Pod {
+	p := testPod(ns, name, uid, corev1.PodRunning)
+	p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: sts, Controller: ptr.To(true)}}
+	return p
+}
+
+func stsEndpoint(ep v2beta1.SpiderEndpoint, sts string) v2beta1.SpiderEndpoint {
+	ep.Status.OwnerControllerType, ep.Status.OwnerControllerName = "StatefulSet", sts
+	return ep
+}
+
+// brief is what a test asserts of a finding: the check, the IP and the objects named.
+type brief struct {
+	Check, IP, Pools, Endpoints, Pods string
+}
+
+func briefs(fs []Finding) []brief {
+	var out []brief
+	for _, f := range fs {
+		out = append(out, brief{f.Check, f.IP, strings.Join(f.Pools, ","), strings.Join(f.Endpoints, ","), strings.Join(f.Pods, ",")})
+	}
+	return out
+}
+
+func TestDiagnose(t *testing.T) {
+	const subnet = "10.1.0.0/24"
+	ips := []string{"10.1.0.10-10.1.0.20"}
+	healthyPool := func(t *testing.T) v2beta1.SpiderIPPool {
+		return testPool(t, "a", subnet, ips, rec{"10.1.0.10": "ns/p1@u1", "10.1.0.11": "ns/p2@u2"})
+	}
+	healthyEps := []v2beta1.SpiderEndpoint{
+		testEndpoint("ns", "p1", "u1", [3]string{"eth0", "10.1.0.10/24", "a"}),
+		testEndpoint("ns", "p2", "u2", [3]string{"eth0", "10.1.0.11/24", "a"}),
+	}
+	healthyPods := []corev1.Pod{testPod("ns", "p1", "u1", corev1.PodRunning), testPod("ns", "p2", "u2", corev1.PodPending)}
+	// StatefulSet db wants members 0 and 1.
+	wants := func(_ context.Context, ns, sts, pod string) (bool, error) {
+		return ns == "ns" && sts == "db" && (pod == "db-0" || pod == "db-1"), nil
+	}
+
+	tests := []struct {
+		name    string
+		snap    func(t *testing.T) *Snapshot
+		sts     bool
+		pools   []string
+		want    []brief
+		message string // a substring of the first finding's message
+	}{
+		{
+			name: "healthy",
+			snap: func(t *testing.T) *Snapshot {
+				return &Snapshot{Pools: []v2beta1.SpiderIPPool{healthyPool(t)}, Endpoints: healthyEps, Pods: healthyPods}
+			},
+		},
+		{
+			name: "same IP in two pools",
+			snap: func(t *testing.T) *Snapshot {
+				b := testPool(t, "b", subnet, ips, rec{"10.1.0.10": "ns/p3@u3"})
+				return &Snapshot{Pools: []v2beta1.SpiderIPPool{healthyPool(t), b},
+					Endpoints: append(healthyEps, testEndpoint("ns", "p3", "u3", [3]string{"eth0", "10.1.0.10/24", "b"})),
+					Pods:      append(healthyPods, testPod("ns", "p3", "u3", corev1.PodRunning))}
+			},
+			want:    []brief{{CheckDuplicateIP, "10.1.0.10", "a,b", "", "ns/p1,ns/p3"}},
+			message: "IP 10.1.0.10 is recorded 2 times: SpiderIPPool a for pod ns/p1 (UID u1); SpiderIPPool b for pod ns/p3 (UID u3)",
+		},
+		{
+			name: "one IPv6 address under two spellings in one pool",
+			snap: func(t *testing.T) *Snapshot {
+				p := testPool(t, "v6", "fd00::/64", []string{"fd00::10-fd00::20"}, rec{"fd00::10": "ns/p1@u1", "fd00:0::10": "ns/p2@u2"})
+				eps := []v2beta1.SpiderEndpoint{
+					testEndpoint("ns", "p1", "u1"), testEndpoint("ns", "p2", "u2"),
+				}
+				eps[0].Status.Current.IPs = []v2beta1.IPAllocationDetail{{NIC: "eth0", IPv6: ptr.To("fd00::10/64"), IPv6Pool: ptr.To("v6")}}
+				return &Snapshot{Pools: []v2beta1.SpiderIPPool{p}, Endpoints: eps, Pods: healthyPods}
+			},
+			want: []brief{
+				{CheckDuplicateIP, "fd00::10", "v6", "", "ns/p1,ns/p2"},
+				{CheckRecordWithoutEndpoint, "fd00::10", "v6", "ns/p2", "ns/p2"},
+			},
+		},
+		{
+			name: "one key twice in the encoded records",
+			snap: func(t *testing.T) *Snapshot {
+				p := healthyPool(t)
+				p.Status.AllocatedIPs = ptr.To(`{"10.1.0.10":{"pod":"ns/p9","podUid":"u9"},"10.1.0.10":{"pod":"ns/p1","podUid":"u1"},"10.1.0.11":{"pod":"ns/p2","podUid":"u2"}}`)
+				return &Snapshot{Pools: []v2beta1.SpiderIPPool{p}, Endpoints: healthyEps, Pods: healthyPods}
+			},
+			want:    []brief{{CheckDuplicateIP, "10.1.0.10", "a", "", ""}},
+			message: `status.allocatedIPs has key "10.1.0.10" more than once`,
+		},
+		{
+			name: "record and endpoint of a deleted pod",
+			snap: func(t *testing.T) *Snapshot {
+				return &Snapshot{Pools: []v2beta1.SpiderIPPool{healthyPool(t)}, Endpoints: healthyEps, Pods: healthyPods[1:]}
+			},
+			want: []brief{
+				{CheckOrphanRecord, "10.1.0.10", "a", "", "ns/p1"},
+				{CheckOrphanEndpoint, "", "a", "ns/p1", "ns/p1"},
+			},
+			message: "SpiderIPPool a records 10.1.0.10 for pod ns/p1 (UID u1), which is gone",
+		},
+		{
+			name: "pod recreated under the same name",
+			snap: func(t *testing.T) *Snapshot {
+				return &Snapshot{Pools: []v2beta1.SpiderIPPool{healthyPool(t)}, Endpoints: healthyEps,
+					Pods: []corev1.Pod{testPod("ns", "p1", "u1-new", corev1.PodRunning), healthyPods[1]}}
+			},
+			want: []brief{
+				{CheckOrphanRecord, "10.1.0.10", "a", "", "ns/p1"},
+				{CheckOrphanEndpoint, "", "a", "ns/p1", "ns/p1"},
+			},
+			message: "which is replaced (pod now has UID u1-new)",
+		},
+		{
+			name: "finished pod",
+			snap: func(t *testing.T) *Snapshot {
+				return &Snapshot{Pools: []v2beta1.SpiderIPPool{healthyPool(t)}, Endpoints: healthyEps,
+					Pods: []corev1.Pod{testPod("ns", "p1", "u1", corev1.PodSucceeded), healthyPods[1]}}
+			},
+			want: []brief{
+				{CheckOrphanRecord, "10.1.0.10", "a", "", "ns/p1"},
+				{CheckOrphanEndpoint, "", "a", "ns/p1", "ns/p1"},
+			},
+			message: "which is Succeeded",
+		},
+		{
+			name: "StatefulSet member gone but expected: kept",
+			sts:  true,
+			snap: func(t *testing.T) *Snapshot {
+				p := testPool(t, "a", subnet, ips, rec{"10.1.0.12": "ns/db-1@old"})
+				ep := stsEndpoint(testEndpoint("ns", "db-1", "old", [3]string{"eth0", "10.1.0.12/24", "a"}), "db")
+				return &Snapshot{Pools: []v2beta1.SpiderIPPool{p}, Endpoints: []v2beta1.SpiderEndpoint{ep}}
+			},
+		},
+		{
+			name: "StatefulSet member recreated, not yet given its IP: matched by name",
+			sts:  true,
+			snap: func(t *testing.T) *Snapshot {
+				p := testPool(t, "a", subnet, ips, rec{"10.1.0.12": "ns/db-1@old"})
+				ep := stsEndpoint(testEndpoint("ns", "db-1", "old", [3]string{"eth0", "10.1.0.12/24", "a"}), "db")
+				return &Snapshot{Pools: []v2beta1.SpiderIPPool{p}, Endpoints: []v2beta1.SpiderEndpoint{ep},
+					Pods: []corev1.Pod{stsPod("ns", "db-1", "new", "db")}}
+			},
+		},
+		{
+			name: "StatefulSet member beyond the replicas",
+			sts:  true,
+			snap: func(t *testing.T) *Snapshot {
+				p := testPool(t, "a", subnet, ips, rec{"10.1.0.12": "ns/db-5@old"})
+				ep := stsEndpoint(testEndpoint("ns", "db-5", "old", [3]string{"eth0", "10.1.0.12/24", "a"}), "db")
+				return &Snapshot{Pools: []v2beta1.SpiderIPPool{p}, Endpoints: []v2beta1.SpiderEndpoint{ep}}
+			},
+			want: []brief{
+				{CheckOrphanRecord, "10.1.0.12", "a", "", "ns/db-5"},
+				{CheckOrphanEndpoint, "", "a", "ns/db-5", "ns/db-5"},
+			},
+		},
+		{
+			name: "StatefulSet handling off: a gone member is an orphan",
+			snap: func(t *testing.T) *Snapshot {
+				p := testPool(t, "a", subnet, ips, rec{"10.1.0.12": "ns/db-1@old"})
+				ep := stsEndpoint(testEndpoint("ns", "db-1", "old", [3]string{"eth0", "10.1.0.12/24", "a"}), "db")
+				return &Snapshot{Pools: []v2beta1.SpiderIPPool{p}, Endpoints: []v2beta1.SpiderEndpoint{ep}}
+			},
+			want: []brief{
+				{CheckOrphanRecord, "10.1.0.12", "a", "", "ns/db-1"},
+				{CheckOrphanEndpoint, "", "a", "ns/db-1", "ns/db-1"},
+			},
+		},
+		{
+			name: "record without endpoint, endpoint without record",
+			snap: func(t *testing.T) *Snapshot {
+				eps := []v2beta1.SpiderEndpoint{
+					testEndpoint("ns", "p1", "u1", [3]string{"eth0", "10.1.0.10/24", "a"}, [3]string{"net1", "10.1.0.15/24", "a"}),
+				}
+				return &Snapshot{Pools: []v2beta1.SpiderIPPool{healthyPool(t)}, Endpoints: eps, Pods: healthyPods}
+			},
+			want: []brief{
+				{CheckRecordWithoutEndpoint, "10.1.0.11", "a", "", "ns/p2"},
+				{CheckEndpointNotRecorded, "10.1.0.15", "a", "ns/p1", "ns/p1"},
+			},
+		},
+		{
+			name: "endpoint names a pool that does not exist",
+			snap: func(t *testing.T) *Snapshot {
+				eps := append(healthyEps[:1:1], testEndpoint("ns", "p2", "u2", [3]string{"eth0", "10.1.0.11/24", "a"}, [3]string{"net1", "10.9.0.1/24", "gone"}))
+				return &Snapshot{Pools: []v2beta1.SpiderIPPool{healthyPool(t)}, Endpoints: eps, Pods: healthyPods}
+			},
+			want:    []brief{{CheckEndpointNotRecorded, "10.9.0.1", "gone", "ns/p2", "ns/p2"}},
+			message: "from SpiderIPPool gone, which does not exist",
+		},
+		{
+			name: "endpoint lists an IP its pool records for another pod",
+			snap: func(t *testing.T) *Snapshot {
+				eps := append(healthyEps[:1:1], testEndpoint("ns", "p2", "u2", [3]string{"eth0", "10.1.0.11/24", "a"}, [3]string{"net1", "10.1.0.10/24", "a"}))
+				return &Snapshot{Pools: []v2beta1.SpiderIPPool{healthyPool(t)}, Endpoints: eps, Pods: healthyPods}
+			},
+			want:    []brief{{CheckEndpointNotRecorded, "10.1.0.10", "a", "ns/p2", "ns/p2,ns/p1"}},
+			message: "SpiderEndpoint ns/p2 (UID u2) lists 10.1.0.10/24 on net1 but SpiderIPPool a records it for pod ns/p1 (UID u1)",
+		},
+		{
+			name: "allocatedIPCount disagrees",
+			snap: func(t *testing.T) *Snapshot {
+				p := healthyPool(t)
+				p.Status.AllocatedIPCount = ptr.To[int64](5)
+				return &Snapshot{Pools: []v2beta1.SpiderIPPool{p}, Endpoints: healthyEps, Pods: healthyPods}
+			},
+			want:    []brief{{CheckAllocatedCount, "", "a", "", ""}},
+			message: "SpiderIPPool a: status.allocatedIPCount is 5 but status.allocatedIPs holds 2 records",
+		},
+		{
+			name: "record outside the pool's IPs",
+			snap: func(t *testing.T) *Snapshot {
+				p := testPool(t, "a", subnet, ips, rec{"10.1.0.10": "ns/p1@u1", "10.1.0.11": "ns/p2@u2"})
+				p.Spec.ExcludeIPs = []string{"10.1.0.11"}
+				return &Snapshot{Pools: []v2beta1.SpiderIPPool{p}, Endpoints: healthyEps, Pods: healthyPods}
+			},
+			want: []brief{{CheckBadRecord, "10.1.0.11", "a", "", "ns/p2"}},
+		},
+		{
+			name: "undecodable records",
+			snap: func(t *testing.T) *Snapshot {
+				p := healthyPool(t)
+				p.Status.AllocatedIPs = ptr.To(`{"10.1.0.10":`)
+				return &Snapshot{Pools: []v2beta1.SpiderIPPool{p}, Endpoints: healthyEps, Pods: healthyPods}
+			},
+			want: []brief{
+				{CheckBadRecord, "", "a", "", ""},
+				{CheckEndpointNotRecorded, "10.1.0.10", "a", "ns/p1", "ns/p1"},
+				{CheckEndpointNotRecorded, "10.1.0.11", "a", "ns/p2", "ns/p2"},
+			},
+		},
+		{
+			name:  "scoped to other pools",
+			pools: []string{"b"},
+			snap: func(t *testing.T) *Snapshot {
+				return &Snapshot{Pools: []v2beta1.SpiderIPPool{healthyPool(t)}, Endpoints: healthyEps, Pods: healthyPods[1:]}
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Diagnose(context.Background(), tc.snap(t), DoctorOptions{EnableStatefulSet: tc.sts, StatefulSetWants: wants, Pools: tc.pools})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(tc.want, briefs(got)); d != "" {
+				t.Errorf("findings (-want +got):\n%s\nfull: %+v", d, got)
+			}
+			if tc.message != "" && (len(got) == 0 || !strings.Contains(got[0].Message, tc.message)) {
+				t.Errorf("first finding %+v does not say %q", got, tc.message)
+			}
+		})
+	}
+}
+
+func TestDiagnoseStatefulSetRuleError(t *testing.T) {
+	p := testPool(t, "a", "10.1.0.0/24", []string{"10.1.0.10"}, rec{"10.1.0.10": "ns/db-0@u"})
+	ep := stsEndpoint(testEndpoint("ns", "db-0", "u", [3]string{"eth0", "10.1.0.10/24", "a"}), "db")
+	_, err := Diagnose(context.Background(), &Snapshot{Pools: []v2beta1.SpiderIPPool{p}, Endpoints: []v2beta1.SpiderEndpoint{ep}},
+		DoctorOptions{EnableStatefulSet: true, StatefulSetWants: func(context.Context, string, string, string) (bool, error) {
+			return false, errors.New("apiserver down")
+		}})
+	if err == nil || !strings.Contains(err.Error(), "StatefulSet ns/db: apiserver down") {
+		t.Errorf("err = %v, want the StatefulSet rule's error with the StatefulSet named", err)
+	}
+}
+
+func TestRepeatedKeys(t *testing.T) {
+	for _, tc := range []struct {
+		raw  string
+		want []string
+	}{
+		{`{}`, nil},
+		{`{"a":{"x":1},"b":2}`, nil},
+		{`{"a":1,"b":{"a":1},"a":{"c":[1,2]},"a":3}`, []string{"a"}},
+		{`not json`, nil},
+		{`null`, nil},
+	} {
+		if d := cmp.Diff(tc.want, repeatedKeys(tc.raw)); d != "" {
+			t.Errorf("repeatedKeys(%s) (-want +got):\n%s", tc.raw, d)
+		}
+	}
+}

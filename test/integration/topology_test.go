@@ -407,3 +407,138 @@ func TestUnderlayTopologyThroughLibcni(t *testing.T) {
 		}
 	}
 }
+
+// ipRoutes prints a routing table (or the rules with table < 0) of a namespace one entry per line,
+// without the kernel's protocol and metric decorations.
+func ipRoutes(t *testing.T, n ns.NetNS, table string) []string {
+	t.Helper()
+	argv := []string{"-4", "route", "show", "table", table}
+	if table == "rules" {
+		argv = []string{"-4", "rule"}
+	}
+	var out []byte
+	testutil.InNS(t, n, func() (err error) {
+		out, err = exec.Command("ip", argv...).CombinedOutput()
+		return err
+	})
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		l = strings.Join(strings.Fields(l), " ")
+		for _, drop := range []string{" proto kernel", " proto static", " proto boot", " metric 0"} {
+			l = strings.ReplaceAll(l, drop, "")
+		}
+		if table == "rules" {
+			if _, rest, ok := strings.Cut(l, ":"); ok {
+				l = strings.TrimSpace(rest) // priorities are the kernel's (SPEC.md 5.7)
+			}
+		}
+		lines = append(lines, l)
+	}
+	return lines
+}
+
+// TestOverlayTopologyThroughLibcni is the Calico-overlay guide's pod: eth0 from an overlay CNI
+// (the reference ptp plugin stands in for Calico) and net1 from macvlan + spiderpool + the
+// coordinator in overlay mode, on a netns node; the pod's rules and tables have SPEC.md 5.7's shape.
+func TestOverlayTopologyThroughLibcni(t *testing.T) {
+	tp := newTopo(t, nil)
+	master := tp.nodes["master"]
+	client, err := tp.lab.Attach("client", netsim.NIC{Name: "eth0", Addr: netip.MustParsePrefix("10.6.0.100/16")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp.pool("topo-net1", subnet6, "10.6.1.10-10.6.1.19")
+	// The overlay CIDR is the guide kubeadm-config's podSubnet (10.244.64.0/18).
+	calico, err := json.Marshal(map[string]any{
+		"cniVersion": "1.0.0", "name": "k8s-pod-network",
+		"plugins": []any{map[string]any{"type": "ptp", "ipam": map[string]any{
+			"type": "host-local", "ranges": [][]map[string]string{{{"subnet": "10.244.73.0/24"}}},
+			"routes": []map[string]string{{"dst": "0.0.0.0/0"}}, "dataDir": t.TempDir(),
+		}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	net1 := tp.conflist("master", "macvlan-overlay", "eth0", "topo-net1", map[string]any{"mode": "overlay"})
+
+	before, err := netsim.HostState(master.NS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := tp.newPod("pod-overlay", "master")
+	eth0IP := tp.add(pod, calico, "eth0")
+	net1IP := tp.add(pod, net1, "net1")
+	t.Logf("eth0 (ptp) %s, net1 (macvlan) %s", eth0IP, net1IP)
+	const gw = "10.244.73.1" // host-local's gateway: the first address of the range, on the host end
+
+	want := map[string][]string{
+		"rules": {
+			"from all lookup local",
+			"from " + net1IP.String() + " lookup 101",
+			"from " + eth0IP.String() + " lookup 100",
+			"from all lookup main",
+			"from all lookup default",
+		},
+		// SPEC.md 5.7's listing plus what differs from the guide's cluster: the node's second
+		// NIC address (10.7.0.11), the guide coordinator's hijackCIDR (169.254.0.0/16), and
+		// ptp's routes instead of Calico's.
+		"main": {
+			"default via " + gw + " dev eth0",
+			"10.6.0.0/16 dev net1 scope link src " + net1IP.String(),
+			"10.6.0.11 dev eth0 scope link",
+			"10.7.0.11 dev eth0 scope link",
+			"10.233.0.0/18 via 10.6.0.11 dev eth0",
+			"10.244.64.0/18 via 10.6.0.11 dev eth0",
+			"10.244.73.0/24 via " + gw + " dev eth0 src " + eth0IP.String(),
+			gw + " dev eth0 scope link src " + eth0IP.String(),
+			"169.254.0.0/16 via 10.6.0.11 dev eth0",
+		},
+		"101": {
+			"default via 10.6.0.1 dev net1",
+			"10.6.0.0/16 dev net1 scope link src " + net1IP.String(),
+			"10.6.0.11 dev eth0 scope link",
+			"10.7.0.11 dev eth0 scope link",
+			"10.233.0.0/18 via 10.6.0.11 dev eth0",
+			"10.244.64.0/18 via 10.6.0.11 dev eth0",
+			"169.254.0.0/16 via 10.6.0.11 dev eth0",
+		},
+		"100": {"default via " + gw + " dev eth0"},
+	}
+	for _, table := range []string{"rules", "main", "101", "100"} {
+		got := ipRoutes(t, pod.ns, table)
+		if strings.Join(got, "\n") != strings.Join(want[table], "\n") {
+			t.Errorf("pod %s:\n%s\nwant:\n%s", table, strings.Join(got, "\n"), strings.Join(want[table], "\n"))
+		}
+	}
+
+	serve(t, pod.ns, "0.0.0.0:8080", "pod-overlay")
+	serve(t, master.NS, "10.6.0.11:8080", "master")
+	expectTCP(t, "pod -> its node through the overlay NIC", pod.ns, "10.6.0.11:8080", "master")
+	expectTCP(t, "node -> pod's overlay address", master.NS, eth0IP.String()+":8080", "pod-overlay")
+	expectTCP(t, "client -> pod net1", client.NS, net1IP.String()+":8080", "pod-overlay")
+	expectPing(t, "pod -> underlay gateway", pod.ns, subnet6.Gateway)
+
+	// Replies to traffic that arrived on net1 leave through net1, although main's default route
+	// is eth0's.
+	eth0TX, net1TX := txPackets(t, pod.ns, "eth0"), txPackets(t, pod.ns, "net1")
+	for range 5 {
+		expectPing(t, "client -> pod net1", client.NS, net1IP)
+	}
+	dEth0, dNet1 := txPackets(t, pod.ns, "eth0")-eth0TX, txPackets(t, pod.ns, "net1")-net1TX
+	if dNet1 < 5 || dEth0 >= 5 {
+		t.Errorf("replies to 5 pings on net1: net1 sent %d packets, eth0 %d; want >= 5 on net1 and fewer than 5 on eth0", dNet1, dEth0)
+	}
+
+	tp.del(pod, net1, "net1")
+	tp.del(pod, calico, "eth0")
+	after, err := netsim.HostState(master.NS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after != before {
+		t.Errorf("master after DEL differs from before ADD:\n--- before\n%s\n--- after\n%s", before, after)
+	}
+	if got := poolRecords(t, "topo-net1"); len(got) != 0 {
+		t.Errorf("records after DEL: %v", got)
+	}
+}

@@ -1,0 +1,422 @@
+package chart
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+)
+
+const (
+	agent      = "spiderpool-agent"
+	controller = "spiderpool-controller"
+	initJob    = "spiderpool-init"
+	multus     = "spiderpool-multus"
+	conf       = "spiderpool-conf"
+)
+
+func TestChartLint(t *testing.T) {
+	helm, dir := helmAndChart(t)
+	for _, g := range GuideLines {
+		t.Run(g.Name, func(t *testing.T) {
+			out, err := Lint(helm, dir, g.Args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(out), "0 chart(s) failed") {
+				t.Errorf("helm lint output:\n%s", out)
+			}
+		})
+	}
+}
+
+// multusConf returns the 00-multus.conf the chart writes to the nodes, or nil when Multus
+// generates its own configuration.
+func multusConf(t *testing.T, m *manifests) map[string]any {
+	t.Helper()
+	if m.get("ConfigMap", multus) == nil {
+		return nil
+	}
+	var c map[string]any
+	if err := json.Unmarshal([]byte(m.configMap(t, multus).Data["00-multus.conf"]), &c); err != nil {
+		t.Fatalf("00-multus.conf is not JSON: %v", err)
+	}
+	return c
+}
+
+// confYAML returns the conf.yml of spiderpool-conf.
+func confYAML(t *testing.T, m *manifests) map[string]any {
+	t.Helper()
+	var c map[string]any
+	if err := yaml.Unmarshal([]byte(m.configMap(t, conf).Data["conf.yml"]), &c); err != nil {
+		t.Fatalf("conf.yml: %v", err)
+	}
+	return c
+}
+
+func images(spec corev1.PodSpec) []string {
+	var out []string
+	for _, c := range append(append([]corev1.Container(nil), spec.InitContainers...), spec.Containers...) {
+		out = append(out, c.Image)
+	}
+	return out
+}
+
+// TestChartGuideLines renders each install line of the guides and checks what the line changes.
+func TestChartGuideLines(t *testing.T) {
+	type check func(t *testing.T, m *manifests)
+
+	statefulSet := func(want string) check {
+		return func(t *testing.T, m *manifests) {
+			a := flags(t, container(t, m.daemonSet(t, agent).Spec.Template.Spec, agent))
+			c := flags(t, container(t, m.deployment(t, controller).Spec.Template.Spec, controller))
+			if a["enable-statefulset"] != want || c["enable-statefulset"] != want {
+				t.Errorf("--enable-statefulset: agent %q, controller %q, want %q", a["enable-statefulset"], c["enable-statefulset"], want)
+			}
+			if got := confYAML(t, m)["enableStatefulSet"]; got != (want == "true") {
+				t.Errorf("spiderpool-conf enableStatefulSet = %v, want %s", got, want)
+			}
+		}
+	}
+	clusterNetwork := func(want, initValue string) check {
+		return func(t *testing.T, m *manifests) {
+			mc := multusConf(t, m)
+			if mc == nil {
+				t.Fatal("no Multus ConfigMap: the chart must write 00-multus.conf when defaultCniCRName is set")
+			}
+			if mc["clusterNetwork"] != want {
+				t.Errorf("00-multus.conf clusterNetwork = %v, want %s", mc["clusterNetwork"], want)
+			}
+			if mc["type"] != "multus" || mc["kubeconfig"] != "/etc/cni/net.d/multus.d/multus.kubeconfig" {
+				t.Errorf("00-multus.conf = %v", mc)
+			}
+			ds := m.daemonSet(t, multus).Spec.Template.Spec
+			if got := container(t, ds, "multus").Args[0]; got != "--multus-conf-file=/tmp/multus-conf/00-multus.conf" {
+				t.Errorf("multus container copies %q, want the chart's 00-multus.conf", got)
+			}
+			if !hasContainer(ds, "kubeconfig") {
+				t.Error("no kubeconfig container: nothing writes multus.d/multus.kubeconfig")
+			}
+			a := flags(t, container(t, m.daemonSet(t, agent).Spec.Template.Spec, agent))
+			if a["cluster-default-nad"] != want {
+				t.Errorf("agent --cluster-default-nad = %q, want %q", a["cluster-default-nad"], want)
+			}
+			if got := m.configMap(t, conf).Data["clusterNetwork"]; got != want {
+				t.Errorf("spiderpool-conf clusterNetwork = %q, want %q", got, want)
+			}
+			e := envs(container(t, m.job(t, initJob).Spec.Template.Spec, initJob))
+			if e["SPIDERPOOL_INIT_MULTUS_DEFAULT_CNI_CR_NAME"] != initValue {
+				t.Errorf("init SPIDERPOOL_INIT_MULTUS_DEFAULT_CNI_CR_NAME = %q, want %q", e["SPIDERPOOL_INIT_MULTUS_DEFAULT_CNI_CR_NAME"], initValue)
+			}
+			if _, ok := e["SPIDERPOOL_INIT_CNI_CONF_DIR"]; ok {
+				t.Error("init reads the CNI configuration directory although defaultCniCRName is set")
+			}
+		}
+	}
+	multusAuto := func(t *testing.T, m *manifests) {
+		if mc := multusConf(t, m); mc != nil {
+			t.Errorf("Multus ConfigMap rendered without defaultCniCRName: %v", mc)
+		}
+		c := container(t, m.daemonSet(t, multus).Spec.Template.Spec, "multus")
+		if !strings.Contains(strings.Join(c.Args, " "), "--multus-conf-file=auto") {
+			t.Errorf("multus args %v: want the node's own configuration wrapped (auto)", c.Args)
+		}
+		e := envs(container(t, m.job(t, initJob).Spec.Template.Spec, initJob))
+		if e["SPIDERPOOL_INIT_CNI_CONF_DIR"] != "/host/etc/cni/net.d" {
+			t.Errorf("init SPIDERPOOL_INIT_CNI_CONF_DIR = %q: it must read the node's CNI configuration", e["SPIDERPOOL_INIT_CNI_CONF_DIR"])
+		}
+	}
+	coordinatorMode := func(want string) check {
+		return func(t *testing.T, m *manifests) {
+			e := envs(container(t, m.job(t, initJob).Spec.Template.Spec, initJob))
+			if e["SPIDERPOOL_INIT_COORDINATOR_MODE"] != want {
+				t.Errorf("init SPIDERPOOL_INIT_COORDINATOR_MODE = %q, want %q", e["SPIDERPOOL_INIT_COORDINATOR_MODE"], want)
+			}
+		}
+	}
+	plugins := func(want bool) check {
+		return func(t *testing.T, m *manifests) {
+			spec := m.daemonSet(t, agent).Spec.Template.Spec
+			if hasContainer(spec, "install-plugins") != want {
+				t.Fatalf("install-plugins init container present = %v, want %v", !want, want)
+			}
+			if !want {
+				return
+			}
+			c := container(t, spec, "install-plugins")
+			if !strings.Contains(c.Image, "/spidernet-io/spiderpool/spiderpool-plugins:") {
+				t.Errorf("install-plugins image %q", c.Image)
+			}
+			if envs(c)["INSTALL_CNI_PLUGINS"] != "true" {
+				t.Errorf("INSTALL_CNI_PLUGINS = %q", envs(c)["INSTALL_CNI_PLUGINS"])
+			}
+			if len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != "/host/opt/cni/bin" {
+				t.Errorf("install-plugins mounts %v, want the host CNI bin directory", c.VolumeMounts)
+			}
+		}
+	}
+	registry := func(want string) check {
+		return func(t *testing.T, m *manifests) {
+			n := 0
+			for key, spec := range m.podSpecs(t) {
+				for _, img := range images(spec) {
+					n++
+					if !strings.HasPrefix(img, want+"/") {
+						t.Errorf("%s: image %q is not from %s", key, img, want)
+					}
+				}
+			}
+			if n < 6 {
+				t.Errorf("only %d images found; the agent, controller, init and Multus pods are missing", n)
+			}
+			ds := m.daemonSet(t, multus).Spec.Template.Spec
+			if got := container(t, ds, "install-multus-binary").Image; got != want+"/k8snetworkplumbingwg/multus-cni:v4.1.4" {
+				t.Errorf("Multus image %q", got)
+			}
+		}
+	}
+
+	checks := map[string][]check{
+		"defaults":          {statefulSet("true"), multusAuto, coordinatorMode("auto"), plugins(false), registry("ghcr.io")},
+		"alibaba":           {statefulSet("false"), clusterNetwork("kube-system/ipvlan-eth0", "ipvlan-eth0"), coordinatorMode("auto"), plugins(false), registry("ghcr.io")},
+		"alibaba-optional":  {statefulSet("false"), clusterNetwork("kube-system/ipvlan-eth0", "ipvlan-eth0"), plugins(true), registry("ghcr.m.daocloud.io")},
+		"aws":               {statefulSet("false"), clusterNetwork("default/ipvlan-ens5", "default/ipvlan-ens5"), registry("ghcr.io")},
+		"calico-overlay":    {statefulSet("true"), multusAuto, coordinatorMode("overlay"), plugins(false)},
+		"install-cni":       {plugins(true), registry("ghcr.io")},
+		"registry-override": {plugins(false), registry("ghcr.m.daocloud.io")},
+	}
+	for _, g := range GuideLines {
+		t.Run(g.Name, func(t *testing.T) {
+			cs, ok := checks[g.Name]
+			if !ok {
+				t.Fatalf("guide line %q has no checks", g.Name)
+			}
+			m := render(t, g.Args...)
+			for _, c := range cs {
+				c(t, m)
+			}
+		})
+	}
+}
+
+// TestChartSchemaRejects checks that values.schema.json stops wrong values before anything is
+// rendered, and that helm's message names the value.
+func TestChartSchemaRejects(t *testing.T) {
+	helm, dir := helmAndChart(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--set", "coordinator.mode=foo"}, "/coordinator/mode"},
+		{[]string{"--set", "spiderpoolAgent.httpPort=abc"}, "/spiderpoolAgent/httpPort"},
+		{[]string{"--set", "spiderpoolController.webhookPort=70000"}, "/spiderpoolController/webhookPort"},
+		{[]string{"--set", "coordinator.podCIDRType=flannel"}, "/coordinator/podCIDRType"},
+		{[]string{"--set", "spiderpoolController.tls.method=self"}, "/spiderpoolController/tls/method"},
+		{[]string{"--set", "ipam.enableIPv4=yes"}, "/ipam/enableIPv4"},
+		{[]string{"--set", "coordinator.vethMTU=0"}, "/coordinator/vethMTU"},
+		{[]string{"--set", "multus.multusCNI.defaultCniCRName=a/b/c"}, "/multus/multusCNI/defaultCniCRName"},
+		{[]string{"--set-string", "spiderpoolController.replicas=2"}, "/spiderpoolController/replicas"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			for cmd, fn := range map[string]func(string, string, ...string) ([]byte, error){"template": Template, "lint": Lint} {
+				out, err := fn(helm, dir, tc.args...)
+				if err == nil {
+					t.Fatalf("helm %s accepted %v:\n%.400s", cmd, tc.args, out)
+				}
+				if !strings.Contains(err.Error(), tc.want) {
+					t.Errorf("helm %s: error does not name %s: %v", cmd, tc.want, err)
+				}
+			}
+		})
+	}
+}
+
+// TestChartRefusesWhatBinariesCannotDo checks the template failures of spiderpool.checks.
+func TestChartRefusesWhatBinariesCannotDo(t *testing.T) {
+	helm, dir := helmAndChart(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--set", "spiderpoolController.name=my-controller"}, "spiderpoolController.name"},
+		{[]string{"--set", "spiderpoolController.tls.secretName=other"}, "spiderpoolController.tls.secretName"},
+		{[]string{"--set", "spiderpoolController.tls.method=provided"}, "spiderpoolController.tls.provided"},
+		{[]string{"--set", "ipam.enableIPv4=false", "--set", "ipam.enableIPv6=false"}, "enable at least one IP family"},
+	} {
+		_, err := Template(helm, dir, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("helm template %v: got %v, want an error naming %s", tc.args, err, tc.want)
+		}
+	}
+	// The same renames are fine when the chart, not the controller, writes the webhook configurations.
+	m := render(t, "--set", "spiderpoolController.name=my-controller", "--set", "spiderpoolController.tls.method=certmanager")
+	wh := m.get("ValidatingWebhookConfiguration", "spiderpool-controller")
+	if wh == nil {
+		t.Fatal("no ValidatingWebhookConfiguration with tls.method=certmanager")
+	}
+	svc, _, _ := unstructuredString(wh.Object, "webhooks", 0, "clientConfig", "service", "name")
+	if svc != "my-controller" {
+		t.Errorf("webhook service %q, want my-controller", svc)
+	}
+}
+
+// unstructuredString walks maps (string keys) and slices (int indexes).
+func unstructuredString(obj any, path ...any) (string, bool, error) {
+	cur := obj
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			m, ok := cur.(map[string]any)
+			if !ok {
+				return "", false, nil
+			}
+			cur = m[k]
+		case int:
+			s, ok := cur.([]any)
+			if !ok || k >= len(s) {
+				return "", false, nil
+			}
+			cur = s[k]
+		}
+	}
+	s, ok := cur.(string)
+	return s, ok, nil
+}
+
+// TestChartTLSMethods checks who provides the certificate and the webhook configurations.
+func TestChartTLSMethods(t *testing.T) {
+	t.Run("auto", func(t *testing.T) {
+		m := render(t)
+		for _, k := range []string{"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "Secret"} {
+			if len(m.ofKind(k)) > 0 {
+				t.Errorf("tls.method auto renders a %s: the controller writes it and would fight Helm", k)
+			}
+		}
+		d := m.deployment(t, controller).Spec.Template.Spec
+		f := flags(t, container(t, d, controller))
+		if f["webhook-tls-method"] != "auto" {
+			t.Errorf("--webhook-tls-method=%s", f["webhook-tls-method"])
+		}
+		for _, v := range d.Volumes {
+			if v.Name == "webhook-certs" && v.EmptyDir == nil {
+				t.Errorf("auto: the certificate directory must be writable (emptyDir), got %+v", v.VolumeSource)
+			}
+		}
+		if _, named := expand(m.role(t, controller).Rules); len(named[rule{"", "secrets", "get"}]) != 1 {
+			t.Errorf("auto: the Role must let the controller read its one Secret: %v", named)
+		}
+	})
+	t.Run("provided", func(t *testing.T) {
+		m := render(t, "--set", "spiderpoolController.tls.method=provided",
+			"--set", "spiderpoolController.tls.provided.tlsCa=CA-PEM", "--set", "spiderpoolController.tls.provided.tlsCert=CERT-PEM",
+			"--set", "spiderpoolController.tls.provided.tlsKey=KEY-PEM")
+		sec := m.get("Secret", "spiderpool-controller-server-certs")
+		if sec == nil {
+			t.Fatal("no Secret")
+		}
+		var mut admissionregistrationv1.MutatingWebhookConfiguration
+		var val admissionregistrationv1.ValidatingWebhookConfiguration
+		m.typed(t, "MutatingWebhookConfiguration", "spiderpool-controller", &mut)
+		m.typed(t, "ValidatingWebhookConfiguration", "spiderpool-controller", &val)
+		type hook struct {
+			kind string
+			cc   admissionregistrationv1.WebhookClientConfig
+			ops  []admissionregistrationv1.OperationType
+			res  []string
+		}
+		var hooks []hook
+		for _, w := range mut.Webhooks {
+			hooks = append(hooks, hook{"mutating " + w.Name, w.ClientConfig, w.Rules[0].Operations, w.Rules[0].Resources})
+		}
+		for _, w := range val.Webhooks {
+			hooks = append(hooks, hook{"validating " + w.Name, w.ClientConfig, w.Rules[0].Operations, w.Rules[0].Resources})
+		}
+		if len(hooks) != 10 {
+			t.Fatalf("%d webhooks, want 5 mutating and 5 validating", len(hooks))
+		}
+		for _, h := range hooks {
+			s := h.cc.Service
+			if string(h.cc.CABundle) != "CA-PEM" || s == nil || s.Name != controller || s.Namespace != Namespace || s.Port == nil || *s.Port != 5722 {
+				t.Errorf("%s: client config %+v", h.kind, h.cc)
+			}
+			if fmt.Sprint(h.ops) != "[CREATE UPDATE]" || strings.Contains(fmt.Sprint(h.res), "/") {
+				t.Errorf("%s: operations %v on %v; status and DELETE stay unhooked", h.kind, h.ops, h.res)
+			}
+		}
+		if p := mut.Webhooks[3].ClientConfig.Service.Path; p == nil || *p != "/mutate-spiderpool-spidernet-io-v2beta1-spidermultusconfig" {
+			t.Errorf("SpiderMultusConfig mutating path %v", p)
+		}
+		unnamed, named := expand(m.role(t, controller).Rules)
+		if unnamed[rule{"", "secrets", "create"}] || len(named[rule{"", "secrets", "get"}]) > 0 {
+			t.Error("provided: the controller gets Secret permissions it does not use")
+		}
+		if cr, _ := expand(m.clusterRole(t, controller).Rules); cr[rule{"admissionregistration.k8s.io", "validatingwebhookconfigurations", "update"}] {
+			t.Error("provided: the controller may rewrite the chart's webhook configurations")
+		}
+		d := m.deployment(t, controller).Spec.Template.Spec
+		for _, v := range d.Volumes {
+			if v.Name == "webhook-certs" && (v.Secret == nil || v.Secret.SecretName != "spiderpool-controller-server-certs") {
+				t.Errorf("provided: certificate volume %+v, want the Secret", v.VolumeSource)
+			}
+		}
+	})
+	t.Run("certmanager", func(t *testing.T) {
+		m := render(t, "--set", "spiderpoolController.tls.method=certmanager")
+		if m.get("Certificate", "spiderpool-controller-server-certs") == nil || m.get("Issuer", "spiderpool-controller-selfsigned") == nil {
+			t.Fatal("no Certificate and self-signed Issuer")
+		}
+		wh := m.get("ValidatingWebhookConfiguration", "spiderpool-controller")
+		if wh == nil || wh.GetAnnotations()["cert-manager.io/inject-ca-from"] != "kube-system/spiderpool-controller-server-certs" {
+			t.Fatalf("webhook configuration without cert-manager CA injection: %v", wh)
+		}
+	})
+}
+
+// TestChartConfigMapMatchesFlags checks that spiderpool-conf, which the binaries do not read,
+// says what the flags they do read say.
+func TestChartConfigMapMatchesFlags(t *testing.T) {
+	lines := append([]GuideLine{{Name: "everything-off", Args: []string{"--set", "ipam.enableIPv6=false", "--set", "ipam.spiderSubnet.autoPool.enable=false",
+		"--set", "ipam.enableIPConflictDetection=true", "--set", "ipam.gc.enabled=false", "--set", "ipam.gc.gcAll.intervalInSecond=30"}}}, GuideLines...)
+	for _, g := range lines {
+		t.Run(g.Name, func(t *testing.T) {
+			m := render(t, g.Args...)
+			c := confYAML(t, m)
+			a := flags(t, container(t, m.daemonSet(t, agent).Spec.Template.Spec, agent))
+			ctl := flags(t, container(t, m.deployment(t, controller).Spec.Template.Spec, controller))
+			gc, _ := c["gc"].(map[string]any)
+			for _, p := range []struct {
+				key  string
+				conf any
+				flag string
+			}{
+				{"enableIPv4", c["enableIPv4"], a["enable-ipv4"]},
+				{"enableIPv4", c["enableIPv4"], ctl["enable-ipv4"]},
+				{"enableIPv6", c["enableIPv6"], a["enable-ipv6"]},
+				{"enableIPv6", c["enableIPv6"], ctl["enable-ipv6"]},
+				{"enableStatefulSet", c["enableStatefulSet"], a["enable-statefulset"]},
+				{"enableStatefulSet", c["enableStatefulSet"], ctl["enable-statefulset"]},
+				{"enableAutoPoolForApplication", c["enableAutoPoolForApplication"], a["enable-auto-pool"]},
+				{"enableIPConflictDetection", c["enableIPConflictDetection"], a["enable-ip-conflict-detection"]},
+				{"enableGatewayDetection", c["enableGatewayDetection"], a["enable-gateway-detection"]},
+				{"ipamUnixSocketPath", c["ipamUnixSocketPath"], a["socket-path"]},
+				{"gc.enabled", gc["enabled"], ctl["gc-enabled"]},
+				{"gc.intervalInSecond", gc["intervalInSecond"], strings.TrimSuffix(ctl["gc-interval"], "s")},
+				{"coordinatorName", c["coordinatorName"], a["coordinator-name"]},
+				{"ciliumConfigMap", c["ciliumConfigMap"], ctl["cilium-configmap"]},
+			} {
+				if got := toString(p.conf); got != p.flag {
+					t.Errorf("spiderpool-conf %s = %s, flag says %q", p.key, got, p.flag)
+				}
+			}
+		})
+	}
+}
+
+func toString(v any) string {
+	b, _ := json.Marshal(v)
+	return strings.Trim(string(b), `"`)
+}

@@ -3,6 +3,7 @@ package ctl
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -68,12 +69,11 @@ StatefulSet members are matched by pod name while their StatefulSet expects them
 			if err != nil {
 				return fail(err)
 			}
-			rep := DoctorReport{Pools: len(snap.Pools), Endpoints: len(snap.Endpoints), Findings: findings}
+			rep := doctorSummary(snap, pools)
+			rep.Findings = findings
 			if rep.Findings == nil {
 				rep.Findings = []Finding{}
 			}
-			x := newIndex(snap)
-			rep.Records = len(x.records)
 			out := cmd.OutOrStdout()
 			if output == formatJSON {
 				if err := writeJSON(out, rep); err != nil {
@@ -98,4 +98,26 @@ StatefulSet members are matched by pod name while their StatefulSet expects them
 	cmd.Flags().StringSliceVar(&pools, "pool", nil, "report only findings naming these pools (repeatable)")
 	cmd.Flags().BoolVar(&enableSts, "enable-statefulset", enableSts, "StatefulSet members keep their IPs while their StatefulSet expects them (ipam.enableStatefulSet)")
 	return cmd
+}
+
+// doctorSummary counts what was checked: with --pool, the named pools, their records and the
+// endpoints listing an IP of theirs.
+func doctorSummary(s *Snapshot, pools []string) DoctorReport {
+	x := newIndex(s)
+	if len(pools) == 0 {
+		return DoctorReport{Pools: len(x.pools), Records: len(x.records), Endpoints: len(x.endpoints)}
+	}
+	var rep DoctorReport
+	for _, p := range pools {
+		if x.pools[p] != nil {
+			rep.Pools++
+			rep.Records += len(x.poolOf[p])
+		}
+	}
+	for k := range x.endpoints {
+		if slices.ContainsFunc(x.epOf[k], func(e EndpointIP) bool { return slices.Contains(pools, e.Pool) }) {
+			rep.Endpoints++
+		}
+	}
+	return rep
 }

@@ -22,8 +22,8 @@ import (
 )
 
 func newIPCommand(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "ip", Short: "Show or release one IP address"}
-	cmd.AddCommand(newIPShowCommand(g), newIPReleaseCommand(g))
+	cmd := &cobra.Command{Use: "ip", Short: "Show, release or set one IP address"}
+	cmd.AddCommand(newIPShowCommand(g), newIPReleaseCommand(g), newIPSetCommand(g))
 	return cmd
 }
 

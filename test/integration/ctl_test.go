@@ -409,3 +409,57 @@ func TestCtlGCThroughController(t *testing.T) {
 		t.Errorf("doctor after GC: exit %d", r.code)
 	}
 }
+
+// ip set binds a free IP to a pod that has none: the pool records it for the pod's UID, a new
+// SpiderEndpoint lists it, and the real agent's ADD for that interface then returns it. IPs held
+// by another pod and interfaces that already have an address are refused.
+func TestCtlIPSet(t *testing.T) {
+	const node, pool = "ctl-node-5", "ctl-set"
+	pods, addrs, agent := ctlSetup(t, node, pool, "10.180.6.0/24", "10.180.6.10-10.180.6.20", "ctl-set-a")
+	b := makePod(t, "default", "ctl-set-b", node, gcPodAnno(pool), nil)
+	gcForgetEndpoint(t, b.Name)
+
+	r := runCtl(t, "ip", "set", "10.180.6.15", "--pod", b.Name, "--namespace", "default")
+	if r.code != 0 || !strings.Contains(r.out, "set 10.180.6.15 from SpiderIPPool ctl-set on interface eth0 of pod default/ctl-set-b") {
+		t.Fatalf("ip set: exit %d, output %q %q", r.code, r.out, r.errOut)
+	}
+	recs := poolRecords(t, pool)
+	if recs["10.180.6.15"] != string(b.UID) || recs[addrs["ctl-set-a"]] != string(pods["ctl-set-a"].UID) || len(recs) != 2 {
+		t.Fatalf("records after ip set = %v", recs)
+	}
+	ep := getEndpoint(t, b.Name)
+	if ep == nil || ep.Status.Current.UID != string(b.UID) || ep.Status.Current.Node != node || ep.Status.OwnerControllerType != "Pod" ||
+		len(ep.Status.Current.IPs) != 1 || ep.Status.Current.IPs[0].NIC != "eth0" || deref(ep.Status.Current.IPs[0].IPv4) != "10.180.6.15/24" ||
+		deref(ep.Status.Current.IPs[0].IPv4Pool) != pool || len(ep.Finalizers) != 1 {
+		t.Fatalf("endpoint after ip set = %+v %+v", ep.ObjectMeta, ep.Status)
+	}
+	// The agent reads what ip set wrote as the pod's allocation.
+	if got := gcAllocate(t, agent, b); got != "10.180.6.15" {
+		t.Errorf("agent ADD for eth0 after ip set returned %s, want 10.180.6.15", got)
+	}
+
+	if r := runCtl(t, "ip", "set", "--ip", "10.180.6.15", "--pod", b.Name); r.code != 0 {
+		t.Errorf("repeated ip set: exit %d, want 0", r.code)
+	}
+	r = runCtl(t, "ip", "set", addrs["ctl-set-a"], "--pod", b.Name, "--interface", "net1")
+	if r.code == 0 || !strings.Contains(r.errOut, fmt.Sprintf("IP %s is recorded in SpiderIPPool %s for pod default/ctl-set-a (UID %s", addrs["ctl-set-a"], pool, pods["ctl-set-a"].UID)) {
+		t.Errorf("ip set of a held IP: exit %d, stderr %q", r.code, r.errOut)
+	}
+	r = runCtl(t, "ip", "set", "10.180.6.16", "--pod", b.Name)
+	if r.code == 0 || !strings.Contains(r.errOut, "interface eth0 already has 10.180.6.15/24") {
+		t.Errorf("ip set on a busy interface: exit %d, stderr %q", r.code, r.errOut)
+	}
+	if _, ok := poolRecords(t, pool)["10.180.6.16"]; ok {
+		t.Errorf("refused ip set left a record of 10.180.6.16")
+	}
+	r = runCtl(t, "ip", "set", "10.180.6.16", "--pod", b.Name, "--interface", "net1")
+	if r.code != 0 {
+		t.Fatalf("ip set on net1: exit %d", r.code)
+	}
+	if r := runCtl(t, "ip", "show", "10.180.6.16"); r.code != 0 || !hasAll(r.out, "net1", "default/ctl-set-b", "lists it") {
+		t.Errorf("ip show after ip set on net1: exit %d, output %q", r.code, r.out)
+	}
+	if r := runCtl(t, "doctor", "--pool", pool); r.code != 0 {
+		t.Errorf("doctor after ip set: exit %d", r.code)
+	}
+}

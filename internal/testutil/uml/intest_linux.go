@@ -24,7 +24,7 @@ import (
 //		// runs in the guest, as root
 //	}
 //
-// The guest run inherits -test.short; its own timeout is opts.RunTimeout, else what is left of
+// The guest run inherits -test.short and gets opts.Env; its own timeout is opts.RunTimeout, else what is left of
 // the test binary's deadline minus a margin, else 10 minutes.
 func RunTestInGuest(t *testing.T, opts Options) bool {
 	t.Helper()
@@ -48,15 +48,19 @@ func RunTestInGuest(t *testing.T, opts Options) bool {
 	}
 	g := Boot(t, opts)
 
-	args := []string{shellQuote(g.Path(exe)), "-test.run", shellQuote(RunPattern(t.Name())), "-test.v", "-test.count=1",
-		"-test.timeout=" + timeout.String()}
+	var args []string
+	for _, e := range opts.Env {
+		args = append(args, shellQuote(e))
+	}
+	args = append(args, shellQuote(g.Path(exe)), "-test.run", shellQuote(RunPattern(t.Name())), "-test.v", "-test.count=1",
+		"-test.timeout="+timeout.String())
 	if testing.Short() {
 		args = append(args, "-test.short")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout+10*time.Second)
 	defer cancel()
 	start := time.Now()
-	stdout, stderr, code, err := g.Run(ctx, "cd /tmp && exec "+strings.Join(args, " "))
+	stdout, stderr, code, err := g.Run(ctx, "cd /tmp && exec env "+strings.Join(args, " "))
 	t.Logf("uml: %s ran in the guest in %s, exit %d; its output:\n%s%s", t.Name(), time.Since(start).Round(time.Millisecond), code, stdout, stderr)
 	switch {
 	case err != nil:

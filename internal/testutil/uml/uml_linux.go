@@ -141,6 +141,9 @@ type Options struct {
 	// BootTimeout bounds the boot up to the point where the guest takes commands; default
 	// DefaultBootTimeout.
 	BootTimeout time.Duration
+	// Env holds "KEY=value" entries added to the environment of the test RunTestInGuest runs
+	// in the guest (host paths in values must be translated with GuestPath).
+	Env []string
 	// RunTimeout bounds the guest run of RunTestInGuest; default: the test's deadline minus a
 	// margin, else 10 minutes.
 	RunTimeout time.Duration
@@ -169,6 +172,7 @@ var (
 	nameRE   = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
 	moduleRE = regexp.MustCompile(`^[A-Za-z0-9_-]+( [A-Za-z0-9_.,=-]+)*$`)
 	pathRE   = regexp.MustCompile(`^/[A-Za-z0-9_./+-]*$`)
+	envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 // Boot starts a guest and returns once it takes commands. A cleanup registered on t kills it
@@ -318,6 +322,11 @@ func (o *Options) validate() error {
 			return fmt.Errorf("options: NICs[%d].MAC %s is not an Ethernet address", i, nic.MAC)
 		}
 	}
+	for i, e := range o.Env {
+		if k, _, ok := strings.Cut(e, "="); !ok || !envKeyRE.MatchString(k) {
+			return fmt.Errorf("options: Env[%d] %q is not KEY=value", i, e)
+		}
+	}
 	for i, m := range o.Modules {
 		if !moduleRE.MatchString(m) {
 			return fmt.Errorf("options: Modules[%d] %q is not \"name [param=value ...]\"", i, m)
@@ -407,6 +416,16 @@ func (g *Guest) Path(hostPath string) string {
 	}
 	if rel, ok := under(p, g.dir); ok {
 		return filepath.Join(guestXchg, rel)
+	}
+	return GuestPath(p)
+}
+
+// GuestPath is Guest.Path for files outside the exchange directories: it holds for every guest,
+// so a path can be translated before the guest boots (for Options.Env).
+func GuestPath(hostPath string) string {
+	p, err := filepath.Abs(hostPath)
+	if err != nil {
+		return hostPath
 	}
 	if rel, ok := under(p, "/tmp"); ok {
 		return filepath.Join(guestHostTmp, rel)

@@ -285,11 +285,20 @@ func TestPrivilegedHelperGuest(t *testing.T) {
 
 // TestPrivilegedRunTestInGuest runs its body in a guest: netlink from Go sees the guest kernel.
 func TestPrivilegedRunTestInGuest(t *testing.T) {
-	if RunTestInGuest(t, Options{Modules: []string{"dummy", "8021q"}}) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if RunTestInGuest(t, Options{Modules: []string{"dummy", "8021q"}, Env: []string{"UML_TEST_EXE=" + GuestPath(exe)}}) {
 		return
 	}
 	if !InGuest() || os.Geteuid() != 0 {
 		t.Fatalf("body runs outside a guest or not as root (uid %d)", os.Geteuid())
+	}
+	if exe := os.Getenv("UML_TEST_EXE"); exe == "" {
+		t.Errorf("Options.Env did not reach the guest: UML_TEST_EXE=%q", exe)
+	} else if _, err := os.Stat(exe); err != nil {
+		t.Errorf("the guest does not see the test binary at %s: %v", exe, err)
 	}
 	d := &netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: "d0"}}
 	if err := netlink.LinkAdd(d); err != nil {
@@ -332,6 +341,8 @@ func TestOptionsValidate(t *testing.T) {
 		{NICs: []NIC{{Tap: "t0"}, {Tap: "t0"}}},
 		{NICs: []NIC{{Tap: "t0", Name: "e;th0"}}},
 		{Modules: []string{"dummy; reboot"}},
+		{Env: []string{"NOEQUALS"}},
+		{Env: []string{"A B=1"}},
 	} {
 		if err := o.validate(); err == nil {
 			t.Errorf("validate(%+v) = nil", o)

@@ -1,0 +1,14 @@
+// Package ifacer is the ifacer CNI plugin (SPEC.md 6). First in a chain, it prepares the host
+// parent interface that the main plugin (macvlan, ipvlan, vlan) attaches pods to: it bonds two or
+// more interfaces (or one, when a bond is configured) and adds a VLAN sub-interface
+// "<parent>.<vlanID>" on the bond or the single interface. Devices that already exist with the
+// expected kind and settings are reused, so every pod of a node can run the same ADD; they are
+// shared by the node's pods, hence never removed (DEL is a no-op), and addresses are never put on
+// them. It prints prevResult, or an empty result, unchanged.
+//
+// The configuration parsing is pure and fuzzed; the netlink work acts on the calling thread's
+// network namespace (the host's, when run by a container runtime). Tests exercise bonds and
+// VLANs in user-mode-linux guests (internal/testutil/uml) because the CI host lacks both.
+//
+// cmd/ifacer wires Funcs into skel; everything else lives here so tests can reach it.
+package ifacer

@@ -1,0 +1,43 @@
+package ifacer
+
+import "testing"
+
+// FuzzLoadConf checks that no input panics loadConf and that an accepted configuration names
+// valid devices: interfaces, bond and VLAN names the kernel can take, options ifacer can set.
+func FuzzLoadConf(f *testing.F) {
+	for _, ver := range allVersions {
+		f.Add(confJSON(ver, `"interfaces":["ens192"],"vlanID":100`, true))
+	}
+	f.Add(confJSON("1.0.0", `"interfaces":["ens192","ens224"],"vlanID":7,"bond":{"name":"bond0","mode":4,"options":"miimon=100;lacp_rate=fast;xmit_hash_policy=layer3+4;primary=ens224"}`, false))
+	f.Add(confJSON("1.1.0", `"interfaces":["a","b"],"bond":{"options":"arp_ip_target=10.0.0.1,10.0.0.2;ad_actor_system=02:00:00:00:00:01;arp_validate=3"}`, false))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := loadConf(data)
+		if err != nil {
+			return
+		}
+		if len(c.Interfaces) == 0 || c.VlanID < 0 || c.VlanID > maxVlanID {
+			t.Fatalf("accepted interfaces %q, vlanID %d", c.Interfaces, c.VlanID)
+		}
+		names := append([]string{c.base()}, c.Interfaces...)
+		if c.VlanID != 0 {
+			names = append(names, c.vlanName())
+		}
+		for _, n := range names {
+			if err := validIfName(n); err != nil {
+				t.Fatalf("accepted a configuration naming an invalid device: %v", err)
+			}
+		}
+		if c.Bond != nil && (c.Bond.Name == "" || c.Bond.Mode < 0 || c.Bond.Mode > maxBondMode) {
+			t.Fatalf("accepted bond %+v", *c.Bond)
+		}
+		for _, o := range c.bondOptions {
+			if _, ok := bondOptions[o.Key]; !ok {
+				t.Fatalf("accepted unknown option %q", o.Key)
+			}
+		}
+		if _, ok := logLevels[c.LogOptions.LogLevel]; !ok || c.LogOptions.LogFile == "" {
+			t.Fatalf("logOptions = %+v", c.LogOptions)
+		}
+	})
+}

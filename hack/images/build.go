@@ -182,8 +182,8 @@ func Build(c Component, opts Options) (v1.Image, error) {
 	// manifest, and readers rebuild a schema 2 one, so any other media type would give the image a
 	// digest nobody can find again in the file.
 	img, err := mutate.Append(empty.Image, mutate.Addendum{
-		Layer: layer,
-		History:   v1.History{Created: created, CreatedBy: "hack/images: " + strings.Join(fileNames(c.Files), " "), Comment: c.Name},
+		Layer:   layer,
+		History: v1.History{Created: created, CreatedBy: "hack/images: " + strings.Join(fileNames(c.Files), " "), Comment: c.Name},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("image %s: append layer: %w", c.Name, err)

@@ -295,6 +295,22 @@ func TestCtlPoolUsage(t *testing.T) {
 	}
 }
 
+// ctlOrphanEndpoint creates a SpiderEndpoint of a pod that never existed, holding no record.
+func ctlOrphanEndpoint(t *testing.T, name, node, pool string) *v2beta1.SpiderEndpoint {
+	t.Helper()
+	ep := &v2beta1.SpiderEndpoint{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, Finalizers: []string{v2beta1.Finalizer}},
+		Status: v2beta1.WorkloadEndpointStatus{Current: v2beta1.PodIPAllocation{
+			UID: name + "-uid", Node: node, IPs: []v2beta1.IPAllocationDetail{{NIC: "eth0", IPv4: ptr.To("10.180.5.99/24"), IPv4Pool: ptr.To(pool)}},
+		}},
+	}
+	if err := env.Client.Create(testContext(t), ep); err != nil {
+		t.Fatal(err)
+	}
+	gcForgetEndpoint(t, name)
+	return ep
+}
+
 // freeAddr returns a TCP address on the loopback nobody listens on now.
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -324,11 +340,16 @@ func httpGet(ctx context.Context, url string) (int, string, error) {
 
 // spiderpoolctl gc reaches a real controller.Run through its HTTP API on the health port: the
 // full scan it triggers deletes an orphan SpiderEndpoint that no event points at (it survives
-// until then: the scan interval is ten minutes), and the orphan record of a pod deleted without
-// DEL is reclaimed. The probes and the status summary are served on the same port.
+// until then: the startup scan is over and the next is ten minutes away), and the orphan record
+// of a pod deleted without DEL is reclaimed (the pod's deletion event may already do that). The
+// probes and the status summary are served on the same port.
 func TestCtlGCThroughController(t *testing.T) {
 	const node, pool = "ctl-node-4", "ctl-gc"
 	pods, addrs, _ := ctlSetup(t, node, pool, "10.180.5.0/24", "10.180.5.10-10.180.5.20", "ctl-gc-live", "ctl-gc-gone")
+
+	// An orphan endpoint only a full scan finds: its deletion tells that the startup scan has
+	// listed the endpoints, so that one created afterwards waits for the next scan.
+	canary := ctlOrphanEndpoint(t, "ctl-gc-canary", node, pool)
 
 	addr := freeAddr(t)
 	cfg := controller.DefaultConfig()
@@ -359,26 +380,21 @@ func TestCtlGCThroughController(t *testing.T) {
 	if code, body, err := httpGet(testContext(t), base+"/healthz"); err != nil || code != http.StatusOK {
 		t.Errorf("GET /healthz = %d %q %v", code, body, err)
 	}
-	// The startup scan is over once the live pod's record survived it and the status answers.
-	err = testenv.WaitFor(testContext(t), func(ctx context.Context) (bool, error) {
-		code, body, err := httpGet(ctx, base+"/v1/ipam/status")
-		return err == nil && code == http.StatusOK && strings.Contains(body, `"gcEnabled":true`), nil
+	code, body, err := httpGet(testContext(t), base+"/v1/ipam/status")
+	if err != nil || code != http.StatusOK || !hasAll(body, `"leader":true`, `"gcEnabled":true`) {
+		t.Errorf("GET /v1/ipam/status = %d %q %v", code, body, err)
+	}
+	wctx, wcancel := context.WithTimeout(context.Background(), gcReclaimBudget)
+	defer wcancel()
+	err = testenv.WaitFor(wctx, func(ctx context.Context) (bool, error) {
+		err := env.Client.Get(ctx, client.ObjectKeyFromObject(canary), &v2beta1.SpiderEndpoint{})
+		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
 	})
 	if err != nil {
-		t.Fatalf("GET /v1/ipam/status never answered: %v", err)
+		t.Fatalf("the startup scan did not delete the canary orphan endpoint: %v", err)
 	}
-	time.Sleep(time.Second)
 
-	orphan := &v2beta1.SpiderEndpoint{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "ctl-gc-orphan", Finalizers: []string{v2beta1.Finalizer}},
-		Status: v2beta1.WorkloadEndpointStatus{Current: v2beta1.PodIPAllocation{
-			UID: "ctl-gone-uid", Node: node, IPs: []v2beta1.IPAllocationDetail{{NIC: "eth0", IPv4: ptr.To("10.180.5.99/24"), IPv4Pool: ptr.To(pool)}},
-		}},
-	}
-	if err := env.Client.Create(testContext(t), orphan); err != nil {
-		t.Fatal(err)
-	}
-	gcForgetEndpoint(t, orphan.Name)
+	orphan := ctlOrphanEndpoint(t, "ctl-gc-orphan", node, pool)
 	gone := pods["ctl-gc-gone"]
 	if err := env.Client.Delete(testContext(t), gone, client.GracePeriodSeconds(0)); err != nil {
 		t.Fatal(err)
@@ -392,9 +408,9 @@ func TestCtlGCThroughController(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.out, "full IP GC scan triggered") {
 		t.Fatalf("spiderpoolctl gc: exit %d, output %q %q", r.code, r.out, r.errOut)
 	}
-	wctx, wcancel := context.WithTimeout(context.Background(), gcReclaimBudget)
-	defer wcancel()
-	err = testenv.WaitFor(wctx, func(ctx context.Context) (bool, error) {
+	wctx2, wcancel2 := context.WithTimeout(context.Background(), gcReclaimBudget)
+	defer wcancel2()
+	err = testenv.WaitFor(wctx2, func(ctx context.Context) (bool, error) {
 		err := env.Client.Get(ctx, client.ObjectKeyFromObject(orphan), &v2beta1.SpiderEndpoint{})
 		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
 	})

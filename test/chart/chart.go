@@ -89,6 +89,12 @@ func Lint(helm, dir string, args ...string) ([]byte, error) {
 	return run(helm, append([]string{"lint", "--strict", dir, "--namespace", Namespace}, args...)...)
 }
 
+// InstallDryRun runs `helm install --dry-run=server` against the cluster of kubeconfig: Helm renders
+// the chart, hooks and NOTES.txt, checks the objects against the server, and stores nothing.
+func InstallDryRun(helm, dir, kubeconfig string, args ...string) ([]byte, error) {
+	return run(helm, append([]string{"install", ReleaseName, dir, "--namespace", Namespace, "--dry-run=server", "--kubeconfig", kubeconfig}, args...)...)
+}
+
 func run(helm string, args ...string) ([]byte, error) {
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command(helm, args...)

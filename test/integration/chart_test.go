@@ -104,3 +104,46 @@ func clusterScoped(kind string) bool {
 	}
 	return false
 }
+
+// TestChartHelmInstallDryRun runs helm itself against the apiserver (install --dry-run=server) for
+// the guide lines and checks what NOTES.txt tells the user.
+func TestChartHelmInstallDryRun(t *testing.T) {
+	helm, err := chart.Helm()
+	if errors.Is(err, chart.ErrNoHelm) {
+		t.Skipf("skipping: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := chart.Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := env.WriteKubeConfig(kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{
+		"defaults":       {"Multus uses each node's first CNI configuration", "The chart does not ship them"},
+		"alibaba":        {"clusterNetwork is kube-system/ipvlan-eth0", "SpiderMultusConfig kube-system/ipvlan-eth0"},
+		"aws":            {"clusterNetwork is default/ipvlan-ens5"},
+		"calico-overlay": {`SpiderCoordinator "default" (mode overlay)`},
+	}
+	for _, g := range chart.GuideLines {
+		t.Run(g.Name, func(t *testing.T) {
+			out, err := chart.InstallDryRun(helm, dir, kubeconfig, g.Args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, notes, found := strings.Cut(string(out), "\nNOTES:\n")
+			if !found {
+				t.Fatalf("no NOTES in helm's output:\n%s", out)
+			}
+			for _, w := range want[g.Name] {
+				if !strings.Contains(notes, w) {
+					t.Errorf("NOTES lack %q:\n%s", w, notes)
+				}
+			}
+		})
+	}
+}

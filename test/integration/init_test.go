@@ -50,6 +50,9 @@ func initConfig(t *testing.T, prefix string, v4Subnet, v4Ranges, v6Subnet, v6Ran
 		} {
 			deleteIgnoringFinalizers(ctx, t, obj)
 		}
+		if err := env.Client.DeleteAllOf(ctx, &v2beta1.SpiderMultusConfig{}, client.InNamespace(ns)); err != nil {
+			t.Errorf("delete SpiderMultusConfigs of %s: %v", ns, err)
+		}
 	})
 	return c
 }
@@ -432,5 +435,23 @@ func TestInitThroughWebhooks(t *testing.T) {
 	}
 	if diff := cmp.Diff(before, resourceVersions(t, c, smcKey)); diff != "" {
 		t.Errorf("second run wrote objects; resourceVersions (-before +after):\n%s", diff)
+	}
+}
+
+// A webhook that is registered but not serving (the controller is still starting) is waited for,
+// not taken as a refusal: the run keeps retrying and, here, gives up at its timeout saying why.
+func TestInitWaitsForAnUnreachableWebhook(t *testing.T) {
+	c := initConfig(t, "init-nohook", "10.249.128.0/24", "10.249.128.10", "fd00:249::/120", "fd00:249::10")
+	c.IPv4Pool.Install, c.IPv6Pool.Install, c.Multus.Install = false, false, false
+	c.Timeout = 3 * time.Second
+	w := startWebhooks(t)
+	w.stop(t) // the configurations stay registered with nobody behind them
+	start := time.Now()
+	_, err := runInit(t, c)
+	if err == nil || !strings.Contains(err.Error(), "gave up") || !strings.Contains(err.Error(), "webhook") {
+		t.Fatalf("error = %v, want the run to give up retrying the webhook call", err)
+	}
+	if elapsed := time.Since(start); elapsed < 2*time.Second {
+		t.Errorf("gave up after %s, before the 3s timeout: the webhook failure was not retried", elapsed)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/spiderpool-go/spiderpool/internal/agent"
+	"github.com/spiderpool-go/spiderpool/internal/ipam"
 	"github.com/spiderpool-go/spiderpool/internal/logging"
 )
 
@@ -60,6 +61,7 @@ func run() error {
 	fs.IntVar(&cfg.MaxRecords, "max-records", cfg.MaxRecords, "maximum records of one IPPool (env SPIDERPOOL_IPPOOL_MAX_ALLOCATED_IPS)")
 	fs.BoolVar(&cfg.EnableIPConflictDetection, "enable-ip-conflict-detection", cfg.EnableIPConflictDetection, "ask the plugin to probe for address conflicts (ipam.enableIPConflictDetection)")
 	fs.BoolVar(&cfg.EnableGatewayDetection, "enable-gateway-detection", cfg.EnableGatewayDetection, "ask the plugin to probe the gateway (ipam.enableGatewayDetection)")
+	fs.DurationVar(&cfg.ConflictQuarantine, "ip-conflict-quarantine", ipam.DefaultQuarantine, "how long an address found in use by another host is held back from allocation")
 	fs.Func("kube-api-qps", fmt.Sprintf("API client rate limit (default %v)", cfg.KubeAPIQPS), func(s string) error {
 		f, err := strconv.ParseFloat(s, 32)
 		cfg.KubeAPIQPS = float32(f)

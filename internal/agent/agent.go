@@ -77,12 +77,14 @@ func Run(ctx context.Context, cfg Config, restConfig *rest.Config) error {
 	metrics.CollectPools(store)
 	icfg := cfg.ipamConfig()
 	icfg.SearchOffset = store.SearchOffset
+	icfg.Quarantine = ipam.NewQuarantine(cfg.ConflictQuarantine)
 	srv, err := NewServer(cfg, Deps{
-		Cache:   informers,
-		Live:    live,
-		IPAM:    ipam.New(store, icfg),
-		Store:   store,
-		Metrics: metrics,
+		Cache:      informers,
+		Live:       live,
+		IPAM:       ipam.New(store, icfg),
+		Store:      store,
+		Metrics:    metrics,
+		Quarantine: icfg.Quarantine,
 	})
 	if err != nil {
 		return err

@@ -84,6 +84,10 @@ type Config struct {
 	// ipam.enableIPConflictDetection / ipam.enableGatewayDetection; they
 	// are passed to the plugin on every address it is given.
 	EnableIPConflictDetection, EnableGatewayDetection bool
+	// ConflictQuarantine is how long an address a plugin found in use by
+	// another host stays out of this agent's allocations (default
+	// ipam.DefaultQuarantine).
+	ConflictQuarantine time.Duration
 
 	// KubeAPIQPS and KubeAPIBurst rate-limit the agent's API client when the
 	// rest.Config given to Run leaves them unset. client-go's own defaults
@@ -153,6 +157,9 @@ func (c *Config) complete() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.ConflictQuarantine <= 0 {
+		c.ConflictQuarantine = ipam.DefaultQuarantine
 	}
 	return nil
 }

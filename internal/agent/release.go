@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strings"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -19,6 +20,8 @@ type releaseArgs struct {
 	// conflictIPs is IsReleaseConflictIPs: the plugin found an address in
 	// use on the network and wants another one on the next ADD.
 	conflictIPs bool
+	// conflicts are the addresses another host answered for (ours, optional).
+	conflicts []netip.Addr
 }
 
 // Outcomes of a release, for the log.
@@ -70,6 +73,13 @@ func (s *Server) release(ctx context.Context, a *releaseArgs) (string, error) {
 			}
 			return outcomeKeptForSts, nil
 		}
+	}
+
+	if a.conflictIPs && len(a.conflicts) > 0 && s.quarantine != nil {
+		// Before the release: no allocation may hand them out in between.
+		s.quarantine.Add(a.conflicts...)
+		s.log.Warn("addresses in use outside Spiderpool held back from allocation",
+			"pod", key.String(), "ips", a.conflicts, "for", s.cfg.ConflictQuarantine)
 	}
 
 	var ips []ipam.PoolIP

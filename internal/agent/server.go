@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -58,18 +59,22 @@ type Deps struct {
 	// not an allocation.
 	Store   ipam.Store
 	Metrics *Metrics // nil disables metrics
+	// Quarantine receives the addresses a plugin found in use by another host; the IPAM core
+	// must skip the same ones (ipam.Config.Quarantine). nil: conflicts are not remembered.
+	Quarantine *ipam.Quarantine
 }
 
 // Server serves the agent API. It is safe for concurrent use; requests for
 // the same pod are serialised.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	cache   client.Reader
-	live    client.Client
-	ipam    IPAM
-	pools   ipam.Store
-	metrics *Metrics
+	cfg        Config
+	log        *slog.Logger
+	cache      client.Reader
+	live       client.Client
+	ipam       IPAM
+	pools      ipam.Store
+	metrics    *Metrics
+	quarantine *ipam.Quarantine
 
 	ready  atomic.Bool
 	locks  keyedMutex
@@ -85,13 +90,14 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 		return nil, errors.New("agent server: Cache, Live, IPAM and Store are required")
 	}
 	return &Server{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		cache:   deps.Cache,
-		live:    deps.Live,
-		ipam:    deps.IPAM,
-		pools:   deps.Store,
-		metrics: deps.Metrics,
+		cfg:        cfg,
+		log:        cfg.Logger,
+		cache:      deps.Cache,
+		live:       deps.Live,
+		ipam:       deps.IPAM,
+		pools:      deps.Store,
+		metrics:    deps.Metrics,
+		quarantine: deps.Quarantine,
 	}, nil
 }
 
@@ -181,8 +187,17 @@ func (s *Server) handleBatchDel(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	var conflicts []netip.Addr
+	for i, c := range args.ConflictIPs {
+		a, err := netip.ParseAddr(c)
+		if err != nil {
+			s.writeError(w, r, &reasonError{ErrInvalidRequest, fmt.Sprintf("conflictIPs[%d]: %q is not an IP address", i, c)})
+			return
+		}
+		conflicts = append(conflicts, a)
+	}
 	s.serveRelease(w, r, &releaseArgs{namespace: args.PodNamespace, name: args.PodName, uid: args.PodUID,
-		containerID: args.ContainerID, conflictIPs: args.IsReleaseConflictIPs})
+		containerID: args.ContainerID, conflictIPs: args.IsReleaseConflictIPs, conflicts: conflicts})
 }
 
 func (s *Server) serveRelease(w http.ResponseWriter, r *http.Request, args *releaseArgs) {

@@ -151,6 +151,11 @@ func (a *Allocator) allocateFamily(ctx context.Context, req *Request, version in
 	if err != nil {
 		return familyOutcome{err: fmt.Errorf("read IPv%d reserved IPs: %w", version, err)}
 	}
+	if q := a.cfg.Quarantine.Set(version); !q.IsEmpty() {
+		if reserved, err = reserved.Union(q); err != nil {
+			return familyOutcome{err: fmt.Errorf("IPv%d quarantined IPs: %w", version, err)}
+		}
+	}
 	pools = preferHolders(pools, req.PodUID)
 	names := make([]string, len(pools))
 	for i, p := range pools {

@@ -37,6 +37,10 @@ type Config struct {
 	// nodes pass different offsets so that they rarely race for the same
 	// address; nil means 0, the lowest free address, as upstream does.
 	SearchOffset func(pool string) uint64
+
+	// Quarantine holds addresses found in use outside Spiderpool (IP
+	// conflict detection); they are skipped like reserved ones. nil: none.
+	Quarantine *Quarantine
 }
 
 func (c *Config) maxRecords() int {

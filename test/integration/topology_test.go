@@ -210,6 +210,26 @@ func (tp *topo) newPod(name, node string) *topoPod {
 	}}
 }
 
+// resandbox is what a kubelet does after a failed ADD: a new sandbox for the same pod, with a
+// new network namespace and container ID (the failed one's namespace is gone with it).
+func (tp *topo) resandbox(p *topoPod, attempt int) *topoPod {
+	tp.t.Helper()
+	name := fmt.Sprintf("%s-%d", p.obj.Name, attempt)
+	n, path, err := tp.lab.NewNS(name)
+	if err != nil {
+		tp.t.Fatal(err)
+	}
+	tp.t.Cleanup(func() { n.Close() })
+	if err := tp.lab.DeleteNS(strings.TrimPrefix(filepath.Base(p.cni.NetNS), tp.lab.Prefix()+"-")); err != nil {
+		tp.t.Fatal(err)
+	}
+	q := *p
+	q.ns = n
+	q.cni.NetNS = path
+	q.cni.ContainerID = fmt.Sprintf("%s%d", p.cni.ContainerID, attempt)
+	return &q
+}
+
 // add runs ADD and returns the interface's IPv4 address.
 func (tp *topo) add(p *topoPod, conflist []byte, ifName string) netip.Addr {
 	tp.t.Helper()
@@ -541,4 +561,91 @@ func TestOverlayTopologyThroughLibcni(t *testing.T) {
 	if got := poolRecords(t, "topo-net1"); len(got) != 0 {
 		t.Errorf("records after DEL: %v", got)
 	}
+}
+
+// TestIPConflictAndGatewayDetection runs the macvlan chain with the agents' conflict and gateway
+// detection on: an address another host answers for fails the ADD with that host's MAC and is
+// held back from the next allocation; a gateway nobody answers for fails the ADD; in both cases
+// the pool keeps no record of the failed pod.
+func TestIPConflictAndGatewayDetection(t *testing.T) {
+	tp := newTopo(t, func(c *agent.Config) {
+		c.EnableIPConflictDetection = true
+		c.EnableGatewayDetection = true
+	})
+	intruder, err := tp.lab.Attach("intruder", netsim.NIC{Name: "eth0", Addr: netip.MustParsePrefix("10.6.2.200/16")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var intruderMAC string
+	testutil.InNS(t, intruder.NS, func() error {
+		l, err := netlinkx.LinkByName("eth0")
+		intruderMAC = l.Attrs().HardwareAddr.String()
+		return err
+	})
+	tp.pool("topo-conflict", subnet6, "10.6.2.200")
+	tp.pool("topo-nogw", netsim.Subnet{CIDR: subnet6.CIDR, Gateway: netip.MustParseAddr("10.6.0.254")}, "10.6.3.10-10.6.3.11")
+	tp.pool("topo-healthy", subnet6, "10.6.4.10-10.6.4.11")
+	ctx := testContext(t)
+
+	conflict := tp.conflist("master", "macvlan-conflict", "eth0", "topo-conflict", map[string]any{"mode": "underlay"})
+	pod := tp.newPod("pod-conflict", "master")
+	_, err = tp.cni.Add(ctx, pod.node, conflict, pod.cni, "eth0")
+	if err == nil || !strings.Contains(err.Error(), "ip conflict") || !strings.Contains(err.Error(), "10.6.2.200") || !strings.Contains(err.Error(), intruderMAC) {
+		t.Fatalf("ADD of an address the intruder holds: %v; want an ip conflict naming 10.6.2.200 and %s", err, intruderMAC)
+	}
+	if got := poolRecords(t, "topo-conflict"); len(got) != 0 {
+		t.Errorf("records after the conflict: %v", got)
+	}
+	// The runtime retries: the agent holds the address back instead of failing the same way.
+	pod = tp.resandbox(pod, 1)
+	_, err = tp.cni.Add(ctx, pod.node, conflict, pod.cni, "eth0")
+	if err == nil || strings.Contains(err.Error(), "ip conflict") {
+		t.Fatalf("retry with the only address held back: %v; want a failure other than the conflict", err)
+	}
+	// Grow the pool: the retry gets the new address.
+	p := &v2beta1.SpiderIPPool{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Name: "topo-conflict"}, p); err != nil {
+		t.Fatal(err)
+	}
+	p.Spec.IPs = []string{"10.6.2.200-10.6.2.201"}
+	if err := env.Client.Update(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	var lastErr error
+	attempt := 1
+	err = testenv.WaitFor(ctx, func(ctx context.Context) (bool, error) {
+		attempt++
+		pod = tp.resandbox(pod, attempt)
+		res, err := tp.cni.Add(ctx, pod.node, conflict, pod.cni, "eth0")
+		if err != nil {
+			lastErr = err
+			return false, nil // the agent's cache may not have the grown pool yet
+		}
+		if got := res.IPs[0].Address.IP.String(); got != "10.6.2.201" {
+			return false, fmt.Errorf("retry got %s, want 10.6.2.201", got)
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatalf("ADD after growing the pool: %v (last ADD: %v)", err, lastErr)
+	}
+	tp.del(pod, conflict, "eth0")
+
+	nogw := tp.conflist("master", "macvlan-nogw", "eth0", "topo-nogw", map[string]any{"mode": "underlay"})
+	pod2 := tp.newPod("pod-nogw", "master")
+	_, err = tp.cni.Add(ctx, pod2.node, nogw, pod2.cni, "eth0")
+	if err == nil || !strings.Contains(err.Error(), "unreachable") || !strings.Contains(err.Error(), "10.6.0.254") {
+		t.Fatalf("ADD with a gateway nobody answers for: %v; want unreachable naming 10.6.0.254", err)
+	}
+	if got := poolRecords(t, "topo-nogw"); len(got) != 0 {
+		t.Errorf("records after the unreachable gateway: %v", got)
+	}
+
+	// A healthy pool passes both checks and the pod works.
+	healthy := tp.conflist("master", "macvlan-healthy", "eth0", "topo-healthy", map[string]any{"mode": "underlay"})
+	pod3 := tp.newPod("pod-healthy", "master")
+	ip3 := tp.add(pod3, healthy, "eth0")
+	expectPing(t, "healthy pod -> gateway", pod3.ns, subnet6.Gateway)
+	tp.del(pod3, healthy, "eth0")
+	t.Logf("healthy pod got %s", ip3)
 }

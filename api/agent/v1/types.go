@@ -112,6 +112,9 @@ type IpamBatchDelArgs struct {
 	PodNamespace         string `json:"podNamespace"`
 	PodName              string `json:"podName"`
 	PodUID               string `json:"podUID"`
+	// ConflictIPs (ours, optional) names the addresses another host answered for, so that the
+	// agent does not hand them out again for a while.
+	ConflictIPs []string `json:"conflictIPs,omitempty"`
 }
 
 // Validate reports the first missing required field.

@@ -27,6 +27,7 @@ type agent interface {
 	Healthy(ctx context.Context) error
 	Allocate(ctx context.Context, args *v1.IpamAddArgs) (*v1.IpamAddResponse, error)
 	Release(ctx context.Context, args *v1.IpamDelArgs) error
+	ReleaseAll(ctx context.Context, args *v1.IpamBatchDelArgs) error
 	WorkloadEndpoint(ctx context.Context, podNamespace, podName string) (*v1.WorkloadEndpoint, error)
 }
 
@@ -145,6 +146,9 @@ func (p *plugin) cmdAdd(c *call) error {
 		return agentError("spiderpool IP allocation error", err)
 	}
 
+	if err := detect(c, resp); err != nil {
+		return err
+	}
 	if err := p.printResult(c, resp); err != nil {
 		// The addresses are held but the runtime will not learn them: give them back rather
 		// than rely on the runtime's DEL or on GC.

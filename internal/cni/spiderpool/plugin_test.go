@@ -746,6 +746,9 @@ func (panickingAgent) Allocate(context.Context, *v1.IpamAddArgs) (*v1.IpamAddRes
 	panic("boom in Allocate")
 }
 func (panickingAgent) Release(context.Context, *v1.IpamDelArgs) error { panic("boom in Release") }
+func (panickingAgent) ReleaseAll(context.Context, *v1.IpamBatchDelArgs) error {
+	panic("boom in ReleaseAll")
+}
 func (panickingAgent) WorkloadEndpoint(context.Context, string, string) (*v1.WorkloadEndpoint, error) {
 	panic("boom in WorkloadEndpoint")
 }

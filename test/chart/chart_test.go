@@ -19,9 +19,19 @@ const (
 	conf       = "spiderpool-conf"
 )
 
+// otherLines are value combinations outside the guides that must render as well.
+var otherLines = []GuideLine{
+	{Name: "no-multus", Args: []string{"--set", "multus.multusCNI.install=false", "--set", "coordinator.enabled=false"}},
+	{Name: "pod-network-controller", Args: []string{"--set", "spiderpoolController.hostnetwork=false", "--set", "spiderpoolController.replicas=3"}},
+	{Name: "ipv6-only-metrics", Args: []string{"--set", "ipam.enableIPv4=false", "--set", "spiderpoolAgent.prometheus.enabled=true",
+		"--set", "spiderpoolController.prometheus.enabled=true", "--set", "spiderpoolAgent.debug.logLevel=debug"}},
+	{Name: "paths", Args: []string{"--set", "global.cniBinHostPath=/usr/libexec/cni", "--set", "global.cniConfHostPath=/etc/kubernetes/cni/net.d",
+		"--set", "global.ipamUNIXSocketHostPath=/run/spiderpool/agent.sock", "--set", "multus.multusCNI.defaultCniCRName=macvlan-ens192"}},
+}
+
 func TestChartLint(t *testing.T) {
 	helm, dir := helmAndChart(t)
-	for _, g := range GuideLines {
+	for _, g := range append(append([]GuideLine(nil), GuideLines...), otherLines...) {
 		t.Run(g.Name, func(t *testing.T) {
 			out, err := Lint(helm, dir, g.Args...)
 			if err != nil {
@@ -419,4 +429,82 @@ func TestChartConfigMapMatchesFlags(t *testing.T) {
 func toString(v any) string {
 	b, _ := json.Marshal(v)
 	return strings.Trim(string(b), `"`)
+}
+
+// TestChartOtherLines checks what the combinations outside the guides change.
+func TestChartOtherLines(t *testing.T) {
+	t.Run("no-multus", func(t *testing.T) {
+		m := render(t, otherLines[0].Args...)
+		for _, o := range m.objs {
+			if strings.Contains(o.GetName(), "multus") {
+				t.Errorf("%s %s rendered with multus.multusCNI.install=false", o.GetKind(), o.GetName())
+			}
+		}
+		e := envs(container(t, m.job(t, initJob).Spec.Template.Spec, initJob))
+		if e["SPIDERPOOL_INIT_MULTUS_INSTALL"] != "false" || e["SPIDERPOOL_INIT_COORDINATOR_ENABLED"] != "false" {
+			t.Errorf("init env %v", e)
+		}
+	})
+	t.Run("pod-network-controller", func(t *testing.T) {
+		d := renderLine(t, otherLines[1]).deployment(t, controller)
+		s := d.Spec.Template.Spec
+		if s.HostNetwork || s.DNSPolicy == corev1.DNSClusterFirstWithHostNet || *d.Spec.Replicas != 3 || s.Affinity == nil || s.Affinity.PodAntiAffinity == nil {
+			t.Errorf("hostNetwork %v, dnsPolicy %q, replicas %d, affinity %+v", s.HostNetwork, s.DNSPolicy, *d.Spec.Replicas, s.Affinity)
+		}
+	})
+	t.Run("ipv6-only-metrics", func(t *testing.T) {
+		m := renderLine(t, otherLines[2])
+		a := container(t, m.daemonSet(t, agent).Spec.Template.Spec, agent)
+		c := container(t, m.deployment(t, controller).Spec.Template.Spec, controller)
+		if f := flags(t, a); f["metrics-addr"] != ":5711" || f["enable-ipv4"] != "false" || f["log-level"] != "debug" {
+			t.Errorf("agent flags %v", f)
+		}
+		if f := flags(t, c); f["metrics-addr"] != ":5721" || f["enable-ipv4"] != "false" {
+			t.Errorf("controller flags %v", f)
+		}
+		if !hasPort(a, "metrics", 5711) || !hasPort(c, "metrics", 5721) {
+			t.Errorf("metrics ports: agent %v, controller %v", a.Ports, c.Ports)
+		}
+	})
+	t.Run("paths", func(t *testing.T) {
+		m := renderLine(t, otherLines[3])
+		spec := m.daemonSet(t, agent).Spec.Template.Spec
+		a := container(t, spec, agent)
+		if f := flags(t, a); f["socket-path"] != "/run/spiderpool/agent.sock" {
+			t.Errorf("--socket-path=%s", f["socket-path"])
+		}
+		hostPaths := map[string]string{}
+		for _, v := range spec.Volumes {
+			if v.HostPath != nil {
+				hostPaths[v.Name] = v.HostPath.Path
+			}
+		}
+		if hostPaths["ipam-socket-dir"] != "/run/spiderpool" || hostPaths["cni-bin"] != "/usr/libexec/cni" {
+			t.Errorf("agent host paths %v", hostPaths)
+		}
+		for _, vm := range a.VolumeMounts {
+			if vm.Name == "ipam-socket-dir" && vm.MountPath != "/run/spiderpool" {
+				t.Errorf("socket directory mounted at %s: the plugin on the host dials /run/spiderpool/agent.sock", vm.MountPath)
+			}
+		}
+		mc := multusConf(t, m)
+		if mc["kubeconfig"] != "/etc/kubernetes/cni/net.d/multus.d/multus.kubeconfig" || mc["binDir"] != "/usr/libexec/cni" ||
+			mc["confDir"] != "/etc/kubernetes/cni/net.d" || mc["clusterNetwork"] != "kube-system/macvlan-ens192" {
+			t.Errorf("00-multus.conf %v", mc)
+		}
+	})
+}
+
+func renderLine(t *testing.T, g GuideLine) *manifests {
+	t.Helper()
+	return render(t, g.Args...)
+}
+
+func hasPort(c corev1.Container, name string, port int32) bool {
+	for _, p := range c.Ports {
+		if p.Name == name && p.ContainerPort == port {
+			return true
+		}
+	}
+	return false
 }

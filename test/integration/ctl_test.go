@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -311,18 +310,6 @@ func ctlOrphanEndpoint(t *testing.T, name, node, pool string) *v2beta1.SpiderEnd
 	return ep
 }
 
-// freeAddr returns a TCP address on the loopback nobody listens on now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 // httpGet returns the status code and body of GET url.
 func httpGet(ctx context.Context, url string) (int, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -351,7 +338,11 @@ func TestCtlGCThroughController(t *testing.T) {
 	// listed the endpoints, so that one created afterwards waits for the next scan.
 	canary := ctlOrphanEndpoint(t, "ctl-gc-canary", node, pool)
 
-	addr := freeAddr(t)
+	// The controller's pool reconciler adds its finalizer; nothing removes it once it stops.
+	t.Cleanup(func() {
+		deleteIgnoringFinalizers(context.Background(), t, &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: pool}})
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	cfg := controller.DefaultConfig()
 	cfg.HealthAddr, cfg.MetricsAddr = addr, "0"
 	cfg.LeaderElection = false

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/initjob"
+	"github.com/spiderpool-go/spiderpool/internal/testenv"
 )
 
 // initConfig returns values for spiderpool-init whose objects no other test of the suite uses:
@@ -453,5 +456,83 @@ func TestInitWaitsForAnUnreachableWebhook(t *testing.T) {
 	}
 	if elapsed := time.Since(start); elapsed < 2*time.Second {
 		t.Errorf("gave up after %s, before the 3s timeout: the webhook failure was not retried", elapsed)
+	}
+}
+
+// The command itself, configured the way the chart's Job configures it: environment variables
+// only. It exits 0 and prints the cluster network; bad values exit non-zero naming the variable.
+func TestInitCommandFromEnvironment(t *testing.T) {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "spiderpool-init")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/spiderpool-init")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build spiderpool-init: %v: %s", err, out)
+	}
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	if err := env.WriteKubeConfig(kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	c := initConfig(t, "init-cmd", "10.249.200.0/24", "10.249.200.10-10.249.200.20", "fd00:24a::/120", "fd00:24a::10")
+	environ := []string{
+		"KUBECONFIG=" + kubeconfig,
+		"SPIDERPOOL_INIT_NAMESPACE=" + c.Namespace,
+		"SPIDERPOOL_INIT_TIMEOUT=1m",
+		"SPIDERPOOL_INIT_COORDINATOR_NAME=" + c.Coordinator.Name,
+		"SPIDERPOOL_INIT_COORDINATOR_MODE=overlay",
+		"SPIDERPOOL_INIT_COORDINATOR_HIJACK_CIDR=169.254.0.0/16,10.96.0.0/12",
+		"SPIDERPOOL_INIT_CLUSTER_DEFAULT_POOL_INSTALL_IPV4_IPPOOL=true",
+		"SPIDERPOOL_INIT_CLUSTER_DEFAULT_POOL_IPV4_IPPOOL_NAME=" + c.IPv4Pool.PoolName,
+		"SPIDERPOOL_INIT_CLUSTER_DEFAULT_POOL_IPV4_SUBNET_NAME=" + c.IPv4Pool.SubnetName,
+		"SPIDERPOOL_INIT_CLUSTER_DEFAULT_POOL_IPV4_SUBNET=10.249.200.0/24",
+		`SPIDERPOOL_INIT_CLUSTER_DEFAULT_POOL_IPV4_IP_RANGES=["10.249.200.10-10.249.200.20"]`,
+		"SPIDERPOOL_INIT_CLUSTER_DEFAULT_POOL_IPV4_GATEWAY=10.249.200.1",
+		"SPIDERPOOL_INIT_CLUSTER_DEFAULT_POOL_INSTALL_IPV6_IPPOOL=false",
+		"SPIDERPOOL_INIT_IPAM_SPIDER_SUBNET_ENABLE=true",
+		"SPIDERPOOL_INIT_MULTUS_INSTALL=true",
+		"SPIDERPOOL_INIT_MULTUS_DEFAULT_CNI_CR_NAME=" + c.Namespace + "/calico",
+	}
+	run := func(extra ...string) (string, string, error) {
+		cmd := exec.Command(bin)
+		cmd.Env = append(append([]string{"PATH=" + os.Getenv("PATH")}, environ...), extra...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		return stdout.String(), stderr.String(), err
+	}
+	stdout, stderr, err := run()
+	if err != nil {
+		t.Fatalf("spiderpool-init: %v\n%s", err, stderr)
+	}
+	if want := "multus clusterNetwork: " + c.Namespace + "/calico\n"; stdout != want {
+		t.Errorf("stdout = %q, want %q", stdout, want)
+	}
+	ctx := testContext(t)
+	co := &v2beta1.SpiderCoordinator{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Name: c.Coordinator.Name}, co); err != nil {
+		t.Fatal(err)
+	}
+	if *co.Spec.Mode != "overlay" || !slices.Equal(co.Spec.HijackCIDR, []string{"169.254.0.0/16", "10.96.0.0/12"}) {
+		t.Errorf("coordinator spec mode %s hijackCIDR %q", *co.Spec.Mode, co.Spec.HijackCIDR)
+	}
+	for _, obj := range []client.Object{
+		&v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: c.IPv4Pool.PoolName}},
+		&v2beta1.SpiderSubnet{ObjectMeta: metav1.ObjectMeta{Name: c.IPv4Pool.SubnetName}},
+		&v2beta1.SpiderMultusConfig{ObjectMeta: metav1.ObjectMeta{Namespace: c.Namespace, Name: "calico"}},
+	} {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+			t.Errorf("%T %s: %v", obj, obj.GetName(), err)
+		}
+	}
+
+	_, stderr, err = run("SPIDERPOOL_INIT_CLUSTER_DEFAULT_POOL_IPV4_SUBNET=10.249.200.0/33")
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() == 0 ||
+		!strings.Contains(stderr, "SPIDERPOOL_INIT_CLUSTER_DEFAULT_POOL_IPV4_SUBNET") || !strings.Contains(stderr, "10.249.200.0/33") {
+		t.Errorf("bad subnet: err %v, stderr %q; want a non-zero exit naming the variable and the value", err, stderr)
 	}
 }

@@ -24,6 +24,7 @@ import (
 //		// runs in the guest, as root
 //	}
 //
+// Test binaries built with -race cannot run in a guest: RunTestInGuest skips t there.
 // The guest run inherits -test.short and gets opts.Env; its own timeout is opts.RunTimeout, else what is left of
 // the test binary's deadline minus a margin, else 10 minutes.
 func RunTestInGuest(t *testing.T, opts Options) bool {
@@ -32,6 +33,9 @@ func RunTestInGuest(t *testing.T, opts Options) bool {
 		return false
 	}
 	Require(t)
+	if raceEnabled {
+		t.Skip("skipping: a -race test binary cannot run in a user-mode-linux guest (ThreadSanitizer's fixed shadow mappings lie beyond a UML process's address space)")
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatalf("uml: find the test binary: %v", err)

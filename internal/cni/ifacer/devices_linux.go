@@ -8,6 +8,8 @@ import (
 	"syscall"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/spiderpool-go/spiderpool/internal/netlinkx"
 )
 
 // ensure makes the bond and the VLAN interface of conf exist and be up in the calling thread's
@@ -87,12 +89,12 @@ func ensure(c *NetConf, log *slog.Logger) (err error) {
 func interfaceLinks(c *NetConf) ([]netlink.Link, error) {
 	links := make([]netlink.Link, len(c.Interfaces))
 	for i, name := range c.Interfaces {
-		l, err := netlink.LinkByName(name)
+		l, err := netlinkx.LinkByName(name)
 		if err != nil {
-			if isNotFound(err) {
+			if netlinkx.IsLinkNotFound(err) {
 				return nil, fmt.Errorf("interfaces[%d]: parent interface %q does not exist", i, name)
 			}
-			return nil, fmt.Errorf("interfaces[%d]: look up %q: %w", i, name, err)
+			return nil, fmt.Errorf("interfaces[%d]: %w", i, err)
 		}
 		links[i] = l
 	}
@@ -147,12 +149,12 @@ func ensureBond(c *NetConf, name string, slaves []netlink.Link) (*netlink.Bond, 
 
 // existingBond returns the bond called name, nil when no device has that name.
 func existingBond(c *NetConf, name string, mode netlink.BondMode) (*netlink.Bond, error) {
-	l, err := netlink.LinkByName(name)
+	l, err := netlinkx.LinkByName(name)
 	if err != nil {
-		if isNotFound(err) {
+		if netlinkx.IsLinkNotFound(err) {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("look up bond %q: %w", name, err)
+		return nil, fmt.Errorf("bond.name: %w", err)
 	}
 	b, ok := l.(*netlink.Bond)
 	if !ok {
@@ -189,12 +191,12 @@ func ensureVlan(name string, parent netlink.Link, id int) (*netlink.Vlan, bool, 
 
 // existingVlan returns the VLAN interface called name, nil when no device has that name.
 func existingVlan(name string, parent netlink.Link, id int) (*netlink.Vlan, error) {
-	l, err := netlink.LinkByName(name)
+	l, err := netlinkx.LinkByName(name)
 	if err != nil {
-		if isNotFound(err) {
+		if netlinkx.IsLinkNotFound(err) {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("look up VLAN interface %q: %w", name, err)
+		return nil, fmt.Errorf("vlanID: %w", err)
 	}
 	v, ok := l.(*netlink.Vlan)
 	switch {
@@ -254,14 +256,9 @@ func check(c *NetConf) error {
 	return nil
 }
 
-func isNotFound(err error) bool {
-	var nf netlink.LinkNotFoundError
-	return errors.As(err, &nf)
-}
-
 // linkName names ifindex i for messages.
 func linkName(i int) string {
-	if l, err := netlink.LinkByIndex(i); err == nil {
+	if l, err := netlinkx.LinkByIndex(i); err == nil {
 		return fmt.Sprintf("%q", l.Attrs().Name)
 	}
 	return fmt.Sprintf("ifindex %d", i)

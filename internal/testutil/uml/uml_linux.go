@@ -25,6 +25,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
+	"github.com/spiderpool-go/spiderpool/internal/netlinkx"
 	"github.com/spiderpool-go/spiderpool/internal/testutil"
 )
 
@@ -284,7 +285,7 @@ func Boot(t testing.TB, opts Options) *Guest {
 
 	err = opts.NetNS.Do(func(ns.NetNS) error {
 		for _, nic := range opts.NICs {
-			l, err := netlink.LinkByName(nic.Tap)
+			l, err := netlinkx.LinkByName(nic.Tap)
 			if err != nil {
 				return fmt.Errorf("tap %s: %w", nic.Tap, err)
 			}

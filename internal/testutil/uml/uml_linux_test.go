@@ -17,6 +17,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/spiderpool-go/spiderpool/internal/netlinkx"
 	"github.com/spiderpool-go/spiderpool/internal/testutil"
 )
 
@@ -182,7 +183,7 @@ func TestPrivilegedGuestCleanup(t *testing.T) {
 	}
 	assertGone(t, pid, procs)
 	testutil.InNS(t, g.NetNS(), func() error {
-		links, err := netlink.LinkList()
+		links, err := netlinkx.LinkList()
 		if err != nil {
 			return err
 		}

@@ -247,10 +247,20 @@ type tarFile struct {
 	linkTo string // hard link target (absolute) instead of data
 }
 
-// writeTar writes the layer: the parent directories, then the files in path order, all owned by
-// root with mode 0755 and mtime created, so that equal inputs give equal bytes.
+// writeTar writes the layer: the parent directories, the files, then the hard links, each group in
+// path order, all owned by root with mode 0755 and mtime created, so that equal inputs give equal
+// bytes.
 func writeTar(files []tarFile, created time.Time) ([]byte, error) {
-	slices.SortFunc(files, func(a, b tarFile) int { return strings.Compare(a.path, b.path) })
+	// Regular files before hard links: extracting a link needs its target to exist already.
+	slices.SortFunc(files, func(a, b tarFile) int {
+		if (a.linkTo == "") != (b.linkTo == "") {
+			if a.linkTo == "" {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.path, b.path)
+	})
 	dirs := map[string]bool{}
 	for _, f := range files {
 		for d := path.Dir(f.path); d != "/"; d = path.Dir(d) {

@@ -90,6 +90,11 @@ func layerEntries(t *testing.T, l v1.Layer) map[string]tarEntry {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if h.Typeflag == tar.TypeLink {
+			if _, ok := out[h.Linkname]; !ok {
+				t.Errorf("hard link %s comes before its target %s: extraction would fail", h.Name, h.Linkname)
+			}
+		}
 		out[h.Name] = tarEntry{Type: h.Typeflag, Mode: h.Mode, Uid: h.Uid, Gid: h.Gid, Link: h.Linkname, Content: string(b), ModTime: h.ModTime.Unix()}
 	}
 }

@@ -216,6 +216,15 @@ func (c *Config) settingByValue(value string) Setting {
 }
 
 // The flag.Value types below parse environment variables and flags alike.
+var (
+	_ flag.Value = (*stringValue)(nil)
+	_ flag.Value = (*boolValue)(nil)
+	_ flag.Value = (*intValue)(nil)
+	_ flag.Value = (*durationValue)(nil)
+	_ flag.Value = (*levelValue)(nil)
+	_ flag.Value = (*listValue)(nil)
+	_ flag.Value = (*routesValue)(nil)
+)
 
 type stringValue string
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 )
 
@@ -15,9 +16,10 @@ type CNI struct {
 	conf *libcni.CNIConfig
 }
 
-// NewCNI finds plugins in binDirs (in order) and keeps libcni's result cache in cacheDir.
-func NewCNI(binDirs []string, cacheDir string) *CNI {
-	return &CNI{conf: libcni.NewCNIConfigWithCacheDir(binDirs, cacheDir, nil)}
+// NewCNI finds plugins in binDirs (in order) and keeps libcni's result cache in cacheDir. exec
+// nil runs plugins directly; a *NodeExec gives them a node's view of the filesystem.
+func NewCNI(binDirs []string, cacheDir string, exec invoke.Exec) *CNI {
+	return &CNI{conf: libcni.NewCNIConfigWithCacheDir(binDirs, cacheDir, exec)}
 }
 
 // Pod identifies the pod a runtime sets up.

@@ -1,9 +1,11 @@
 package netsim
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -94,5 +96,52 @@ func TestPrivilegedCloseAndCleanupRemoveEverything(t *testing.T) {
 	}
 	if err := lab.Close(); err != nil {
 		t.Errorf("Close after Cleanup: %v", err)
+	}
+}
+
+// TestPrivilegedNodeExecGivesEachNodeItsFiles runs a "plugin" (a shell script) through NodeExec
+// and libcni's Exec interface: it sees the node's directory at the bind target, and the host's
+// directory there is untouched.
+func TestPrivilegedNodeExecGivesEachNodeItsFiles(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target")
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, node := range []string{"a", "b"} {
+		if err := os.MkdirAll(filepath.Join(dir, node), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, node, "name"), []byte(node), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plugin := filepath.Join(dir, "plugin")
+	script := "#!/bin/sh\ncat >/dev/null\nprintf '{\"cniVersion\":\"1.0.0\",\"node\":\"%s\"}' \"$(cat " + target + "/name)\"\n"
+	if err := os.WriteFile(plugin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, node := range []string{"a", "b"} {
+		e := &NodeExec{Binds: map[string]string{target: filepath.Join(dir, node)}}
+		out, err := e.ExecPlugin(context.Background(), plugin, []byte("{}"), os.Environ())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := `"node":"` + node + `"`; !strings.Contains(string(out), want) {
+			t.Errorf("node %s: plugin printed %s, want %s", node, out, want)
+		}
+	}
+	if entries, _ := os.ReadDir(target); len(entries) != 0 {
+		t.Errorf("the bind target on the host holds %v: a mount leaked out of the plugin's namespace", entries)
+	}
+	// A plugin's CNI error comes back as a *types.Error.
+	failing := filepath.Join(dir, "failing")
+	if err := os.WriteFile(failing, []byte("#!/bin/sh\necho '{\"code\":11,\"msg\":\"try later\"}'\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e := &NodeExec{Binds: map[string]string{target: filepath.Join(dir, "a")}}
+	if _, err := e.ExecPlugin(context.Background(), failing, nil, os.Environ()); err == nil || !strings.Contains(err.Error(), "try later") {
+		t.Errorf("failing plugin: %v", err)
 	}
 }

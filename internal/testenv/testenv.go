@@ -28,6 +28,10 @@ type Options struct {
 	// StartTimeout bounds the start of etcd and kube-apiserver; 0 means 2 minutes, which a loaded
 	// 2-core machine needs for the apiserver's first start.
 	StartTimeout time.Duration
+	// Dir, when set, holds etcd's data (Dir/etcd) and the apiserver's certificates
+	// (Dir/apiserver) instead of fresh temporary directories: a process that outlives its parent
+	// can then be found by that path in its command line (the sandbox's down does).
+	Dir string
 }
 
 // ServiceCIDR is the control plane's service range, the one of the guides' clusters.
@@ -80,6 +84,15 @@ func Start(opts Options) (*Env, error) {
 	// The guides' clusters use 10.233.0.0/18 for services (SPEC.md 12); the control plane does too,
 	// so that what the SpiderCoordinator detects from the apiserver matches the guides' output.
 	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", ServiceCIDR)
+	if opts.Dir != "" {
+		env.ControlPlane.GetAPIServer().CertDir = filepath.Join(opts.Dir, "apiserver")
+		env.ControlPlane.Etcd = &envtest.Etcd{DataDir: filepath.Join(opts.Dir, "etcd")}
+		for _, d := range []string{env.ControlPlane.GetAPIServer().CertDir, env.ControlPlane.Etcd.DataDir} {
+			if err := os.MkdirAll(d, 0o700); err != nil {
+				return nil, fmt.Errorf("control plane directory: %w", err)
+			}
+		}
+	}
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, fmt.Errorf("start control plane from %s: %w", bin, err)

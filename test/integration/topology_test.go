@@ -110,7 +110,7 @@ func newTopo(t *testing.T, mutate func(*agent.Config)) *topo {
 		}
 	})
 	tp := &topo{t: t, lab: lab, nodes: map[string]*netsim.Node{}, agents: map[string]*runningAgent{}, logDir: t.TempDir()}
-	tp.cni = netsim.NewCNI([]string{ourPluginDir(t), bin}, t.TempDir())
+	tp.cni = netsim.NewCNI([]string{ourPluginDir(t), bin}, t.TempDir(), nil)
 	for i, name := range []string{"master", "worker"} {
 		n, err := lab.Attach(name,
 			netsim.NIC{Name: "eth0", Addr: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 6, 0, byte(11 + i)}), 16)},

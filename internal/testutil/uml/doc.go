@@ -6,7 +6,9 @@
 // host's root namespace. The guest's root file system is the host's / through hostfs, mounted
 // read-only: the guest runs the host's binaries (ip, modprobe, the test binary itself) but cannot
 // write the host's disk. Its init mounts proc, sysfs and tmpfs on /run and /tmp, loads the
-// requested modules from /usr/lib/uml/modules and then serves commands.
+// requested modules with "modprobe -d" over a tmpfs tree whose lib/modules links to
+// /usr/lib/uml/modules (the package ships its modules.dep, so neither depmod nor a copy is
+// needed), renames and configures the NICs, and then serves commands.
 //
 // Commands travel over the guest's console (linux.uml's stdin and stdout): the host writes the
 // command's shell script into a per-guest exchange directory (the only host directory the guest

@@ -81,7 +81,7 @@ func Available() error {
 	if _, err := os.Stat("/dev/net/tun"); err != nil {
 		return errors.New("no /dev/net/tun: the guest's NICs are tap devices")
 	}
-	for _, tool := range []string{"sh", "setsid", "stty", "mount", "modprobe", "ip"} {
+	for _, tool := range []string{"sh", "setsid", "stty", "mount", "mountpoint", "modprobe", "ip", "env"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("the guest runs the host's %s, which is not in PATH", tool)
 		}
@@ -477,6 +477,9 @@ func (g *Guest) Run(ctx context.Context, script string) (stdout, stderr string, 
 	select {
 	case <-done:
 	case <-g.exited:
+		g.mu.Lock()
+		delete(g.waiters, id)
+		g.mu.Unlock()
 		return readFile(base + ".out"), readFile(base + ".err"), -1, ErrGuestExited
 	case <-ctx.Done():
 		// Kill the command's process group in the guest and give the guest a moment to report

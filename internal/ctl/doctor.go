@@ -117,7 +117,7 @@ func Diagnose(ctx context.Context, s *Snapshot, opts DoctorOptions) ([]Finding, 
 	for _, name := range sortedKeys(x.poolOf) {
 		p, recs := x.pools[name], x.poolOf[name]
 		// 2. The counter agrees with the records.
-		if got := ptr.Deref(p.Status.AllocatedIPCount, 0); got != int64(len(recs)) && !x.undecodable(name) {
+		if got := ptr.Deref(p.Status.AllocatedIPCount, 0); got != int64(len(recs)) && !x.undecodable[name] {
 			out = append(out, Finding{Check: CheckAllocatedCount, Pools: []string{name},
 				Message: fmt.Sprintf("SpiderIPPool %s: status.allocatedIPCount is %d but status.allocatedIPs holds %d records", name, got, len(recs))})
 		}
@@ -195,13 +195,6 @@ func Diagnose(ctx context.Context, s *Snapshot, opts DoctorOptions) ([]Finding, 
 		})
 	}
 	return out, nil
-}
-
-// undecodable reports whether pool's records failed to decode (already a finding).
-func (x *index) undecodable(pool string) bool {
-	return slices.ContainsFunc(x.problems, func(f Finding) bool {
-		return f.Check == CheckBadRecord && f.IP == "" && slices.Equal(f.Pools, []string{pool})
-	})
 }
 
 // record returns pool's record of addr, the one of uid if there are several.

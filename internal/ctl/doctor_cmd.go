@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/workload"
 )
 
@@ -61,6 +62,11 @@ StatefulSet members are matched by pod name while their StatefulSet expects them
 			snap, err := loadSnapshot(ctx, c, true)
 			if err != nil {
 				return fail(err)
+			}
+			for _, p := range pools {
+				if !slices.ContainsFunc(snap.Pools, func(sp v2beta1.SpiderIPPool) bool { return sp.Name == p }) {
+					return fail(fmt.Errorf("--pool %s: SpiderIPPool %q not found", p, p))
+				}
 			}
 			findings, err := Diagnose(ctx, snap, DoctorOptions{EnableStatefulSet: enableSts, Pools: pools,
 				StatefulSetWants: func(ctx2 context.Context, ns, sts, pod string) (bool, error) {

@@ -82,6 +82,8 @@ type index struct {
 	// problems are records and endpoint entries that do not decode, and pools whose encoded
 	// records repeat a key (the decoder keeps the last one silently).
 	problems []Finding
+	// undecodable are the pools whose status.allocatedIPs does not decode at all.
+	undecodable map[string]bool
 }
 
 func newIndex(s *Snapshot) *index {
@@ -94,6 +96,8 @@ func newIndex(s *Snapshot) *index {
 		epOf:      map[string][]EndpointIP{},
 		endpoints: map[string]*v2beta1.SpiderEndpoint{},
 		pods:      map[string]*corev1.Pod{},
+
+		undecodable: map[string]bool{},
 	}
 	for i := range s.Pods {
 		x.pods[key(&s.Pods[i])] = &s.Pods[i]
@@ -113,6 +117,7 @@ func newIndex(s *Snapshot) *index {
 		if err != nil {
 			x.problems = append(x.problems, Finding{Check: CheckBadRecord, Pools: []string{p.Name},
 				Message: fmt.Sprintf("SpiderIPPool %s: %v", p.Name, err)})
+			x.undecodable[p.Name] = true
 			continue
 		}
 		var recs []Record

@@ -91,6 +91,10 @@ func TestCtlDoctor(t *testing.T) {
 		t.Errorf("doctor did not say what it checked: %q", r.out)
 	}
 
+	if r := runCtl(t, "doctor", "--pool", "ctl-no-such-pool"); r.code != ctl.ExitError || !strings.Contains(r.errOut, `SpiderIPPool "ctl-no-such-pool" not found`) {
+		t.Errorf("doctor --pool of a missing pool: exit %d, stderr %q; want exit %d naming it", r.code, r.errOut, ctl.ExitError)
+	}
+
 	// A second pool of the same subnet (no webhook runs here to refuse the overlap) records the
 	// first pod's address for a third, live pod: one address, two holders.
 	createPool(t, pool2, "10.180.1.0/24", "10.180.1.10-10.180.1.12")

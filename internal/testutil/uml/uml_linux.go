@@ -161,6 +161,8 @@ type Guest struct {
 	exited  chan struct{} // closed when linux.uml's main process has exited
 	waitErr error         // set before exited is closed
 	console *ring
+	// consoleDone is closed when the console reaches EOF.
+	consoleDone chan struct{}
 
 	mu      sync.Mutex
 	nextID  int
@@ -213,12 +215,13 @@ func Boot(t testing.TB, opts Options) *Guest {
 	}
 
 	g := &Guest{
-		netns:   opts.NetNS,
-		dir:     dir,
-		exited:  make(chan struct{}),
-		console: &ring{max: 64 << 10},
-		waiters: map[int]chan struct{}{},
-		ready:   make(chan string, 1),
+		netns:       opts.NetNS,
+		dir:         dir,
+		exited:      make(chan struct{}),
+		console:     &ring{max: 64 << 10},
+		consoleDone: make(chan struct{}),
+		waiters:     map[int]chan struct{}{},
+		ready:       make(chan string, 1),
 	}
 	args := []string{
 		"mem=" + opts.Memory, "rootfstype=hostfs", "rootflags=/", "ro", "init=" + initPath,
@@ -258,6 +261,7 @@ func Boot(t testing.TB, opts Options) *Guest {
 	if err := g.start(cmd); err != nil {
 		t.Fatalf("uml: start %s in %s: %v", Binary, opts.NetNS.Path(), err)
 	}
+	// Registered after the exchange directory's removal, so it runs first.
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("uml: guest console (last %d bytes):\n%s", g.console.max, g.console.String())
@@ -273,12 +277,24 @@ func Boot(t testing.TB, opts Options) *Guest {
 	select {
 	case line := <-g.ready:
 		if line != markerReady {
-			t.Fatalf("uml: guest init failed: %s\nconsole:\n%s", strings.TrimPrefix(line, markerFail+" "), g.console.String())
+			t.Fatalf("uml: guest init failed: %s (linux.uml pid %d)", strings.TrimPrefix(line, markerFail+" "), g.pid)
 		}
 	case <-g.exited:
-		t.Fatalf("uml: linux.uml exited during boot (%v)\nconsole:\n%s", g.waitErr, g.console.String())
+		// The console may still hold the init's last words: read them before judging.
+		select {
+		case <-g.consoleDone:
+		case <-time.After(2 * time.Second):
+		}
+		select {
+		case line := <-g.ready:
+			if line != markerReady {
+				t.Fatalf("uml: guest init failed: %s (linux.uml pid %d)", strings.TrimPrefix(line, markerFail+" "), g.pid)
+			}
+		default:
+		}
+		t.Fatalf("uml: linux.uml (pid %d) exited during boot: %v", g.pid, g.waitErr)
 	case <-timer.C:
-		t.Fatalf("uml: guest not up after %s\nconsole:\n%s", opts.BootTimeout, g.console.String())
+		t.Fatalf("uml: guest not up after %s (linux.uml pid %d)", opts.BootTimeout, g.pid)
 	}
 	g.bootTime = time.Since(start)
 	t.Logf("uml: guest booted in %s (pid %d, netns %s, modules %v)", g.bootTime.Round(time.Millisecond), g.pid, opts.NetNS.Path(), opts.Modules)
@@ -290,7 +306,7 @@ func Boot(t testing.TB, opts Options) *Guest {
 				return fmt.Errorf("tap %s: %w", nic.Tap, err)
 			}
 			for _, a := range nic.HostAddrs {
-				if err := netlink.AddrAdd(l, &netlink.Addr{IPNet: prefixIPNet(a)}); err != nil {
+				if err := netlinkx.AddAddr(l, a); err != nil {
 					return fmt.Errorf("add %s to tap %s: %w", a, nic.Tap, err)
 				}
 			}
@@ -362,6 +378,7 @@ func (g *Guest) start(cmd *exec.Cmd) error {
 
 // readConsole copies the console to the ring and dispatches marker lines.
 func (g *Guest) readConsole(r io.Reader) {
+	defer close(g.consoleDone)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -637,10 +654,6 @@ func readStat(pid int) (procStat, error) {
 		return procStat{}, errors.New("bad stat")
 	}
 	return procStat{ppid: ppid, pgid: pgid}, nil
-}
-
-func prefixIPNet(p netip.Prefix) *net.IPNet {
-	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
 
 // ring keeps the last max bytes written to it.

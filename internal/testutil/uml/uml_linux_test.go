@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -378,5 +380,55 @@ func TestAvailableNamesTheMissingPiece(t *testing.T) {
 	ModulesDir = "/nonexistent/modules"
 	if err := Available(); err == nil || !strings.Contains(err.Error(), ModulesDir) {
 		t.Errorf("Available without a modules directory = %v", err)
+	}
+}
+
+// fatalTB stands in for a test to catch Boot's Fatalf; it runs the cleanups when asked.
+type fatalTB struct {
+	testing.TB
+	msg      string
+	cleanups []func()
+}
+
+func (f *fatalTB) Fatalf(format string, a ...any) {
+	f.msg = fmt.Sprintf(format, a...)
+	runtime.Goexit()
+}
+func (f *fatalTB) Fatal(a ...any)                 { f.msg = fmt.Sprint(a...); runtime.Goexit() }
+func (f *fatalTB) Failed() bool                   { return f.msg != "" }
+func (f *fatalTB) Cleanup(fn func())              { f.cleanups = append(f.cleanups, fn) }
+func (f *fatalTB) Errorf(format string, a ...any) { f.TB.Errorf(format, a...) }
+func (f *fatalTB) cleanup() {
+	for i := len(f.cleanups) - 1; i >= 0; i-- {
+		f.cleanups[i]()
+	}
+}
+
+// TestPrivilegedBootFailure checks that a guest whose init fails is reported with the reason
+// and leaves nothing behind.
+func TestPrivilegedBootFailure(t *testing.T) {
+	Require(t)
+	f := &fatalTB{TB: t}
+	done := make(chan *Guest)
+	go func() {
+		var g *Guest
+		defer func() { done <- g }()
+		g = Boot(f, Options{Modules: []string{"dummy", "no_such_module"}, NICs: []NIC{{Tap: "umltap0"}}})
+	}()
+	if g := <-done; g != nil {
+		f.cleanup()
+		t.Fatal("Boot returned a guest whose init failed")
+	}
+	f.cleanup()
+	var pid int
+	if _, err := fmt.Sscanf(f.msg, "uml: guest init failed: modprobe no_such_module (linux.uml pid %d)", &pid); err != nil {
+		t.Fatalf("Boot failed with %q", f.msg)
+	}
+	assertGone(t, pid, nil)
+	inits, _ := filepath.Glob(filepath.Join(os.TempDir(), "uml-*", "init.sh"))
+	for _, p := range inits {
+		if b, _ := os.ReadFile(p); strings.Contains(string(b), "no_such_module") {
+			t.Errorf("exchange directory %s left", filepath.Dir(p))
+		}
 	}
 }

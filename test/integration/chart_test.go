@@ -125,7 +125,7 @@ func TestChartHelmInstallDryRun(t *testing.T) {
 	}
 	want := map[string][]string{
 		"defaults":       {"Multus uses each node's first CNI configuration", "The chart does not ship them"},
-		"alibaba":        {"clusterNetwork is kube-system/ipvlan-eth0", "SpiderMultusConfig kube-system/ipvlan-eth0"},
+		"alibaba":        {"clusterNetwork is kube-system/ipvlan-eth0", "kube-system/ipvlan-eth0 (Multus's cluster network)"},
 		"aws":            {"clusterNetwork is default/ipvlan-ens5"},
 		"calico-overlay": {`SpiderCoordinator "default" (mode overlay)`},
 	}

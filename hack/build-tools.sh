@@ -27,6 +27,7 @@ tools=(
   "static|.|github.com/containernetworking/plugins/plugins/ipam/static"
   "tuning|.|github.com/containernetworking/plugins/plugins/meta/tuning"
   "whereabouts|whereabouts|github.com/k8snetworkplumbingwg/whereabouts/cmd"
+  "multus|multus|gopkg.in/k8snetworkplumbingwg/multus-cni.v4/cmd/multus"
 )
 
 only=("$@") # optional subset of tool names

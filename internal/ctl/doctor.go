@@ -94,7 +94,11 @@ func Diagnose(ctx context.Context, s *Snapshot, opts DoctorOptions) ([]Finding, 
 		if ok, err := kept(k, uid); err != nil || ok {
 			return ok, "", err
 		}
-		return false, podState(p, uid), nil
+		state := podState(p, uid)
+		if sts := statefulSetOf(p, x.endpoints[k]); opts.EnableStatefulSet && sts != "" {
+			state += fmt.Sprintf(", and StatefulSet %s does not keep it", sts)
+		}
+		return false, state, nil
 	}
 
 	// 1. No address recorded twice.

@@ -203,6 +203,7 @@ func TestDiagnose(t *testing.T) {
 				{CheckOrphanRecord, "10.1.0.12", "a", "", "ns/db-5"},
 				{CheckOrphanEndpoint, "", "a", "ns/db-5", "ns/db-5"},
 			},
+			message: "for pod ns/db-5 (UID old), which is gone, and StatefulSet db does not keep it",
 		},
 		{
 			name: "StatefulSet handling off: a gone member is an orphan",

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -472,5 +473,67 @@ func TestCtlIPSet(t *testing.T) {
 	}
 	if r := runCtl(t, "doctor", "--pool", pool); r.code != 0 {
 		t.Errorf("doctor after ip set: exit %d", r.code)
+	}
+}
+
+// doctor and ip release apply the StatefulSet rule of the agent and the GC
+// (workload.StatefulSetWantsPod) through the live API: a gone member its StatefulSet expects back
+// keeps its IP (no finding, release refused without --force) until the StatefulSet is scaled
+// down; with --enable-statefulset=false the same records are orphans.
+func TestCtlStatefulSetMember(t *testing.T) {
+	const node, pool = "ctl-node-6", "ctl-sts"
+	agent := gcSetup(t, node, pool, "10.180.8.0/24", "10.180.8.10-10.180.8.20")
+	labels := map[string]string{"app": "ctl-db"}
+	sts := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "ctl-db"},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas: ptr.To[int32](2),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+			},
+		},
+	}
+	if err := env.Client.Create(testContext(t), sts); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), sts) })
+	pod := stsFixedPod(t, sts, "ctl-db-1", node, gcPodAnno(pool))
+	gcForgetEndpoint(t, pod.Name)
+	addr := gcAllocate(t, agent, pod)
+	if err := env.Client.Delete(testContext(t), pod, client.GracePeriodSeconds(0)); err != nil {
+		t.Fatal(err)
+	}
+
+	if r := runCtl(t, "doctor", "--pool", pool); r.code != ctl.ExitOK {
+		t.Errorf("doctor on a gone member its StatefulSet expects: exit %d, want 0", r.code)
+	}
+	r := runCtl(t, "ip", "release", addr)
+	if r.code == 0 || !strings.Contains(r.errOut, "of StatefulSet default/ctl-db, which expects it back") {
+		t.Errorf("release of a kept member's IP: exit %d, stderr %q; want a refusal", r.code, r.errOut)
+	}
+	if got := poolRecords(t, pool)[addr]; got != string(pod.UID) {
+		t.Fatalf("record of %s = %q after the refused release, want %s", addr, got, pod.UID)
+	}
+	r = runCtl(t, "doctor", "--pool", pool, "--enable-statefulset=false")
+	if r.code != ctl.ExitFindings || !hasAll(r.out, ctl.CheckOrphanRecord, ctl.CheckOrphanEndpoint, "default/ctl-db-1") {
+		t.Errorf("doctor --enable-statefulset=false: exit %d; want the member's record and endpoint as orphans", r.code)
+	}
+
+	scaled := sts.DeepCopy()
+	scaled.Spec.Replicas = ptr.To[int32](1)
+	if err := env.Client.Patch(testContext(t), scaled, client.MergeFrom(sts)); err != nil {
+		t.Fatal(err)
+	}
+	r = runCtl(t, "doctor", "--pool", pool)
+	if r.code != ctl.ExitFindings || !strings.Contains(r.out, fmt.Sprintf("SpiderIPPool %s records %s for pod default/ctl-db-1 (UID %s), which is gone, and StatefulSet ctl-db does not keep it", pool, addr, pod.UID)) {
+		t.Errorf("doctor after the scale-down: exit %d; want the member's record as an orphan", r.code)
+	}
+	if r := runCtl(t, "ip", "release", addr); r.code != 0 {
+		t.Errorf("release after the scale-down: exit %d", r.code)
+	}
+	if r := runCtl(t, "doctor", "--pool", pool); r.code != ctl.ExitOK {
+		t.Errorf("doctor after releasing the scaled-down member: exit %d", r.code)
 	}
 }

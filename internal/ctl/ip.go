@@ -61,7 +61,8 @@ type Holder struct {
 	Endpoint    string `json:"endpoint"` // the state of the pod's SpiderEndpoint as to this address
 	StatefulSet string `json:"statefulSet,omitempty"`
 
-	live bool // the pod exists with PodUID and has not finished
+	live   bool // the pod exists with PodUID and has not finished
+	epOurs bool // the pod's SpiderEndpoint is of PodUID
 }
 
 // IPReport is what ip show prints.
@@ -129,6 +130,7 @@ func (x *index) holder(k, uid, pool string, recorded bool, addr netip.Addr) Hold
 	case ep.Status.Current.UID != uid:
 		h.Endpoint = fmt.Sprintf("of another pod UID %s", ep.Status.Current.UID)
 	default:
+		h.epOurs = true
 		h.Node = ep.Status.Current.Node
 		h.Endpoint = "does not list it"
 		for _, e := range x.epByAddr[addr] {
@@ -255,7 +257,9 @@ func refuse(ctx context.Context, c client.Reader, addr netip.Addr, h Holder, ena
 		return fmt.Errorf("IP %s is held by pod %s (UID %s) on node %s, which is %s: not released; pass --force to release it anyway",
 			addr, h.Pod, h.PodUID, orDash(h.Node), h.PodState)
 	}
-	if enableSts && h.StatefulSet != "" && h.Endpoint != "missing" {
+	// As in the GC, a member keeps what its endpoint holds for the UID while its StatefulSet
+	// expects it back.
+	if enableSts && h.StatefulSet != "" && h.epOurs {
 		ns, name := splitKey(h.Pod)
 		wants, err := workload.StatefulSetWantsPod(ctx, c, ns, h.StatefulSet, name)
 		if err != nil {

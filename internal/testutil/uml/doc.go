@@ -15,8 +15,9 @@
 // may write, mounted through hostfs), sends "RUN <id>" on the console, and the guest answers
 // with a marker line once the command's stdout, stderr and exit status are in that directory.
 //
-// Boot registers a cleanup that kills the whole process group (linux.uml and every helper
-// process it forked) and checks that none survives; the taps go with the processes.
+// Start boots a guest for any program (the sandbox); Boot wraps it for tests and registers a
+// cleanup that kills the whole process group (linux.uml and every helper process it forked) and
+// checks that none survives; the taps go with the processes.
 // RunTestInGuest re-runs the calling test inside a guest, which is how the privileged netlink
 // tests of ifacer and friends exercise real vlan, bond and ipvlan devices.
 //

@@ -131,8 +131,8 @@ type NIC struct {
 type Options struct {
 	// Memory is the guest's RAM as linux.uml's mem= takes it; default DefaultMemory.
 	Memory string
-	// NetNS is where linux.uml runs, hence where its taps live; nil: a new namespace owned by
-	// the test (testutil.NewNS).
+	// NetNS is where linux.uml runs, hence where its taps live. Required by Start; Boot
+	// makes a new namespace owned by the test when it is nil (testutil.NewNS).
 	NetNS ns.NetNS
 	// NICs are the guest's network interfaces, in order (the kernel's vec0, vec1, ...).
 	NICs []NIC
@@ -178,18 +178,49 @@ var (
 	envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
-// Boot starts a guest and returns once it takes commands. A cleanup registered on t kills it
-// together with every process it forked and fails the test if any survives. Boot skips the test
-// when Available reports an error and fails it when the guest does not come up.
+// Boot starts a guest (Start) for a test and returns once it takes commands. Without
+// Options.NetNS the guest gets a new namespace owned by the test. A cleanup registered on t
+// kills the guest together with every process it forked and fails the test if any survives; it
+// also prints the guest's console when the test failed. Boot skips the test when Available
+// reports an error and fails it when the guest does not come up.
 func Boot(t testing.TB, opts Options) *Guest {
 	t.Helper()
 	Require(t)
-	release, err := kernelRelease()
+	if opts.NetNS == nil {
+		opts.NetNS = testutil.NewNS(t)
+	}
+	g, err := Start(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("uml: guest console (last %d bytes):\n%s", g.console.max, g.console.String())
+		}
+		if err := g.Close(); err != nil {
+			t.Errorf("uml: %v", err)
+		}
+	})
+	t.Logf("uml: guest booted in %s (pid %d, netns %s, modules %v)", g.bootTime.Round(time.Millisecond), g.pid, opts.NetNS.Path(), opts.Modules)
+	return g
+}
+
+// Start boots a guest in opts.NetNS (required) and returns once it takes commands; the caller
+// must Close it. Tests use Boot; Start serves programs such as the sandbox. A guest that does not
+// come up is killed, and the error carries the reason and the end of its console.
+func Start(opts Options) (_ *Guest, err error) {
+	if err := Available(); err != nil {
+		return nil, err
+	}
+	if opts.NetNS == nil {
+		return nil, errors.New("uml: Options.NetNS is required")
+	}
+	release, err := kernelRelease()
+	if err != nil {
+		return nil, err
+	}
 	if err := opts.validate(); err != nil {
-		t.Fatalf("uml: %v", err)
+		return nil, fmt.Errorf("uml: %w", err)
 	}
 	if opts.Memory == "" {
 		opts.Memory = DefaultMemory
@@ -197,23 +228,11 @@ func Boot(t testing.TB, opts Options) *Guest {
 	if opts.BootTimeout <= 0 {
 		opts.BootTimeout = DefaultBootTimeout
 	}
-	if opts.NetNS == nil {
-		opts.NetNS = testutil.NewNS(t)
-	}
 
 	dir, err := os.MkdirTemp("", "uml-")
 	if err != nil {
-		t.Fatalf("uml: exchange directory: %v", err)
+		return nil, fmt.Errorf("uml: exchange directory: %w", err)
 	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if !pathRE.MatchString(dir) {
-		t.Fatalf("uml: exchange directory %q has characters hostfs mount options cannot carry; set TMPDIR", dir)
-	}
-	initPath := filepath.Join(dir, "init.sh")
-	if err := os.WriteFile(initPath, []byte(initScript(opts, dir, release)), 0o755); err != nil {
-		t.Fatalf("uml: write init: %v", err)
-	}
-
 	g := &Guest{
 		netns:       opts.NetNS,
 		dir:         dir,
@@ -223,6 +242,24 @@ func Boot(t testing.TB, opts Options) *Guest {
 		waiters:     map[int]chan struct{}{},
 		ready:       make(chan string, 1),
 	}
+	defer func() {
+		if err != nil {
+			if cerr := g.Close(); cerr != nil {
+				err = fmt.Errorf("%w; %w", err, cerr)
+			}
+			if tail := g.console.tail(4 << 10); tail != "" {
+				err = fmt.Errorf("%w\nguest console:\n%s", err, tail)
+			}
+		}
+	}()
+	if !pathRE.MatchString(dir) {
+		return nil, fmt.Errorf("uml: exchange directory %q has characters hostfs mount options cannot carry; set TMPDIR", dir)
+	}
+	initPath := filepath.Join(dir, "init.sh")
+	if err := os.WriteFile(initPath, []byte(initScript(opts, dir, release)), 0o755); err != nil {
+		return nil, fmt.Errorf("uml: write init: %w", err)
+	}
+
 	args := []string{
 		"mem=" + opts.Memory, "rootfstype=hostfs", "rootflags=/", "ro", "init=" + initPath,
 		"con=null", "con0=fd:0,fd:1", "uml_dir=" + filepath.Join(dir, "uml"), "umid=" + filepath.Base(dir),
@@ -245,31 +282,22 @@ func Boot(t testing.TB, opts Options) *Guest {
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TMPDIR=" + tmp}
 	// linux.uml is the init of a new PID namespace: when it dies, the kernel kills every helper
 	// process it forked (one per guest address space, I/O helpers), which do not die with it
-	// otherwise. Pdeathsig kills it when the test binary dies; the process group lets Close
-	// reach all of them at once and check that none is left.
+	// otherwise. Pdeathsig kills it when our process dies; the process group lets Close reach
+	// all of them at once and check that none is left.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Cloneflags: syscall.CLONE_NEWPID}
 	cmd.Stderr = g.console
 	if g.stdin, err = cmd.StdinPipe(); err != nil {
-		t.Fatalf("uml: %v", err)
+		return nil, fmt.Errorf("uml: %w", err)
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		t.Fatalf("uml: %v", err)
+		return nil, fmt.Errorf("uml: %w", err)
 	}
 
 	start := time.Now()
 	if err := g.start(cmd); err != nil {
-		t.Fatalf("uml: start %s in %s: %v", Binary, opts.NetNS.Path(), err)
+		return nil, fmt.Errorf("uml: start %s in %s: %w", Binary, opts.NetNS.Path(), err)
 	}
-	// Registered after the exchange directory's removal, so it runs first.
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("uml: guest console (last %d bytes):\n%s", g.console.max, g.console.String())
-		}
-		if err := g.Close(); err != nil {
-			t.Errorf("uml: %v", err)
-		}
-	})
 	go g.readConsole(stdout)
 
 	timer := time.NewTimer(opts.BootTimeout)
@@ -277,7 +305,7 @@ func Boot(t testing.TB, opts Options) *Guest {
 	select {
 	case line := <-g.ready:
 		if line != markerReady {
-			t.Fatalf("uml: guest init failed: %s (linux.uml pid %d)", strings.TrimPrefix(line, markerFail+" "), g.pid)
+			return nil, fmt.Errorf("uml: guest init failed: %s (linux.uml pid %d)", strings.TrimPrefix(line, markerFail+" "), g.pid)
 		}
 	case <-g.exited:
 		// The console may still hold the init's last words: read them before judging.
@@ -288,16 +316,15 @@ func Boot(t testing.TB, opts Options) *Guest {
 		select {
 		case line := <-g.ready:
 			if line != markerReady {
-				t.Fatalf("uml: guest init failed: %s (linux.uml pid %d)", strings.TrimPrefix(line, markerFail+" "), g.pid)
+				return nil, fmt.Errorf("uml: guest init failed: %s (linux.uml pid %d)", strings.TrimPrefix(line, markerFail+" "), g.pid)
 			}
 		default:
 		}
-		t.Fatalf("uml: linux.uml (pid %d) exited during boot: %v", g.pid, g.waitErr)
+		return nil, fmt.Errorf("uml: linux.uml (pid %d) exited during boot: %v", g.pid, g.waitErr)
 	case <-timer.C:
-		t.Fatalf("uml: guest not up after %s (linux.uml pid %d)", opts.BootTimeout, g.pid)
+		return nil, fmt.Errorf("uml: guest not up after %s (linux.uml pid %d)", opts.BootTimeout, g.pid)
 	}
 	g.bootTime = time.Since(start)
-	t.Logf("uml: guest booted in %s (pid %d, netns %s, modules %v)", g.bootTime.Round(time.Millisecond), g.pid, opts.NetNS.Path(), opts.Modules)
 
 	err = opts.NetNS.Do(func(ns.NetNS) error {
 		for _, nic := range opts.NICs {
@@ -317,9 +344,9 @@ func Boot(t testing.TB, opts Options) *Guest {
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("uml: %v", err)
+		return nil, fmt.Errorf("uml: %w", err)
 	}
-	return g
+	return g, nil
 }
 
 func (o *Options) validate() error {
@@ -550,13 +577,23 @@ func readFile(p string) string {
 	return string(b)
 }
 
-// Close kills the guest and every host process it forked, and waits until none is left. It is
-// idempotent; Boot's cleanup calls it.
+// Close kills the guest and every host process it forked, waits until none is left and removes
+// the exchange directory. It is idempotent; Boot's cleanup calls it.
 func (g *Guest) Close() error {
 	g.mu.Lock()
 	already := g.closed
 	g.closed = true
 	g.mu.Unlock()
+	if err := g.kill(already); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(g.dir); err != nil {
+		return fmt.Errorf("remove the exchange directory: %w", err)
+	}
+	return nil
+}
+
+func (g *Guest) kill(already bool) error {
 	if g.pid == 0 {
 		return nil
 	}
@@ -671,6 +708,19 @@ func (r *ring) Write(p []byte) (int, error) {
 		r.buf = slices.Clone(r.buf[over:])
 	}
 	return len(p), nil
+}
+
+// tail returns the last n bytes, from the start of a line.
+func (r *ring) tail(n int) string {
+	s := r.String()
+	if len(s) <= n {
+		return s
+	}
+	s = s[len(s)-n:]
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return s
 }
 
 func (r *ring) String() string {

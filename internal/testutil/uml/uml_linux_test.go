@@ -432,3 +432,27 @@ func TestPrivilegedBootFailure(t *testing.T) {
 		}
 	}
 }
+
+// TestPrivilegedStart uses the API for programs: Start, Run, Close, without a testing.TB.
+func TestPrivilegedStart(t *testing.T) {
+	Require(t)
+	if _, err := Start(Options{}); err == nil || !strings.Contains(err.Error(), "NetNS is required") {
+		t.Errorf("Start without a namespace = %v", err)
+	}
+	g, err := Start(Options{NetNS: testutil.NewNS(t), Modules: []string{"dummy"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("booted in %s", g.BootTime())
+	out, _, code, err := g.Run(context.Background(), "ip link add x0 type dummy && ip -o link show x0 | cut -d: -f2")
+	if err != nil || code != 0 || strings.TrimSpace(out) != "x0" {
+		t.Errorf("Run = %q, %d, %v", out, code, err)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	assertGone(t, g.PID(), nil)
+	if _, err := os.Stat(g.dir); err == nil {
+		t.Errorf("exchange directory %s left", g.dir)
+	}
+}

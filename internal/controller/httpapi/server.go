@@ -152,11 +152,13 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) summary(ctx context.Context) (*Status, error) {
 	var pools v2beta1.SpiderIPPoolList
-	if err := a.opts.Reader.List(ctx, &pools); err != nil {
+	// Read only and counted at once: the cache's own objects are enough, and a pool's status can
+	// be hundreds of kilobytes.
+	if err := a.opts.Reader.List(ctx, &pools, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("list SpiderIPPools: %w", err)
 	}
 	var eps v2beta1.SpiderEndpointList
-	if err := a.opts.Reader.List(ctx, &eps); err != nil {
+	if err := a.opts.Reader.List(ctx, &eps, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("list SpiderEndpoints: %w", err)
 	}
 	st := &Status{Leader: a.leader(), GCEnabled: a.opts.GC != nil, Pools: len(pools.Items), Endpoints: len(eps.Items)}

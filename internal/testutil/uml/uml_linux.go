@@ -89,9 +89,13 @@ func Available() error {
 	return nil
 }
 
-// Require skips the test with Available's reason when no guest can boot here.
+// Require skips the test with Available's reason when no guest can boot here, and under -short
+// (a guest takes seconds to boot).
 func Require(t testing.TB) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("skipping: boots a user-mode-linux guest (-short)")
+	}
 	if err := Available(); err != nil {
 		t.Skipf("skipping: %v", err)
 	}

@@ -48,7 +48,8 @@ func applyStrict(ctx context.Context, c client.Client, objs []*unstructured.Unst
 		if o.GetNamespace() == "" && namespaced(o.GetKind()) {
 			o.SetNamespace("default")
 		}
-		opts := &client.CreateOptions{Raw: &metav1.CreateOptions{FieldValidation: metav1.FieldValidationStrict}}
+		// FieldValidation must be set on the options themselves: controller-runtime copies them over Raw.
+		opts := &client.CreateOptions{FieldValidation: metav1.FieldValidationStrict}
 		if err := c.Create(ctx, o, opts); err != nil {
 			return fmt.Errorf("create %s %s/%s: %w", o.GetKind(), o.GetNamespace(), o.GetName(), err)
 		}

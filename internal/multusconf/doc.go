@@ -45,8 +45,9 @@
 //   - "binDir" (default /opt/cni/bin): searched first for delegate plugins, then CNI_PATH.
 //   - "cniDir" (default /var/lib/cni/multus): Multus' cache. ADD saves the resolved delegate
 //     list in cniDir/<containerID>, DEL reads and removes it (so DEL works after the pod and
-//     the NADs are gone); it is also the libcni cache directory of the delegate invocations
-//     (cniDir/results), which GC reads.
+//     the NADs are gone). Without that file DEL resolves the delegates again from the pod and
+//     the NADs and DELs them; with neither it logs and succeeds. cniDir is also the libcni
+//     cache directory of the delegate invocations (cniDir/results), which GC reads.
 //   - "readinessindicatorfile": ADD (and STATUS, GC) polls every 1 s for up to 45 s until the
 //     file exists, then fails; DEL only logs its absence. Empty disables the wait.
 //   - "namespaceIsolation" (bool): a pod may only reference NADs in its own namespace or in
@@ -100,6 +101,7 @@
 // on k8s.cni.cncf.io, and create/patch/update on events). A failure to write it fails the ADD,
 // unless the pod is gone. (Multus 4.2.2 means to skip this for pods in systemNamespaces but
 // compares the pod's name, not its namespace, with that list, so kube-system pods get the
-// annotation too.) It also records an AddedInterface event per delegate, asynchronously; a thin
-// plugin process may exit before the event is sent. DEL writes nothing back.
+// annotation too.) It also records an AddedInterface event per delegate through an event
+// broadcaster it never flushes, so an event can be lost when the process exits (none were in
+// multus_linux_test.go). DEL writes nothing back.
 package multusconf

@@ -4,7 +4,9 @@
 //
 // The contract below was read from the multus-cni v4.2.2 source (pkg/types/conf.go,
 // pkg/multus/multus.go, pkg/k8sclient, cmd/thin_entrypoint, deployments/multus-daemonset.yml)
-// and is exercised by multus_linux_test.go against a real apiserver and real plugins.
+// multus_linux_test.go checks the central parts against a real apiserver and real plugins:
+// clusterNetwork from a NAD, the networks annotation, interface names, network-status, DEL,
+// a missing pod, a UID mismatch and a "namespace/name" clusterNetwork read as a path.
 //
 // # How the runtime runs it
 //
@@ -12,8 +14,8 @@
 // configuration directory so that it sorts first; for cniVersion 1.0.0 it writes
 // 00-multus.conflist instead, a list whose only plugin is multus. The runtime execs
 // <binDir>/multus with that configuration on stdin, as for any plugin. ThinConfig returns the
-// single-plugin form and ThinConfList the list form; current libcni (v1.3) reads configuration
-// lists only, so the list is what a Go caller hands to libcni.AddNetworkList.
+// single-plugin form and ThinConfList the list form; current libcni (v1.3) has deprecated
+// single-plugin configurations, so the list is what a Go caller hands to AddNetworkList.
 //
 // # Configuration keys (stdin)
 //

@@ -93,7 +93,7 @@ func defaultPluginDir() string {
 
 type upFlags struct {
 	dir, scenario, nodes, pluginDir, prefix, nodeKernel, logLevel string
-	detach, verify, daemon                                       bool
+	detach, verify, daemon                                        bool
 }
 
 func up(args []string) int {

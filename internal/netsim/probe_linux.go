@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -141,4 +142,65 @@ func Ping(n ns.NetNS, dst netip.Addr, timeout time.Duration) error {
 		}
 	}
 	return fmt.Errorf("ping %s: %w", dst, errors.New("no reply"))
+}
+
+// Forwarder relays TCP connections accepted inside a namespace to an address of the process's
+// own namespace: how a node namespace reaches a server on the host's loopback (the sandbox's
+// control plane) at the same address.
+type Forwarder struct {
+	ln net.Listener
+	wg sync.WaitGroup
+}
+
+// ForwardTCP listens on listen inside n and relays every connection to target, dialled from the
+// caller's namespace.
+func ForwardTCP(n ns.NetNS, listen netip.AddrPort, target string) (*Forwarder, error) {
+	var ln net.Listener
+	err := n.Do(func(ns.NetNS) (err error) {
+		ln, err = net.Listen("tcp", listen.String())
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("netsim: forward %s in %s: %w", listen, n.Path(), err)
+	}
+	f := &Forwarder{ln: ln}
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go relay(in, target)
+		}
+	}()
+	return f, nil
+}
+
+func relay(in net.Conn, target string) {
+	defer in.Close()
+	out, err := net.DialTimeout("tcp", target, 10*time.Second)
+	if err != nil {
+		return
+	}
+	defer out.Close()
+	done := make(chan struct{}, 2)
+	cp := func(dst, src net.Conn) {
+		_, _ = io.Copy(dst, src)
+		if tc, ok := dst.(*net.TCPConn); ok {
+			_ = tc.CloseWrite()
+		}
+		done <- struct{}{}
+	}
+	go cp(out, in)
+	go cp(in, out)
+	<-done
+	<-done
+}
+
+// Close stops accepting; relayed connections end with their peers.
+func (f *Forwarder) Close() {
+	_ = f.ln.Close()
+	f.wg.Wait()
 }

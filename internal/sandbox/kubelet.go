@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -23,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/spiderpool-go/spiderpool/internal/multusconf"
 	"github.com/spiderpool-go/spiderpool/internal/netsim"
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
 )
@@ -43,6 +45,9 @@ type kubelet struct {
 	node *Node
 	cni  *netsim.CNI
 	log  *slog.Logger
+	// multus is the node's Multus thin-plugin configuration list; nil: the kubelet resolves and
+	// delegates the networks itself.
+	multus []byte
 
 	mu     sync.Mutex
 	pods   map[types.UID]*podSandbox
@@ -73,17 +78,25 @@ type attachment struct {
 	container netsim.Pod
 }
 
-func newKubelet(n *Node) *kubelet {
+func newKubelet(n *Node) (*kubelet, error) {
 	s := n.sb
 	tools, _ := testenv.ToolsBin()
 	exec := &netsim.NodeExec{Binds: map[string]string{"/run/spidernet": n.RunDir}}
-	return &kubelet{
+	k := &kubelet{
 		node: n,
 		cni:  netsim.NewCNI([]string{s.opts.PluginDir, tools}, filepath.Join(s.opts.Dir, "nodes", n.Name, "cni-cache"), exec),
 		pods: map[types.UID]*podSandbox{},
 		errs: map[string]string{},
 		log:  s.logs.logger("kubelet-" + n.Name),
 	}
+	if s.multus != "" {
+		conf, err := s.multusConfig(n)
+		if err != nil {
+			return nil, err
+		}
+		k.multus = conf
+	}
+	return k, nil
 }
 
 func (k *kubelet) start(ctx context.Context) {
@@ -186,9 +199,11 @@ func (k *kubelet) setup(ctx context.Context, sb *podSandbox) {
 	s := k.node.sb
 	p := sb.pod
 	sb.attempt++
-	err := func() error {
-		nets, err := k.networks(ctx, p)
-		if err != nil {
+	err := func() (err error) {
+		var nets []attachment
+		if k.multus != nil {
+			nets = []attachment{{ifName: "eth0", network: "multus-cni-network", conflist: k.multus}}
+		} else if nets, err = k.networks(ctx, p); err != nil {
 			return err
 		}
 		sb.nsName = fmt.Sprintf("pod-%s-%d", shortUID(p.UID), sb.attempt)
@@ -218,6 +233,12 @@ func (k *kubelet) setup(ctx context.Context, sb *podSandbox) {
 				if a.ifName == "eth0" {
 					ips = append(ips, addr.Unmap().String())
 				}
+			}
+		}
+		if k.multus != nil {
+			// Multus reports every interface it attached in the pod's network-status annotation.
+			if err := k.readNetworkStatus(ctx, p, sb.ifIPs); err != nil {
+				return err
 			}
 		}
 		if sb.server, err = netsim.ServeTCP(sb.netns, netip.MustParseAddrPort("0.0.0.0:80"), p.Name); err != nil {
@@ -471,6 +492,38 @@ func parseNetworks(s string) ([]networkRef, error) {
 	return out, nil
 }
 
+// readNetworkStatus adds the secondary interfaces' addresses from Multus' network-status
+// annotation to ifIPs.
+func (k *kubelet) readNetworkStatus(ctx context.Context, p *corev1.Pod, ifIPs map[string][]netip.Addr) error {
+	var latest corev1.Pod
+	if err := k.node.sb.Client.Get(ctx, client.ObjectKeyFromObject(p), &latest); err != nil {
+		return err
+	}
+	raw := latest.Annotations["k8s.v1.cni.cncf.io/network-status"]
+	if raw == "" {
+		return nil
+	}
+	var status []struct {
+		Name      string   `json:"name"`
+		Interface string   `json:"interface"`
+		IPs       []string `json:"ips"`
+	}
+	if err := json.Unmarshal([]byte(raw), &status); err != nil {
+		return fmt.Errorf("network-status annotation of %s: %w", p.Name, err)
+	}
+	for _, st := range status {
+		if st.Interface == "" || len(ifIPs[st.Interface]) > 0 {
+			continue
+		}
+		for _, ip := range st.IPs {
+			if a, err := netip.ParseAddr(ip); err == nil {
+				ifIPs[st.Interface] = append(ifIPs[st.Interface], a)
+			}
+		}
+	}
+	return nil
+}
+
 // podIPs returns the addresses of a running pod of this node by interface, and its namespace.
 func (k *kubelet) podIPs(namespace, name string) (map[string][]netip.Addr, ns.NetNS, bool) {
 	k.mu.Lock()
@@ -497,6 +550,35 @@ func (k *kubelet) lastErrors(names []string) []string {
 	return slices.Compact(out)
 }
 
+// multusConfig is the node's Multus thin-plugin configuration: the cluster network is the Helm
+// defaultCniCRName NAD, or in the overlay scenario the overlay stand-in's file in the node's
+// Multus configuration directory.
+func (s *Sandbox) multusConfig(n *Node) ([]byte, error) {
+	nodeDir := filepath.Join(s.opts.Dir, "nodes", n.Name)
+	o := multusconf.Options{
+		Name: "multus-cni-network", CNIVersion: "1.0.0", Kubeconfig: s.Kubeconfig,
+		BinDir: s.opts.PluginDir, ConfDir: filepath.Join(nodeDir, "multus.d"),
+		CacheDir: filepath.Join(nodeDir, "multus-cache"), LogFile: filepath.Join(s.opts.Dir, "logs", "multus-"+n.Name+".log"),
+		LogLevel: "verbose",
+	}
+	if ref := s.sc.clusterDefaultNAD(s.cniType); ref != "" {
+		o.ClusterNetwork = ref
+	} else {
+		a, err := s.overlayNetwork(n)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(o.ConfDir, 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(o.ConfDir, "10-k8s-pod-network.conflist"), a.conflist, 0o644); err != nil {
+			return nil, err
+		}
+		o.ClusterNetwork, o.MultusNamespace = "k8s-pod-network", "kube-system"
+	}
+	return multusconf.ThinConfList(o)
+}
+
 // clusterNetwork is the node's default network: the Helm defaultCniCRName NAD in the public-cloud
 // scenario; in the overlay scenario the node's own CNI file for the overlay stand-in (ptp with the
 // node's pod range), as Multus's clusterNetwork points to Calico's file.
@@ -504,6 +586,11 @@ func (s *Sandbox) clusterNetwork(ctx context.Context, n *Node) (attachment, erro
 	if ref := s.sc.clusterDefaultNAD(s.cniType); ref != "" {
 		return n.kubelet.nadAttachment(ctx, "kube-system", ref, "eth0")
 	}
+	return s.overlayNetwork(n)
+}
+
+// overlayNetwork is the overlay stand-in's configuration of node n: ptp with the node's range.
+func (s *Sandbox) overlayNetwork(n *Node) (attachment, error) {
 	i := s.nodeIndex(n.Name)
 	cidr := overlayCIDR(i)
 	conf, err := json.Marshal(map[string]any{

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -106,13 +107,15 @@ type Sandbox struct {
 	// ControllerAddr is the controller's HTTP API (spiderpoolctl gc --address).
 	ControllerAddr string
 
-	sc      *scenario
-	lab     *netsim.Lab
-	client  *netsim.Node // outside host on the first subnet (LoadBalancer clients)
-	Nodes   []*Node
-	cniType string
-	notes   []string
-	logs    *logFiles
+	sc         *scenario
+	lab        *netsim.Lab
+	client     *netsim.Node // outside host on the first subnet (LoadBalancer clients)
+	Nodes      []*Node
+	cniType    string
+	multus     string // the Multus thin plugin, "" when not built
+	forwarders []*netsim.Forwarder
+	notes      []string
+	logs       *logFiles
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -178,8 +181,10 @@ func Up(ctx context.Context, opts Options) (sb *Sandbox, err error) {
 
 	// Every up is a new cluster: the data of an earlier one would hold its pods and addresses.
 	cpDir := filepath.Join(opts.Dir, "controlplane")
-	if err := os.RemoveAll(cpDir); err != nil {
-		return nil, err
+	for _, d := range []string{cpDir, filepath.Join(opts.Dir, "nodes")} {
+		if err := os.RemoveAll(d); err != nil {
+			return nil, err
+		}
 	}
 	s.progress("control plane: starting etcd and kube-apiserver (state in %s)", cpDir)
 	s.env, err = testenv.Start(testenv.Options{Dir: cpDir})
@@ -196,6 +201,20 @@ func Up(ctx context.Context, opts Options) (sb *Sandbox, err error) {
 	if err := s.buildNetwork(); err != nil {
 		return nil, fmt.Errorf("network: %w", err)
 	}
+	// Nodes reach the control plane at the host's loopback address through a forwarder in each
+	// node namespace, so that the one kubeconfig works everywhere (Multus reads it on the nodes).
+	apiAddr := strings.TrimPrefix(strings.TrimSuffix(s.Config.Host, "/"), "https://")
+	ap, err := netip.ParseAddrPort(apiAddr)
+	if err != nil {
+		return nil, fmt.Errorf("apiserver address %q: %w", s.Config.Host, err)
+	}
+	for _, n := range s.Nodes {
+		fw, err := netsim.ForwardTCP(n.Net.NS, ap, apiAddr)
+		if err != nil {
+			return nil, err
+		}
+		s.forwarders = append(s.forwarders, fw)
+	}
 	if err := s.startController(ctx); err != nil {
 		return nil, fmt.Errorf("controller: %w", err)
 	}
@@ -211,8 +230,20 @@ func Up(ctx context.Context, opts Options) (sb *Sandbox, err error) {
 	if err := s.waitReady(ctx); err != nil {
 		return nil, err
 	}
+	if tools, err := testenv.ToolsBin(); err == nil {
+		if _, err := os.Stat(filepath.Join(tools, "multus")); err == nil {
+			s.multus = filepath.Join(tools, "multus")
+		}
+	}
+	if s.multus != "" {
+		s.progress("pods: the Multus thin plugin (%s) delegates to the NADs, as on a node", s.multus)
+	} else {
+		s.note("the Multus thin plugin is not built (hack/build-tools.sh multus): the sandbox's kubelet resolves the Multus annotations and delegates to the NADs itself with libcni")
+	}
 	for _, n := range s.Nodes {
-		n.kubelet = newKubelet(n)
+		if n.kubelet, err = newKubelet(n); err != nil {
+			return nil, err
+		}
 		n.kubelet.start(s.ctx)
 	}
 	if err := s.createWorkloads(ctx); err != nil {
@@ -356,6 +387,9 @@ func (s *Sandbox) Close() error {
 		if err := s.ctrl.stop(30 * time.Second); err != nil {
 			errs = append(errs, fmt.Errorf("controller: %w", err))
 		}
+	}
+	for _, f := range s.forwarders {
+		f.Close()
 	}
 	if s.lab != nil {
 		errs = append(errs, s.lab.Close())

@@ -13,7 +13,7 @@ export SPIDERPOOL_TOOLS_BIN := $(TOOLS_BIN)
 
 BINARIES := spiderpool-agent spiderpool-controller spiderpool coordinator ifacer spiderpool-init spiderpoolctl spiderpool-sandbox
 
-.PHONY: all build tools generate manifests verify lint test test-unit test-integration test-e2e bench fuzz clean help
+.PHONY: all build tools generate manifests verify lint test test-unit test-integration test-e2e bench fuzz clean help demo demo-down images
 
 all: build
 
@@ -44,22 +44,24 @@ verify: generate manifests ## regenerate everything, then fail on any difference
 	@test -z "$$(git status --porcelain -- api charts)" || { git status --porcelain -- api charts; echo "untracked generated files"; exit 1; }
 	@echo "verify: generated files are current"
 
-lint: ## gofmt, go vet, staticcheck
+lint: ## gofmt, go vet, staticcheck, helm lint
 	@test -x $(STATICCHECK) || hack/build-tools.sh staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [[ -n $$out ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	$(STATICCHECK) ./...
+	@test -x $(TOOLS_BIN)/helm || hack/build-tools.sh helm
+	$(TOOLS_BIN)/helm lint --strict charts/spiderpool
 	@echo "lint: clean"
 
-test-unit: ## unit tests (no root, no control plane)
-	$(GO_TEST) -count=1 ./api/... ./internal/... ./cmd/... ./bench/...
+test-unit: ## unit tests (no control plane; as root they include the netns and user-mode-linux tests)
+	$(GO_TEST) -count=1 ./api/... ./internal/... ./cmd/... ./bench/... ./hack/images/... ./test/chart/...
 
 test-integration: ## suites against a real etcd + kube-apiserver
 	@test -x $(TOOLS_BIN)/kube-apiserver || { echo "run make tools first"; exit 1; }
 	$(GO_TEST) -count=1 -timeout 20m ./test/integration/...
 
-test-e2e: ## suites in network namespaces with real plugins (root)
-	@if [[ -d test/e2e ]]; then $(GO_TEST) -count=1 -timeout 30m ./test/e2e/...; else echo "test-e2e: no e2e suites yet"; fi
+test-e2e: ## the guides' scenarios on the sandbox (root)
+	$(GO_TEST) -count=1 -timeout 30m ./test/e2e/...
 
 test: lint test-unit test-integration test-e2e ## everything CI runs
 
@@ -72,6 +74,19 @@ bench: ## benchmarks; prints figures and ratios (IPAM benchmark: JSON report in 
 FUZZTIME ?= 60s
 fuzz: ## run every fuzz target for FUZZTIME each
 	@hack/fuzz.sh $(FUZZTIME)
+
+DEMO_FLAGS ?=
+demo: build ## run the sandbox: the public-cloud guide on this machine until Ctrl-C (root; DEMO_FLAGS="--scenario overlay")
+	@echo "demo: checking the pinned tools (the first run builds them: about 15 minutes on 2 cores)"
+	@hack/build-tools.sh
+	$(OUT)/bin/spiderpool-sandbox up $(DEMO_FLAGS)
+
+demo-down: ## remove a detached or crashed sandbox: namespaces, processes, state
+	@test -x $(OUT)/bin/spiderpool-sandbox || $(MAKE) build
+	$(OUT)/bin/spiderpool-sandbox down
+
+images: build ## image tarballs in _output/images from the static binaries, no container engine
+	go run ./hack/images -bin $(OUT)/bin -out $(OUT)/images
 
 clean: ## remove build output (keeps .tools)
 	rm -rf $(OUT)

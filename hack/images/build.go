@@ -1,5 +1,3 @@
-//go:build images
-
 package main
 
 import (

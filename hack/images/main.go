@@ -1,5 +1,3 @@
-//go:build images
-
 // Command images assembles the project's container images without a container engine: each image
 // is one layer of static binaries on an empty base, written as a tarball to load with `docker
 // load`, `podman load`, `ctr images import` or `kind load image-archive`. The output is

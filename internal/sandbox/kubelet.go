@@ -435,15 +435,21 @@ func asConfList(config []byte) ([]byte, error) {
 		}
 		return config, nil
 	}
+	// A single plugin's configuration: the list of that one plugin, with its version and name.
 	conf, err := libcni.NetworkPluginConfFromBytes(config)
 	if err != nil {
 		return nil, err
 	}
-	list, err := libcni.ConfListFromConf(conf)
+	list, err := json.Marshal(map[string]any{
+		"cniVersion": conf.Network.CNIVersion, "name": conf.Network.Name, "plugins": []json.RawMessage{config},
+	})
 	if err != nil {
 		return nil, err
 	}
-	return list.Bytes, nil
+	if _, err := libcni.NetworkConfFromBytes(list); err != nil {
+		return nil, err
+	}
+	return list, nil
 }
 
 // networkRef is one entry of the networks annotation.

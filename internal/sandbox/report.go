@@ -184,12 +184,6 @@ func (m *Matrix) Print(w io.Writer) {
 	}
 }
 
-// source is a probe origin: a pod or the outside client.
-type source struct {
-	label string
-	ns    ns.NetNS
-}
-
 // Connectivity probes what the scenario's pods must reach (ping and TCP, in parallel) and
 // returns the matrix.
 func (s *Sandbox) Connectivity(ctx context.Context) (*Matrix, error) {

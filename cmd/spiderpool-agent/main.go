@@ -12,20 +12,43 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/spiderpool-go/spiderpool/internal/agent"
+	"github.com/spiderpool-go/spiderpool/internal/cniinstall"
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
 	"github.com/spiderpool-go/spiderpool/internal/logging"
 )
 
 func main() {
+	run := run
+	if len(os.Args) > 1 && os.Args[1] == "install-cni" {
+		run = func() error { return installCNI(os.Args[2:]) }
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "spiderpool-agent:", err)
 		os.Exit(1)
 	}
+}
+
+// installCNI is `spiderpool-agent install-cni`: the DaemonSet's init container copies our plugins
+// to the node with it, since the image has no shell.
+func installCNI(args []string) error {
+	fs := flag.NewFlagSet("spiderpool-agent install-cni", flag.ContinueOnError)
+	from := fs.String("from", "/opt/spiderpool/cni/bin", "directory of the plugin binaries in the image")
+	to := fs.String("to", "/host/opt/cni/bin", "the node's CNI binary directory, mounted (Helm global.cniBinHostPath)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	names, err := cniinstall.Install(*from, *to)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("installed %s into %s\n", strings.Join(names, ", "), *to)
+	return nil
 }
 
 func run() error {

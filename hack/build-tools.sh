@@ -14,6 +14,7 @@ mkdir -p "$bin" "$stamps"
 # name|module dir (relative to hack/tools)|package
 tools=(
   "kube-apiserver|.|k8s.io/kubernetes/cmd/kube-apiserver"
+  "kubectl|.|k8s.io/kubernetes/cmd/kubectl"
   "etcd|.|./cmd/etcd"
   "controller-gen|.|sigs.k8s.io/controller-tools/cmd/controller-gen"
   "staticcheck|.|honnef.co/go/tools/cmd/staticcheck"

@@ -130,6 +130,24 @@ func verify(t *testing.T, sb *sandbox.Sandbox) {
 	}
 }
 
+// kubectl runs the pinned kubectl with a kubeconfig, as a user of the sandbox would.
+func kubectl(t *testing.T, kubeconfig string, args ...string) string {
+	t.Helper()
+	tools, err := testenv.ToolsBin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(tools, "kubectl")
+	if _, err := os.Stat(bin); err != nil {
+		t.Skipf("kubectl is not built (make tools): %v", err)
+	}
+	out, err := exec.Command(bin, append([]string{"--kubeconfig", kubeconfig}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
 func pool(t *testing.T, sb *sandbox.Sandbox, name string) *v2beta1.SpiderIPPool {
 	t.Helper()
 	var p v2beta1.SpiderIPPool
@@ -162,6 +180,18 @@ func TestPublicCloudScenario(t *testing.T) {
 		p := pool(t, sb, name)
 		if got := ptr.Deref(p.Status.AllocatedIPCount, -1); got != 1 || ptr.Deref(p.Status.TotalIPCount, -1) != 5 {
 			t.Errorf("pool %s: %d of %d allocated, want 1 of 5 (one pod per node per NIC)", name, got, ptr.Deref(p.Status.TotalIPCount, -1))
+		}
+	}
+
+	// What a user sees with kubectl: the guide's table.
+	out := kubectl(t, sb.Kubeconfig, "get", "spiderippool")
+	t.Logf("kubectl get spiderippool:\n%s", out)
+	for _, name := range []string{"master-172", "master-192", "worker-172", "worker-192"} {
+		if !slices.ContainsFunc(strings.Split(out, "\n"), func(l string) bool {
+			f := strings.Fields(l)
+			return len(f) == 6 && f[0] == name && f[1] == "4" && f[3] == "1" && f[4] == "5" && f[5] == "true"
+		}) {
+			t.Errorf("kubectl get spiderippool has no row '%s 4 <subnet> 1 5 true'", name)
 		}
 	}
 
@@ -305,7 +335,7 @@ func TestSandboxDownLeavesNothing(t *testing.T) {
 		}
 		return string(out)
 	}
-	out := run("up", "--detach", "--verify", "--dir", dir, "--prefix", "e2edn", "--plugin-dir", binaries(t))
+	out := run("up", "--scenario", "overlay", "--detach", "--verify", "--dir", dir, "--prefix", "e2edn", "--plugin-dir", binaries(t))
 	if !strings.Contains(out, "verify: every check passed") || !strings.Contains(out, "export KUBECONFIG="+filepath.Join(dir, "kubeconfig")) {
 		t.Errorf("up --detach output:\n%s", out)
 	}
@@ -318,6 +348,21 @@ func TestSandboxDownLeavesNothing(t *testing.T) {
 	}
 	if names, _ := netsim.Namespaces("e2edn"); len(names) < 4 {
 		t.Errorf("namespaces while up: %v", names)
+	}
+	// kubectl against the detached sandbox: the coordinator Synced with the guide's CIDRs and
+	// the NAD generated from the SpiderMultusConfig.
+	kc := filepath.Join(dir, "kubeconfig")
+	scc := kubectl(t, kc, "get", "spidercoordinator", "default", "-o", "yaml")
+	for _, want := range []string{"phase: Synced", "- 10.233.0.0/18", "- 10.244.64.0/18", "mode: overlay"} {
+		if !strings.Contains(scc, want) {
+			t.Errorf("kubectl get spidercoordinator default -o yaml lacks %q:\n%s", want, scc)
+		}
+	}
+	if nads := kubectl(t, kc, "get", "network-attachment-definitions", "-A"); !strings.Contains(nads, "macvlan-eth0") {
+		t.Errorf("kubectl get network-attachment-definitions -A:\n%s", nads)
+	}
+	if pools := kubectl(t, kc, "get", "spiderippool"); !strings.Contains(pools, "10-6-v4") {
+		t.Errorf("kubectl get spiderippool:\n%s", pools)
 	}
 	out = run("down", "--dir", dir)
 	t.Logf("down:\n%s", out)

@@ -49,6 +49,9 @@ const (
 	umlPool    = "uml-ipvlan"
 )
 
+// umlNodeMAC is the node NIC's address: the only source MAC the "VPC" lets in.
+var umlNodeMAC = net.HardwareAddr{0x02, 0x00, 0x00, 0x99, 0x00, 0x11}
+
 // Environment of the guest half.
 const (
 	envUMLKubeconfig = "SPIDERPOOL_UML_KUBECONFIG"
@@ -99,16 +102,30 @@ func TestIPVlanUnderlayInUMLGuest(t *testing.T) {
 		// traffic once it loads (measured: RX 0, one TX drop), so it loads with IPv6 off. The guest
 		// kernel has no nf_tables for IPv4: the guest half runs iptables-legacy on these modules
 		// (veth for the coordinator's pair).
-		Memory: "512M", NetNS: sw, Modules: []string{"ipv6 disable_ipv6=1", "ipvlan", "veth",
+		Memory: "512M", NetNS: sw, Modules: []string{"ipv6 disable_ipv6=1", "ipvlan", "macvlan", "veth",
 			"ip_tables", "iptable_filter", "iptable_nat", "iptable_mangle", "ip6_tables", "ip6table_filter",
 			"ip6table_nat", "ip6table_mangle", "nf_nat", "xt_conntrack", "xt_mark", "xt_connmark",
 			"xt_MASQUERADE", "xt_nat", "xt_tcpudp", "xt_addrtype"},
 		// Configured at boot: a vector NIC taken down and up again (renamed, moved to another
 		// namespace) stops passing traffic.
-		NICs: []uml.NIC{{Tap: "umltap0", Name: "eth0", Addrs: []netip.Prefix{netip.MustParsePrefix(umlNodeIP + "/16")},
+		NICs: []uml.NIC{{Tap: "umltap0", Name: "eth0", MAC: umlNodeMAC, Addrs: []netip.Prefix{netip.MustParsePrefix(umlNodeIP + "/16")},
 			HostAddrs: []netip.Prefix{netip.MustParsePrefix(umlGateway + "/16")}}},
 	})
 	t.Logf("guest booted in %s", g.BootTime().Round(time.Millisecond))
+	// The "VPC": like a cloud network, the switch drops frames whose source MAC is not the
+	// node NIC's own. ipvlan pods share that MAC; macvlan pods have their own.
+	vpc := func(op string) {
+		testutil.InNS(t, sw, func() error {
+			for _, chain := range []string{"INPUT", "FORWARD"} {
+				argv := []string{"-w", op, chain, "-i", "umltap0", "-m", "mac", "!", "--mac-source", umlNodeMAC.String(), "-j", "DROP"}
+				if out, err := exec.Command("iptables", argv...).CombinedOutput(); err != nil {
+					return fmt.Errorf("iptables %s: %v: %s", strings.Join(argv, " "), err, out)
+				}
+			}
+			return nil
+		})
+	}
+	vpc("-A")
 
 	exe, err := os.Executable()
 	if err != nil {
@@ -159,6 +176,17 @@ func TestIPVlanUnderlayInUMLGuest(t *testing.T) {
 			t.Errorf("restore-mark: %q %v", out, err)
 		}
 		expectTCP(t, "outside host -> nodePort, mark rule back", sw, umlNodeIP+":30080", "pod-b")
+		// Why the guides choose ipvlan: everything above crossed the VPC; a macvlan pod on the
+		// same node, pool and coordinator does not, until the MAC filter goes.
+		if out, err := ctl("macvlan-ping"); err != nil || !strings.HasPrefix(out, "blocked") {
+			t.Errorf("a macvlan pod behind the VPC's MAC filter: %q %v; want its ping to the gateway blocked", out, err)
+		} else {
+			t.Logf("macvlan pod behind the VPC: %s", out)
+		}
+		vpc("-D")
+		if out, err := ctl("macvlan-ping"); err != nil || out != "reached" {
+			t.Errorf("the same macvlan pod without the MAC filter: %q %v; want it to reach the gateway", out, err)
+		}
 		_, _ = ctl("done")
 		r = <-ran
 	} else if r.stdout == "" {
@@ -272,17 +300,22 @@ func TestIPVlanUnderlayGuestHalf(t *testing.T) {
 		t.Fatalf("agent in the guest never became healthy: %v", err)
 	}
 
-	conflist, err := json.Marshal(map[string]any{
-		"cniVersion": "1.0.0", "name": "ipvlan-eth0",
-		"plugins": []any{
-			map[string]any{"type": "ipvlan", "master": "eth0", "mode": "l2",
-				"ipam": map[string]any{"type": "spiderpool", "default_ipv4_ippool": []string{umlPool}, "log_file_path": "/tmp/spiderpool.log"}},
-			map[string]any{"type": "coordinator", "mode": "underlay", "logOptions": map[string]any{"logFile": "/tmp/coordinator.log"}},
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
+	chain := func(mainType, mode string) []byte {
+		b, err := json.Marshal(map[string]any{
+			"cniVersion": "1.0.0", "name": mainType + "-eth0",
+			"plugins": []any{
+				map[string]any{"type": mainType, "master": "eth0", "mode": mode,
+					"ipam": map[string]any{"type": "spiderpool", "default_ipv4_ippool": []string{umlPool}, "log_file_path": "/tmp/spiderpool.log"}},
+				map[string]any{"type": "coordinator", "mode": "underlay", "logOptions": map[string]any{"logFile": "/tmp/coordinator.log"}},
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
 	}
+	conflist, macvlanList := chain("ipvlan", "l2"), chain("macvlan", "bridge")
+	var macPod *guestPod
 	cni := netsim.NewCNI([]string{os.Getenv(envUMLPlugins), os.Getenv(envUMLTools)}, "/tmp/cni-cache", nil)
 	node := &netsim.Node{Name: umlNode, NS: host}
 	before, err := netsim.HostState(host)
@@ -333,6 +366,16 @@ func TestIPVlanUnderlayGuestHalf(t *testing.T) {
 		run(append([]string{"iptables", "-w"}, r...)...)
 	}
 	expectTCP(t, "pod-a -> ClusterIP", a.ns, "10.233.0.10:80", "pod-b")
+	ipvlanPods := []*guestPod{a, b}
+	delIPVlanPods := func() error {
+		for _, p := range ipvlanPods {
+			if err := cni.Del(context.Background(), node, conflist, p.pod, "eth0"); err != nil {
+				return err
+			}
+		}
+		ipvlanPods = nil
+		return nil
+	}
 	// The host half probes from outside now; it drives the mark rule through the control port.
 	markRule := netlinkx.Rule{Family: netlinkx.FamilyV4, Mark: 0x1, Table: 100, Priority: 1000}
 	serveControl(t, netip.MustParseAddrPort(umlNodeIP+":"+umlCtlPort), map[string]func() string{
@@ -343,7 +386,25 @@ func TestIPVlanUnderlayGuestHalf(t *testing.T) {
 		"restore-mark": func() string {
 			return result(b.ns.Do(func(ns.NetNS) error { return netlinkx.EnsureRule(markRule) }))
 		},
+		"macvlan-ping": func() string {
+			if macPod == nil {
+				// A NIC is the master of ipvlan or of macvlan links, not both: the ipvlan pods go first.
+				if err := delIPVlanPods(); err != nil {
+					return err.Error()
+				}
+				macPod = addGuestPod(t, kc, cni, node, macvlanList, "pod-c")
+			}
+			if err := netsim.Ping(macPod.ns, netip.MustParseAddr(umlGateway), 2*time.Second); err != nil {
+				return "blocked: " + err.Error()
+			}
+			return "reached"
+		},
 	}, 5*time.Minute)
+	if macPod != nil {
+		if err := cni.Del(context.Background(), node, macvlanList, macPod.pod, "eth0"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, r := range [][]string{
 		{"-t", "nat", "-D", "PREROUTING", "-d", "10.233.0.10", "-p", "tcp", "--dport", "80", "-j", "DNAT", "--to-destination", b.ip.String() + ":8080"},
 		{"-t", "nat", "-D", "POSTROUTING", "-m", "conntrack", "--ctstate", "DNAT", "--ctorigdst", "10.233.0.10", "-j", "MASQUERADE"},
@@ -352,10 +413,8 @@ func TestIPVlanUnderlayGuestHalf(t *testing.T) {
 		run(append([]string{"iptables", "-w"}, r...)...)
 	}
 
-	for _, p := range []*guestPod{a, b} {
-		if err := cni.Del(context.Background(), node, conflist, p.pod, "eth0"); err != nil {
-			t.Fatal(err)
-		}
+	if err := delIPVlanPods(); err != nil {
+		t.Fatal(err)
 	}
 	after, err := netsim.HostState(host)
 	if err != nil {

@@ -25,7 +25,7 @@ import (
 
 // PrintTable prints a resource list the way `kubectl get` does, from the apiserver's Table API
 // (the CRDs' printer columns). path is the list's API path.
-func PrintTable(ctx context.Context, cfg *rest.Config, w io.Writer, path string) error {
+func PrintTable(ctx context.Context, cfg *rest.Config, w io.Writer, path string, allNamespaces bool) error {
 	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		return err
@@ -51,6 +51,9 @@ func PrintTable(ctx context.Context, cfg *rest.Config, w io.Writer, path string)
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
 	var cols []int
 	var head []string
+	if allNamespaces {
+		head = append(head, "NAMESPACE")
+	}
 	for i, c := range t.ColumnDefinitions {
 		if c.Priority == 0 {
 			cols = append(cols, i)
@@ -65,6 +68,15 @@ func PrintTable(ctx context.Context, cfg *rest.Config, w io.Writer, path string)
 	}
 	for _, r := range t.Rows {
 		var cells []string
+		if allNamespaces {
+			var meta struct {
+				Metadata struct {
+					Namespace string `json:"namespace"`
+				} `json:"metadata"`
+			}
+			_ = json.Unmarshal(r.Object.Raw, &meta)
+			cells = append(cells, meta.Metadata.Namespace)
+		}
 		for _, i := range cols {
 			cells = append(cells, cell(t.ColumnDefinitions[i], r.Cells[i]))
 		}
@@ -90,14 +102,17 @@ func cell(c metav1.TableColumnDefinition, v any) string {
 
 // PrintTables prints the tables the guides show: pools, SpiderMultusConfigs, endpoints, pods.
 func (s *Sandbox) PrintTables(ctx context.Context, w io.Writer) error {
-	for _, t := range []struct{ cmd, path string }{
-		{"kubectl get spiderippool", "/apis/spiderpool.spidernet.io/v2beta1/spiderippools"},
-		{"kubectl get spidermultusconfig -A", "/apis/spiderpool.spidernet.io/v2beta1/spidermultusconfigs"},
-		{"kubectl get network-attachment-definitions -A", "/apis/k8s.cni.cncf.io/v1/network-attachment-definitions"},
-		{"kubectl get se", "/apis/spiderpool.spidernet.io/v2beta1/namespaces/default/spiderendpoints"},
+	for _, t := range []struct {
+		cmd, path string
+		all       bool
+	}{
+		{"kubectl get spiderippool", "/apis/spiderpool.spidernet.io/v2beta1/spiderippools", false},
+		{"kubectl get spidermultusconfig -A", "/apis/spiderpool.spidernet.io/v2beta1/spidermultusconfigs", true},
+		{"kubectl get network-attachment-definitions -A", "/apis/k8s.cni.cncf.io/v1/network-attachment-definitions", true},
+		{"kubectl get se", "/apis/spiderpool.spidernet.io/v2beta1/namespaces/default/spiderendpoints", false},
 	} {
 		fmt.Fprintf(w, "\n$ %s\n", t.cmd)
-		if err := PrintTable(ctx, s.Config, w, t.path); err != nil {
+		if err := PrintTable(ctx, s.Config, w, t.path, t.all); err != nil {
 			return err
 		}
 	}

@@ -462,7 +462,7 @@ func TestCoordinatorNotReadyEvents(t *testing.T) {
 
 // The object the controller creates when none exists must pass its own webhook's validation.
 func TestDefaultCoordinatorIsValid(t *testing.T) {
-	c := DefaultCoordinator("default")
+	c := v2beta1.HelmDefaultCoordinator("default")
 	if errs := v2beta1.ValidateSpiderCoordinator(c); len(errs) > 0 {
 		t.Errorf("default SpiderCoordinator is invalid: %v", errs.ToAggregate())
 	}

@@ -11,13 +11,12 @@ import (
 	"time"
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
-	"github.com/spiderpool-go/spiderpool/internal/controller"
 )
 
 // EnvPrefix starts the name of every environment variable spiderpool-init reads.
 const EnvPrefix = "SPIDERPOOL_INIT_"
 
-// Defaults that are not coordinator values (those come from controller.DefaultCoordinator).
+// Defaults that are not coordinator values (those come from v2beta1.HelmDefaultCoordinator).
 const (
 	DefaultNamespace  = "kube-system"
 	DefaultCNIConfDir = "/etc/cni/net.d"
@@ -79,7 +78,7 @@ type MultusValues struct {
 // DefaultConfig returns the Helm chart's defaults (SPEC.md 9). The coordinator values are the ones
 // the controller uses when it creates a missing SpiderCoordinator, so both agree on what "default" is.
 func DefaultConfig() Config {
-	spec := controller.DefaultCoordinator("default").Spec
+	spec := v2beta1.HelmDefaultCoordinator("default").Spec
 	return Config{
 		Namespace:  DefaultNamespace,
 		CNIConfDir: DefaultCNIConfDir,

@@ -13,7 +13,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
-	"github.com/spiderpool-go/spiderpool/internal/controller"
 )
 
 func env(kv ...string) func(string) (string, bool) {
@@ -39,7 +38,7 @@ func TestDefaultConfigIsTheControllersCoordinator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := controller.DefaultCoordinator("default")
+	want := v2beta1.HelmDefaultCoordinator("default")
 	// detectGateway/detectIPConflict are Helm values (false); the controller leaves them unset.
 	want.Spec.DetectGateway, want.Spec.DetectIPConflict = new(false), new(false)
 	if diff := cmp.Diff(want.Spec, p.Coordinator.Spec); diff != "" {

@@ -65,7 +65,7 @@
 // The two multus values drop the "multusCNI" segment from their names. The command also takes
 // --kubeconfig (env KUBECONFIG; empty means in cluster).
 //
-// The coordinator defaults are controller.DefaultCoordinator's, the object the controller creates
+// The coordinator defaults are v2beta1.HelmDefaultCoordinator's, the object the controller creates
 // when none exists, so both programs agree on the chart's defaults.
 //
 // It writes through the API only, so that the admission webhooks check what it writes like anything

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	agentv1 "github.com/spiderpool-go/spiderpool/api/agent/v1"
+	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	agentcfg "github.com/spiderpool-go/spiderpool/internal/agent"
 	ctlcfg "github.com/spiderpool-go/spiderpool/internal/controller"
 	"github.com/spiderpool-go/spiderpool/internal/webhook"
@@ -58,7 +59,7 @@ func TestChartDefaultsMatchBinaries(t *testing.T) {
 	v := values(t)
 	port := func(addr string) string { _, p, _ := strings.Cut(addr, ":"); return p }
 	str := func(path string) string { return toString(value(t, v, path)) }
-	coord := ctlcfg.DefaultCoordinator("default").Spec
+	coord := v2beta1.HelmDefaultCoordinator("default").Spec
 	for _, c := range []struct{ path, want string }{
 		{"spiderpoolAgent.httpPort", port(agentcfg.DefaultHealthAddr)},
 		{"spiderpoolAgent.prometheus.port", port(agentcfg.DefaultMetricsAddr)},
@@ -88,7 +89,7 @@ func TestChartDefaultsMatchBinaries(t *testing.T) {
 		hijack = append(hijack, h.(string))
 	}
 	if diff := cmp.Diff(coord.HijackCIDR, hijack); diff != "" {
-		t.Errorf("coordinator.hijackCIDR differs from ctlcfg.DefaultCoordinator (-binary +chart):\n%s", diff)
+		t.Errorf("coordinator.hijackCIDR differs from v2beta1.HelmDefaultCoordinator (-binary +chart):\n%s", diff)
 	}
 }
 

@@ -85,8 +85,10 @@ demo-down: ## remove a detached or crashed sandbox: namespaces, processes, state
 	@test -x $(OUT)/bin/spiderpool-sandbox || $(MAKE) build
 	$(OUT)/bin/spiderpool-sandbox down
 
-images: build ## image tarballs in _output/images from the static binaries, no container engine
-	go run ./hack/images -bin $(OUT)/bin -out $(OUT)/images
+# The chart deploys v<appVersion> when no tag is set: images get that tag unless IMAGE_VERSION says otherwise.
+IMAGE_VERSION ?= v$(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}/\1/p' charts/spiderpool/Chart.yaml)
+images: build ## image tarballs in _output/images from the static binaries, no container engine (IMAGE_VERSION)
+	go run ./hack/images -bin $(OUT)/bin -out $(OUT)/images -version $(IMAGE_VERSION)
 
 clean: ## remove build output (keeps .tools)
 	rm -rf $(OUT)

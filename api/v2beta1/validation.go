@@ -963,7 +963,9 @@ func ValidateSpiderMultusConfig(smc *SpiderMultusConfig) field.ErrorList {
 		{CniTypeOvs, "ovs", spec.OvsConfig != nil},
 		{CniTypeIBSriov, "ibsriov", spec.IbSriovConfig != nil},
 		{CniTypeIPoIB, "ipoib", spec.IpoibConfig != nil},
-		{CniTypeCustom, "customCNI", spec.CustomCNIConfig != nil},
+		// An empty customCNI counts as absent: `kubectl apply` of a guide's ipvlan object over
+		// spiderpool-init's placeholder (cniType custom, customCNI "") keeps the field.
+		{CniTypeCustom, "customCNI", spec.CustomCNIConfig != nil && (*spec.CustomCNIConfig != "" || cniType == CniTypeCustom)},
 	}
 	own := ""
 	for _, s := range present {

@@ -710,8 +710,13 @@ func TestValidateSpiderMultusConfig(t *testing.T) {
 		{name: "other sub-object present", smc: smc("macvlan", both(macvlan(nil), func(m *SpiderMultusConfig) {
 			m.Spec.IPVlanConfig = &SpiderIPvlanCniConfig{Master: []string{"eth0"}}
 		})), want: []wantErr{forbidden("spec.ipvlan", "cniType macvlan only supports spec.macvlan; remove spec.ipvlan")}},
-		{name: "customCNI with macvlan", smc: smc("macvlan", both(macvlan(nil), func(m *SpiderMultusConfig) { m.Spec.CustomCNIConfig = s("") })),
+		{name: "customCNI with macvlan", smc: smc("macvlan", both(macvlan(nil), func(m *SpiderMultusConfig) { m.Spec.CustomCNIConfig = s(`{"type":"x"}`) })),
 			want: []wantErr{forbidden("spec.customCNI", "only supports spec.macvlan")}},
+		// kubectl apply of an ipvlan object over spiderpool-init's custom placeholder keeps customCNI "".
+		{name: "empty customCNI with ipvlan", smc: smc("ipvlan", func(m *SpiderMultusConfig) {
+			m.Spec.IPVlanConfig = &SpiderIPvlanCniConfig{Master: []string{"eth0"}}
+			m.Spec.CustomCNIConfig = s("")
+		})},
 		{name: "sub-object with default custom", smc: smc("", macvlan(nil)), want: []wantErr{forbidden("spec.macvlan", "cniType custom only supports spec.customCNI")}},
 
 		// macvlan / ipvlan / vlan rules.

@@ -66,6 +66,9 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "spiderpool-sandbox: unknown command %q\n%s", args[0], usage)
 		return 2
 	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "spiderpool-sandbox:", err)
 		return 1
@@ -110,6 +113,9 @@ func up(args []string) int {
 	fs.BoolVar(&f.verify, "verify", false, "exit non-zero when a connectivity check fails (tears down unless --detach)")
 	fs.BoolVar(&f.daemon, "daemon", false, "internal: the detached sandbox process")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if f.nodeKernel != "host" {
@@ -176,7 +182,7 @@ func serve(f upFlags) int {
 	}
 	fmt.Fprintf(out, "\nthe sandbox runs; try:\n  export KUBECONFIG=%s\n  kubectl get spiderippool\n", sb.Kubeconfig)
 	if f.daemon {
-		fmt.Fprintln(out, "stop it with: spiderpool-sandbox down")
+		fmt.Fprintf(out, "stop it with: spiderpool-sandbox down --dir %s\n", f.dir)
 	} else {
 		fmt.Fprintln(out, "press Ctrl-C to tear it down")
 	}

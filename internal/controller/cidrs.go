@@ -142,12 +142,39 @@ func resolvePodCIDRType(podCIDRType, dir string) (string, error) {
 		return "", fmt.Errorf("podCIDRType auto: no *.conf or *.conflist file in %s: install the main CNI or set podCIDRType explicitly", dir)
 	}
 	slices.Sort(files)
-	path := filepath.Join(dir, files[0])
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("podCIDRType auto: %w", err)
+	// Multus' own file comes first by name (00-multus.conf) and says nothing about the cluster
+	// network: the first other file does. With Multus alone, the pods' networks are all
+	// Multus-delegated underlays: no overlay CIDR.
+	for _, f := range files {
+		path := filepath.Join(dir, f)
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return "", fmt.Errorf("podCIDRType auto: %w", err)
+		}
+		if isMultusConfig(raw) {
+			continue
+		}
+		return podCIDRTypeOfCNIConfig(raw, path)
 	}
-	return podCIDRTypeOfCNIConfig(raw, path)
+	return v2beta1.PodCIDRTypeNone, nil
+}
+
+// isMultusConfig reports whether a CNI configuration file is Multus' (thin or thick plugin).
+func isMultusConfig(raw []byte) bool {
+	var conf struct {
+		Type    string `json:"type"`
+		Plugins []struct {
+			Type string `json:"type"`
+		} `json:"plugins"`
+	}
+	if json.Unmarshal(raw, &conf) != nil {
+		return false
+	}
+	t := conf.Type
+	if len(conf.Plugins) > 0 {
+		t = conf.Plugins[0].Type
+	}
+	return t == "multus" || t == "multus-shim"
 }
 
 // podCIDRTypeOfCNIConfig maps the network name of a CNI config (a .conf or a .conflist: both carry

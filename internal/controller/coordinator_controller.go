@@ -106,7 +106,7 @@ func NewCoordinatorReconciler(c client.Client, reader client.Reader) *Coordinato
 	}
 }
 
-// +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spidercoordinators,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spidercoordinators,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spidercoordinators/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spidercoordinators/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=configmaps;pods,verbs=get;list;watch

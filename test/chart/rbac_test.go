@@ -58,9 +58,7 @@ func markerRules(t *testing.T) []rbacv1.PolicyRule {
 }
 
 // Permissions the chart grants the controller beyond the markers, each with the reason.
-var controllerExtras = map[rule]string{
-	{"spiderpool.spidernet.io", "spidercoordinators", "create"}: "coordinator_default.go creates the default SpiderCoordinator; its marker lacks create",
-}
+var controllerExtras = map[rule]string{}
 
 // namespacedOnly are marker permissions the chart grants through the Role in the release namespace
 // rather than cluster-wide: the code only touches objects there (the webhook certificate Secret).

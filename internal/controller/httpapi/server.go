@@ -80,7 +80,12 @@ func Handler(opts Options) http.Handler {
 	mux.HandleFunc("GET "+PathStatus, a.status)
 	// Probe paths and their per-check subpaths, the way controller-runtime's probe server serves
 	// them, so that the Deployment's probes do not change.
-	for path, checks := range map[string]map[string]healthz.Checker{PathLiveness: opts.Liveness, PathReady: opts.Readiness} {
+	// Upstream's paths (SPEC.md 7.2) answer too: /v1/runtime/liveness is the liveness checks,
+	// startup and readiness the readiness checks.
+	for path, checks := range map[string]map[string]healthz.Checker{
+		PathLiveness: opts.Liveness, PathReady: opts.Readiness,
+		"/v1/runtime/liveness": opts.Liveness, "/v1/runtime/readiness": opts.Readiness, "/v1/runtime/startup": opts.Readiness,
+	} {
 		if checks == nil {
 			checks = map[string]healthz.Checker{}
 		}

@@ -107,6 +107,7 @@ func TestProbes(t *testing.T) {
 		want int
 	}{
 		{"/healthz", 200}, {"/healthz/ping", 200}, {"/readyz", 500}, {"/readyz/ping", 200}, {"/readyz/webhook", 500},
+		{"/v1/runtime/liveness", 200}, {"/v1/runtime/readiness", 500}, {"/v1/runtime/startup", 500}, {"/v1/runtime/nothing", 404},
 	} {
 		if got := do(t, h, http.MethodGet, tc.path).Code; got != tc.want {
 			t.Errorf("GET %s = %d, want %d", tc.path, got, tc.want)

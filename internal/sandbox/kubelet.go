@@ -29,6 +29,9 @@ import (
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
 )
 
+// AnnotationNetNS is where the stand-in kubelet records a pod's network namespace path.
+const AnnotationNetNS = "sandbox.spiderpool.io/netns"
+
 // Multus annotations the stand-in kubelet honours the way Multus does.
 const (
 	annotationNetworks       = "k8s.v1.cni.cncf.io/networks"
@@ -42,9 +45,16 @@ const (
 // reports the pod Running with its IPs. A failed setup is torn down (CNI DEL) and retried with a
 // new sandbox, as the kubelet does. A pod being deleted is torn down and then removed.
 type kubelet struct {
-	node *Node
-	cni  *netsim.CNI
-	log  *slog.Logger
+	name   string // the node's
+	c      client.Client
+	net    *netsim.Node // where the plugins run: the node's namespace
+	cni    *netsim.CNI
+	log    *slog.Logger
+	hostIP string
+	newNS  func(name string) (ns.NetNS, string, error)
+	delNS  func(name string) error
+	// clusterNet is the node's default network (Multus' clusterNetwork).
+	clusterNet func(ctx context.Context) (attachment, error)
 	// multus is the node's Multus thin-plugin configuration list; nil: the kubelet resolves and
 	// delegates the networks itself.
 	multus []byte
@@ -83,12 +93,18 @@ func newKubelet(n *Node) (*kubelet, error) {
 	tools, _ := testenv.ToolsBin()
 	exec := &netsim.NodeExec{Binds: map[string]string{"/run/spidernet": n.RunDir}}
 	k := &kubelet{
-		node: n,
-		cni:  netsim.NewCNI([]string{s.opts.PluginDir, tools}, filepath.Join(s.opts.Dir, "nodes", n.Name, "cni-cache"), exec),
-		pods: map[types.UID]*podSandbox{},
-		errs: map[string]string{},
-		log:  s.logs.logger("kubelet-" + n.Name),
+		name:   n.Name,
+		c:      s.Client,
+		net:    n.Net,
+		cni:    netsim.NewCNI([]string{s.opts.PluginDir, tools}, filepath.Join(s.opts.Dir, "nodes", n.Name, "cni-cache"), exec),
+		log:    s.logs.logger("kubelet-" + n.Name),
+		hostIP: s.sc.nodeIP(s.nodeIndex(n.Name), 0).String(),
+		newNS:  s.lab.NewNS,
+		delNS:  s.lab.DeleteNS,
+		pods:   map[types.UID]*podSandbox{},
+		errs:   map[string]string{},
 	}
+	k.clusterNet = func(ctx context.Context) (attachment, error) { return s.clusterNetwork(ctx, n) }
 	if s.multus != "" {
 		conf, err := s.multusConfig(n)
 		if err != nil {
@@ -129,7 +145,7 @@ func (k *kubelet) stop() {
 func (k *kubelet) sync(ctx context.Context) {
 	var list corev1.PodList
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err := k.node.sb.Client.List(lctx, &list, client.MatchingFieldsSelector{Selector: fields.OneTermEqualSelector("spec.nodeName", k.node.Name)})
+	err := k.c.List(lctx, &list, client.MatchingFieldsSelector{Selector: fields.OneTermEqualSelector("spec.nodeName", k.name)})
 	cancel()
 	if err != nil {
 		return
@@ -196,7 +212,6 @@ func (k *kubelet) launch(ctx context.Context, f func(context.Context)) {
 
 // setup makes a new sandbox for the pod and runs ADD for each network.
 func (k *kubelet) setup(ctx context.Context, sb *podSandbox) {
-	s := k.node.sb
 	p := sb.pod
 	sb.attempt++
 	err := func() (err error) {
@@ -207,7 +222,7 @@ func (k *kubelet) setup(ctx context.Context, sb *podSandbox) {
 			return err
 		}
 		sb.nsName = fmt.Sprintf("pod-%s-%d", shortUID(p.UID), sb.attempt)
-		sb.netns, sb.nsPath, err = s.lab.NewNS(sb.nsName)
+		sb.netns, sb.nsPath, err = k.newNS(sb.nsName)
 		if err != nil {
 			return err
 		}
@@ -218,7 +233,7 @@ func (k *kubelet) setup(ctx context.Context, sb *podSandbox) {
 		for _, a := range nets {
 			a.container = container
 			actx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-			res, err := k.cni.Add(actx, k.node.Net, a.conflist, container, a.ifName)
+			res, err := k.cni.Add(actx, k.net, a.conflist, container, a.ifName)
 			cancel()
 			sb.attached = append(sb.attached, a) // DEL even a failed ADD, as the runtime does
 			if err != nil {
@@ -244,7 +259,7 @@ func (k *kubelet) setup(ctx context.Context, sb *podSandbox) {
 		if sb.server, err = netsim.ServeTCP(sb.netns, netip.MustParseAddrPort("0.0.0.0:80"), p.Name); err != nil {
 			return err
 		}
-		return k.reportRunning(ctx, p, ips)
+		return k.reportRunning(ctx, p, ips, sb.nsPath)
 	}()
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -281,7 +296,7 @@ func (k *kubelet) teardownNetworks(ctx context.Context, sb *podSandbox) {
 	for i := len(sb.attached) - 1; i >= 0; i-- {
 		a := sb.attached[i]
 		dctx, cancel := context.WithTimeout(ctx, time.Minute)
-		if err := k.cni.Del(dctx, k.node.Net, a.conflist, a.container, a.ifName); err != nil {
+		if err := k.cni.Del(dctx, k.net, a.conflist, a.container, a.ifName); err != nil {
 			k.log.Info("CNI DEL failed", "pod", sb.pod.Name, "ifName", a.ifName, "error", err)
 		}
 		cancel()
@@ -292,7 +307,7 @@ func (k *kubelet) teardownNetworks(ctx context.Context, sb *podSandbox) {
 		sb.netns = nil
 	}
 	if sb.nsName != "" {
-		_ = k.node.sb.lab.DeleteNS(sb.nsName)
+		_ = k.delNS(sb.nsName)
 		sb.nsName = ""
 	}
 }
@@ -315,20 +330,28 @@ func (k *kubelet) teardownAll(ctx context.Context) error {
 func (k *kubelet) finishDeletion(ctx context.Context, p *corev1.Pod) {
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	err := k.node.sb.Client.Delete(dctx, p, client.GracePeriodSeconds(0), client.Preconditions{UID: &p.UID})
+	err := k.c.Delete(dctx, p, client.GracePeriodSeconds(0), client.Preconditions{UID: &p.UID})
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		k.log.Info("confirm pod deletion failed", "pod", p.Name, "error", err)
 	}
 }
 
 // reportRunning writes the pod's status as the kubelet would.
-func (k *kubelet) reportRunning(ctx context.Context, p *corev1.Pod, ips []string) error {
+func (k *kubelet) reportRunning(ctx context.Context, p *corev1.Pod, ips []string, nsPath string) error {
 	if len(ips) == 0 {
 		return errors.New("the default network gave the pod no address")
 	}
 	now := metav1.Now()
 	var latest corev1.Pod
-	if err := k.node.sb.Client.Get(ctx, client.ObjectKeyFromObject(p), &latest); err != nil {
+	if err := k.c.Get(ctx, client.ObjectKeyFromObject(p), &latest); err != nil {
+		return err
+	}
+	// Where the pod's namespace is, for probes run on the node (user-mode-linux nodes).
+	if latest.Annotations == nil {
+		latest.Annotations = map[string]string{}
+	}
+	latest.Annotations[AnnotationNetNS] = nsPath
+	if err := k.c.Update(ctx, &latest); err != nil {
 		return err
 	}
 	latest.Status.Phase = corev1.PodRunning
@@ -337,7 +360,7 @@ func (k *kubelet) reportRunning(ctx context.Context, p *corev1.Pod, ips []string
 	for _, ip := range ips {
 		latest.Status.PodIPs = append(latest.Status.PodIPs, corev1.PodIP{IP: ip})
 	}
-	latest.Status.HostIP = k.node.sb.sc.nodeIP(k.node.sb.nodeIndex(k.node.Name), 0).String()
+	latest.Status.HostIP = k.hostIP
 	latest.Status.StartTime = &now
 	latest.Status.Conditions = []corev1.PodCondition{
 		{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
@@ -345,14 +368,13 @@ func (k *kubelet) reportRunning(ctx context.Context, p *corev1.Pod, ips []string
 	}
 	latest.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "web", Ready: true, Image: "sandbox/banner",
 		State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}}}}
-	return k.node.sb.Client.Status().Update(ctx, &latest)
+	return k.c.Status().Update(ctx, &latest)
 }
 
 // networks resolves a pod's networks the way Multus does: the default network (the
 // v1.multus-cni.io/default-network annotation, else the cluster network) as eth0, then each entry
 // of k8s.v1.cni.cncf.io/networks as net1, net2, ... (or the interface the entry names).
 func (k *kubelet) networks(ctx context.Context, p *corev1.Pod) ([]attachment, error) {
-	s := k.node.sb
 	var out []attachment
 	if def := p.Annotations[annotationDefaultNetwork]; def != "" {
 		a, err := k.nadAttachment(ctx, p.Namespace, def, "eth0")
@@ -361,7 +383,7 @@ func (k *kubelet) networks(ctx context.Context, p *corev1.Pod) ([]attachment, er
 		}
 		out = append(out, a)
 	} else {
-		a, err := s.clusterNetwork(ctx, k.node)
+		a, err := k.clusterNet(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -396,7 +418,7 @@ func (k *kubelet) nadAttachment(ctx context.Context, defaultNS, ref, ifName stri
 		ns, name = defaultNS, ref
 	}
 	nad := nadObject()
-	if err := k.node.sb.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, nad); err != nil {
+	if err := k.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, nad); err != nil {
 		return attachment{}, fmt.Errorf("NetworkAttachmentDefinition %s/%s: %w", ns, name, err)
 	}
 	config, _, _ := unstructuredString(nad.Object, "spec", "config")
@@ -502,7 +524,7 @@ func parseNetworks(s string) ([]networkRef, error) {
 // annotation to ifIPs.
 func (k *kubelet) readNetworkStatus(ctx context.Context, p *corev1.Pod, ifIPs map[string][]netip.Addr) error {
 	var latest corev1.Pod
-	if err := k.node.sb.Client.Get(ctx, client.ObjectKeyFromObject(p), &latest); err != nil {
+	if err := k.c.Get(ctx, client.ObjectKeyFromObject(p), &latest); err != nil {
 		return err
 	}
 	raw := latest.Annotations["k8s.v1.cni.cncf.io/network-status"]

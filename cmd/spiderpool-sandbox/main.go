@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -37,6 +38,8 @@ commands:
           (--detach: leave it running; --verify: exit non-zero when a check fails)
   status  show the running sandbox
   down    stop the sandbox and remove everything it made (also after a crash)
+  node    (inside a user-mode-linux node) run the node's agent and kubelet
+  probe   (inside a node) one connectivity check from a pod's network namespace
 `
 
 func run(args []string) int {
@@ -59,6 +62,10 @@ func run(args []string) int {
 		err = down(args[1:])
 	case "status":
 		err = status(args[1:])
+	case "node":
+		err = node(args[1:])
+	case "probe":
+		err = probeCmd(args[1:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return 0
@@ -107,7 +114,7 @@ func up(args []string) int {
 	fs.StringVar(&f.nodes, "nodes", "master,worker", "node names, comma-separated")
 	fs.StringVar(&f.pluginDir, "plugin-dir", defaultPluginDir(), "directory with our CNI plugins (make build)")
 	fs.StringVar(&f.prefix, "prefix", "sbx", "name prefix of the sandbox's network namespaces")
-	fs.StringVar(&f.nodeKernel, "node-kernel", "host", "host: nodes are network namespaces of this kernel")
+	fs.StringVar(&f.nodeKernel, "node-kernel", "host", "host: nodes are network namespaces of this kernel; uml: user-mode-linux guests (ipvlan, public-cloud scenario)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "level of the component logs in <dir>/logs")
 	fs.BoolVar(&f.detach, "detach", false, "return once the sandbox is up and leave it running")
 	fs.BoolVar(&f.verify, "verify", false, "exit non-zero when a connectivity check fails (tears down unless --detach)")
@@ -116,10 +123,6 @@ func up(args []string) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
-		return 2
-	}
-	if f.nodeKernel != "host" {
-		fmt.Fprintf(os.Stderr, "spiderpool-sandbox: --node-kernel %q is not available yet; use host\n", f.nodeKernel)
 		return 2
 	}
 	if os.Geteuid() != 0 {
@@ -163,7 +166,7 @@ func serve(f upFlags) int {
 	fmt.Fprintf(out, "spiderpool-sandbox: scenario %s, nodes %s, state in %s\n", f.scenario, f.nodes, f.dir)
 	sb, err := sandbox.Up(ctx, sandbox.Options{
 		Dir: f.dir, Prefix: f.prefix, Scenario: f.scenario, Nodes: strings.Split(f.nodes, ","),
-		PluginDir: f.pluginDir, Progress: out, LogLevel: level,
+		PluginDir: f.pluginDir, Progress: out, LogLevel: level, NodeKernel: f.nodeKernel,
 	})
 	if err != nil {
 		st.Phase, st.Error = sandbox.PhaseFailed, err.Error()
@@ -349,4 +352,44 @@ func status(args []string) error {
 		fmt.Printf("error: %s\n", st.Error)
 	}
 	return nil
+}
+
+func node(args []string) error {
+	fs := flag.NewFlagSet("node", flag.ContinueOnError)
+	var o sandbox.NodeOptions
+	var nodeIP, gw string
+	fs.StringVar(&o.Name, "name", "", "node name")
+	fs.StringVar(&nodeIP, "node-ip", "", "the node's eth0 address")
+	fs.StringVar(&gw, "gateway", "", "default gateway")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig reaching the control plane from the node")
+	fs.StringVar(&o.PluginDir, "plugin-dir", "", "our CNI plugins")
+	fs.StringVar(&o.ToolsDir, "tools-dir", "", "reference CNI plugins and Multus")
+	fs.StringVar(&o.ClusterDefaultNAD, "cluster-default-nad", "", "namespace/name of the cluster network")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var err error
+	if o.NodeIP, err = netip.ParseAddr(nodeIP); err != nil {
+		return fmt.Errorf("--node-ip: %w", err)
+	}
+	if o.Gateway, err = netip.ParseAddr(gw); err != nil {
+		return fmt.Errorf("--gateway: %w", err)
+	}
+	o.Log = os.Stderr
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return sandbox.RunNode(ctx, o)
+}
+
+func probeCmd(args []string) error {
+	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
+	nsPath := fs.String("netns", "", "network namespace path")
+	target := fs.String("target", "", "address or address:port")
+	ping := fs.Bool("ping", false, "ping the address")
+	tcp := fs.Bool("tcp", false, "connect and expect --banner")
+	banner := fs.String("banner", "", "what the TCP server must answer")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return sandbox.Probe(*nsPath, *ping, *target, *tcp, *banner)
 }

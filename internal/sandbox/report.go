@@ -219,14 +219,22 @@ func (s *Sandbox) Connectivity(ctx context.Context) (*Matrix, error) {
 	}
 	pod := func(app, node string) (map[string][]netip.Addr, ns.NetNS, error) {
 		n := s.Node(node)
+		if n.guest != nil {
+			ips, _, err := s.podFromAPI(ctx, PodName(app, node))
+			return ips, nil, err
+		}
 		ips, netns, ok := n.kubelet.podIPs("default", PodName(app, node))
 		if !ok {
 			return nil, nil, fmt.Errorf("pod %s is not running", PodName(app, node))
 		}
 		return ips, netns, nil
 	}
-	// Every node answers TCP on its first address, as a host service would.
+	// Every node answers TCP on its first address, as a host service would (a guest node's own
+	// process serves it).
 	for i, n := range s.Nodes {
+		if n.guest != nil {
+			continue
+		}
 		srv, err := netsim.ServeTCP(n.Net.NS, netip.AddrPortFrom(s.sc.nodeIP(i, 0), 8080), "node "+n.Name)
 		if err != nil {
 			return nil, err
@@ -309,6 +317,20 @@ func (s *Sandbox) Connectivity(ctx context.Context) (*Matrix, error) {
 		src := s.client.NS
 		if key[0] != "client (outside)" {
 			app, node := splitPodName(key[0], nodes)
+			if n := s.Node(node); n.guest != nil {
+				// The pod lives in the guest: the probe runs there.
+				_, nsPath, err := s.podFromAPI(ctx, key[0])
+				if err != nil {
+					ch.Err = err
+					continue
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					ch.Err = n.guestProbe(nsPath, ch)
+				}()
+				continue
+			}
 			_, netns, err := pod(app, node)
 			if err != nil {
 				ch.Err = err

@@ -27,6 +27,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/internal/controller"
 	"github.com/spiderpool-go/spiderpool/internal/netsim"
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/uml"
 )
 
 // Scenarios.
@@ -57,6 +58,8 @@ type Options struct {
 	Progress io.Writer
 	// LogLevel of the components' log files in Dir/logs.
 	LogLevel slog.Level
+	// NodeKernel is NodeKernelHost (default: nodes are network namespaces) or NodeKernelUML.
+	NodeKernel string
 }
 
 func (o *Options) complete() error {
@@ -93,6 +96,19 @@ func (o *Options) complete() error {
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
+	}
+	switch o.NodeKernel {
+	case "", NodeKernelHost:
+		o.NodeKernel = NodeKernelHost
+	case NodeKernelUML:
+		if o.Scenario != ScenarioPublicCloud {
+			return fmt.Errorf("sandbox: --node-kernel uml runs the %s scenario only", ScenarioPublicCloud)
+		}
+		if err := uml.Available(); err != nil {
+			return fmt.Errorf("sandbox: user-mode-linux nodes: %w", err)
+		}
+	default:
+		return fmt.Errorf("sandbox: unknown node kernel %q (want %s or %s)", o.NodeKernel, NodeKernelHost, NodeKernelUML)
 	}
 	return nil
 }
@@ -132,8 +148,9 @@ type Node struct {
 	// RunDir appears at /run/spidernet for this node's CNI plugins (NodeExec): the agent's socket
 	// and the coordinator's lock are the node's own.
 	RunDir  string
-	agent   *component
-	kubelet *kubelet
+	agent   *component // the in-process agent, or the guest's node process
+	kubelet *kubelet   // nil on user-mode-linux nodes (their kubelet runs in the guest)
+	guest   *uml.Guest
 	sb      *Sandbox
 }
 
@@ -178,6 +195,9 @@ func Up(ctx context.Context, opts Options) (sb *Sandbox, err error) {
 	s.logs = newLogFiles(filepath.Join(opts.Dir, "logs"), opts.LogLevel)
 	s.sc = newScenario(opts.Scenario)
 	s.cniType = s.sc.cniType()
+	if opts.NodeKernel == NodeKernelUML {
+		s.cniType = "ipvlan" // the guests' kernel has it
+	}
 
 	// Every up is a new cluster: the data of an earlier one would hold its pods and addresses.
 	cpDir := filepath.Join(opts.Dir, "controlplane")
@@ -198,22 +218,36 @@ func Up(ctx context.Context, opts Options) (sb *Sandbox, err error) {
 	}
 	s.progress("control plane: ready at %s", s.Config.Host)
 
-	if err := s.buildNetwork(); err != nil {
-		return nil, fmt.Errorf("network: %w", err)
-	}
-	// Nodes reach the control plane at the host's loopback address through a forwarder in each
-	// node namespace, so that the one kubeconfig works everywhere (Multus reads it on the nodes).
 	apiAddr := strings.TrimPrefix(strings.TrimSuffix(s.Config.Host, "/"), "https://")
 	ap, err := netip.ParseAddrPort(apiAddr)
 	if err != nil {
 		return nil, fmt.Errorf("apiserver address %q: %w", s.Config.Host, err)
 	}
-	for _, n := range s.Nodes {
-		fw, err := netsim.ForwardTCP(n.Net.NS, ap, apiAddr)
+	useUML := opts.NodeKernel == NodeKernelUML
+	if useUML {
+		if err := s.buildUMLNetwork(); err != nil {
+			return nil, fmt.Errorf("network: %w", err)
+		}
+		// The guests reach the control plane over the switch: a forwarder on its gateway.
+		fw, err := netsim.ForwardTCP(s.lab.Switch, netip.AddrPortFrom(netip.IPv4Unspecified(), ap.Port()), apiAddr)
 		if err != nil {
 			return nil, err
 		}
 		s.forwarders = append(s.forwarders, fw)
+	} else {
+		if err := s.buildNetwork(); err != nil {
+			return nil, fmt.Errorf("network: %w", err)
+		}
+		// Nodes reach the control plane at the host's loopback address through a forwarder in
+		// each node namespace, so that the one kubeconfig works everywhere (Multus reads it on
+		// the nodes).
+		for _, n := range s.Nodes {
+			fw, err := netsim.ForwardTCP(n.Net.NS, ap, apiAddr)
+			if err != nil {
+				return nil, err
+			}
+			s.forwarders = append(s.forwarders, fw)
+		}
 	}
 	if err := s.startController(ctx); err != nil {
 		return nil, fmt.Errorf("controller: %w", err)
@@ -221,12 +255,14 @@ func Up(ctx context.Context, opts Options) (sb *Sandbox, err error) {
 	if err := s.applyScenario(ctx); err != nil {
 		return nil, fmt.Errorf("scenario %s: %w", opts.Scenario, err)
 	}
-	for _, n := range s.Nodes {
-		if err := n.startAgent(ctx); err != nil {
-			return nil, fmt.Errorf("agent on %s: %w", n.Name, err)
+	if !useUML {
+		for _, n := range s.Nodes {
+			if err := n.startAgent(ctx); err != nil {
+				return nil, fmt.Errorf("agent on %s: %w", n.Name, err)
+			}
 		}
+		s.progress("agents: %d running", len(s.Nodes))
 	}
-	s.progress("agents: %d running", len(s.Nodes))
 	if err := s.waitReady(ctx); err != nil {
 		return nil, err
 	}
@@ -240,11 +276,17 @@ func Up(ctx context.Context, opts Options) (sb *Sandbox, err error) {
 	} else {
 		s.note("the Multus thin plugin is not built (hack/build-tools.sh multus): the sandbox's kubelet resolves the Multus annotations and delegates to the NADs itself with libcni")
 	}
-	for _, n := range s.Nodes {
-		if n.kubelet, err = newKubelet(n); err != nil {
+	if useUML {
+		if err := s.startUMLNodes(ap.Port()); err != nil {
 			return nil, err
 		}
-		n.kubelet.start(s.ctx)
+	} else {
+		for _, n := range s.Nodes {
+			if n.kubelet, err = newKubelet(n); err != nil {
+				return nil, err
+			}
+			n.kubelet.start(s.ctx)
+		}
 	}
 	if err := s.createWorkloads(ctx); err != nil {
 		return nil, fmt.Errorf("workloads: %w", err)
@@ -386,6 +428,13 @@ func (s *Sandbox) Close() error {
 	if s.ctrl != nil {
 		if err := s.ctrl.stop(30 * time.Second); err != nil {
 			errs = append(errs, fmt.Errorf("controller: %w", err))
+		}
+	}
+	for _, n := range s.Nodes {
+		if n.guest != nil {
+			if err := n.guest.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("node %s guest: %w", n.Name, err))
+			}
 		}
 	}
 	for _, f := range s.forwarders {

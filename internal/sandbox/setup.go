@@ -314,7 +314,9 @@ func (s *Sandbox) WaitPodsRunning(ctx context.Context, namespace string, names [
 	if err != nil {
 		var reasons []string
 		for _, n := range s.Nodes {
-			reasons = append(reasons, n.kubelet.lastErrors(pending)...)
+			if n.kubelet != nil {
+				reasons = append(reasons, n.kubelet.lastErrors(pending)...)
+			}
 		}
 		return fmt.Errorf("pods not running: %s (%s): %w", strings.Join(pending, ", "), strings.Join(reasons, "; "), err)
 	}
@@ -372,14 +374,12 @@ func (s *Sandbox) programServices(ctx context.Context) error {
 			{"-t", "nat", "-A", "KUBE-SERVICES", "-d", s.sc.nodeIP(s.nodeIndex(n.Name), 0).String(), "-p", "tcp", "--dport", fmt.Sprint(NodePort), "-j", "DNAT", "--to-destination", backends[n.Name] + ":80"},
 			{"-t", "nat", "-A", "POSTROUTING", "-m", "conntrack", "--ctstate", "DNAT", "--ctorigdst", svc.Spec.ClusterIP, "!", "-s", podSubnet, "-j", "MASQUERADE"},
 		}
-		err := n.Net.Do(func() error {
-			for _, r := range rules {
-				if out, err := exec.Command("iptables", append([]string{"-w"}, r...)...).CombinedOutput(); err != nil {
-					return fmt.Errorf("iptables %s: %v: %s", strings.Join(r, " "), err, out)
-				}
+		var err error
+		for _, r := range rules {
+			if err = n.run(append([]string{"iptables", "-w"}, r...)); err != nil {
+				break
 			}
-			return nil
-		})
+		}
 		if err != nil {
 			return fmt.Errorf("kube-proxy rules on %s: %w", n.Name, err)
 		}
@@ -425,4 +425,17 @@ func (l *logFiles) close() {
 		_ = f.Close()
 	}
 	l.files = nil
+}
+
+// run runs a command on the node: in its namespace, or in its guest.
+func (n *Node) run(argv []string) error {
+	if n.guest != nil {
+		return n.guestExec(argv)
+	}
+	return n.Net.Do(func() error {
+		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+			return fmt.Errorf("%s: %v: %s", strings.Join(argv, " "), err, out)
+		}
+		return nil
+	})
 }

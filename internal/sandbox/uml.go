@@ -1,0 +1,238 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/spiderpool-go/spiderpool/internal/netlinkx"
+	"github.com/spiderpool-go/spiderpool/internal/netsim"
+	"github.com/spiderpool-go/spiderpool/internal/testenv"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/uml"
+)
+
+// Node kernels.
+const (
+	NodeKernelHost = "host" // nodes are network namespaces of this kernel
+	NodeKernelUML  = "uml"  // nodes are user-mode-linux guests (ipvlan, VLAN, bonds)
+)
+
+// umlModules are what a node needs from the guest kernel's modules: ipvlan and macvlan, veth for
+// the coordinator, iptables-legacy with NAT, mangle, conntrack and marks. ipv6 loads first with
+// IPv6 off: with it on, the guest's vector NICs stop passing traffic.
+var umlModules = []string{"ipv6 disable_ipv6=1", "ipvlan", "macvlan", "veth",
+	"ip_tables", "iptable_filter", "iptable_nat", "iptable_mangle", "ip6_tables", "ip6table_filter",
+	"ip6table_nat", "ip6table_mangle", "nf_nat", "xt_conntrack", "xt_mark", "xt_connmark",
+	"xt_MASQUERADE", "xt_nat", "xt_tcpudp", "xt_addrtype"}
+
+// nicMAC is node i's MAC on NIC j: the only source address the "VPC" lets in from that port.
+func nicMAC(i, j int) net.HardwareAddr {
+	return net.HardwareAddr{0x02, 0x5b, 0x00, 0x00, byte(j), byte(i + 1)}
+}
+
+// buildUMLNetwork boots one guest per node, its NICs on taps bridged into the switch, each tap
+// allowed only the node NIC's own source MAC, as a cloud VPC does.
+func (s *Sandbox) buildUMLNetwork() error {
+	_ = netsim.Cleanup(s.opts.Prefix)
+	lab, err := netsim.New(netsim.Config{Prefix: s.opts.Prefix, Subnets: s.sc.subnets})
+	if err != nil {
+		return err
+	}
+	s.lab = lab
+	for i, name := range s.opts.Nodes {
+		var nics []uml.NIC
+		for j, sub := range s.sc.subnets {
+			nics = append(nics, uml.NIC{Tap: fmt.Sprintf("%s%d-%d", s.opts.Prefix, i, j), Name: fmt.Sprintf("eth%d", j), MAC: nicMAC(i, j),
+				Addrs: []netip.Prefix{nodeAddr(sub, s.sc.nodeIP(i, j))}})
+		}
+		start := time.Now()
+		g, err := uml.Start(uml.Options{Memory: "384M", NetNS: lab.Switch, NICs: nics, Modules: umlModules})
+		if err != nil {
+			return fmt.Errorf("boot node %s: %w", name, err)
+		}
+		n := &Node{Name: name, sb: s, guest: g}
+		s.Nodes = append(s.Nodes, n)
+		err = lab.Switch.Do(func(ns.NetNS) error {
+			br, err := netlinkx.LinkByName("br0")
+			if err != nil {
+				return err
+			}
+			for j, nic := range nics {
+				l, err := netlinkx.LinkByName(nic.Tap)
+				if err != nil {
+					return err
+				}
+				if err := netlink.LinkSetMaster(l, br); err != nil {
+					return fmt.Errorf("bridge %s: %w", nic.Tap, err)
+				}
+				for _, chain := range []string{"FORWARD", "INPUT"} {
+					argv := []string{"-A", chain, "-i", nic.Tap, "-s", "!", nicMAC(i, j).String(), "-j", "DROP"}
+					if out, err := exec.Command("ebtables", argv...).CombinedOutput(); err != nil {
+						return fmt.Errorf("ebtables %s: %v: %s", strings.Join(argv, " "), err, out)
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("wire node %s: %w", name, err)
+		}
+		if err := s.createNodeObject(name, s.sc.nodeIP(i, 0)); err != nil {
+			return err
+		}
+		s.progress("node %s: user-mode-linux guest (pid %d) booted in %.1fs, eth0 %s, eth1 %s, VPC lets in only its NICs' MACs",
+			name, g.PID(), time.Since(start).Seconds(), nics[0].Addrs[0], nics[1].Addrs[0])
+	}
+	if s.client, err = lab.Attach("client", netsim.NIC{Name: "eth0", Addr: s.sc.clientAddr()}); err != nil {
+		return err
+	}
+	s.progress("network: switch %s-switch with gateways %s, %d guest nodes, client %s", s.opts.Prefix, gateways(s.sc.subnets), len(s.Nodes), s.sc.clientAddr().Addr())
+	return nil
+}
+
+// guestKubeconfig is the control plane's kubeconfig for the guests: through the forwarder on the
+// first subnet's gateway, checked against the apiserver certificate's name.
+func (s *Sandbox) guestKubeconfig(port uint16) (string, error) {
+	cfg, err := clientcmd.Load(s.env.KubeConfig())
+	if err != nil {
+		return "", err
+	}
+	for _, c := range cfg.Clusters {
+		c.Server = fmt.Sprintf("https://%s:%d", s.sc.subnets[0].Gateway, port)
+		c.TLSServerName = "localhost"
+	}
+	path := filepath.Join(s.opts.Dir, "guest-kubeconfig")
+	return path, clientcmd.WriteToFile(*cfg, path)
+}
+
+// startUMLNodes runs `spiderpool-sandbox node` in every guest: its agent and kubelet.
+func (s *Sandbox) startUMLNodes(apiPort uint16) error {
+	kc, err := s.guestKubeconfig(apiPort)
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	tools, err := testenv.ToolsBin()
+	if err != nil {
+		return err
+	}
+	for i, n := range s.Nodes {
+		script := strings.Join([]string{"exec", uml.GuestPath(self), "node",
+			"--name", n.Name, "--node-ip", s.sc.nodeIP(i, 0).String(), "--gateway", s.sc.subnets[0].Gateway.String(),
+			"--kubeconfig", uml.GuestPath(kc), "--plugin-dir", uml.GuestPath(s.opts.PluginDir), "--tools-dir", uml.GuestPath(tools),
+			"--cluster-default-nad", s.sc.clusterDefaultNAD(s.cniType)}, " ")
+		ctx, cancel := context.WithCancel(s.ctx)
+		n.agent = &component{cancel: cancel, done: make(chan error, 1)}
+		logPath := filepath.Join(s.opts.Dir, "logs", "node-"+n.Name+".log")
+		go func() {
+			stdout, stderr, code, err := n.guest.Run(ctx, script)
+			_ = os.WriteFile(logPath, []byte(stdout+stderr), 0o644)
+			if err == nil && code != 0 {
+				err = fmt.Errorf("node process exited %d (log %s)", code, logPath)
+			}
+			n.agent.done <- err
+		}()
+	}
+	s.progress("nodes: agent and kubelet started in each guest")
+	return nil
+}
+
+// guestExec runs argv in a node's guest (iptables in its legacy flavour).
+func (n *Node) guestExec(argv []string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	script := "PATH=/tmp/iptables-legacy:$PATH exec " + shellJoin(argv)
+	stdout, stderr, code, err := n.guest.Run(ctx, script)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return fmt.Errorf("%s: exit %d: %s%s", strings.Join(argv, " "), code, stdout, stderr)
+	}
+	return nil
+}
+
+func shellJoin(argv []string) string {
+	q := make([]string, len(argv))
+	for i, a := range argv {
+		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(q, " ")
+}
+
+// podFromAPI reads a running pod's addresses by interface (status for eth0, Multus'
+// network-status for the others) and its namespace path on the node.
+func (s *Sandbox) podFromAPI(ctx context.Context, name string) (map[string][]netip.Addr, string, error) {
+	var p corev1.Pod
+	if err := s.Client.Get(ctx, client.ObjectKey{Namespace: "default", Name: name}, &p); err != nil {
+		return nil, "", err
+	}
+	if p.Status.Phase != corev1.PodRunning || p.Annotations[AnnotationNetNS] == "" {
+		return nil, "", fmt.Errorf("pod %s is not running", name)
+	}
+	ips := map[string][]netip.Addr{}
+	for _, ip := range p.Status.PodIPs {
+		if a, err := netip.ParseAddr(ip.IP); err == nil {
+			ips["eth0"] = append(ips["eth0"], a)
+		}
+	}
+	var status []struct {
+		Interface string   `json:"interface"`
+		IPs       []string `json:"ips"`
+	}
+	if raw := p.Annotations["k8s.v1.cni.cncf.io/network-status"]; raw != "" {
+		_ = json.Unmarshal([]byte(raw), &status)
+	}
+	for _, st := range status {
+		if st.Interface == "" || st.Interface == "eth0" {
+			continue
+		}
+		for _, ip := range st.IPs {
+			if a, err := netip.ParseAddr(ip); err == nil {
+				ips[st.Interface] = append(ips[st.Interface], a)
+			}
+		}
+	}
+	return ips, p.Annotations[AnnotationNetNS], nil
+}
+
+// guestProbe runs a check from a pod namespace inside the node's guest.
+func (n *Node) guestProbe(nsPath string, ch *Check) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	argv := []string{uml.GuestPath(self), "probe", "--netns", nsPath, "--target", ch.Target, "--banner", ch.Banner}
+	if ch.Ping {
+		argv = append(argv, "--ping")
+	}
+	if ch.TCP {
+		argv = append(argv, "--tcp")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stdout, stderr, code, err := n.guest.Run(ctx, "exec "+shellJoin(argv))
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return fmt.Errorf("%s", strings.TrimSpace(stdout+stderr))
+	}
+	return nil
+}

@@ -374,13 +374,11 @@ func (s *Sandbox) programServices(ctx context.Context) error {
 			{"-t", "nat", "-A", "KUBE-SERVICES", "-d", s.sc.nodeIP(s.nodeIndex(n.Name), 0).String(), "-p", "tcp", "--dport", fmt.Sprint(NodePort), "-j", "DNAT", "--to-destination", backends[n.Name] + ":80"},
 			{"-t", "nat", "-A", "POSTROUTING", "-m", "conntrack", "--ctstate", "DNAT", "--ctorigdst", svc.Spec.ClusterIP, "!", "-s", podSubnet, "-j", "MASQUERADE"},
 		}
-		var err error
+		var argvs [][]string
 		for _, r := range rules {
-			if err = n.run(append([]string{"iptables", "-w"}, r...)); err != nil {
-				break
-			}
+			argvs = append(argvs, append([]string{"iptables", "-w"}, r...))
 		}
-		if err != nil {
+		if err := n.run(argvs...); err != nil {
 			return fmt.Errorf("kube-proxy rules on %s: %w", n.Name, err)
 		}
 	}
@@ -427,14 +425,17 @@ func (l *logFiles) close() {
 	l.files = nil
 }
 
-// run runs a command on the node: in its namespace, or in its guest.
-func (n *Node) run(argv []string) error {
+// run runs commands on the node, in order, stopping at the first failure: in its namespace, or
+// in its guest.
+func (n *Node) run(argvs ...[]string) error {
 	if n.guest != nil {
-		return n.guestExec(argv)
+		return n.guestExec(argvs...)
 	}
 	return n.Net.Do(func() error {
-		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
-			return fmt.Errorf("%s: %v: %s", strings.Join(argv, " "), err, out)
+		for _, argv := range argvs {
+			if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+				return fmt.Errorf("%s: %v: %s", strings.Join(argv, " "), err, out)
+			}
 		}
 		return nil
 	})

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -38,6 +39,9 @@ var umlModules = []string{"ipv6 disable_ipv6=1", "ipvlan", "macvlan", "veth",
 	"ip6table_nat", "ip6table_mangle", "nf_nat", "xt_conntrack", "xt_mark", "xt_connmark",
 	"xt_MASQUERADE", "xt_nat", "xt_tcpudp", "xt_addrtype"}
 
+// umlMemory is each guest's RAM.
+const umlMemory = "384M"
+
 // nicMAC is node i's MAC on NIC j: the only source address the "VPC" lets in from that port.
 func nicMAC(i, j int) net.HardwareAddr {
 	return net.HardwareAddr{0x02, 0x5b, 0x00, 0x00, byte(j), byte(i + 1)}
@@ -52,20 +56,43 @@ func (s *Sandbox) buildUMLNetwork() error {
 		return err
 	}
 	s.lab = lab
-	for i, name := range s.opts.Nodes {
+	// The guests boot in parallel.
+	type booted struct {
+		g    *uml.Guest
+		nics []uml.NIC
+		took time.Duration
+		err  error
+	}
+	boots := make([]booted, len(s.opts.Nodes))
+	var wg sync.WaitGroup
+	for i := range s.opts.Nodes {
 		var nics []uml.NIC
 		for j, sub := range s.sc.subnets {
 			nics = append(nics, uml.NIC{Tap: fmt.Sprintf("%s%d-%d", s.opts.Prefix, i, j), Name: fmt.Sprintf("eth%d", j), MAC: nicMAC(i, j),
 				Addrs: []netip.Prefix{nodeAddr(sub, s.sc.nodeIP(i, j))}})
 		}
-		start := time.Now()
-		g, err := uml.Start(uml.Options{Memory: "384M", NetNS: lab.Switch, NICs: nics, Modules: umlModules})
-		if err != nil {
-			return fmt.Errorf("boot node %s: %w", name, err)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			g, err := uml.Start(uml.Options{Memory: umlMemory, NetNS: lab.Switch, NICs: nics, Modules: umlModules})
+			boots[i] = booted{g: g, nics: nics, took: time.Since(start), err: err}
+		}()
+	}
+	wg.Wait()
+	for i, name := range s.opts.Nodes {
+		if boots[i].g != nil {
+			s.Nodes = append(s.Nodes, &Node{Name: name, sb: s, guest: boots[i].g})
 		}
-		n := &Node{Name: name, sb: s, guest: g}
-		s.Nodes = append(s.Nodes, n)
-		err = lab.Switch.Do(func(ns.NetNS) error {
+	}
+	for i, name := range s.opts.Nodes {
+		if boots[i].err != nil {
+			return fmt.Errorf("boot node %s: %w", name, boots[i].err)
+		}
+	}
+	for i, name := range s.opts.Nodes {
+		g, nics := boots[i].g, boots[i].nics
+		err := lab.Switch.Do(func(ns.NetNS) error {
 			br, err := netlinkx.LinkByName("br0")
 			if err != nil {
 				return err
@@ -93,8 +120,8 @@ func (s *Sandbox) buildUMLNetwork() error {
 		if err := s.createNodeObject(name, s.sc.nodeIP(i, 0)); err != nil {
 			return err
 		}
-		s.progress("node %s: user-mode-linux guest (pid %d) booted in %.1fs, eth0 %s, eth1 %s, VPC lets in only its NICs' MACs",
-			name, g.PID(), time.Since(start).Seconds(), nics[0].Addrs[0], nics[1].Addrs[0])
+		s.progress("node %s: user-mode-linux guest (pid %d, %s RAM) booted in %.1fs, eth0 %s, eth1 %s, VPC lets in only its NICs' MACs",
+			name, g.PID(), umlMemory, boots[i].took.Seconds(), nics[0].Addrs[0], nics[1].Addrs[0])
 	}
 	if s.client, err = lab.Attach("client", netsim.NIC{Name: "eth0", Addr: s.sc.clientAddr()}); err != nil {
 		return err
@@ -153,17 +180,22 @@ func (s *Sandbox) startUMLNodes(apiPort uint16) error {
 	return nil
 }
 
-// guestExec runs argv in a node's guest (iptables in its legacy flavour).
-func (n *Node) guestExec(argv []string) error {
+// guestExec runs commands in a node's guest, one after the other, stopping at the first failure
+// (iptables in its legacy flavour).
+func (n *Node) guestExec(argvs ...[]string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	script := "PATH=/tmp/iptables-legacy:$PATH exec " + shellJoin(argv)
+	var lines []string
+	for _, argv := range argvs {
+		lines = append(lines, shellJoin(argv))
+	}
+	script := "export PATH=/tmp/iptables-legacy:$PATH; set -e; " + strings.Join(lines, "; ")
 	stdout, stderr, code, err := n.guest.Run(ctx, script)
 	if err != nil {
 		return err
 	}
 	if code != 0 {
-		return fmt.Errorf("%s: exit %d: %s%s", strings.Join(argv, " "), code, stdout, stderr)
+		return fmt.Errorf("%s: exit %d: %s%s", strings.Join(lines, "; "), code, stdout, stderr)
 	}
 	return nil
 }

@@ -18,14 +18,13 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/spiderpool-go/spiderpool/internal/agent"
 	"github.com/spiderpool-go/spiderpool/internal/multusconf"
 	"github.com/spiderpool-go/spiderpool/internal/netsim"
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
 )
 
 // NodeOptions configure the node process that runs inside a user-mode-linux node
-// (`spiderpool-sandbox node`): the node's agent and its stand-in kubelet.
+// (`spiderpool-sandbox node`): the node's stand-in kubelet (the agent runs beside it).
 type NodeOptions struct {
 	Name              string
 	NodeIP            netip.Addr // eth0's, for pod status and the node's banner server
@@ -37,7 +36,7 @@ type NodeOptions struct {
 	Log               io.Writer
 }
 
-// RunNode runs a node's agent and kubelet until ctx ends. It expects to be the node: its network
+// RunNode runs a node's kubelet until ctx ends. It expects to be the node: its network
 // namespace is the node's, with eth0 configured.
 func RunNode(ctx context.Context, o NodeOptions) error {
 	log := slog.New(slog.NewTextHandler(o.Log, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -82,19 +81,6 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 	}
 	defer srv.Close()
 
-	cfg := agent.DefaultConfig(o.Name)
-	cfg.SocketPath = "/run/spidernet/spiderpool.sock"
-	cfg.HealthAddr = "127.0.0.1:0"
-	cfg.MetricsAddr = ""
-	cfg.EnableIPv6 = false
-	cfg.EnableStatefulSet = false
-	cfg.ClusterDefaultNAD = o.ClusterDefaultNAD
-	cfg.Logger = log.With("component", "agent")
-	actx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	agentDone := make(chan error, 1)
-	go func() { agentDone <- agent.Run(actx, cfg, restConfig) }()
-
 	k := &kubelet{
 		name:   o.Name,
 		c:      c,
@@ -121,12 +107,7 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 	}
 	k.start(ctx)
 	log.Info("node up", "node", o.Name, "multus", k.multus != nil)
-	select {
-	case <-ctx.Done():
-	case err := <-agentDone:
-		k.stop()
-		return fmt.Errorf("agent exited: %w", err)
-	}
+	<-ctx.Done()
 	k.stop()
 	tctx, tcancel := context.WithTimeout(context.Background(), time.Minute)
 	defer tcancel()

@@ -107,6 +107,11 @@ func (o *Options) complete() error {
 		if err := uml.Available(); err != nil {
 			return fmt.Errorf("sandbox: user-mode-linux nodes: %w", err)
 		}
+		for _, b := range []string{"spiderpool-agent", "spiderpool-sandbox"} {
+			if _, err := os.Stat(filepath.Join(o.PluginDir, b)); err != nil {
+				return fmt.Errorf("sandbox: user-mode-linux nodes run %s from %s (make build): %w", b, o.PluginDir, err)
+			}
+		}
 	default:
 		return fmt.Errorf("sandbox: unknown node kernel %q (want %s or %s)", o.NodeKernel, NodeKernelHost, NodeKernelUML)
 	}
@@ -130,6 +135,7 @@ type Sandbox struct {
 	cniType    string
 	multus     string // the Multus thin plugin, "" when not built
 	forwarders []*netsim.Forwarder
+	guestKC    string // the guests' kubeconfig
 	notes      []string
 	logs       *logFiles
 
@@ -148,10 +154,12 @@ type Node struct {
 	// RunDir appears at /run/spidernet for this node's CNI plugins (NodeExec): the agent's socket
 	// and the coordinator's lock are the node's own.
 	RunDir  string
-	agent   *component // the in-process agent, or the guest's node process
+	agent   *component // the in-process agent, or the agent process in the guest
 	kubelet *kubelet   // nil on user-mode-linux nodes (their kubelet runs in the guest)
-	guest   *uml.Guest
-	sb      *Sandbox
+	// kubeletProc is the guest's kubelet process (spiderpool-sandbox node).
+	kubeletProc *component
+	guest       *uml.Guest
+	sb          *Sandbox
 }
 
 // component is an in-process component (controller, agent) running until stopped.
@@ -391,6 +399,10 @@ func (s *Sandbox) RestartAgent(ctx context.Context, node string) error {
 	if err := n.agent.stop(30 * time.Second); err != nil {
 		return fmt.Errorf("stop agent on %s: %w", node, err)
 	}
+	if n.guest != nil {
+		n.startGuestAgent()
+		return nil
+	}
 	return n.startAgent(ctx)
 }
 
@@ -419,6 +431,11 @@ func (s *Sandbox) Close() error {
 	}
 	s.cancel()
 	for _, n := range s.Nodes {
+		if n.kubeletProc != nil {
+			if err := n.kubeletProc.stop(30 * time.Second); err != nil {
+				errs = append(errs, fmt.Errorf("kubelet %s: %w", n.Name, err))
+			}
+		}
 		if n.agent != nil {
 			if err := n.agent.stop(30 * time.Second); err != nil {
 				errs = append(errs, fmt.Errorf("agent %s: %w", n.Name, err))

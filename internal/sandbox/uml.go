@@ -145,39 +145,56 @@ func (s *Sandbox) guestKubeconfig(port uint16) (string, error) {
 	return path, clientcmd.WriteToFile(*cfg, path)
 }
 
-// startUMLNodes runs `spiderpool-sandbox node` in every guest: its agent and kubelet.
+// startUMLNodes runs in every guest the node's agent (spiderpool-agent, as its DaemonSet would)
+// and its stand-in kubelet (spiderpool-sandbox node).
 func (s *Sandbox) startUMLNodes(apiPort uint16) error {
 	kc, err := s.guestKubeconfig(apiPort)
 	if err != nil {
 		return err
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
+	s.guestKC = kc
+	self := filepath.Join(s.opts.PluginDir, "spiderpool-sandbox")
 	tools, err := testenv.ToolsBin()
 	if err != nil {
 		return err
 	}
 	for i, n := range s.Nodes {
-		script := strings.Join([]string{"exec", uml.GuestPath(self), "node",
+		n.startGuestAgent()
+		script := shellJoin([]string{uml.GuestPath(self), "node",
 			"--name", n.Name, "--node-ip", s.sc.nodeIP(i, 0).String(), "--gateway", s.sc.subnets[0].Gateway.String(),
 			"--kubeconfig", uml.GuestPath(kc), "--plugin-dir", uml.GuestPath(s.opts.PluginDir), "--tools-dir", uml.GuestPath(tools),
-			"--cluster-default-nad", s.sc.clusterDefaultNAD(s.cniType)}, " ")
-		ctx, cancel := context.WithCancel(s.ctx)
-		n.agent = &component{cancel: cancel, done: make(chan error, 1)}
-		logPath := filepath.Join(s.opts.Dir, "logs", "node-"+n.Name+".log")
-		go func() {
-			stdout, stderr, code, err := n.guest.Run(ctx, script)
-			_ = os.WriteFile(logPath, []byte(stdout+stderr), 0o644)
-			if err == nil && code != 0 {
-				err = fmt.Errorf("node process exited %d (log %s)", code, logPath)
-			}
-			n.agent.done <- err
-		}()
+			"--cluster-default-nad", s.sc.clusterDefaultNAD(s.cniType)})
+		n.kubeletProc = n.guestProcess("kubelet", "exec "+script)
 	}
-	s.progress("nodes: agent and kubelet started in each guest")
+	s.progress("nodes: spiderpool-agent and the kubelet started in each guest")
 	return nil
+}
+
+// startGuestAgent runs spiderpool-agent in the node's guest.
+func (n *Node) startGuestAgent() {
+	s := n.sb
+	argv := []string{uml.GuestPath(filepath.Join(s.opts.PluginDir, "spiderpool-agent")),
+		"--kubeconfig", uml.GuestPath(s.guestKC), "--node-name", n.Name, "--socket-path", "/run/spidernet/spiderpool.sock",
+		"--health-addr", "127.0.0.1:5710", "--metrics-addr", "", "--enable-ipv6=false", "--enable-statefulset=false",
+		"--cluster-default-nad", s.sc.clusterDefaultNAD(s.cniType)}
+	n.agent = n.guestProcess("agent", "exec "+shellJoin(argv))
+}
+
+// guestProcess runs script in the node's guest until the sandbox stops it; its output goes to
+// logs/<what>-<node>.log when it ends.
+func (n *Node) guestProcess(what, script string) *component {
+	ctx, cancel := context.WithCancel(n.sb.ctx)
+	c := &component{cancel: cancel, done: make(chan error, 1)}
+	logPath := filepath.Join(n.sb.opts.Dir, "logs", what+"-"+n.Name+".log")
+	go func() {
+		stdout, stderr, code, err := n.guest.Run(ctx, script)
+		_ = os.WriteFile(logPath, []byte(stdout+stderr), 0o644)
+		if err == nil && code != 0 && ctx.Err() == nil {
+			err = fmt.Errorf("%s on %s exited %d (log %s)", what, n.Name, code, logPath)
+		}
+		c.done <- err
+	}()
+	return c
 }
 
 // guestExec runs commands in a node's guest, one after the other, stopping at the first failure
@@ -246,11 +263,7 @@ func (s *Sandbox) podFromAPI(ctx context.Context, name string) (map[string][]net
 
 // guestProbe runs a check from a pod namespace inside the node's guest.
 func (n *Node) guestProbe(nsPath string, ch *Check) error {
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	argv := []string{uml.GuestPath(self), "probe", "--netns", nsPath, "--target", ch.Target, "--banner", ch.Banner}
+	argv := []string{uml.GuestPath(filepath.Join(n.sb.opts.PluginDir, "spiderpool-sandbox")), "probe", "--netns", nsPath, "--target", ch.Target, "--banner", ch.Banner}
 	if ch.Ping {
 		argv = append(argv, "--ping")
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/internal/sandbox"
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
 	"github.com/spiderpool-go/spiderpool/internal/testutil"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/uml"
 )
 
 var (
@@ -44,7 +45,7 @@ func binaries(t *testing.T) string {
 			buildErr = err
 			return
 		}
-		for _, p := range []string{"spiderpool", "coordinator", "spiderpool-sandbox"} {
+		for _, p := range []string{"spiderpool", "coordinator", "spiderpool-sandbox", "spiderpool-agent"} {
 			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, p), "./cmd/"+p)
 			cmd.Dir = root
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -75,12 +76,16 @@ func requireEnv(t *testing.T) {
 
 // up starts a sandbox for the test and tears it down at the end.
 func up(t *testing.T, scenario, prefix string) *sandbox.Sandbox {
+	return upOn(t, scenario, prefix, sandbox.NodeKernelHost)
+}
+
+func upOn(t *testing.T, scenario, prefix, nodeKernel string) *sandbox.Sandbox {
 	t.Helper()
 	requireEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	sb, err := sandbox.Up(ctx, sandbox.Options{
-		Dir: t.TempDir(), Prefix: prefix, Scenario: scenario, PluginDir: binaries(t), Progress: testWriter{t},
+		Dir: t.TempDir(), Prefix: prefix, Scenario: scenario, PluginDir: binaries(t), Progress: testWriter{t}, NodeKernel: nodeKernel,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +179,24 @@ func allocated(t *testing.T, sb *sandbox.Sandbox, name string) map[string]string
 // one pod per node per NIC, every connectivity check; then a deleted pod's address goes back to
 // its pool, and pods created while the agents restart all get unique addresses.
 func TestPublicCloudScenario(t *testing.T) {
-	sb := up(t, sandbox.ScenarioPublicCloud, "e2epc")
+	testPublicCloud(t, up(t, sandbox.ScenarioPublicCloud, "e2epc"), "e2epc")
+}
+
+// TestPublicCloudScenarioOnUMLNodes is the same suite with the guides' ipvlan: the nodes are
+// user-mode-linux guests behind a VPC that lets in only the node NICs' own MACs.
+func TestPublicCloudScenarioOnUMLNodes(t *testing.T) {
+	requireEnv(t)
+	if err := uml.Available(); err != nil {
+		t.Skipf("user-mode-linux nodes cannot boot here: %v", err)
+	}
+	sb := upOn(t, sandbox.ScenarioPublicCloud, "e2eum", sandbox.NodeKernelUML)
+	if sb.CNIType() != "ipvlan" {
+		t.Fatalf("the UML nodes run %s, want ipvlan", sb.CNIType())
+	}
+	testPublicCloud(t, sb, "e2eum")
+}
+
+func testPublicCloud(t *testing.T, sb *sandbox.Sandbox, prefix string) {
 	verify(t, sb)
 	for _, name := range []string{"master-172", "master-192", "worker-172", "worker-192"} {
 		p := pool(t, sb, name)
@@ -212,10 +234,13 @@ func TestPublicCloudScenario(t *testing.T) {
 		if err != nil {
 			t.Fatalf("after deleting %s: endpoint or record %v still there: %v", name, allocated(t, sb, "master-172"), err)
 		}
+		if sb.Node("master").Net == nil {
+			return // a guest node: its pods' namespaces live in the guest
+		}
 		// The kubelet tore the pod's sandbox down through the CNI chain: its namespace is gone.
-		podNS := "e2epc-pod-" + strings.ReplaceAll(string(p.UID), "-", "")[:8]
+		podNS := prefix + "-pod-" + strings.ReplaceAll(string(p.UID), "-", "")[:8]
 		err = testenv.WaitFor(ctxT(t), func(context.Context) (bool, error) {
-			names, err := netsim.Namespaces("e2epc")
+			names, err := netsim.Namespaces(prefix)
 			return !slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, podNS) }), err
 		})
 		if err != nil {

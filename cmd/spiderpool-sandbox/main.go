@@ -114,7 +114,7 @@ func up(args []string) int {
 	fs.StringVar(&f.nodes, "nodes", "master,worker", "node names, comma-separated")
 	fs.StringVar(&f.pluginDir, "plugin-dir", defaultPluginDir(), "directory with our CNI plugins (make build)")
 	fs.StringVar(&f.prefix, "prefix", "sbx", "name prefix of the sandbox's network namespaces")
-	fs.StringVar(&f.nodeKernel, "node-kernel", "host", "host: nodes are network namespaces of this kernel; uml: user-mode-linux guests (ipvlan, public-cloud scenario)")
+	fs.StringVar(&f.nodeKernel, "node-kernel", "auto", "host: nodes are network namespaces of this kernel; uml: user-mode-linux guests with ipvlan (public-cloud); auto: uml where this kernel lacks ipvlan and guests boot")
 	fs.StringVar(&f.logLevel, "log-level", "info", "level of the component logs in <dir>/logs")
 	fs.BoolVar(&f.detach, "detach", false, "return once the sandbox is up and leave it running")
 	fs.BoolVar(&f.verify, "verify", false, "exit non-zero when a connectivity check fails (tears down unless --detach)")

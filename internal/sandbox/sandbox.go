@@ -58,7 +58,9 @@ type Options struct {
 	Progress io.Writer
 	// LogLevel of the components' log files in Dir/logs.
 	LogLevel slog.Level
-	// NodeKernel is NodeKernelHost (default: nodes are network namespaces) or NodeKernelUML.
+	// NodeKernel is NodeKernelHost (nodes are network namespaces), NodeKernelUML, or
+	// NodeKernelAuto (default): UML for the public-cloud scenario when this kernel has no ipvlan
+	// and a guest can boot.
 	NodeKernel string
 }
 
@@ -97,9 +99,15 @@ func (o *Options) complete() error {
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
-	switch o.NodeKernel {
-	case "", NodeKernelHost:
+	if o.NodeKernel == "" || o.NodeKernel == NodeKernelAuto {
+		// The guides' ipvlan where this kernel lacks it: user-mode-linux nodes, if they boot.
 		o.NodeKernel = NodeKernelHost
+		if o.Scenario == ScenarioPublicCloud && !kernelHasIPVlan() && uml.Available() == nil {
+			o.NodeKernel = NodeKernelUML
+		}
+	}
+	switch o.NodeKernel {
+	case NodeKernelHost:
 	case NodeKernelUML:
 		if o.Scenario != ScenarioPublicCloud {
 			return fmt.Errorf("sandbox: --node-kernel uml runs the %s scenario only", ScenarioPublicCloud)
@@ -233,6 +241,7 @@ func Up(ctx context.Context, opts Options) (sb *Sandbox, err error) {
 	}
 	useUML := opts.NodeKernel == NodeKernelUML
 	if useUML {
+		s.progress("nodes: user-mode-linux guests with %s RAM each, for the guides' ipvlan (--node-kernel host: network namespaces with macvlan)", umlMemory)
 		if err := s.buildUMLNetwork(); err != nil {
 			return nil, fmt.Errorf("network: %w", err)
 		}
@@ -449,6 +458,7 @@ func (s *Sandbox) Close() error {
 	}
 	for _, n := range s.Nodes {
 		if n.guest != nil {
+			fmt.Fprintf(s.opts.Progress, "node %s: guest peak memory %d MiB\n", n.Name, guestPeakMiB(n.guest.PID()))
 			if err := n.guest.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("node %s guest: %w", n.Name, err))
 			}

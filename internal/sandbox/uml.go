@@ -29,6 +29,7 @@ import (
 const (
 	NodeKernelHost = "host" // nodes are network namespaces of this kernel
 	NodeKernelUML  = "uml"  // nodes are user-mode-linux guests (ipvlan, VLAN, bonds)
+	NodeKernelAuto = "auto" // uml for the public-cloud scenario where this kernel lacks ipvlan
 )
 
 // umlModules are what a node needs from the guest kernel's modules: ipvlan and macvlan, veth for
@@ -56,7 +57,12 @@ func (s *Sandbox) buildUMLNetwork() error {
 		return err
 	}
 	s.lab = lab
-	// The guests boot in parallel.
+	// The guests boot in parallel; their files live under the state directory, so that down
+	// finds them (and any guest process still running from there) after a crash.
+	guestDir := filepath.Join(s.opts.Dir, "guests")
+	if err := os.MkdirAll(guestDir, 0o755); err != nil {
+		return err
+	}
 	type booted struct {
 		g    *uml.Guest
 		nics []uml.NIC
@@ -75,7 +81,7 @@ func (s *Sandbox) buildUMLNetwork() error {
 		go func() {
 			defer wg.Done()
 			start := time.Now()
-			g, err := uml.Start(uml.Options{Memory: umlMemory, NetNS: lab.Switch, NICs: nics, Modules: umlModules})
+			g, err := uml.Start(uml.Options{Memory: umlMemory, NetNS: lab.Switch, NICs: nics, Modules: umlModules, TempDir: guestDir})
 			boots[i] = booted{g: g, nics: nics, took: time.Since(start), err: err}
 		}()
 	}
@@ -280,4 +286,24 @@ func (n *Node) guestProbe(nsPath string, ch *Check) error {
 		return fmt.Errorf("%s", strings.TrimSpace(stdout+stderr))
 	}
 	return nil
+}
+
+// guestPeakMiB is the largest peak resident size (VmHWM) among a guest's host processes: the
+// guest's memory is one mapping they share, so the largest is the guest's.
+func guestPeakMiB(pid int) int {
+	peak := 0
+	for _, p := range append(uml.GroupPIDs(pid), pid) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+				var kb int
+				_, _ = fmt.Sscan(f[1], &kb)
+				peak = max(peak, kb/1024)
+			}
+		}
+	}
+	return peak
 }

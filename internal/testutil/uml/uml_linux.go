@@ -152,6 +152,9 @@ type Options struct {
 	// RunTimeout bounds the guest run of RunTestInGuest; default: the test's deadline minus a
 	// margin, else 10 minutes.
 	RunTimeout time.Duration
+	// TempDir is where the guest's exchange directory is made (default os.TempDir()): a program
+	// that must find its guests' files after a crash puts them under its own state.
+	TempDir string
 }
 
 // Guest is a running user-mode-linux guest.
@@ -233,7 +236,7 @@ func Start(opts Options) (_ *Guest, err error) {
 		opts.BootTimeout = DefaultBootTimeout
 	}
 
-	dir, err := os.MkdirTemp("", "uml-")
+	dir, err := os.MkdirTemp(opts.TempDir, "uml-")
 	if err != nil {
 		return nil, fmt.Errorf("uml: exchange directory: %w", err)
 	}

@@ -307,3 +307,27 @@ func guestPeakMiB(pid int) int {
 	}
 	return peak
 }
+
+// ProbeFrom runs one check from a running pod of the default namespace, wherever its node is.
+func (s *Sandbox) ProbeFrom(ctx context.Context, podName string, ch *Check) error {
+	var p corev1.Pod
+	if err := s.Client.Get(ctx, client.ObjectKey{Namespace: "default", Name: podName}, &p); err != nil {
+		return err
+	}
+	n := s.Node(p.Spec.NodeName)
+	if n == nil {
+		return fmt.Errorf("pod %s is on unknown node %q", podName, p.Spec.NodeName)
+	}
+	if n.guest != nil {
+		_, nsPath, err := s.podFromAPI(ctx, podName)
+		if err != nil {
+			return err
+		}
+		return n.guestProbe(nsPath, ch)
+	}
+	_, netns, ok := n.kubelet.podIPs("default", podName)
+	if !ok {
+		return fmt.Errorf("pod %s is not running", podName)
+	}
+	return probe(netns, ch)
+}

@@ -15,6 +15,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -179,7 +181,7 @@ func allocated(t *testing.T, sb *sandbox.Sandbox, name string) map[string]string
 // one pod per node per NIC, every connectivity check; then a deleted pod's address goes back to
 // its pool, and pods created while the agents restart all get unique addresses.
 func TestPublicCloudScenario(t *testing.T) {
-	testPublicCloud(t, up(t, sandbox.ScenarioPublicCloud, "e2epc"), "e2epc")
+	testPublicCloud(t, up(t, sandbox.ScenarioPublicCloud, "e2epc"), "e2epc", nil)
 }
 
 // TestPublicCloudScenarioOnUMLNodes is the same suite with the guides' ipvlan: the nodes are
@@ -193,10 +195,82 @@ func TestPublicCloudScenarioOnUMLNodes(t *testing.T) {
 	if sb.CNIType() != "ipvlan" {
 		t.Fatalf("the UML nodes run %s, want ipvlan", sb.CNIType())
 	}
-	testPublicCloud(t, sb, "e2eum")
+	// Why the guides choose ipvlan: behind the VPC, which lets in only the node NICs' own MACs,
+	// a macvlan pod (its own MAC) cannot reach its gateway; every ipvlan pod of the matrix can.
+	testPublicCloud(t, sb, "e2eum", func() { macvlanFailsVPC(t, sb) })
 }
 
-func testPublicCloud(t *testing.T, sb *sandbox.Sandbox, prefix string) {
+func macvlanFailsVPC(t *testing.T, sb *sandbox.Sandbox) {
+	t.Run("macvlan fails the VPC MAC check", func(t *testing.T) {
+		ctx := ctxT(t)
+		// A NIC is the master of ipvlan or macvlan links, not both: free worker's eth1 first.
+		var p corev1.Pod
+		if err := sb.Client.Get(ctx, client.ObjectKey{Namespace: "default", Name: sandbox.PodName("test-app-2", "worker")}, &p); err != nil {
+			t.Fatal(err)
+		}
+		if err := sb.Client.Delete(ctx, &p); err != nil {
+			t.Fatal(err)
+		}
+		waitEndpointGone(t, sb, p.Name)
+		for _, obj := range []client.Object{
+			&v2beta1.SpiderMultusConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "macvlan-eth1"},
+				Spec: v2beta1.MultusCNIConfigSpec{CniType: ptr.To("macvlan"), EnableCoordinator: ptr.To(true),
+					MacvlanConfig: &v2beta1.SpiderMacvlanCniConfig{Master: []string{"eth1"}}}},
+			&v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: "worker-192-macvlan"},
+				Spec: v2beta1.IPPoolSpec{Subnet: "192.168.0.0/24", IPs: []string{"192.168.0.170-192.168.0.171"}, Gateway: ptr.To("192.168.0.253"),
+					Default: ptr.To(true), NodeName: []string{"worker"}, MultusName: []string{"kube-system/macvlan-eth1"}}},
+		} {
+			if err := sb.Client.Create(ctx, obj); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := testenv.WaitFor(ctx, func(ctx context.Context) (bool, error) {
+			nad := &unstructured.Unstructured{}
+			nad.SetAPIVersion("k8s.cni.cncf.io/v1")
+			nad.SetKind("NetworkAttachmentDefinition")
+			err := sb.Client.Get(ctx, client.ObjectKey{Namespace: "kube-system", Name: "macvlan-eth1"}, nad)
+			return err == nil, client.IgnoreNotFound(err)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sb.CreatePod(ctx, "default", "macvlan-worker", "worker", map[string]string{"app": "macvlan"},
+			map[string]string{"v1.multus-cni.io/default-network": "kube-system/macvlan-eth1"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := sb.WaitPodsRunning(ctx, "default", []string{"macvlan-worker"}, 2*time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		gw := &sandbox.Check{Ping: true, Target: "192.168.0.253"}
+		if err := sb.ProbeFrom(ctx, "macvlan-worker", gw); err == nil {
+			t.Error("a macvlan pod reached its gateway through the VPC's MAC filter")
+		} else {
+			t.Logf("macvlan pod -> gateway behind the VPC: %v (as on a cloud)", err)
+		}
+		if err := sb.ProbeFrom(ctx, sandbox.PodName("test-app-2", "master"), &sandbox.Check{Ping: true, Target: "192.168.0.253"}); err != nil {
+			t.Errorf("the ipvlan pod on master cannot reach the same gateway: %v", err)
+		}
+		var mp corev1.Pod
+		if err := sb.Client.Get(ctx, client.ObjectKey{Namespace: "default", Name: "macvlan-worker"}, &mp); err == nil {
+			_ = sb.Client.Delete(ctx, &mp)
+		}
+		waitEndpointGone(t, sb, "macvlan-worker")
+	})
+}
+
+func waitEndpointGone(t *testing.T, sb *sandbox.Sandbox, name string) {
+	t.Helper()
+	err := testenv.WaitFor(ctxT(t), func(ctx context.Context) (bool, error) {
+		var ep v2beta1.SpiderEndpoint
+		err := sb.Client.Get(ctx, client.ObjectKey{Namespace: "default", Name: name}, &ep)
+		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
+	})
+	if err != nil {
+		t.Fatalf("endpoint of %s still there: %v", name, err)
+	}
+}
+
+func testPublicCloud(t *testing.T, sb *sandbox.Sandbox, prefix string, beforeChurn func()) {
 	verify(t, sb)
 	for _, name := range []string{"master-172", "master-192", "worker-172", "worker-192"} {
 		p := pool(t, sb, name)
@@ -247,6 +321,10 @@ func testPublicCloud(t *testing.T, sb *sandbox.Sandbox, prefix string) {
 			t.Fatalf("the sandbox of %s (namespace %s*) is still there: %v", name, podNS, err)
 		}
 	})
+
+	if beforeChurn != nil {
+		beforeChurn()
+	}
 
 	t.Run("agents restart while pods are created", func(t *testing.T) {
 		var names []string

@@ -425,6 +425,20 @@ func TestOverlayScenario(t *testing.T) {
 // afterwards no namespace of the prefix, no process started from the state directory and no new
 // link of the host's namespace may remain.
 func TestSandboxDownLeavesNothing(t *testing.T) {
+	testDownLeavesNothing(t, "overlay", "host", "e2edn")
+}
+
+// TestSandboxDownLeavesNothingUML is the same with user-mode-linux nodes: no guest process, tap
+// or bridge may remain either.
+func TestSandboxDownLeavesNothingUML(t *testing.T) {
+	requireEnv(t)
+	if err := uml.Available(); err != nil {
+		t.Skipf("user-mode-linux nodes cannot boot here: %v", err)
+	}
+	testDownLeavesNothing(t, "public-cloud", "uml", "e2edu")
+}
+
+func testDownLeavesNothing(t *testing.T, scenario, nodeKernel, prefix string) {
 	requireEnv(t)
 	bin := filepath.Join(binaries(t), "spiderpool-sandbox")
 	dir := filepath.Join(t.TempDir(), "state")
@@ -438,7 +452,7 @@ func TestSandboxDownLeavesNothing(t *testing.T) {
 		}
 		return string(out)
 	}
-	out := run("up", "--scenario", "overlay", "--detach", "--verify", "--dir", dir, "--prefix", "e2edn", "--plugin-dir", binaries(t))
+	out := run("up", "--scenario", scenario, "--node-kernel", nodeKernel, "--detach", "--verify", "--dir", dir, "--prefix", prefix, "--plugin-dir", binaries(t))
 	if !strings.Contains(out, "verify: every check passed") || !strings.Contains(out, "export KUBECONFIG="+filepath.Join(dir, "kubeconfig")) {
 		t.Errorf("up --detach output:\n%s", out)
 	}
@@ -449,31 +463,48 @@ func TestSandboxDownLeavesNothing(t *testing.T) {
 	if out := run("status", "--dir", dir); !strings.Contains(out, "running") {
 		t.Errorf("status:\n%s", out)
 	}
-	if names, _ := netsim.Namespaces("e2edn"); len(names) < 4 {
+	if names, _ := netsim.Namespaces(prefix); len(names) < 2 {
 		t.Errorf("namespaces while up: %v", names)
+	}
+	guests := umlProcesses()
+	if nodeKernel == "uml" && len(guests) == 0 {
+		t.Error("no linux.uml process while the UML sandbox is up")
+	}
+	kc := filepath.Join(dir, "kubeconfig")
+	if scenario == "public-cloud" {
+		if pools := kubectl(t, kc, "get", "spiderippool"); !strings.Contains(pools, "worker-192") {
+			t.Errorf("kubectl get spiderippool:\n%s", pools)
+		}
+		if smcs := kubectl(t, kc, "get", "spidermultusconfig", "-n", "kube-system"); !strings.Contains(smcs, "ipvlan-eth0") {
+			t.Errorf("kubectl get spidermultusconfig:\n%s", smcs)
+		}
 	}
 	// kubectl against the detached sandbox: the coordinator Synced with the guide's CIDRs and
 	// the NAD generated from the SpiderMultusConfig.
-	kc := filepath.Join(dir, "kubeconfig")
-	scc := kubectl(t, kc, "get", "spidercoordinator", "default", "-o", "yaml")
-	for _, want := range []string{"phase: Synced", "- 10.233.0.0/18", "- 10.244.64.0/18", "mode: overlay"} {
-		if !strings.Contains(scc, want) {
-			t.Errorf("kubectl get spidercoordinator default -o yaml lacks %q:\n%s", want, scc)
+	if scenario == "overlay" {
+		scc := kubectl(t, kc, "get", "spidercoordinator", "default", "-o", "yaml")
+		for _, want := range []string{"phase: Synced", "- 10.233.0.0/18", "- 10.244.64.0/18", "mode: overlay"} {
+			if !strings.Contains(scc, want) {
+				t.Errorf("kubectl get spidercoordinator default -o yaml lacks %q:\n%s", want, scc)
+			}
 		}
-	}
-	if nads := kubectl(t, kc, "get", "network-attachment-definitions", "-A"); !strings.Contains(nads, "macvlan-eth0") {
-		t.Errorf("kubectl get network-attachment-definitions -A:\n%s", nads)
-	}
-	if pools := kubectl(t, kc, "get", "spiderippool"); !strings.Contains(pools, "10-6-v4") {
-		t.Errorf("kubectl get spiderippool:\n%s", pools)
+		if nads := kubectl(t, kc, "get", "network-attachment-definitions", "-A"); !strings.Contains(nads, "macvlan-eth0") {
+			t.Errorf("kubectl get network-attachment-definitions -A:\n%s", nads)
+		}
+		if pools := kubectl(t, kc, "get", "spiderippool"); !strings.Contains(pools, "10-6-v4") {
+			t.Errorf("kubectl get spiderippool:\n%s", pools)
+		}
 	}
 	out = run("down", "--dir", dir)
 	t.Logf("down:\n%s", out)
 	if sandbox.Alive(st.PID) {
 		t.Errorf("sandbox process %d still runs", st.PID)
 	}
-	if names, _ := netsim.Namespaces("e2edn"); len(names) > 0 {
+	if names, _ := netsim.Namespaces(prefix); len(names) > 0 {
 		t.Errorf("namespaces left: %v", names)
+	}
+	if left := umlProcesses(); len(left) > 0 {
+		t.Errorf("guest processes left: %v", left)
 	}
 	if pids := sandbox.ProcessesUsing(dir); len(pids) > 0 {
 		t.Errorf("processes left: %v", pids)
@@ -504,4 +535,20 @@ func hostLinks(t *testing.T) []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// umlProcesses lists the pids of running linux.uml processes.
+func umlProcesses() []int {
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		var pid int
+		if _, err := fmt.Sscan(e.Name(), &pid); err != nil {
+			continue
+		}
+		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && strings.HasSuffix(exe, "linux.uml") {
+			out = append(out, pid)
+		}
+	}
+	return out
 }

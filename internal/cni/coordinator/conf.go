@@ -14,6 +14,7 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 
 	v1 "github.com/spiderpool-go/spiderpool/api/agent/v1"
+	"github.com/spiderpool-go/spiderpool/internal/cni/cnilog"
 )
 
 // Defaults of SPEC.md 5.1 that apply when neither the configuration nor the agent sets a key.
@@ -152,7 +153,7 @@ func loadConf(stdin []byte) (*NetConf, error) {
 		lo.LogLevel = DefaultLogLevel
 	}
 	lo.LogLevel = strings.ToLower(lo.LogLevel)
-	if _, ok := logLevels[lo.LogLevel]; !ok {
+	if _, ok := cnilog.Level(lo.LogLevel); !ok {
 		return nil, fmt.Errorf("invalid network configuration: logOptions.logLevel %q is not one of debug, info, warn, error", lo.LogLevel)
 	}
 	if lo.LogFile == "" {

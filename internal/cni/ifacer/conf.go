@@ -11,6 +11,7 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
+	"github.com/spiderpool-go/spiderpool/internal/cni/cnilog"
 	"github.com/vishvananda/netlink"
 )
 
@@ -134,7 +135,7 @@ func (c *NetConf) validate() error {
 		lo.LogLevel = DefaultLogLevel
 	}
 	lo.LogLevel = strings.ToLower(lo.LogLevel)
-	if _, ok := logLevels[lo.LogLevel]; !ok {
+	if _, ok := cnilog.Level(lo.LogLevel); !ok {
 		return fmt.Errorf("logOptions.logLevel: %q is not one of debug, info, warn, error", lo.LogLevel)
 	}
 	if lo.LogFile == "" {

@@ -1,6 +1,10 @@
 package ifacer
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/spiderpool-go/spiderpool/internal/cni/cnilog"
+)
 
 // FuzzLoadConf checks that no input panics loadConf and that an accepted configuration names
 // valid devices: interfaces, bond and VLAN names the kernel can take, options ifacer can set.
@@ -36,7 +40,7 @@ func FuzzLoadConf(f *testing.F) {
 				t.Fatalf("accepted unknown option %q", o.Key)
 			}
 		}
-		if _, ok := logLevels[c.LogOptions.LogLevel]; !ok || c.LogOptions.LogFile == "" {
+		if _, ok := cnilog.Level(c.LogOptions.LogLevel); !ok || c.LogOptions.LogFile == "" {
 			t.Fatalf("logOptions = %+v", c.LogOptions)
 		}
 	})

@@ -11,6 +11,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	v1 "github.com/spiderpool-go/spiderpool/api/agent/v1"
+	"github.com/spiderpool-go/spiderpool/internal/cni/cnilog"
 )
 
 // Defaults of the ipam object (SPEC.md 7.1).
@@ -131,7 +132,7 @@ func (c *IPAMConfig) validate() error {
 	}
 
 	level := strings.ToUpper(c.LogLevel)
-	if _, ok := logLevels[level]; !ok {
+	if _, ok := cnilog.Level(level); !ok {
 		return fmt.Errorf("ipam.log_level %q is not one of DEBUG, INFO, WARN, ERROR", c.LogLevel)
 	}
 	c.LogLevel = level

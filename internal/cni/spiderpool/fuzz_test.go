@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	v1 "github.com/spiderpool-go/spiderpool/api/agent/v1"
+	"github.com/spiderpool-go/spiderpool/internal/cni/cnilog"
 )
 
 // FuzzLoadConf: no input panics; an accepted configuration has a supported version and values
@@ -50,7 +51,7 @@ func FuzzLoadConf(f *testing.F) {
 		case c.LogFileMaxSize < 0 || c.LogFileMaxAge < 0 || c.LogFileMaxCount < 0:
 			t.Fatalf("negative rotation limit: %+v", c)
 		}
-		if _, ok := logLevels[c.LogLevel]; !ok {
+		if _, ok := cnilog.Level(c.LogLevel); !ok {
 			t.Fatalf("accepted log level %q", c.LogLevel)
 		}
 

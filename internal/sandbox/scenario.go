@@ -88,10 +88,9 @@ type manifestNode struct {
 	Eth1Pool string
 }
 
-// The public-cloud guides' manifests (SPEC.md 12(a)) with the nodes of the sandbox; the pools'
-// ranges are the guide's for master and worker and continue the same way for more nodes.
-var publicCloudManifests = template.Must(template.New("public-cloud").Parse(`
-apiVersion: v1
+// kubeadmConfig is the guides' kubeadm-config workaround with the clusters' CIDRs: where the
+// SpiderCoordinator finds the pod and Service CIDRs.
+const kubeadmConfig = `apiVersion: v1
 kind: ConfigMap
 metadata:
   name: kubeadm-config
@@ -101,7 +100,12 @@ data:
     networking:
       podSubnet: ` + podSubnet + `
       serviceSubnet: ` + serviceCIDR + `
----
+`
+
+// The public-cloud guides' manifests (SPEC.md 12(a)) with the nodes of the sandbox; the pools'
+// ranges are the guide's for master and worker and continue the same way for more nodes.
+var publicCloudManifests = template.Must(template.New("public-cloud").Parse(`
+` + kubeadmConfig + `---
 apiVersion: spiderpool.spidernet.io/v2beta1
 kind: SpiderMultusConfig
 metadata:
@@ -161,17 +165,7 @@ spec:
 
 // The Calico-overlay guide's manifests (SPEC.md 12(b)), with the node NIC eth0 for ens192.
 var overlayManifests = template.Must(template.New("overlay").Parse(`
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: kubeadm-config
-  namespace: kube-system
-data:
-  ClusterConfiguration: |
-    networking:
-      podSubnet: ` + podSubnet + `
-      serviceSubnet: ` + serviceCIDR + `
----
+` + kubeadmConfig + `---
 apiVersion: spiderpool.spidernet.io/v2beta1
 kind: SpiderCoordinator
 metadata:

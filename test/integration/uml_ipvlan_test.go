@@ -478,7 +478,8 @@ func umlControl(sw ns.NetNS, cmd string) (string, error) {
 		return "", err
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	// A command may set pods up in the guest (CNI DEL and ADD under UML): slow on a loaded machine.
+	_ = c.SetDeadline(time.Now().Add(90 * time.Second))
 	if _, err := fmt.Fprintln(c, cmd); err != nil {
 		return "", err
 	}

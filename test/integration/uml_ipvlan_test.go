@@ -394,7 +394,7 @@ func TestIPVlanUnderlayGuestHalf(t *testing.T) {
 				}
 				macPod = addGuestPod(t, kc, cni, node, macvlanList, "pod-c")
 			}
-			if err := netsim.Ping(macPod.ns, netip.MustParseAddr(umlGateway), 2*time.Second); err != nil {
+			if err := netsim.Ping(macPod.ns, netip.MustParseAddr(umlGateway), 5*time.Second); err != nil {
 				return "blocked: " + err.Error()
 			}
 			return "reached"

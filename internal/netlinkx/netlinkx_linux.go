@@ -448,6 +448,15 @@ func SetNeigh(l netlink.Link, ip netip.Addr, mac net.HardwareAddr) error {
 	return nil
 }
 
+// DelNeigh removes the neighbour entry of ip on l; a missing one is fine.
+func DelNeigh(l netlink.Link, ip netip.Addr) error {
+	n := &netlink.Neigh{LinkIndex: l.Attrs().Index, Family: Family(ip), IP: ip.AsSlice()}
+	if err := netlink.NeighDel(n); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("delete neighbour %s dev %s: %w", ip, l.Attrs().Name, err)
+	}
+	return nil
+}
+
 // Neighs lists the neighbour entries of a link in a family.
 func Neighs(l netlink.Link, family int) ([]netlink.Neigh, error) {
 	list, err := netlink.NeighList(l.Attrs().Index, family)

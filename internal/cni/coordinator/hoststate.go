@@ -49,7 +49,14 @@ func withHostLock(f func() error) error {
 // node's other routes say, by a rule ahead of main and a /32 (/128) route in the host rule table,
 // with a static neighbour entry so that the first packet needs no resolution.
 func routePodThroughHost(cfg *Config, hostLink netlink.Link, podAddrs []netip.Prefix, podMAC net.HardwareAddr) error {
-	return withHostLock(func() error {
+	return withHostLock(func() (err error) {
+		// Half-routed addresses would send traffic for the pod nowhere: on failure the routes
+		// added so far go, and the host rule too when no other pod needs it.
+		defer func() {
+			if err != nil {
+				_ = unrouteLocked(cfg, hostLink, podAddrs)
+			}
+		}()
 		for _, p := range podAddrs {
 			ip := p.Addr()
 			if err := netlinkx.SetNeigh(hostLink, ip, podMAC); err != nil {
@@ -76,15 +83,24 @@ func routePodThroughHost(cfg *Config, hostLink netlink.Link, podAddrs []netip.Pr
 // hostLink, or through any link when hostLink is nil) go, and so does the host rule of a family
 // whose table is left empty. Missing routes and rules are fine: DEL and rollback both use it.
 func unroutePod(cfg *Config, hostLink netlink.Link, podAddrs []netip.Prefix) error {
-	return withHostLock(func() error {
-		for _, p := range podAddrs {
-			ip := p.Addr()
-			if err := netlinkx.DelRoutesTo(netip.PrefixFrom(ip, ip.BitLen()), cfg.HostRuleTable, hostLink); err != nil {
+	return withHostLock(func() error { return unrouteLocked(cfg, hostLink, podAddrs) })
+}
+
+// unrouteLocked is unroutePod's work, holding the lock; it also drops the static neighbour entries
+// routePodThroughHost set on hostLink.
+func unrouteLocked(cfg *Config, hostLink netlink.Link, podAddrs []netip.Prefix) error {
+	for _, p := range podAddrs {
+		ip := p.Addr()
+		if err := netlinkx.DelRoutesTo(netip.PrefixFrom(ip, ip.BitLen()), cfg.HostRuleTable, hostLink); err != nil {
+			return err
+		}
+		if hostLink != nil {
+			if err := netlinkx.DelNeigh(hostLink, ip); err != nil {
 				return err
 			}
 		}
-		return releaseHostRules(cfg)
-	})
+	}
+	return releaseHostRules(cfg)
 }
 
 // releaseHostRules removes the host rule of each family whose host rule table holds no route any

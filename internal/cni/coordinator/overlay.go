@@ -26,7 +26,7 @@ type overlay struct {
 	log   *slog.Logger
 }
 
-func (o *overlay) add() (err error) {
+func (o *overlay) add() error {
 	nicName, firstName := o.args.IfName, o.cfg.PodDefaultCNINIC
 	podAddrs, gateways := nicAddrs(o.prev, nicName)
 	if len(podAddrs) == 0 {
@@ -118,12 +118,6 @@ func (o *overlay) add() (err error) {
 		return err
 	}
 
-	// Only the host side needs undoing on failure: the runtime removes the pod's namespace.
-	defer func() {
-		if err != nil {
-			_ = unroutePod(o.cfg, hostPeer, podAddrs)
-		}
-	}()
 	if err := routePodThroughHost(o.cfg, hostPeer, podAddrs, firstMAC); err != nil {
 		return err
 	}

@@ -2,12 +2,16 @@ package coordinator
 
 import (
 	"net/http"
+	"net/netip"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	v1 "github.com/spiderpool-go/spiderpool/api/agent/v1"
 	"github.com/spiderpool-go/spiderpool/internal/agent/client/clienttest"
+	"github.com/spiderpool-go/spiderpool/internal/netlinkx"
 	"github.com/spiderpool-go/spiderpool/internal/netsim"
+	"github.com/spiderpool-go/spiderpool/internal/testutil"
 )
 
 // TestPrivilegedFailedAddLeavesHostClean makes ADDs fail half way, after the veth pair, routes,
@@ -56,4 +60,46 @@ func TestPrivilegedFailedAddLeavesHostClean(t *testing.T) {
 			t.Errorf("host after the failed net1 ADD:\n%s\nbefore:\n%s", after, before)
 		}
 	})
+}
+
+// TestPrivilegedRoutePodThroughHostRollsBack makes the host routing of a pod fail at its second
+// address (IPv6 switched off on the host link) after the first is routed: nothing of the first
+// may stay, neither its route in the host rule table nor the host rule.
+func TestPrivilegedRoutePodThroughHostRollsBack(t *testing.T) {
+	host, pod := testutil.NewNS(t), testutil.NewNS(t)
+	hostLockPath = filepath.Join(t.TempDir(), "coordinator.lock")
+	t.Cleanup(func() { hostLockPath = "/run/spidernet/coordinator.lock" })
+	testutil.InNS(t, pod, func() error {
+		_, err := netlinkx.AddVeth(netlinkx.Veth{Name: "veth0", PeerName: "hostside", MTU: 1500, MAC: netlinkx.RandomMAC(), PeerMAC: netlinkx.RandomMAC(), PeerNS: host})
+		return err
+	})
+	cfg := &Config{HostRuleTable: 500}
+	before := ""
+	testutil.InNS(t, host, func() error {
+		if err := netlinkx.SetSysctl("net/ipv6/conf/hostside/disable_ipv6", "1"); err != nil {
+			return err
+		}
+		var err error
+		before, err = netsim.HostState(host)
+		return err
+	})
+	var routeErr error
+	testutil.InNS(t, host, func() error {
+		l, err := netlinkx.LinkByName("hostside")
+		if err != nil {
+			return err
+		}
+		routeErr = routePodThroughHost(cfg, l, []netip.Prefix{netip.MustParsePrefix("10.6.1.10/16"), netip.MustParsePrefix("fd00:6::10/64")}, netlinkx.RandomMAC())
+		return nil
+	})
+	if routeErr == nil {
+		t.Skip("this kernel accepts an IPv6 neighbour on a link with IPv6 off: no failure to roll back")
+	}
+	after, err := netsim.HostState(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after != before {
+		t.Errorf("host after the failed routing (%v):\n%s\nbefore:\n%s", routeErr, after, before)
+	}
 }

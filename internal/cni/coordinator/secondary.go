@@ -26,7 +26,7 @@ type secondary struct {
 	log   *slog.Logger
 }
 
-func (s *secondary) add() (err error) {
+func (s *secondary) add() error {
 	nicName := s.args.IfName
 	podAddrs, gateways := nicAddrs(s.prev, nicName)
 	if len(podAddrs) == 0 {
@@ -94,12 +94,6 @@ func (s *secondary) add() (err error) {
 		return err
 	}
 
-	// Only the host side needs undoing on failure: the runtime removes the pod's namespace.
-	defer func() {
-		if err != nil {
-			_ = unroutePod(s.cfg, hv, podAddrs)
-		}
-	}()
 	if err := routePodThroughHost(s.cfg, hv, podAddrs, veth0MAC); err != nil {
 		return err
 	}

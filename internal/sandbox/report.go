@@ -249,13 +249,11 @@ func (s *Sandbox) Connectivity(ctx context.Context) (*Matrix, error) {
 	for i, node := range nodes {
 		other := nodes[(i+1)%len(nodes)]
 		for ai, app := range apps {
-			ips, netns, err := pod(app, node)
+			ips, _, err := pod(app, node)
 			if err != nil {
 				return nil, err
 			}
 			from := PodName(app, node)
-			_ = ips
-			_ = netns
 			target := func(app, node, ifName string) (netip.Addr, error) {
 				ips, _, err := pod(app, node)
 				if err != nil {

@@ -527,12 +527,17 @@ func (k *kubelet) readNetworkStatus(ctx context.Context, p *corev1.Pod, ifIPs ma
 	if err := k.c.Get(ctx, client.ObjectKeyFromObject(p), &latest); err != nil {
 		return err
 	}
-	raw := latest.Annotations["k8s.v1.cni.cncf.io/network-status"]
+	return addNetworkStatus(&latest, ifIPs)
+}
+
+// addNetworkStatus adds the addresses of Multus' network-status annotation to ifIPs, for the
+// interfaces ifIPs has none of yet.
+func addNetworkStatus(p *corev1.Pod, ifIPs map[string][]netip.Addr) error {
+	raw := p.Annotations["k8s.v1.cni.cncf.io/network-status"]
 	if raw == "" {
 		return nil
 	}
 	var status []struct {
-		Name      string   `json:"name"`
 		Interface string   `json:"interface"`
 		IPs       []string `json:"ips"`
 	}

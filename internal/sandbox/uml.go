@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -247,22 +246,8 @@ func (s *Sandbox) podFromAPI(ctx context.Context, name string) (map[string][]net
 			ips["eth0"] = append(ips["eth0"], a)
 		}
 	}
-	var status []struct {
-		Interface string   `json:"interface"`
-		IPs       []string `json:"ips"`
-	}
-	if raw := p.Annotations["k8s.v1.cni.cncf.io/network-status"]; raw != "" {
-		_ = json.Unmarshal([]byte(raw), &status)
-	}
-	for _, st := range status {
-		if st.Interface == "" || st.Interface == "eth0" {
-			continue
-		}
-		for _, ip := range st.IPs {
-			if a, err := netip.ParseAddr(ip); err == nil {
-				ips[st.Interface] = append(ips[st.Interface], a)
-			}
-		}
+	if err := addNetworkStatus(&p, ips); err != nil {
+		return nil, "", err
 	}
 	return ips, p.Annotations[AnnotationNetNS], nil
 }

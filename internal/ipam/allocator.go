@@ -48,10 +48,12 @@ type Result struct {
 	CleanGateway bool
 }
 
-// Allocate gives req.IfName one address of every enabled family: it selects
-// the candidate pools (Select), drops those the pod may not use (Filter) and
-// tries the remaining pools of each family in order, taking the first that
-// yields an address. Families are allocated concurrently and together: if
+// Allocate gives req.IfName one address of every enabled family that has
+// candidate pools: it selects the candidate pools (Select), drops those the
+// pod may not use (Filter) and tries the remaining pools of each family in
+// order, taking the first that yields an address. A family with candidates
+// that are all filtered out fails the request; a family without any is not
+// allocated. Families are allocated concurrently and together: if
 // one fails, the records the others created are released again. A retry for
 // the same pod UID and interface returns the addresses already held (pools
 // that, per the cache, hold a record of the UID are tried first).
@@ -81,7 +83,9 @@ func (a *Allocator) Allocate(ctx context.Context, req *Request) (*Result, error)
 			return nil, err
 		}
 	}
-	versions := a.cfg.versions()
+	// Only the families Select found candidates for: an enabled family that
+	// no rule names a pool of is skipped (SPEC.md 3.2).
+	versions := sel.Versions()
 	candidates := make([][]*v2beta1.SpiderIPPool, len(versions))
 	for i, v := range versions {
 		if candidates[i], err = Filter(req, &a.cfg, v, sel.Pools(v)); err != nil {

@@ -398,3 +398,92 @@ func TestAllocateOffsetsSpread(t *testing.T) {
 	}
 	checkStore(t, store)
 }
+
+// TestAllocateDefaultDualStackWithIPv4Pools runs the chart's default switches
+// (ipam.enableIPv4 and ipam.enableIPv6 both true) against the guides'
+// IPv4-only pools: the family no rule names a pool of is skipped (SPEC.md
+// 3.2), while a family that is asked for and cannot be served still fails
+// the whole request and leaves no record behind.
+func TestAllocateDefaultDualStackWithIPv4Pools(t *testing.T) {
+	chartDefaults := ipam.Config{EnableIPv4: true, EnableIPv6: true, InstallNamespace: "kube-system"}
+	pools := func() []*v2beta1.SpiderIPPool {
+		return []*v2beta1.SpiderIPPool{
+			ipamtest.MakeIPPool("v4").Subnet("10.6.0.0/16").IPs("10.6.212.100-10.6.212.101").Gateway("10.6.0.1").Default().Obj(),
+			ipamtest.MakeIPPool("v6-off").Subnet("fd00:6::/64").IPs("fd00:6::10").Disable().Obj(),
+			ipamtest.MakeIPPool("v6-full").Subnet("fd00:7::/64").IPs("fd00:7::10").Allocated("fd00:7::10", "app/x", "x").Obj(),
+		}
+	}
+	tests := []struct {
+		name     string
+		req      func(r *ipam.Request)
+		wantAddr []string
+		wantErr  string
+		errIs    error
+	}{
+		{
+			name:     "cluster default IPv4 pool only",
+			req:      func(r *ipam.Request) {},
+			wantAddr: []string{"10.6.212.100/16"},
+		},
+		{
+			name:     "SpiderMultusConfig ippools.ipv4 only",
+			req:      func(r *ipam.Request) { r.DefaultIPv4Pools = []string{"v4"} },
+			wantAddr: []string{"10.6.212.100/16"},
+		},
+		{
+			name:     "pod annotation ipv4 only",
+			req:      func(r *ipam.Request) { r.PodAnnotations = map[string]string{v2beta1.AnnoPodIPPool: `{"ipv4":["v4"]}`} },
+			wantAddr: []string{"10.6.212.100/16"},
+		},
+		{
+			name: "IPv6 pool named but filtered out",
+			req: func(r *ipam.Request) {
+				r.PodAnnotations = map[string]string{v2beta1.AnnoPodIPPool: `{"ipv4":["v4"],"ipv6":["v6-off"]}`}
+			},
+			wantErr: "no IPPool available, all IPv6 IPPools [v6-off] of eth0 filtered out: v6-off: disabled",
+			errIs:   ipam.ErrNoCandidatePool,
+		},
+		{
+			name: "IPv6 pool named but full",
+			req: func(r *ipam.Request) {
+				r.PodAnnotations = map[string]string{v2beta1.AnnoPodIPPool: `{"ipv4":["v4"],"ipv6":["v6-full"]}`}
+			},
+			wantErr: "failed to allocate any IPv6 IP address to NIC eth0 from IPPools [v6-full]",
+			errIs:   ipam.ErrPoolExhausted,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			store := ipamtest.NewStore(pools()...)
+			req := podRequest("u1")
+			req.DefaultIPv4Pools = nil
+			tc.req(req)
+			res, err := ipam.New(store, chartDefaults).Allocate(context.Background(), req)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errors.Is(err, tc.errIs) {
+					t.Fatalf("got error %v, want one containing %q and wrapping %v", err, tc.wantErr, tc.errIs)
+				}
+				if got := records(t, store, "v4"); len(got) != 0 {
+					t.Fatalf("IPv4 records left behind by a failed request: %v", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.wantAddr, addrs(res)); diff != "" {
+				t.Errorf("addresses (-want +got):\n%s", diff)
+			}
+			checkStore(t, store)
+		})
+	}
+
+	// No pool of any family: still an error.
+	store := ipamtest.NewStore(ipamtest.MakeIPPool("plain").Subnet("10.1.0.0/16").IPs("10.1.0.1").Obj())
+	req := podRequest("u2")
+	req.DefaultIPv4Pools = nil
+	_, err := ipam.New(store, chartDefaults).Allocate(context.Background(), req)
+	if err == nil || err.Error() != "no IPPool available, no pool selection rules of any type are specified" || !errors.Is(err, ipam.ErrNoCandidatePool) {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -87,10 +87,26 @@ func TestSelectAutoPools(t *testing.T) {
 			errIs:   ipam.ErrAutoPoolNotReady,
 		},
 		{
-			name:    "enabled family without a subnet",
+			// SPEC.md 3.2: like pools, a family without a subnet is skipped.
+			name: "enabled family without a subnet is skipped",
+			cfg:  ipam.Config{EnableIPv4: true, EnableIPv6: true, EnableAutoPool: true},
+			req:  req("eth0", map[string]string{v2beta1.AnnoSpiderSubnet: `{"ipv4":["s4"]}`}, nginx),
+			want: selected{Rule: ipam.RuleSubnet, IPv4: []string{"auto4-nginx-eth0-ccccc"}},
+		},
+		{
+			// A subnet named for the second family whose pool is missing
+			// still holds the pod back: that family was asked for.
+			name:    "named second family without its pool is still not ready",
 			cfg:     ipam.Config{EnableIPv4: true, EnableIPv6: true, EnableAutoPool: true},
-			req:     req("eth0", map[string]string{v2beta1.AnnoSpiderSubnet: `{"ipv4":["s4"]}`}, nginx),
-			wantErr: "no IPPool available, no IPv6 SpiderSubnet specified for NIC eth0 by annotation ipam.spidernet.io/subnet although IPv6 is enabled",
+			req:     req("net1", map[string]string{v2beta1.AnnoSpiderSubnets: `[{"interface":"net1","ipv4":["s4"],"ipv6":["s6"]}]`}, nginx),
+			wantErr: `IPv6 IPPool of SpiderSubnet ["s6"] for NIC net1 of Deployment app/nginx: auto-created IPPool not created yet`,
+			errIs:   ipam.ErrAutoPoolNotReady,
+		},
+		{
+			name:    "subnet of a disabled family only",
+			cfg:     ipam.Config{EnableIPv4: true, EnableAutoPool: true},
+			req:     req("eth0", map[string]string{v2beta1.AnnoSpiderSubnet: `{"ipv6":["s6"]}`}, nginx),
+			wantErr: "no IPPool available, no IPv4 SpiderSubnet specified for NIC eth0 by annotation ipam.spidernet.io/subnet",
 			errIs:   ipam.ErrNoCandidatePool,
 		},
 		{

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 )
@@ -48,7 +49,9 @@ func (r Rule) String() string {
 }
 
 // Selection is the outcome of candidate selection for one interface: per
-// enabled family, the pools to filter and try, in order.
+// family, the pools to filter and try, in order. A family without candidates
+// is not allocated (SPEC.md 3.2); Select never returns a Selection whose
+// families are all empty.
 type Selection struct {
 	Rule         Rule
 	IPv4, IPv6   []*v2beta1.SpiderIPPool
@@ -61,6 +64,37 @@ func (s *Selection) Pools(version int) []*v2beta1.SpiderIPPool {
 		return s.IPv4
 	}
 	return s.IPv6
+}
+
+// Versions returns the families that have candidates, IPv4 first: the
+// families the interface gets an address of.
+func (s *Selection) Versions() []int {
+	var vs []int
+	if len(s.IPv4) > 0 {
+		vs = append(vs, 4)
+	}
+	if len(s.IPv6) > 0 {
+		vs = append(vs, 6)
+	}
+	return vs
+}
+
+// set stores the candidates of family version.
+func (s *Selection) set(version int, pools []*v2beta1.SpiderIPPool) {
+	if version == 4 {
+		s.IPv4 = pools
+	} else {
+		s.IPv6 = pools
+	}
+}
+
+// familyNames spells versions for messages: "IPv4", "IPv4 or IPv6".
+func familyNames(versions []int) string {
+	names := make([]string, len(versions))
+	for i, v := range versions {
+		names[i] = fmt.Sprintf("IPv%d", v)
+	}
+	return strings.Join(names, " or ")
 }
 
 // Select chooses the candidate pools of req.IfName among pools (the store's
@@ -78,9 +112,12 @@ func (s *Selection) Pools(version int) []*v2beta1.SpiderIPPool {
 //  6. every pool with spec.default true, in store order.
 //
 // Names may be shell patterns, which expand to every pool of the family
-// (in store order) they match. A name listed twice, a name that matches no
-// pool and, for an enabled family, an empty candidate list are errors; the
-// candidates of a disabled family are ignored.
+// (in store order) they match. A name listed twice and a name that matches
+// no pool are errors. Families are independent: an enabled family the
+// winning rule names no pool of is skipped, as upstream does, so that an
+// IPv4-only pool serves pods under the chart's default dual-stack switches;
+// the candidates of a disabled family are ignored. Only when no enabled
+// family is left with a candidate is it an ErrNoCandidatePool error.
 func Select(req *Request, cfg *Config, pools []*v2beta1.SpiderIPPool) (*Selection, error) {
 	versions := cfg.versions()
 	if len(versions) == 0 {
@@ -111,18 +148,18 @@ func Select(req *Request, cfg *Config, pools []*v2beta1.SpiderIPPool) (*Selectio
 			list = names.IPv6
 		}
 		if len(list) == 0 {
-			return nil, fmt.Errorf("%w, no IPv%d IPPool specified for NIC %s by %s although IPv%d is enabled",
-				ErrNoCandidatePool, v, req.IfName, sel.Rule, v)
+			continue // this family is not asked for: skipped, not an error
 		}
 		resolved, err := resolve(list, v, pools, byName)
 		if err != nil {
 			return nil, fmt.Errorf("IPv%d IPPools of NIC %s from %s: %w", v, req.IfName, sel.Rule, err)
 		}
-		if v == 4 {
-			sel.IPv4 = resolved
-		} else {
-			sel.IPv6 = resolved
-		}
+		sel.set(v, resolved)
+	}
+	if len(sel.Versions()) == 0 {
+		// The rule named pools of a disabled family only.
+		return nil, fmt.Errorf("%w, no %s IPPool specified for NIC %s by %s",
+			ErrNoCandidatePool, familyNames(versions), req.IfName, sel.Rule)
 	}
 	return sel, nil
 }
@@ -222,11 +259,12 @@ func subnetRequested(req *Request) (string, PoolNames, bool, error) {
 }
 
 // selectAutoPools is rule 1: the pools the SpiderSubnet controller created
-// for the pod's top controller, this interface and each enabled family, out
-// of one of the named subnets. They are found by their labels, never by name
-// (the name ends in random characters). A pool not created yet is a
-// transient ErrAutoPoolNotReady: the controller is behind the workload, and
-// the kubelet retries the ADD.
+// for the pod's top controller, this interface and each enabled family the
+// annotation names subnets of, out of one of those subnets. They are found
+// by their labels, never by name (the name ends in random characters). A
+// family without subnets is skipped like a family without pools. A pool not
+// created yet is a transient ErrAutoPoolNotReady: the controller is behind
+// the workload, and the kubelet retries the ADD.
 func selectAutoPools(req *Request, versions []int, pools []*v2beta1.SpiderIPPool, key string, subnets PoolNames) (*Selection, error) {
 	sel := &Selection{Rule: RuleSubnet, CleanGateway: req.CleanGateway}
 	c := req.Controller
@@ -236,8 +274,7 @@ func selectAutoPools(req *Request, versions []int, pools []*v2beta1.SpiderIPPool
 			names = subnets.IPv6
 		}
 		if len(names) == 0 {
-			return nil, fmt.Errorf("%w, no IPv%d SpiderSubnet specified for NIC %s by annotation %s although IPv%d is enabled",
-				ErrNoCandidatePool, v, req.IfName, key, v)
+			continue
 		}
 		var found []*v2beta1.SpiderIPPool
 		for _, p := range pools {
@@ -255,11 +292,11 @@ func selectAutoPools(req *Request, versions []int, pools []*v2beta1.SpiderIPPool
 			return nil, fmt.Errorf("IPv%d IPPool of SpiderSubnet %q for NIC %s of %s %s/%s: %w",
 				v, names, req.IfName, c.Kind, c.Namespace, c.Name, ErrAutoPoolNotReady)
 		}
-		if v == 4 {
-			sel.IPv4 = found
-		} else {
-			sel.IPv6 = found
-		}
+		sel.set(v, found)
+	}
+	if len(sel.Versions()) == 0 {
+		return nil, fmt.Errorf("%w, no %s SpiderSubnet specified for NIC %s by annotation %s",
+			ErrNoCandidatePool, familyNames(versions), req.IfName, key)
 	}
 	return sel, nil
 }
@@ -269,7 +306,8 @@ func selectAutoPools(req *Request, versions []int, pools []*v2beta1.SpiderIPPool
 // the agent reports it as transient and the kubelet retries the ADD.
 var ErrAutoPoolNotReady = fmt.Errorf("auto-created IPPool not created yet: %w", ErrConflict)
 
-// selectDefaults is rule 6: the pools with spec.default true, per family.
+// selectDefaults is rule 6: the pools with spec.default true, per enabled
+// family; an enabled family without a default pool is skipped.
 func selectDefaults(req *Request, versions []int, pools []*v2beta1.SpiderIPPool, sel *Selection) (*Selection, error) {
 	found := false
 	for _, p := range pools {
@@ -277,29 +315,17 @@ func selectDefaults(req *Request, versions []int, pools []*v2beta1.SpiderIPPool,
 			continue
 		}
 		found = true
-		switch PoolVersion(p) {
-		case 4:
-			sel.IPv4 = append(sel.IPv4, p)
-		case 6:
-			sel.IPv6 = append(sel.IPv6, p)
+		if v := PoolVersion(p); slices.Contains(versions, v) {
+			sel.set(v, append(sel.Pools(v), p))
 		}
 	}
 	if !found {
 		return nil, fmt.Errorf("%w, no pool selection rules of any type are specified", ErrNoCandidatePool)
 	}
-	for _, v := range versions {
-		if len(sel.Pools(v)) == 0 {
-			return nil, fmt.Errorf("%w, no default IPv%d IPPool for NIC %s although IPv%d is enabled",
-				ErrNoCandidatePool, v, req.IfName, v)
-		}
-	}
-	if len(versions) == 1 {
-		// Only the enabled family is tried; the other one is not an error.
-		if versions[0] == 4 {
-			sel.IPv6 = nil
-		} else {
-			sel.IPv4 = nil
-		}
+	if len(sel.Versions()) == 0 {
+		// Default pools exist, but only of a disabled family.
+		return nil, fmt.Errorf("%w, no default %s IPPool for NIC %s",
+			ErrNoCandidatePool, familyNames(versions), req.IfName)
 	}
 	return sel, nil
 }

@@ -2,6 +2,7 @@ package ipam_test
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -67,6 +68,7 @@ func TestSelect(t *testing.T) {
 		name    string
 		cfg     ipam.Config
 		req     func() *ipam.Request
+		pools   func() []*v2beta1.SpiderIPPool // candidatePools when nil
 		want    selected
 		wantErr string
 		errIs   error
@@ -213,6 +215,20 @@ func TestSelect(t *testing.T) {
 			want: selected{Rule: ipam.RuleClusterDefault, IPv4: []string{"a4", "d4"}, IPv6: []string{"a6"}},
 		},
 		{
+			name: "rule 6 enabled family without a default pool is skipped",
+			cfg:  dual,
+			req: func() *ipam.Request {
+				return &ipam.Request{PodNamespace: "app", PodName: "p", IfName: "eth0"}
+			},
+			pools: func() []*v2beta1.SpiderIPPool {
+				return []*v2beta1.SpiderIPPool{
+					ipamtest.MakeIPPool("b4").Subnet("10.2.0.0/16").IPs("10.2.0.10").Default().Obj(),
+					ipamtest.MakeIPPool("b6").Subnet("fd02::/64").IPs("fd02::10").Obj(),
+				}
+			},
+			want: selected{Rule: ipam.RuleClusterDefault, IPv4: []string{"b4"}},
+		},
+		{
 			name: "rule 6 only enabled family",
 			cfg:  ipam.Config{EnableIPv6: true},
 			req: func() *ipam.Request {
@@ -277,13 +293,77 @@ func TestSelect(t *testing.T) {
 			errIs:   ipam.ErrInvalidAnnotation,
 		},
 		{
-			name: "missing family of an enabled stack",
+			// SPEC.md 3.2: an enabled family the winning rule names no pool
+			// of is skipped; the guides' IPv4-only pools under the chart's
+			// default enableIPv6=true.
+			name: "enabled family without a pool in the ippool annotation is skipped",
 			cfg:  dual,
 			req: func() *ipam.Request {
 				return &ipam.Request{PodNamespace: "app", PodName: "p", IfName: "net1",
 					PodAnnotations: map[string]string{v2beta1.AnnoPodIPPool: `{"ipv4":["a4"]}`}}
 			},
-			wantErr: "no IPPool available, no IPv6 IPPool specified for NIC net1 by pod annotation ipam.spidernet.io/ippool although IPv6 is enabled",
+			want: selected{Rule: ipam.RulePodPools, IPv4: []string{"a4"}},
+		},
+		{
+			name: "enabled family without a pool in the ippools entry is skipped",
+			cfg:  dual,
+			req: func() *ipam.Request {
+				return &ipam.Request{PodNamespace: "app", PodName: "p", IfName: "eth0",
+					PodAnnotations: map[string]string{v2beta1.AnnoPodIPPools: `[{"interface":"eth0","ipv6":["b6"]}]`}}
+			},
+			want: selected{Rule: ipam.RuleInterfacePools, IPv6: []string{"b6"}},
+		},
+		{
+			name: "enabled family without a namespace default is skipped",
+			cfg:  dual,
+			req: func() *ipam.Request {
+				return &ipam.Request{PodNamespace: "app", PodName: "p", IfName: "eth0",
+					NamespaceAnnotations: map[string]string{v2beta1.AnnoNSDefaultV4Pool: `["ns4"]`}}
+			},
+			want: selected{Rule: ipam.RuleNamespace, IPv4: []string{"ns4"}},
+		},
+		{
+			// A SpiderMultusConfig with ippools.ipv4 only, as in every guide.
+			name: "enabled family without a CNI configuration pool is skipped",
+			cfg:  dual,
+			req: func() *ipam.Request {
+				return &ipam.Request{PodNamespace: "app", PodName: "p", IfName: "eth0", DefaultIPv4Pools: []string{"cni4"}}
+			},
+			want: selected{Rule: ipam.RuleCNIConfig, IPv4: []string{"cni4"}},
+		},
+		{
+			// Skipping is for a family nobody asked for: a name that does
+			// not exist still fails the family and the request.
+			name: "unknown pool of the second family is still an error",
+			cfg:  dual,
+			req: func() *ipam.Request {
+				return &ipam.Request{PodNamespace: "app", PodName: "p", IfName: "eth0",
+					PodAnnotations: map[string]string{v2beta1.AnnoPodIPPool: `{"ipv4":["a4"],"ipv6":["gone6"]}`}}
+			},
+			wantErr: `IPv6 IPPools of NIC eth0 from pod annotation ipam.spidernet.io/ippool: IPPool not found: ["gone6"]`,
+			errIs:   ipam.ErrPoolNotFound,
+		},
+		{
+			name: "wildcard of the second family matching nothing is still an error",
+			cfg:  dual,
+			req: func() *ipam.Request {
+				return &ipam.Request{PodNamespace: "app", PodName: "p", IfName: "eth0",
+					DefaultIPv4Pools: []string{"cni4"}, DefaultIPv6Pools: []string{"zz-*"}}
+			},
+			wantErr: `IPv6 IPPools of NIC eth0 from CNI configuration default IPPools: IPPool not found: ["zz-*"]`,
+			errIs:   ipam.ErrPoolNotFound,
+		},
+		{
+			// The rule wins (later rules are not consulted) but names only
+			// pools of a family that is switched off: nothing is left.
+			name: "rule naming only a disabled family",
+			cfg:  v4,
+			req: func() *ipam.Request {
+				r := allRules()
+				r.PodAnnotations = map[string]string{v2beta1.AnnoPodIPPool: `{"ipv6":["a6"]}`}
+				return r
+			},
+			wantErr: "no IPPool available, no IPv4 IPPool specified for NIC eth0 by pod annotation ipam.spidernet.io/ippool",
 			errIs:   ipam.ErrNoCandidatePool,
 		},
 		{
@@ -298,7 +378,11 @@ func TestSelect(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			sel, err := ipam.Select(tc.req(), &tc.cfg, candidatePools())
+			pools := candidatePools
+			if tc.pools != nil {
+				pools = tc.pools
+			}
+			sel, err := ipam.Select(tc.req(), &tc.cfg, pools())
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("got error %v, want one containing %q", err, tc.wantErr)
@@ -327,11 +411,17 @@ func TestSelectNoRule(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 
-	// Defaults of the other family only: the enabled family is missing.
+	// Default pools of a disabled family only: no enabled family has one.
 	pools = []*v2beta1.SpiderIPPool{ipamtest.MakeIPPool("p6").Subnet("fd00::/64").IPs("fd00::1").Default().Obj()}
 	_, err = ipam.Select(req, &ipam.Config{EnableIPv4: true}, pools)
-	if err == nil || !strings.Contains(err.Error(), "no default IPv4 IPPool for NIC eth0") || !errors.Is(err, ipam.ErrNoCandidatePool) {
+	if err == nil || err.Error() != "no IPPool available, no default IPv4 IPPool for NIC eth0" || !errors.Is(err, ipam.ErrNoCandidatePool) {
 		t.Fatalf("got %v", err)
+	}
+
+	// With both families enabled, the IPv6 default alone serves the pod.
+	sel, err := ipam.Select(req, &ipam.Config{EnableIPv4: true, EnableIPv6: true}, pools)
+	if err != nil || sel.IPv4 != nil || len(sel.IPv6) != 1 || !slices.Equal(sel.Versions(), []int{6}) {
+		t.Fatalf("got %+v, %v; want the IPv6 default only", sel, err)
 	}
 
 	if _, err := ipam.Select(req, &ipam.Config{}, pools); err == nil {
@@ -385,17 +475,16 @@ func FuzzSelectFilter(f *testing.F) {
 		for _, p := range pools {
 			exists[p] = true
 		}
-		versions := []int{4}
-		if dual {
-			versions = append(versions, 6)
-		} else if sel.IPv6 != nil {
+		if !dual && sel.IPv6 != nil {
 			t.Fatalf("IPv6 candidates %v with IPv6 disabled", poolNames(sel.IPv6))
+		}
+		// A family without candidates is skipped, but not every one.
+		versions := sel.Versions()
+		if len(versions) == 0 {
+			t.Fatalf("rule %v: no candidate of any family and no error", sel.Rule)
 		}
 		for _, v := range versions {
 			cands := sel.Pools(v)
-			if len(cands) == 0 {
-				t.Fatalf("rule %v: no IPv%d candidate and no error", sel.Rule, v)
-			}
 			seen := map[string]bool{}
 			for _, p := range cands {
 				if !exists[p] || seen[p.Name] {

@@ -10,9 +10,17 @@ import (
 	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
 )
 
+// guideConfig is what the agent gets from the guides' helm install lines: the
+// chart's default ipam.enableIPv4 and ipam.enableIPv6 (both true; the guides
+// do not change them although their pools are IPv4-only), the release
+// namespace and multus.multusCNI.defaultCniCRName.
+func guideConfig(defaultCniCRName string) ipam.Config {
+	return ipam.Config{EnableIPv4: true, EnableIPv6: true, InstallNamespace: "kube-system", ClusterDefaultNAD: defaultCniCRName}
+}
+
 func TestPublicCloudTopology(t *testing.T) {
 	// helm install ... --set ipam.enableStatefulSet=false --set multus.multusCNI.defaultCniCRName="ipvlan-eth0"
-	cfg := ipam.Config{EnableIPv4: true, InstallNamespace: "kube-system", ClusterDefaultNAD: "ipvlan-eth0"}
+	cfg := guideConfig("ipvlan-eth0")
 	tests := []struct {
 		name     string
 		node     string
@@ -76,7 +84,7 @@ func TestPublicCloudTopology(t *testing.T) {
 }
 
 func TestPublicCloudTopologyAllocatedCounts(t *testing.T) {
-	cfg := ipam.Config{EnableIPv4: true, InstallNamespace: "kube-system", ClusterDefaultNAD: "ipvlan-eth0"}
+	cfg := guideConfig("ipvlan-eth0")
 	store := ipamtest.NewStore(ipamtest.PublicCloudPools()...)
 	a := ipam.New(store, cfg)
 	// The two DaemonSets put one pod on each node.
@@ -105,7 +113,7 @@ func TestPublicCloudTopologyAllocatedCounts(t *testing.T) {
 }
 
 func TestPublicCloudTopologyOtherNode(t *testing.T) {
-	cfg := ipam.Config{EnableIPv4: true, InstallNamespace: "kube-system", ClusterDefaultNAD: "ipvlan-eth0"}
+	cfg := guideConfig("ipvlan-eth0")
 	store := ipamtest.NewStore(ipamtest.PublicCloudPools()...)
 	req := &ipam.Request{
 		PodNamespace: "default", PodName: "test-app", PodUID: "u", NodeName: "other", IfName: "eth0",
@@ -137,7 +145,7 @@ func TestPublicCloudTopologyOtherNode(t *testing.T) {
 
 func TestAWSTopology(t *testing.T) {
 	// --set multus.multusCNI.defaultCniCRName="default/ipvlan-ens5"
-	cfg := ipam.Config{EnableIPv4: true, InstallNamespace: "kube-system", ClusterDefaultNAD: "default/ipvlan-ens5"}
+	cfg := guideConfig("default/ipvlan-ens5")
 	store := ipamtest.NewStore(
 		ipamtest.MakeIPPool("master-v4-ens5").Subnet("172.31.16.0/20").IPs("172.31.16.4-172.31.16.8").Gateway("172.31.16.1").
 			Default().NodeName("master").MultusName("default/ipvlan-ens5").Obj(),
@@ -164,8 +172,8 @@ func TestAWSTopology(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s %s: %v", tc.node, tc.nad, err)
 		}
-		if res.IPs[0].Pool != tc.pool {
-			t.Errorf("%s %s: got pool %s, want %s", tc.node, tc.nad, res.IPs[0].Pool, tc.pool)
+		if len(res.IPs) != 1 || res.IPs[0].Pool != tc.pool {
+			t.Errorf("%s %s: got %+v, want one address from %s", tc.node, tc.nad, res.IPs, tc.pool)
 		}
 	}
 	checkStore(t, store)

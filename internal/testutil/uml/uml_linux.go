@@ -155,6 +155,22 @@ type Options struct {
 	// TempDir is where the guest's exchange directory is made (default os.TempDir()): a program
 	// that must find its guests' files after a crash puts them under its own state.
 	TempDir string
+	// OverlayRoot makes the guest's root an overlay of the host's / (read-only, below) and a
+	// tmpfs (above), so that programs which write all over the file system (containerd, the
+	// kubelet) run unchanged while every write stays in guest memory. The root sizes RootSize.
+	OverlayRoot bool
+	// RootSize bounds the overlay root's tmpfs (tmpfs's size=, e.g. "768m"); default half the
+	// guest's memory.
+	RootSize string
+	// Mounts are host directories the guest sees read-write through hostfs (e.g. where its
+	// programs write their logs for the host to read).
+	Mounts []Mount
+}
+
+// Mount is a host directory mounted into the guest.
+type Mount struct {
+	HostPath  string // absolute, must exist
+	GuestPath string // absolute; created in the guest
 }
 
 // Guest is a running user-mode-linux guest.
@@ -287,6 +303,11 @@ func Start(opts Options) (_ *Guest, err error) {
 		tmp = "/dev/shm"
 	}
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TMPDIR=" + tmp}
+	if shim, err := XStateShim(); err == nil {
+		cmd.Env = append(cmd.Env, "LD_PRELOAD="+shim)
+	} else {
+		fmt.Fprintf(g.console, "uml: %v\n", err)
+	}
 	// linux.uml is the init of a new PID namespace: when it dies, the kernel kills every helper
 	// process it forked (one per guest address space, I/O helpers), which do not die with it
 	// otherwise. Pdeathsig kills it when our process dies; the process group lets Close reach
@@ -377,6 +398,14 @@ func (o *Options) validate() error {
 		if k, _, ok := strings.Cut(e, "="); !ok || !envKeyRE.MatchString(k) {
 			return fmt.Errorf("options: Env[%d] %q is not KEY=value", i, e)
 		}
+	}
+	for i, m := range o.Mounts {
+		if !pathRE.MatchString(m.HostPath) || !pathRE.MatchString(m.GuestPath) {
+			return fmt.Errorf("options: Mounts[%d] %q -> %q: want absolute paths of letters, digits and ._/+-", i, m.HostPath, m.GuestPath)
+		}
+	}
+	if o.RootSize != "" && !regexp.MustCompile(`^[0-9]+[kmgKMG%]?$`).MatchString(o.RootSize) {
+		return fmt.Errorf("options: RootSize %q is not a tmpfs size", o.RootSize)
 	}
 	for i, m := range o.Modules {
 		if !moduleRE.MatchString(m) {
@@ -754,11 +783,39 @@ func initScript(opts Options, dir, release string) string {
 	w("mount -t proc proc /proc || fail mount /proc")
 	w("mount -t sysfs sysfs /sys || fail mount /sys")
 	w("mount -t tmpfs -o mode=0755 tmpfs /run || fail mount /run")
-	w("mount -t tmpfs -o mode=1777 tmpfs /tmp || fail mount /tmp")
-	w("mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev || fail mount /dev")
+	if opts.OverlayRoot {
+		// The new root: the host's tree below (overlayfs reads the hostfs file system itself,
+		// not the mounts on it) and a tmpfs above; pivot_root makes it / and the old root goes.
+		size := opts.RootSize
+		if size == "" {
+			size = "50%"
+		}
+		w("mkdir -p /run/ovl && mount -t tmpfs -o size=%s,mode=0755 tmpfs /run/ovl || fail mount the root tmpfs", size)
+		w("mkdir -p /run/ovl/upper /run/ovl/work /run/ovl/root /run/ovl-mod/lib && ln -s %s /run/ovl-mod/lib/modules", ModulesDir)
+		w("modprobe -d /run/ovl-mod overlay || fail modprobe overlay")
+		w("mount -t overlay overlay -o lowerdir=/,upperdir=/run/ovl/upper,workdir=/run/ovl/work /run/ovl/root || fail mount the overlay root")
+		w("mkdir -p /run/ovl/root/.oldroot && cd /run/ovl/root && pivot_root . .oldroot || fail pivot_root")
+		w("cd /")
+		w("mount -t proc proc /proc || fail mount /proc in the new root")
+		w("mount -t sysfs sysfs /sys || fail mount /sys in the new root")
+		w("mount -t tmpfs -o mode=0755 tmpfs /run || fail mount /run in the new root")
+		w("umount -l /.oldroot && rmdir /.oldroot || fail drop the old root")
+		w("mount -t devtmpfs devtmpfs /dev || fail mount /dev")
+		w("mkdir -p /dev/pts /dev/shm /dev/mqueue")
+		w("mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts || fail mount /dev/pts")
+		w("mount -t tmpfs -o mode=1777 tmpfs /dev/shm || fail mount /dev/shm")
+		w("mount -t mqueue mqueue /dev/mqueue || true")
+		w("mount -t tmpfs -o mode=1777 tmpfs /tmp || fail mount /tmp")
+	} else {
+		w("mount -t tmpfs -o mode=1777 tmpfs /tmp || fail mount /tmp")
+		w("mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev || fail mount /dev")
+	}
 	w("mkdir -p %s %s %s/lib", guestXchg, guestHostTmp, guestModRoot)
 	w("mount -t hostfs -o %s none %s || fail mount the exchange directory", dir, guestXchg)
 	w("mount -r -t hostfs -o /tmp none %s || fail mount the host /tmp", guestHostTmp)
+	for _, m := range opts.Mounts {
+		w("mkdir -p %s && mount -t hostfs -o %s none %s || fail mount %s", m.GuestPath, m.HostPath, m.GuestPath, m.HostPath)
+	}
 	w("ln -s %s %s/lib/modules", ModulesDir, guestModRoot)
 	w("[ \"$(uname -r)\" = %s ] || fail kernel $(uname -r) has no modules under %s", release, ModulesDir)
 	for _, m := range opts.Modules {

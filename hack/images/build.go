@@ -22,157 +22,106 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
-// Component is one image: which binaries go where, and how it starts.
+// Component is one image: what it holds, the name it is tagged with and how it starts.
 type Component struct {
+	// Name is the tarball's base name, the -components key and, for our own images, the
+	// repository under Options.Registry.
 	Name string
-	// Files are the binaries, each taken from its source directory by base name. A component whose
-	// files are all optional needs at least one of them.
-	Files []File
-	// Entrypoint is the image's entrypoint; nil for an image that only carries files.
-	Entrypoint []string
+	// Repository is the full name, without tag, of a third-party image: it keeps its upstream name
+	// so that a pod's `image: nginx` or containerd's sandbox image resolves to it. Empty for ours.
+	Repository string
+	// Tag fixes the tag; empty means the version of the content.
+	Tag string
+	// Content gathers the files of the image.
+	Content func(Options) (Content, error)
+	// Config is how the image starts (Entrypoint, Cmd, User, ExposedPorts, StopSignal, Env); an
+	// empty Env gets a PATH. Build sets the labels.
+	Config v1.Config
 }
 
-// File is one binary of an image.
-type File struct {
-	// Name is the base name in the source directory.
-	Name string
-	// Dirs are the absolute directories of the image that hold it; a second directory gets a hard
-	// link to the first, so the bytes are stored once.
-	Dirs []string
-	// FromPlugins takes the file from the reference-plugins directory instead of our binaries'.
-	FromPlugins bool
-	// Optional files are skipped when absent.
-	Optional bool
+// Content is what an image holds and what it is.
+type Content struct {
+	Files []tarFile
+	// Version is the version of what is packaged: the org.opencontainers.image.version label,
+	// and the tag unless the component fixes one.
+	Version string
+	// Summary says where the files came from; it becomes the layer's history and the image's
+	// description.
+	Summary string
 }
 
-// CNIInstallDir is where the agent image keeps the CNI plugins to be copied to the host's
-// /opt/cni/bin (global.cniBinHostPath): the directory holds nothing else, so it can be copied whole.
-const CNIInstallDir = "/opt/spiderpool/cni/bin"
-
-// PluginsDir is where the plugins image keeps the reference CNI plugins, the host's layout.
-const PluginsDir = "/opt/cni/bin"
-
-// referencePlugins are the containernetworking plugins the plugins image carries when present.
-var referencePlugins = []string{"bandwidth", "bridge", "dhcp", "dummy", "firewall", "host-device", "host-local",
-	"ipvlan", "loopback", "macvlan", "portmap", "ptp", "sbr", "static", "tap", "tuning", "vlan", "vrf"}
-
-// Components returns the images of the project (DESIGN.md section 2 names their binaries).
-func Components() []Component {
-	cni := func(n string) File { return File{Name: n, Dirs: []string{"/usr/bin", CNIInstallDir}} }
-	bin := func(n string) File { return File{Name: n, Dirs: []string{"/usr/bin"}} }
-	var plugins []File
-	for _, p := range referencePlugins {
-		plugins = append(plugins, File{Name: p, Dirs: []string{PluginsDir}, FromPlugins: true, Optional: true})
-	}
-	return []Component{
-		{
-			Name:       "spiderpool-agent",
-			Files:      []File{bin("spiderpool-agent"), cni("spiderpool"), cni("coordinator"), cni("ifacer")},
-			Entrypoint: []string{"/usr/bin/spiderpool-agent"},
-		},
-		{
-			Name:       "spiderpool-controller",
-			Files:      []File{bin("spiderpool-controller"), bin("spiderpool-init"), bin("spiderpoolctl")},
-			Entrypoint: []string{"/usr/bin/spiderpool-controller"},
-		},
-		{
-			Name:  "spiderpool-plugins",
-			Files: plugins,
-			// No entrypoint: the image only carries files (an init container copies them with a
-			// program of its own).
-		},
-	}
-}
-
-// Options are the inputs of a build other than the binaries themselves.
+// Options are the inputs of a build other than the files themselves.
 type Options struct {
 	// BinDir holds our static binaries (make build: _output/bin).
 	BinDir string
-	// PluginsDir holds the reference CNI plugins (make tools: .tools/bin).
+	// PluginsDir holds the binaries of the pinned tools: the reference CNI plugins and Multus'
+	// (make tools: .tools/bin).
 	PluginsDir string
-	// Registry prefixes the image names in the tarballs: <registry>/<component>:<version>.
+	// ToolsDir is the module that pins the tools (hack/tools); Modules are looked up there.
+	ToolsDir string
+	// Modules are pinned modules already known, by module path; the others are looked up with
+	// `go mod download` in ToolsDir.
+	Modules map[string]Module
+	// Registry prefixes the names of our images: <registry>/<component>:<version>.
 	Registry string
-	// Source, Version and Revision become the org.opencontainers.image.* labels.
+	// Source, Version and Revision become the org.opencontainers.image.* labels; Version is also
+	// the tag of our own images.
 	Source, Version, Revision string
 	// Created is the time of every file, the image and its history: fixed for reproducible output.
 	Created time.Time
 }
 
-// MissingError lists the binaries a component needs that are not in their directory.
+// MissingError lists the inputs an image needs that are not there.
 type MissingError struct {
 	Component string
 	Paths     []string
+	// Hint says how to get them.
+	Hint string
 }
 
 func (e *MissingError) Error() string {
-	return fmt.Sprintf("image %s: missing binaries %s (run `make build`, and `make tools` for the plugins)", e.Component, strings.Join(e.Paths, ", "))
+	return fmt.Sprintf("image %s: missing %s (%s)", e.Component, strings.Join(e.Paths, ", "), e.Hint)
+}
+
+// Image is a built image and the name it is tagged with.
+type Image struct {
+	v1.Image
+	Component string
+	Ref       name.Tag
 }
 
 // Build assembles the image of c. The result is a function of the inputs only: same files, same
 // options, same digest.
-func Build(c Component, opts Options) (v1.Image, error) {
-	type entry struct {
-		src  string
-		file File
+func Build(c Component, opts Options) (Image, error) {
+	content, err := c.Content(opts)
+	var missing *MissingError
+	switch {
+	case errors.As(err, &missing):
+		missing.Component = c.Name
+		return Image{}, missing
+	case err != nil:
+		return Image{}, fmt.Errorf("image %s: %w", c.Name, err)
 	}
-	var (
-		entries []entry
-		missing []string
-	)
-	for _, f := range c.Files {
-		dir := opts.BinDir
-		if f.FromPlugins {
-			dir = opts.PluginsDir
-		}
-		src := filepath.Join(dir, f.Name)
-		st, err := os.Stat(src)
-		switch {
-		case errors.Is(err, os.ErrNotExist) && f.Optional:
-			continue
-		case errors.Is(err, os.ErrNotExist):
-			missing = append(missing, src)
-			continue
-		case err != nil:
-			return nil, fmt.Errorf("image %s: %w", c.Name, err)
-		case !st.Mode().IsRegular():
-			return nil, fmt.Errorf("image %s: %s is not a regular file", c.Name, src)
-		}
-		entries = append(entries, entry{src, f})
+	repo, tag := c.Repository, c.Tag
+	if repo == "" {
+		repo = opts.Registry + "/" + c.Name
 	}
-	if len(missing) > 0 {
-		return nil, &MissingError{Component: c.Name, Paths: missing}
+	if tag == "" {
+		tag = content.Version
 	}
-	if len(entries) == 0 {
-		return nil, &MissingError{Component: c.Name, Paths: []string{"any of " + strings.Join(fileNames(c.Files), ", ")}}
-	}
-
-	var files []tarFile
-	for _, e := range entries {
-		data, err := os.ReadFile(e.src)
-		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", c.Name, err)
-		}
-		if err := checkStatic(data); err != nil {
-			return nil, fmt.Errorf("image %s: %s: %w", c.Name, e.src, err)
-		}
-		for i, dir := range e.file.Dirs {
-			p := path.Join(dir, e.file.Name)
-			if i == 0 {
-				files = append(files, tarFile{path: p, data: data})
-			} else {
-				files = append(files, tarFile{path: p, linkTo: path.Join(e.file.Dirs[0], e.file.Name)})
-			}
-		}
-	}
-	layerTar, err := writeTar(files, opts.Created)
+	ref, err := name.NewTag(repo + ":" + tag)
 	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", c.Name, err)
+		return Image{}, fmt.Errorf("image %s: tag: %w", c.Name, err)
+	}
+	layerTar, err := writeTar(content.Files, opts.Created)
+	if err != nil {
+		return Image{}, fmt.Errorf("image %s: %w", c.Name, err)
 	}
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(layerTar)), nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("image %s: layer: %w", c.Name, err)
+		return Image{}, fmt.Errorf("image %s: layer: %w", c.Name, err)
 	}
 
 	created := v1.Time{Time: opts.Created}
@@ -181,92 +130,131 @@ func Build(c Component, opts Options) (v1.Image, error) {
 	// digest nobody can find again in the file.
 	img, err := mutate.Append(empty.Image, mutate.Addendum{
 		Layer:   layer,
-		History: v1.History{Created: created, CreatedBy: "hack/images: " + strings.Join(fileNames(c.Files), " "), Comment: c.Name},
+		History: v1.History{Created: created, CreatedBy: "hack/images: " + content.Summary, Comment: c.Name},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("image %s: append layer: %w", c.Name, err)
+		return Image{}, fmt.Errorf("image %s: append layer: %w", c.Name, err)
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
-		return nil, fmt.Errorf("image %s: config: %w", c.Name, err)
+		return Image{}, fmt.Errorf("image %s: config: %w", c.Name, err)
 	}
 	cf = cf.DeepCopy()
 	cf.Architecture, cf.OS = "amd64", "linux"
 	cf.Created = created
-	cf.Config.Entrypoint = c.Entrypoint
-	cf.Config.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
+	cf.Config = *c.Config.DeepCopy()
+	if len(cf.Config.Env) == 0 {
+		cf.Config.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
+	}
 	cf.Config.Labels = map[string]string{
-		"org.opencontainers.image.source":   opts.Source,
-		"org.opencontainers.image.version":  opts.Version,
-		"org.opencontainers.image.revision": opts.Revision,
-		"org.opencontainers.image.title":    c.Name,
+		"org.opencontainers.image.source":      opts.Source,
+		"org.opencontainers.image.version":     content.Version,
+		"org.opencontainers.image.revision":    opts.Revision,
+		"org.opencontainers.image.title":       c.Name,
+		"org.opencontainers.image.description": content.Summary,
 	}
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
-		return nil, fmt.Errorf("image %s: set config: %w", c.Name, err)
+		return Image{}, fmt.Errorf("image %s: set config: %w", c.Name, err)
 	}
-	return img, nil
+	return Image{Image: img, Component: c.Name, Ref: ref}, nil
 }
 
-func fileNames(files []File) []string {
-	var out []string
-	for _, f := range files {
-		out = append(out, f.Name)
-	}
-	return out
-}
-
-// Write stores img as a tarball that `docker load`, `podman load`, `ctr images import` and
-// `kind load image-archive` read, tagged <registry>/<component>:<version>.
-func Write(img v1.Image, c Component, opts Options, outDir string) (string, error) {
-	tag, err := name.NewTag(fmt.Sprintf("%s/%s:%s", opts.Registry, c.Name, opts.Version))
-	if err != nil {
-		return "", fmt.Errorf("image %s: tag: %w", c.Name, err)
-	}
+// Write stores img as <outDir>/<component>.tar, a tarball that `docker load`, `podman load`, `ctr
+// images import` and `kind load image-archive` read, tagged with img.Ref.
+func Write(img Image, outDir string) (string, error) {
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
-		return "", fmt.Errorf("image %s: %w", c.Name, err)
+		return "", fmt.Errorf("image %s: %w", img.Component, err)
 	}
-	out := filepath.Join(outDir, c.Name+".tar")
+	out := filepath.Join(outDir, img.Component+".tar")
 	// Written beside and renamed, so that a failed run never leaves a truncated image behind.
 	tmp := out + ".tmp"
-	if err := tarball.WriteToFile(tmp, tag, img); err != nil {
+	if err := tarball.WriteToFile(tmp, img.Ref, img.Image); err != nil {
 		_ = os.Remove(tmp)
-		return "", fmt.Errorf("image %s: write %s: %w", c.Name, out, err)
+		return "", fmt.Errorf("image %s: write %s: %w", img.Component, out, err)
 	}
 	if err := os.Rename(tmp, out); err != nil {
-		return "", fmt.Errorf("image %s: %w", c.Name, err)
+		return "", fmt.Errorf("image %s: %w", img.Component, err)
 	}
 	return out, nil
 }
 
+// tarFile is one entry of a layer: a directory, a regular file, or a hard or symbolic link.
 type tarFile struct {
-	path   string // absolute, in the image
-	data   []byte
-	linkTo string // hard link target (absolute) instead of data
+	path     string // absolute, in the image
+	mode     int64  // permission bits
+	dir      bool
+	data     []byte
+	hardlink string // absolute path of the regular file this is a hard link to
+	symlink  string // target of a symbolic link, as written
 }
 
-// writeTar writes the layer: the parent directories, the files, then the hard links, each group in
-// path order, all owned by root with mode 0755 and mtime created, so that equal inputs give equal
-// bytes.
+func executable(p string, data []byte) tarFile { return tarFile{path: p, mode: 0o755, data: data} }
+func regular(p string, data []byte) tarFile    { return tarFile{path: p, mode: 0o644, data: data} }
+func directory(p string, mode int64) tarFile   { return tarFile{path: p, mode: mode, dir: true} }
+func hardLink(p, to string) tarFile            { return tarFile{path: p, mode: 0o755, hardlink: to} }
+func symLink(p, to string) tarFile             { return tarFile{path: p, mode: 0o777, symlink: to} }
+
+// writeTar writes the layer: the directories, the regular files, the symbolic links, then the
+// hard links, each group in path order, all owned by root with mtime created, so that equal
+// inputs give equal bytes. Parent directories not listed are added with mode 0755, and /tmp with
+// 1777 unless listed: every image gets a writable /tmp (the controller keeps its webhook
+// certificates under it, Multus' thin entrypoint mounts its scratch directories there).
 func writeTar(files []tarFile, created time.Time) ([]byte, error) {
-	// Regular files before hard links: extracting a link needs its target to exist already.
-	slices.SortFunc(files, func(a, b tarFile) int {
-		if (a.linkTo == "") != (b.linkTo == "") {
-			if a.linkTo == "" {
+	byPath := map[string]tarFile{}
+	for _, f := range files {
+		if _, dup := byPath[f.path]; dup {
+			return nil, fmt.Errorf("two entries for %s", f.path)
+		}
+		if !path.IsAbs(f.path) || path.Clean(f.path) != f.path || f.path == "/" {
+			return nil, fmt.Errorf("entry path %q: want an absolute, clean path", f.path)
+		}
+		byPath[f.path] = f
+	}
+	dirs := map[string]int64{"/tmp": 0o1777}
+	for _, f := range files {
+		for d := path.Dir(f.path); d != "/"; d = path.Dir(d) {
+			if p, ok := byPath[d]; ok && !p.dir {
+				return nil, fmt.Errorf("%s is not a directory but holds %s", d, f.path)
+			}
+			if _, ok := dirs[d]; !ok {
+				dirs[d] = 0o755
+			}
+		}
+		if f.dir {
+			dirs[f.path] = f.mode
+		}
+	}
+	rank := func(f tarFile) int {
+		switch {
+		case f.symlink != "":
+			return 1
+		case f.hardlink != "":
+			// After the regular files: extracting a link needs its target to exist already.
+			if t, ok := byPath[f.hardlink]; !ok || t.dir || t.hardlink != "" || t.symlink != "" {
 				return -1
 			}
-			return 1
+			return 2
+		}
+		return 0
+	}
+	var entries []tarFile
+	for _, f := range files {
+		if f.dir {
+			continue
+		}
+		if rank(f) < 0 {
+			return nil, fmt.Errorf("hard link %s: %s is not a regular file of the image", f.path, f.hardlink)
+		}
+		entries = append(entries, f)
+	}
+	slices.SortFunc(entries, func(a, b tarFile) int {
+		if r := rank(a) - rank(b); r != 0 {
+			return r
 		}
 		return strings.Compare(a.path, b.path)
 	})
-	dirs := map[string]bool{}
-	for _, f := range files {
-		for d := path.Dir(f.path); d != "/"; d = path.Dir(d) {
-			dirs[d] = true
-		}
-	}
-	// /tmp: the controller writes its webhook certificates under it, and an empty image has none.
-	dirs["/tmp"] = true
+
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	hdr := func(h *tar.Header) error {
@@ -276,25 +264,24 @@ func writeTar(files []tarFile, created time.Time) ([]byte, error) {
 		return tw.WriteHeader(h)
 	}
 	for _, d := range slices.Sorted(maps.Keys(dirs)) {
-		mode := int64(0o755)
-		if d == "/tmp" {
-			mode = 0o1777
-		}
-		if err := hdr(&tar.Header{Typeflag: tar.TypeDir, Name: strings.TrimPrefix(d, "/") + "/", Mode: mode}); err != nil {
+		if err := hdr(&tar.Header{Typeflag: tar.TypeDir, Name: strings.TrimPrefix(d, "/") + "/", Mode: dirs[d]}); err != nil {
 			return nil, err
 		}
 	}
-	for _, f := range files {
-		h := &tar.Header{Name: strings.TrimPrefix(f.path, "/"), Mode: 0o755}
-		if f.linkTo != "" {
-			h.Typeflag, h.Linkname = tar.TypeLink, strings.TrimPrefix(f.linkTo, "/")
-		} else {
+	for _, f := range entries {
+		h := &tar.Header{Name: strings.TrimPrefix(f.path, "/"), Mode: f.mode}
+		switch {
+		case f.symlink != "":
+			h.Typeflag, h.Linkname = tar.TypeSymlink, f.symlink
+		case f.hardlink != "":
+			h.Typeflag, h.Linkname = tar.TypeLink, strings.TrimPrefix(f.hardlink, "/")
+		default:
 			h.Typeflag, h.Size = tar.TypeReg, int64(len(f.data))
 		}
 		if err := hdr(h); err != nil {
 			return nil, err
 		}
-		if f.linkTo == "" {
+		if h.Typeflag == tar.TypeReg {
 			if _, err := tw.Write(f.data); err != nil {
 				return nil, err
 			}
@@ -306,9 +293,10 @@ func writeTar(files []tarFile, created time.Time) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// checkStatic refuses an ELF executable that needs a dynamic loader: an empty image has none, and
-// such a binary would fail to start with a misleading "no such file or directory". Files that are
-// not ELF are not judged.
+// checkStatic refuses an ELF executable that needs a dynamic loader: an image of static binaries
+// has none, and such a binary would fail to start with a misleading "no such file or directory".
+// Files that are not ELF are not judged. The images of Debian packages carry their loader and
+// libraries instead (sharedLibraries).
 func checkStatic(data []byte) error {
 	f, err := elf.NewFile(bytes.NewReader(data))
 	if err != nil {

@@ -1,10 +1,22 @@
-// Command images assembles the project's container images without a container engine: each image
-// is one layer of static binaries on an empty base, written as a tarball to load with `docker
-// load`, `podman load`, `ctr images import` or `kind load image-archive`. The output is
-// reproducible: the same binaries and flags give the same image digest. images/<component>/Dockerfile
-// builds the same images for users with Docker.
+// Command images assembles the container images the chart and the user guides run, without a
+// container engine: each image is one layer written as a tarball to load with `docker load`,
+// `podman load`, `ctr images import` or `kind load image-archive`, or to push by the names that
+// images.json lists. The output is reproducible: the same inputs and flags give the same digests.
 //
-//	go run ./hack/images -bin _output/bin -out _output/images
+//   - spiderpool-agent, spiderpool-controller: our static binaries (make build), tagged
+//     <registry>/<component>:<version>.
+//   - spiderpool-plugins: the reference CNI plugins of the pinned tools (make tools) and
+//     spiderpool-plugins-install, its entrypoint; <registry>/spiderpool-plugins:<version>.
+//   - multus-cni: Multus' thin plugin from the pinned module's binaries (make tools), tagged with
+//     the module's version: <registry>/multus-cni:v4.2.2.
+//   - pause: Kubernetes' pause.c of the pinned release, compiled static with gcc, under its
+//     upstream name registry.k8s.io/pause:<tag of that release>.
+//   - busybox, nginx: from the Debian packages busybox-static and nginx installed here, under
+//     their upstream names docker.io/library/{busybox,nginx}:latest, for the guides' workloads.
+//
+// images/<component>/Dockerfile builds ours the same way for users with Docker.
+//
+//	go run ./hack/images -bin _output/bin -plugins-bin .tools/bin -out _output/images
 package main
 
 import (
@@ -18,8 +30,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 func main() {
@@ -34,11 +44,12 @@ func run(args []string) error {
 	var out, only string
 	fs := flag.NewFlagSet("images", flag.ContinueOnError)
 	fs.StringVar(&opts.BinDir, "bin", "_output/bin", "directory of our static binaries (make build)")
-	fs.StringVar(&opts.PluginsDir, "plugins-bin", ".tools/bin", "directory of the reference CNI plugins (make tools)")
-	fs.StringVar(&out, "out", "_output/images", "directory the <component>.tar files are written to")
-	fs.StringVar(&opts.Registry, "registry", opts.Registry, "registry and path of the image names")
+	fs.StringVar(&opts.PluginsDir, "plugins-bin", ".tools/bin", "directory of the pinned tools' binaries: reference CNI plugins, Multus (make tools)")
+	fs.StringVar(&opts.ToolsDir, "tools-mod", "hack/tools", "module pinning the tools; Multus' and Kubernetes' sources are looked up there")
+	fs.StringVar(&out, "out", "_output/images", "directory the <component>.tar files and "+indexFile+" are written to")
+	fs.StringVar(&opts.Registry, "registry", opts.Registry, "registry and path of our images' names (the third-party ones keep their upstream names)")
 	fs.StringVar(&opts.Source, "source", opts.Source, "org.opencontainers.image.source label")
-	fs.StringVar(&opts.Version, "version", "", "image tag and org.opencontainers.image.version label (default: git describe)")
+	fs.StringVar(&opts.Version, "version", "", "tag and org.opencontainers.image.version label of our images (default: git describe)")
 	fs.StringVar(&opts.Revision, "revision", "", "org.opencontainers.image.revision label (default: git rev-parse HEAD)")
 	fs.StringVar(&only, "components", "", "comma-separated components to build (default: all)")
 	if err := fs.Parse(args); err != nil {
@@ -69,9 +80,9 @@ func run(args []string) error {
 		}
 		components = slices.DeleteFunc(components, func(c Component) bool { return !slices.Contains(want, c.Name) })
 	}
-	// Every image is built before any is written: a missing binary leaves no partial set behind.
+	// Every image is built before any is written: a missing input leaves no partial set behind.
 	var errs []error
-	imgs := make([]v1.Image, len(components))
+	imgs := make([]Image, len(components))
 	for i, c := range components {
 		imgs[i], err = Build(c, opts)
 		errs = append(errs, err)
@@ -79,18 +90,20 @@ func run(args []string) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	for i, c := range components {
-		path, err := Write(imgs[i], c, opts, out)
+	var index []IndexEntry
+	for _, img := range imgs {
+		path, err := Write(img, out)
 		if err != nil {
 			return err
 		}
-		digest, err := imgs[i].Digest()
+		e, err := indexEntry(img, path)
 		if err != nil {
-			return fmt.Errorf("image %s: digest: %w", c.Name, err)
+			return err
 		}
-		slog.Info("image written", "component", c.Name, "path", path, "digest", digest.String(), "version", opts.Version)
+		index = append(index, e)
+		slog.Info("image written", "component", img.Component, "path", path, "reference", e.Reference, "digest", e.Digest, "size", e.Size)
 	}
-	return nil
+	return writeIndex(out, index)
 }
 
 // sourceDateEpoch is $SOURCE_DATE_EPOCH (the reproducible-builds convention), else the Unix epoch.

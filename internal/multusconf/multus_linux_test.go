@@ -250,6 +250,103 @@ func TestMultusThinEdgeCases(t *testing.T) {
 	})
 }
 
+// TestMultusThinNodeConf runs the real thin plugin with the configuration the chart's Multus
+// DaemonSet gets from `spiderpool-agent multus-config` (NodeConf) for the guides' two forms of
+// defaultCniCRName: a bare name, which lives in the release namespace, and "namespace/name". It
+// also runs the configuration the chart's template used to write, clusterNetwork
+// "kube-system/cluster-net": Multus takes that for a file path and fails every ADD.
+func TestMultusThinNodeConf(t *testing.T) {
+	b := newBed(t)
+	pod := b.createPod(t, "multus-node-conf", nil)
+	conf := func(raw string) NodeConf {
+		return NodeConf{
+			ClusterNetwork: raw, Namespace: "kube-system",
+			Kubeconfig: b.kubeconfig, ConfDir: filepath.Join(b.dir, "net.d"), BinDir: b.bin,
+			LogFile: filepath.Join(b.dir, "multus.log"), LogLevel: "verbose",
+		}
+	}
+	add := func(t *testing.T, o Options, name string) (ns.NetNS, error) {
+		t.Helper()
+		o.CacheDir = b.multusCache // the host's /var/lib/cni/multus stays untouched
+		list, err := ThinConfList(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		netconf, err := libcni.NetworkConfFromBytes(list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		podNS := testutil.NewNS(t)
+		rt := b.runtimeConf(pod, name, podNS)
+		_, err = b.cni.AddNetworkList(b.ctx, netconf, rt)
+		t.Cleanup(func() { _ = b.cni.DelNetworkList(context.Background(), netconf, rt) })
+		return podNS, err
+	}
+
+	for _, tc := range []struct {
+		name, raw, wantNS, wantSubnet, wantType string
+	}{
+		{"bare name in the release namespace", "cluster-net", "kube-system", clusterSubnet, "veth"},
+		{"namespace/name", "default/macvlan-net", "default", macvlanSubnet, "macvlan"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := conf(tc.raw).Options()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.MultusNamespace != tc.wantNS || strings.Contains(o.ClusterNetwork, "/") {
+				t.Fatalf("clusterNetwork %q in multusNamespace %q, want the name alone in %s", o.ClusterNetwork, o.MultusNamespace, tc.wantNS)
+			}
+			podNS, err := add(t, o, "node-conf-"+tc.wantType)
+			if err != nil {
+				t.Fatalf("ADD through multus with defaultCniCRName %q: %v", tc.raw, err)
+			}
+			addrs := podAddrs(t, podNS)
+			if ips := addrs["eth0"]; len(ips) != 1 || !inSubnet(net.ParseIP(ips[0]), tc.wantSubnet) {
+				t.Errorf("eth0 has %v, want one address of %s in %s", ips, tc.raw, tc.wantSubnet)
+			}
+			if l := podLink(t, podNS, "eth0"); l.Type() != tc.wantType {
+				t.Errorf("eth0 is a %s, want %s from %s", l.Type(), tc.wantType, tc.raw)
+			}
+		})
+	}
+
+	t.Run("the old template's namespace/name clusterNetwork fails", func(t *testing.T) {
+		o, err := conf("cluster-net").Options()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// What the template rendered for defaultCniCRName=cluster-net: multusNamespace was the
+		// release namespace and clusterNetwork was qualified with it once more. build refuses a
+		// relative path, so the JSON is edited after the fact.
+		list, err := ThinConfList(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var raw map[string]any
+		if err := json.Unmarshal(list, &raw); err != nil {
+			t.Fatal(err)
+		}
+		plugin := raw["plugins"].([]any)[0].(map[string]any)
+		plugin["clusterNetwork"], plugin["cniDir"] = "kube-system/cluster-net", b.multusCache
+		oldList, _ := json.Marshal(raw)
+		netconf, err := libcni.NetworkConfFromBytes(oldList)
+		if err != nil {
+			t.Fatal(err)
+		}
+		podNS := testutil.NewNS(t)
+		rt := b.runtimeConf(pod, "old-template", podNS)
+		_, err = b.cni.AddNetworkList(b.ctx, netconf, rt)
+		t.Cleanup(func() { _ = b.cni.DelNetworkList(context.Background(), netconf, rt) })
+		if err == nil || !strings.Contains(err.Error(), "failed to get clusterNetwork kube-system/cluster-net") {
+			t.Errorf("ADD with the old template's configuration: %v, want Multus to fail to find the path", err)
+		}
+		if got := podAddrs(t, podNS); len(got) != 0 {
+			t.Errorf("interfaces created by a failed ADD: %v", got)
+		}
+	})
+}
+
 // bed is a control plane with the test networks, and libcni set up like a runtime.
 type bed struct {
 	env         *testenv.Env

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/containernetworking/cni/pkg/version"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // PluginType is the "type" of the thin plugin, the name of its binary.
@@ -113,9 +114,6 @@ func ThinConfList(o Options) ([]byte, error) {
 	return json.Marshal(l)
 }
 
-// dnsLabel is the DNS-1123 label Multus requires of NAD and namespace names.
-var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-
 // networkName is a CNI network name as the CNI specification allows it.
 var networkName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`)
 
@@ -145,11 +143,11 @@ func build(o Options) (thinConf, error) {
 	default:
 		bad("logLevel %q: want debug, verbose, error or panic", o.LogLevel)
 	}
-	if o.MultusNamespace != "" && !dnsLabel.MatchString(o.MultusNamespace) {
+	if o.MultusNamespace != "" && len(validation.IsDNS1123Label(o.MultusNamespace)) > 0 {
 		bad("multusNamespace %q: not a namespace name", o.MultusNamespace)
 	}
 	for _, ns := range o.GlobalNamespaces {
-		if !dnsLabel.MatchString(ns) {
+		if len(validation.IsDNS1123Label(ns)) > 0 {
 			bad("globalNamespaces: %q is not a namespace name", ns)
 		}
 	}
@@ -209,6 +207,34 @@ func build(o Options) (thinConf, error) {
 	}, nil
 }
 
+// ResolveClusterNetwork splits multus.multusCNI.defaultCniCRName, the NetworkAttachmentDefinition
+// that gives pods their eth0, into its namespace and its name: "name" is in defaultNamespace (the
+// release namespace, where spiderpool-init creates the SpiderMultusConfig of that name), and
+// "namespace/name" keeps its own. Multus needs the two apart, the name as clusterNetwork and the
+// namespace as multusNamespace, because it reads a clusterNetwork containing "/" as a file path
+// (see the package documentation). The Multus DaemonSet's configuration (NodeConf),
+// spiderpool-agent's --cluster-default-nad and spiderpool-init all resolve the raw Helm value
+// here, so that they cannot disagree on which NetworkAttachmentDefinition is meant.
+//
+// Both parts must be DNS-1123 labels: Multus refuses anything else in the pod annotations that
+// name networks, and the IPAM's multusName matching compares "namespace/name" strings.
+func ResolveClusterNetwork(raw, defaultNamespace string) (namespace, name string, err error) {
+	namespace, name = defaultNamespace, raw
+	if ns, n, ok := strings.Cut(raw, "/"); ok {
+		namespace, name = ns, n
+	}
+	if raw == "" {
+		return "", "", errors.New("cluster network: empty name")
+	}
+	if msgs := validation.IsDNS1123Label(name); len(msgs) > 0 {
+		return "", "", fmt.Errorf("cluster network %q: name %q: %s; want name or namespace/name", raw, name, strings.Join(msgs, "; "))
+	}
+	if msgs := validation.IsDNS1123Label(namespace); len(msgs) > 0 {
+		return "", "", fmt.Errorf("cluster network %q: namespace %q: %s", raw, namespace, strings.Join(msgs, "; "))
+	}
+	return namespace, name, nil
+}
+
 // splitNetwork checks a clusterNetwork or defaultNetworks entry and returns the value Multus
 // must see and, for "namespace/name", the namespace. Absolute paths pass through; a relative
 // path cannot be told from "namespace/name" and Multus would resolve it against the runtime's
@@ -230,9 +256,12 @@ func splitNetwork(v string, allowNamespace bool) (name, namespace string, err er
 		}
 		return v, "", nil
 	}
-	ns, n, _ := strings.Cut(v, "/")
-	if !allowNamespace || !dnsLabel.MatchString(ns) || !dnsLabel.MatchString(n) {
-		return "", "", fmt.Errorf("%q: want a name, namespace/name or an absolute path", v)
+	if !allowNamespace {
+		return "", "", fmt.Errorf("%q: want a name or an absolute path", v)
+	}
+	ns, n, err := ResolveClusterNetwork(v, "")
+	if err != nil {
+		return "", "", fmt.Errorf("%q: want a name, namespace/name or an absolute path: %w", v, err)
 	}
 	return n, ns, nil
 }

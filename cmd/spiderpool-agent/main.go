@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -21,12 +22,18 @@ import (
 	"github.com/spiderpool-go/spiderpool/internal/cniinstall"
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
 	"github.com/spiderpool-go/spiderpool/internal/logging"
+	"github.com/spiderpool-go/spiderpool/internal/multusconf"
 )
 
 func main() {
 	run := run
-	if len(os.Args) > 1 && os.Args[1] == "install-cni" {
-		run = func() error { return installCNI(os.Args[2:]) }
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "install-cni":
+			run = func() error { return installCNI(os.Args[2:]) }
+		case "multus-config":
+			run = func() error { return multusConfig(os.Args[2:], os.Stdout) }
+		}
 	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "spiderpool-agent:", err)
@@ -49,6 +56,46 @@ func installCNI(args []string) error {
 	}
 	fmt.Printf("installed %s into %s\n", strings.Join(names, ", "), *to)
 	return nil
+}
+
+// multusConfig is `spiderpool-agent multus-config`: an init container of the chart's Multus
+// DaemonSet writes the node's 00-multus.conf with it (the image has no shell), from the raw
+// multus.multusCNI.defaultCniCRName and the release namespace, so that the cluster network is
+// resolved by multusconf.ResolveClusterNetwork like the agent's --cluster-default-nad and
+// spiderpool-init's.
+func multusConfig(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("spiderpool-agent multus-config", flag.ContinueOnError)
+	var c multusconf.NodeConf
+	fs.StringVar(&c.ClusterNetwork, "cluster-network", "", "NetworkAttachmentDefinition of eth0: name (in --namespace) or namespace/name (multus.multusCNI.defaultCniCRName)")
+	fs.StringVar(&c.Namespace, "namespace", os.Getenv("SPIDERPOOL_NAMESPACE"), "release namespace, where a bare --cluster-network name lives (env SPIDERPOOL_NAMESPACE)")
+	fs.StringVar(&c.Kubeconfig, "kubeconfig-path", "/etc/cni/net.d/multus.d/multus.kubeconfig", "path on the node of the kubeconfig Multus uses")
+	fs.StringVar(&c.ConfDir, "conf-dir", "/etc/cni/net.d", "the node's CNI configuration directory (global.cniConfHostPath)")
+	fs.StringVar(&c.BinDir, "bin-dir", "/opt/cni/bin", "the node's CNI binary directory (global.cniBinHostPath)")
+	fs.StringVar(&c.LogLevel, "multus-log-level", "", "Multus' log level: debug, verbose, error or panic (multus.multusCNI.log.logLevel)")
+	fs.StringVar(&c.LogFile, "multus-log-file", "", "Multus' log file on the node (multus.multusCNI.log.logFile)")
+	out := fs.String("out", "", "file to write, replaced atomically (required)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("multus-config: unexpected arguments %q", fs.Args())
+	}
+	if *out == "" {
+		return errors.New("multus-config: --out is required")
+	}
+	o, err := c.Options()
+	if err != nil {
+		return err
+	}
+	data, err := multusconf.ThinConfig(o)
+	if err != nil {
+		return err
+	}
+	if err := multusconf.WriteFile(*out, data); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "wrote %s: clusterNetwork %q in multusNamespace %q\n", *out, o.ClusterNetwork, o.MultusNamespace)
+	return err
 }
 
 func run() error {

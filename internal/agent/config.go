@@ -2,11 +2,13 @@ package agent
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
 	v1 "github.com/spiderpool-go/spiderpool/api/agent/v1"
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
+	"github.com/spiderpool-go/spiderpool/internal/multusconf"
 )
 
 // Defaults of Config (SPEC.md sections 7.2 and 9).
@@ -52,8 +54,11 @@ type Config struct {
 	// multusName or default network given without one.
 	InstallNamespace string
 
-	// ClusterDefaultNAD is multus.multusCNI.defaultCniCRName, the NAD that
-	// configures eth0 when a pod does not name one.
+	// ClusterDefaultNAD is multus.multusCNI.defaultCniCRName as given, the
+	// NAD that configures eth0 when a pod does not name one: "name" (in
+	// InstallNamespace) or "namespace/name". It is resolved by
+	// multusconf.ResolveClusterNetwork, the function that writes Multus's
+	// clusterNetwork and multusNamespace, so both mean the same NAD.
 	ClusterDefaultNAD string
 
 	// CoordinatorName is the SpiderCoordinator whose settings
@@ -139,6 +144,12 @@ func (c *Config) complete() error {
 	}
 	if c.InstallNamespace == "" {
 		c.InstallNamespace = DefaultInstallNamespace
+	}
+	if c.ClusterDefaultNAD != "" {
+		// Refused at start rather than on every eth0 ADD whose pools have a multusName.
+		if _, _, err := multusconf.ResolveClusterNetwork(c.ClusterDefaultNAD, c.InstallNamespace); err != nil {
+			return fmt.Errorf("agent config: cluster default NAD (multus.multusCNI.defaultCniCRName): %w", err)
+		}
 	}
 	if c.CoordinatorName == "" {
 		c.CoordinatorName = DefaultCoordinatorName

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/multusconf"
 )
 
 // Network names a NetworkAttachmentDefinition attached to a pod: one element
@@ -143,8 +144,9 @@ func parseNetworkText(s string) (Network, error) {
 // ResolveNAD returns "namespace/name" of the NetworkAttachmentDefinition that
 // created interface req.IfName (SPEC.md 3.4), or "" when it cannot be known:
 //   - eth0 (or "0"), the first NIC: the pod annotation
-//     v1.multus-cni.io/default-network, else cfg.ClusterDefaultNAD; a missing
-//     namespace means cfg.InstallNamespace;
+//     v1.multus-cni.io/default-network, else cfg.ClusterDefaultNAD (resolved
+//     by multusconf.ResolveClusterNetwork, as for Multus's configuration); a
+//     missing namespace means cfg.InstallNamespace;
 //   - any other NIC: the element of k8s.v1.cni.cncf.io/networks whose
 //     requested interface is IfName (elements without one are net1, net2,
 //     ... by position), or whose 1-based position is IfName when IfName is a
@@ -161,14 +163,13 @@ func ResolveNAD(req *Request, cfg *Config) (string, error) {
 		if cfg.ClusterDefaultNAD == "" {
 			return "", nil
 		}
-		nets, err := parseNetworks(cfg.ClusterDefaultNAD, cfg.InstallNamespace)
-		if err == nil && len(nets) != 1 {
-			err = fmt.Errorf("want exactly one network, got %d", len(nets))
-		}
+		// The NAD Multus gives eth0: resolved by the function that writes Multus's
+		// configuration, so that both name the same NetworkAttachmentDefinition.
+		ns, name, err := multusconf.ResolveClusterNetwork(cfg.ClusterDefaultNAD, cfg.InstallNamespace)
 		if err != nil {
-			return "", fmt.Errorf("cluster default network %q: %w", cfg.ClusterDefaultNAD, err)
+			return "", err
 		}
-		return nets[0].NAD(), nil
+		return Network{Namespace: ns, Name: name}.NAD(), nil
 	}
 	v, ok := req.PodAnnotations[v2beta1.AnnoMultusNetworks]
 	if !ok {

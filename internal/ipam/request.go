@@ -22,7 +22,8 @@ type Config struct {
 
 	// ClusterDefaultNAD is the NAD Multus uses for eth0 when the pod has no
 	// v1.multus-cni.io/default-network annotation
-	// (multus.multusCNI.defaultCniCRName): "name" or "namespace/name".
+	// (multus.multusCNI.defaultCniCRName as given): "name", in
+	// InstallNamespace, or "namespace/name".
 	ClusterDefaultNAD string
 
 	// EnableAutoPool is ipam.spiderSubnet.enable and autoPool.enable

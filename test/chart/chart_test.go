@@ -3,9 +3,11 @@ package chart
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
@@ -44,18 +46,47 @@ func TestChartLint(t *testing.T) {
 	}
 }
 
-// multusConf returns the 00-multus.conf the chart writes to the nodes, or nil when Multus
-// generates its own configuration.
-func multusConf(t *testing.T, m *manifests) map[string]any {
+// multusConfig returns the flags of the Multus DaemonSet's init container that writes
+// 00-multus.conf (`spiderpool-agent multus-config`), or nil when Multus generates its own
+// configuration. It also checks what makes the file reach the node: the agent image runs the
+// subcommand, the file lands in an emptyDir, and the multus container copies that very file.
+func multusConfig(t *testing.T, m *manifests) map[string]string {
 	t.Helper()
-	if m.get("ConfigMap", multus) == nil {
+	ds := m.daemonSet(t, multus).Spec.Template.Spec
+	if !hasContainer(ds, "multus-config") {
 		return nil
 	}
-	var c map[string]any
-	if err := json.Unmarshal([]byte(m.configMap(t, multus).Data["00-multus.conf"]), &c); err != nil {
-		t.Fatalf("00-multus.conf is not JSON: %v", err)
+	c := container(t, ds, "multus-config")
+	if want := []string{"/usr/bin/" + agent, "multus-config"}; !slices.Equal(c.Command, want) {
+		t.Errorf("multus-config command %v, want %v", c.Command, want)
 	}
-	return c
+	if want := container(t, m.daemonSet(t, agent).Spec.Template.Spec, agent).Image; c.Image != want {
+		t.Errorf("multus-config image %q, want the agent's %q", c.Image, want)
+	}
+	f := flags(t, c)
+	mountOf := func(c corev1.Container, volume string) string {
+		for _, vm := range c.VolumeMounts {
+			if vm.Name == volume {
+				return vm.MountPath
+			}
+		}
+		return ""
+	}
+	dir := mountOf(c, "multus-conf")
+	if dir == "" || f["out"] != dir+"/00-multus.conf" {
+		t.Errorf("multus-config writes %q, not 00-multus.conf in its multus-conf volume (mounted at %q)", f["out"], dir)
+	}
+	mc := container(t, ds, "multus")
+	copied := strings.TrimPrefix(mc.Args[0], "--multus-conf-file=")
+	if mountOf(mc, "multus-conf")+"/00-multus.conf" != copied || copied == mc.Args[0] {
+		t.Errorf("multus container copies %q, not the file multus-config writes into the shared volume", mc.Args[0])
+	}
+	for _, v := range ds.Volumes {
+		if v.Name == "multus-conf" && v.EmptyDir == nil {
+			t.Errorf("multus-conf volume %+v: want an emptyDir the init container writes", v.VolumeSource)
+		}
+	}
+	return f
 }
 
 // confYAML returns the conf.yml of spiderpool-conf.
@@ -92,35 +123,51 @@ func TestChartGuideLines(t *testing.T) {
 			}
 		}
 	}
-	clusterNetwork := func(want, initValue string) check {
+	// clusterNetwork checks that every component gets defaultCniCRName as given, with the
+	// release namespace beside it: the chart resolves nothing, so that the Go code that does
+	// (multusconf.ResolveClusterNetwork; cmd/spiderpool-agent's tests run multus-config on these
+	// rendered arguments) is the only place that decides what Multus's clusterNetwork and
+	// multusNamespace are. A template once wrote "kube-system/ipvlan-eth0" as clusterNetwork,
+	// which Multus reads as a file path.
+	clusterNetwork := func(raw string) check {
 		return func(t *testing.T, m *manifests) {
-			mc := multusConf(t, m)
+			for _, cm := range m.ofKind("ConfigMap") {
+				if data, _, _ := unstructuredString(cm.Object, "data", "00-multus.conf"); data != "" {
+					t.Errorf("ConfigMap %s carries a 00-multus.conf rendered by the template", cm.GetName())
+				}
+			}
+			mc := multusConfig(t, m)
 			if mc == nil {
-				t.Fatal("no Multus ConfigMap: the chart must write 00-multus.conf when defaultCniCRName is set")
+				t.Fatal("no multus-config init container: nothing writes 00-multus.conf although defaultCniCRName is set")
 			}
-			if mc["clusterNetwork"] != want {
-				t.Errorf("00-multus.conf clusterNetwork = %v, want %s", mc["clusterNetwork"], want)
+			wantArgs := map[string]string{
+				"cluster-network":  raw,
+				"namespace":        Namespace,
+				"kubeconfig-path":  "/etc/cni/net.d/multus.d/multus.kubeconfig",
+				"conf-dir":         "/etc/cni/net.d",
+				"bin-dir":          "/opt/cni/bin",
+				"multus-log-level": "debug",
+				"multus-log-file":  "/var/log/multus.log",
+				"out":              "/tmp/multus-conf/00-multus.conf",
 			}
-			if mc["type"] != "multus" || mc["kubeconfig"] != "/etc/cni/net.d/multus.d/multus.kubeconfig" {
-				t.Errorf("00-multus.conf = %v", mc)
+			if diff := cmp.Diff(wantArgs, mc); diff != "" {
+				t.Errorf("multus-config arguments (-want +got):\n%s", diff)
 			}
-			ds := m.daemonSet(t, multus).Spec.Template.Spec
-			if got := container(t, ds, "multus").Args[0]; got != "--multus-conf-file=/tmp/multus-conf/00-multus.conf" {
-				t.Errorf("multus container copies %q, want the chart's 00-multus.conf", got)
-			}
-			if !hasContainer(ds, "kubeconfig") {
+			if !hasContainer(m.daemonSet(t, multus).Spec.Template.Spec, "kubeconfig") {
 				t.Error("no kubeconfig container: nothing writes multus.d/multus.kubeconfig")
 			}
 			a := flags(t, container(t, m.daemonSet(t, agent).Spec.Template.Spec, agent))
-			if a["cluster-default-nad"] != want {
-				t.Errorf("agent --cluster-default-nad = %q, want %q", a["cluster-default-nad"], want)
+			if a["cluster-default-nad"] != raw || a["install-namespace"] != Namespace {
+				t.Errorf("agent --cluster-default-nad=%q --install-namespace=%q, want %q and %q",
+					a["cluster-default-nad"], a["install-namespace"], raw, Namespace)
 			}
-			if got := m.configMap(t, conf).Data["clusterNetwork"]; got != want {
-				t.Errorf("spiderpool-conf clusterNetwork = %q, want %q", got, want)
+			if got := m.configMap(t, conf).Data["clusterNetwork"]; got != raw {
+				t.Errorf("spiderpool-conf clusterNetwork = %q, want %q", got, raw)
 			}
 			e := envs(container(t, m.job(t, initJob).Spec.Template.Spec, initJob))
-			if e["SPIDERPOOL_INIT_MULTUS_DEFAULT_CNI_CR_NAME"] != initValue {
-				t.Errorf("init SPIDERPOOL_INIT_MULTUS_DEFAULT_CNI_CR_NAME = %q, want %q", e["SPIDERPOOL_INIT_MULTUS_DEFAULT_CNI_CR_NAME"], initValue)
+			if e["SPIDERPOOL_INIT_MULTUS_DEFAULT_CNI_CR_NAME"] != raw || e["SPIDERPOOL_INIT_NAMESPACE"] != Namespace {
+				t.Errorf("init SPIDERPOOL_INIT_MULTUS_DEFAULT_CNI_CR_NAME=%q SPIDERPOOL_INIT_NAMESPACE=%q, want %q and %q",
+					e["SPIDERPOOL_INIT_MULTUS_DEFAULT_CNI_CR_NAME"], e["SPIDERPOOL_INIT_NAMESPACE"], raw, Namespace)
 			}
 			if _, ok := e["SPIDERPOOL_INIT_CNI_CONF_DIR"]; ok {
 				t.Error("init reads the CNI configuration directory although defaultCniCRName is set")
@@ -128,8 +175,11 @@ func TestChartGuideLines(t *testing.T) {
 		}
 	}
 	multusAuto := func(t *testing.T, m *manifests) {
-		if mc := multusConf(t, m); mc != nil {
-			t.Errorf("Multus ConfigMap rendered without defaultCniCRName: %v", mc)
+		if mc := multusConfig(t, m); mc != nil {
+			t.Errorf("multus-config init container rendered without defaultCniCRName: %v", mc)
+		}
+		if m.get("ConfigMap", multus) != nil {
+			t.Error("Multus ConfigMap rendered without defaultCniCRName")
 		}
 		c := container(t, m.daemonSet(t, multus).Spec.Template.Spec, "multus")
 		if !strings.Contains(strings.Join(c.Args, " "), "--multus-conf-file=auto") {
@@ -158,8 +208,8 @@ func TestChartGuideLines(t *testing.T) {
 				return
 			}
 			c := container(t, spec, "install-plugins")
-			if !strings.Contains(c.Image, "/spidernet-io/spiderpool/spiderpool-plugins:") {
-				t.Errorf("install-plugins image %q", c.Image)
+			if repo := value(t, values(t), "plugins.image.repository"); !strings.Contains(c.Image, fmt.Sprintf("/%s:", repo)) {
+				t.Errorf("install-plugins image %q, want repository %s", c.Image, repo)
 			}
 			if envs(c)["INSTALL_CNI_PLUGINS"] != "true" {
 				t.Errorf("INSTALL_CNI_PLUGINS = %q", envs(c)["INSTALL_CNI_PLUGINS"])
@@ -184,17 +234,19 @@ func TestChartGuideLines(t *testing.T) {
 				t.Errorf("only %d images found; the agent, controller, init and Multus pods are missing", n)
 			}
 			ds := m.daemonSet(t, multus).Spec.Template.Spec
-			if got := container(t, ds, "install-multus-binary").Image; got != want+"/k8snetworkplumbingwg/multus-cni:v4.1.4" {
-				t.Errorf("Multus image %q", got)
+			v := values(t)
+			wantImage := fmt.Sprintf("%s/%s:%s", want, value(t, v, "multus.multusCNI.image.repository"), value(t, v, "multus.multusCNI.image.tag"))
+			if got := container(t, ds, "install-multus-binary").Image; got != wantImage {
+				t.Errorf("Multus image %q, want %q", got, wantImage)
 			}
 		}
 	}
 
 	checks := map[string][]check{
 		"defaults":          {statefulSet("true"), multusAuto, coordinatorMode("auto"), plugins(false), registry("ghcr.io")},
-		"alibaba":           {statefulSet("false"), clusterNetwork("kube-system/ipvlan-eth0", "ipvlan-eth0"), coordinatorMode("auto"), plugins(false), registry("ghcr.io")},
-		"alibaba-optional":  {statefulSet("false"), clusterNetwork("kube-system/ipvlan-eth0", "ipvlan-eth0"), plugins(true), registry("ghcr.m.daocloud.io")},
-		"aws":               {statefulSet("false"), clusterNetwork("default/ipvlan-ens5", "default/ipvlan-ens5"), registry("ghcr.io")},
+		"alibaba":           {statefulSet("false"), clusterNetwork("ipvlan-eth0"), coordinatorMode("auto"), plugins(false), registry("ghcr.io")},
+		"alibaba-optional":  {statefulSet("false"), clusterNetwork("ipvlan-eth0"), plugins(true), registry("ghcr.m.daocloud.io")},
+		"aws":               {statefulSet("false"), clusterNetwork("default/ipvlan-ens5"), registry("ghcr.io")},
 		"calico-overlay":    {statefulSet("true"), multusAuto, coordinatorMode("overlay"), plugins(false)},
 		"install-cni":       {plugins(true), registry("ghcr.io")},
 		"registry-override": {plugins(false), registry("ghcr.m.daocloud.io")},
@@ -487,10 +539,10 @@ func TestChartOtherLines(t *testing.T) {
 				t.Errorf("socket directory mounted at %s: the plugin on the host dials /run/spiderpool/agent.sock", vm.MountPath)
 			}
 		}
-		mc := multusConf(t, m)
-		if mc["kubeconfig"] != "/etc/kubernetes/cni/net.d/multus.d/multus.kubeconfig" || mc["binDir"] != "/usr/libexec/cni" ||
-			mc["confDir"] != "/etc/kubernetes/cni/net.d" || mc["clusterNetwork"] != "kube-system/macvlan-ens192" {
-			t.Errorf("00-multus.conf %v", mc)
+		mc := multusConfig(t, m)
+		if mc["kubeconfig-path"] != "/etc/kubernetes/cni/net.d/multus.d/multus.kubeconfig" || mc["bin-dir"] != "/usr/libexec/cni" ||
+			mc["conf-dir"] != "/etc/kubernetes/cni/net.d" || mc["cluster-network"] != "macvlan-ens192" || mc["namespace"] != Namespace {
+			t.Errorf("multus-config arguments %v", mc)
 		}
 	})
 }

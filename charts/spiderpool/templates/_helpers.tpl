@@ -70,16 +70,15 @@ global.imageRegistryOverride replaces the registry of every image; an empty tag 
 {{- end -}}
 
 {{/*
-spiderpool.multus.clusterNetwork: defaultCniCRName qualified with the release namespace unless it
-already names one ("ns/name"); empty when unset.
+spiderpool.multus.clusterNetwork: defaultCniCRName exactly as given ("name" or "namespace/name");
+empty when unset. The chart never resolves it itself: spiderpool-agent (its --cluster-default-nad
+and its multus-config subcommand, which writes Multus's 00-multus.conf) and spiderpool-init all
+take the raw value with the release namespace and split it with one Go function
+(multusconf.ResolveClusterNetwork). Multus needs the name and the namespace in two keys: a
+"namespace/name" clusterNetwork is read as a file path and every pod's ADD fails.
 */}}
 {{- define "spiderpool.multus.clusterNetwork" -}}
-{{- $name := .Values.multus.multusCNI.defaultCniCRName -}}
-{{- if and $name (not (contains "/" $name)) -}}
-{{- printf "%s/%s" .Release.Namespace $name -}}
-{{- else -}}
-{{- $name -}}
-{{- end -}}
+{{- .Values.multus.multusCNI.defaultCniCRName -}}
 {{- end -}}
 
 {{/*
@@ -119,25 +118,4 @@ spiderpool.multus.kubeconfig: where the kubeconfig of the Multus plugin lives on
 */}}
 {{- define "spiderpool.multus.kubeconfig" -}}
 {{- printf "%s/multus.d/multus.kubeconfig" (trimSuffix "/" .Values.global.cniConfHostPath) -}}
-{{- end -}}
-
-{{/*
-spiderpool.multus.conf: the Multus configuration written to the nodes when defaultCniCRName is set.
-*/}}
-{{- define "spiderpool.multus.conf" -}}
-{
-  "cniVersion": "0.3.1",
-  "name": "multus-cni-network",
-  "type": "multus",
-  "confDir": {{ .Values.global.cniConfHostPath | toJson }},
-  "binDir": {{ .Values.global.cniBinHostPath | toJson }},
-  "kubeconfig": {{ include "spiderpool.multus.kubeconfig" . | toJson }},
-  "logLevel": {{ .Values.multus.multusCNI.log.logLevel | toJson }},
-  "logFile": {{ .Values.multus.multusCNI.log.logFile | toJson }},
-  "capabilities": {"portMappings": true, "bandwidth": true},
-  "namespaceIsolation": false,
-  "multusNamespace": {{ .Release.Namespace | toJson }},
-  "clusterNetwork": {{ include "spiderpool.multus.clusterNetwork" . | toJson }},
-  "defaultNetworks": []
-}
 {{- end -}}

@@ -54,9 +54,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if res.ClusterNetwork != "" {
-		// The one line on stdout: what Multus's clusterNetwork must name.
-		fmt.Printf("multus clusterNetwork: %s\n", res.ClusterNetwork)
+	if n := res.ClusterNetwork; n != (initjob.MultusName{}) {
+		// The one line on stdout: the keys of Multus's configuration that name the cluster
+		// network. Multus reads a clusterNetwork with a "/" as a file path, so the namespace
+		// goes into multusNamespace.
+		fmt.Printf("multus clusterNetwork: %s, multusNamespace: %s\n", n.Name, n.Namespace)
 	}
 	log.Info("done", "objects", len(res.Actions))
 	return nil

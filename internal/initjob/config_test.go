@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/multusconf"
 )
 
 func env(kv ...string) func(string) (string, bool) {
@@ -202,6 +203,10 @@ func TestPlanErrorsNameTheValue(t *testing.T) {
 			[]string{"SPIDERPOOL_INIT_NAMESPACE", "kube_system"}},
 		{"bad defaultCniCRName", func(c *Config) { c.Multus.DefaultCNICRName = "a/b/c" },
 			[]string{"multus.multusCNI.defaultCniCRName", "SPIDERPOOL_INIT_MULTUS_DEFAULT_CNI_CR_NAME", "a/b/c"}},
+		// A DNS subdomain is a valid object name, but Multus and the IPAM only match NADs named by
+		// DNS labels: a SpiderMultusConfig "ipvlan.eth0" would give a network nobody can use.
+		{"defaultCniCRName with a dot", func(c *Config) { c.Multus.DefaultCNICRName = "ipvlan.eth0" },
+			[]string{"multus.multusCNI.defaultCniCRName", `name "ipvlan.eth0"`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -260,6 +265,27 @@ func TestPlanObjects(t *testing.T) {
 	}
 	if len(p.Subnets) != 0 || p.MultusName.String() != "default/ipvlan-ens5" {
 		t.Errorf("subnets %d, multus %s; want none and default/ipvlan-ens5", len(p.Subnets), p.MultusName)
+	}
+}
+
+// TestPlanMultusNameIsMultusClusterNetwork: the SpiderMultusConfig spiderpool-init creates is the
+// NetworkAttachmentDefinition that `spiderpool-agent multus-config` writes into Multus's
+// configuration from the same Helm values.
+func TestPlanMultusNameIsMultusClusterNetwork(t *testing.T) {
+	for _, raw := range []string{"ipvlan-eth0", "default/ipvlan-ens5"} {
+		c := DefaultConfig()
+		c.Namespace, c.Multus.DefaultCNICRName = "spiderpool", raw
+		p, err := c.Plan()
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := multusconf.NodeConf{ClusterNetwork: raw, Namespace: c.Namespace}.Options()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (MultusName{Namespace: o.MultusNamespace, Name: o.ClusterNetwork}); p.MultusName != want {
+			t.Errorf("defaultCniCRName %q: SpiderMultusConfig %s, Multus is configured with %s", raw, p.MultusName, want)
+		}
 	}
 }
 

@@ -9,12 +9,13 @@
 //     Existing ones are never rewritten (their addresses may be allocated); differences from the
 //     values are logged as warnings and reported in Result;
 //   - with multus.multusCNI.install, the custom SpiderMultusConfig of Multus's cluster network:
-//     defaultCniCRName ("name" or "namespace/name", namespace defaulting to the release namespace)
+//     defaultCniCRName ("name" or "namespace/name", namespace defaulting to the release namespace,
+//     split by multusconf.ResolveClusterNetwork like the agent's and Multus's configuration)
 //     with an empty customCNI; else the first CNI configuration of the CNI configuration directory
 //     (lexical order, *.conf, *.conflist, *.json, skipping Multus's own 00-multus.conf and any
 //     configuration of plugin type multus) wrapped verbatim, named after its network name; else one
-//     named "default" with an empty customCNI. Run reports "namespace/name" for Multus's
-//     clusterNetwork. A SpiderMultusConfig of that name that spiderpool-init did not create (label
+//     named "default" with an empty customCNI. Run reports its namespace and name, which
+//     Multus's configuration carries as multusNamespace and clusterNetwork. A SpiderMultusConfig of that name that spiderpool-init did not create (label
 //     spiderpool.spidernet.io/created-by=spiderpool-init) is the user's and is not changed.
 //
 // Every value is checked offline with the api/v2beta1 Default* and Validate* functions before the

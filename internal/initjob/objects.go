@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/multusconf"
 )
 
 // LabelCreatedBy marks the SpiderMultusConfigs spiderpool-init created, the only ones it updates
@@ -113,11 +114,13 @@ func (c *Config) Plan() (*Plan, error) {
 	}
 
 	if c.Multus.Install && c.Multus.DefaultCNICRName != "" {
-		name, err := parseMultusName(c.Multus.DefaultCNICRName, c.Namespace)
+		// The rule Multus's configuration and spiderpool-agent follow too, so that the
+		// SpiderMultusConfig made here is the NetworkAttachmentDefinition they name.
+		ns, name, err := multusconf.ResolveClusterNetwork(c.Multus.DefaultCNICRName, c.Namespace)
 		if err != nil {
 			bad("multus.multusCNI.defaultCniCRName", "%v", err)
 		}
-		p.MultusName = name
+		p.MultusName = MultusName{Namespace: ns, Name: name}
 	}
 	// A pool and its subnet share values: the same bad value fails both, but is reported once.
 	seen := map[string]bool{}
@@ -204,21 +207,6 @@ func defaultSubnet(version int64, v PoolValues) *v2beta1.SpiderSubnet {
 	}
 	v2beta1.DefaultSpiderSubnet(subnet)
 	return subnet
-}
-
-// parseMultusName parses "name" or "namespace/name"; the namespace defaults to namespace.
-func parseMultusName(s, namespace string) (MultusName, error) {
-	n := MultusName{Namespace: namespace, Name: s}
-	if ns, name, ok := strings.Cut(s, "/"); ok {
-		n = MultusName{Namespace: ns, Name: name}
-		if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
-			return MultusName{}, fmt.Errorf("namespace %q of %q: %s", ns, s, strings.Join(msgs, "; "))
-		}
-	}
-	if msgs := validation.IsDNS1123Subdomain(n.Name); len(msgs) > 0 {
-		return MultusName{}, fmt.Errorf("name %q of %q: %s", n.Name, s, strings.Join(msgs, "; "))
-	}
-	return n, nil
 }
 
 // multusConfig returns the custom SpiderMultusConfig of the cluster network: customCNI is the

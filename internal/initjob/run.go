@@ -45,9 +45,10 @@ type Action struct {
 // Result is what a run did.
 type Result struct {
 	Actions []Action
-	// ClusterNetwork is "namespace/name" of the NetworkAttachmentDefinition that Multus's
-	// clusterNetwork should name; empty when Multus is not installed.
-	ClusterNetwork string
+	// ClusterNetwork is the NetworkAttachmentDefinition (made from the SpiderMultusConfig of that
+	// name) that gives pods their eth0; zero when Multus is not installed. Multus's configuration
+	// names it in two keys: clusterNetwork is its name, multusNamespace its namespace.
+	ClusterNetwork MultusName
 }
 
 // How the waits pace themselves.
@@ -124,7 +125,7 @@ func Run(ctx context.Context, cfg Config, restConfig *rest.Config, log *slog.Log
 		if err := r.retry(ctx, what, func(ctx context.Context) error { return r.ensureMultusConfig(ctx, smc) }); err != nil {
 			return &r.res, err
 		}
-		r.res.ClusterNetwork = smc.Namespace + "/" + smc.Name
+		r.res.ClusterNetwork = MultusName{Namespace: smc.Namespace, Name: smc.Name}
 	}
 	return &r.res, nil
 }

@@ -125,7 +125,7 @@ func TestInitCreatesThenIsANoop(t *testing.T) {
 	if diff := cmp.Diff(want, outcomes(res), cmp.AllowUnexported(outcome{})); diff != "" {
 		t.Errorf("first run (-want +got):\n%s", diff)
 	}
-	if res.ClusterNetwork != c.Namespace+"/ipvlan-ens5" {
+	if res.ClusterNetwork.String() != c.Namespace+"/ipvlan-ens5" {
 		t.Errorf("cluster network = %q, want %s/ipvlan-ens5", res.ClusterNetwork, c.Namespace)
 	}
 
@@ -322,7 +322,7 @@ func TestInitCNIConfDirFallback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.ClusterNetwork != c.Namespace+"/k8s-pod-network" {
+	if res.ClusterNetwork.String() != c.Namespace+"/k8s-pod-network" {
 		t.Errorf("cluster network = %q, want %s/k8s-pod-network", res.ClusterNetwork, c.Namespace)
 	}
 	smc := &v2beta1.SpiderMultusConfig{}
@@ -360,7 +360,7 @@ func TestInitCNIConfDirFallback(t *testing.T) {
 	if res, err = runInit(t, c); err != nil {
 		t.Fatal(err)
 	}
-	if res.ClusterNetwork != c.Namespace+"/default" {
+	if res.ClusterNetwork.String() != c.Namespace+"/default" {
 		t.Errorf("cluster network = %q, want %s/default", res.ClusterNetwork, c.Namespace)
 	}
 }
@@ -393,7 +393,7 @@ func TestInitLeavesAUsersMultusConfig(t *testing.T) {
 	if got.ResourceVersion != user.ResourceVersion {
 		t.Errorf("user's SpiderMultusConfig rewritten: %+v", got.Spec)
 	}
-	if res.ClusterNetwork != c.Namespace+"/ipvlan-ens5" {
+	if res.ClusterNetwork.String() != c.Namespace+"/ipvlan-ens5" {
 		t.Errorf("cluster network = %q", res.ClusterNetwork)
 	}
 }
@@ -508,7 +508,9 @@ func TestInitCommandFromEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatalf("spiderpool-init: %v\n%s", err, stderr)
 	}
-	if want := "multus clusterNetwork: " + c.Namespace + "/calico\n"; stdout != want {
+	// Multus's keys, the name apart from the namespace: "namespace/name" as clusterNetwork would
+	// be read as a file path.
+	if want := "multus clusterNetwork: calico, multusNamespace: " + c.Namespace + "\n"; stdout != want {
 		t.Errorf("stdout = %q, want %q", stdout, want)
 	}
 	ctx := testContext(t)

@@ -28,9 +28,12 @@ const (
 	ControllerManagerUser = "system:kube-controller-manager"
 	SchedulerUser         = "system:kube-scheduler"
 	KubeProxyUser         = "system:kube-proxy"
-	MastersGroup          = "system:masters"
-	NodesGroup            = "system:nodes"
-	nodeUserPrefix        = "system:node:"
+	// FrontProxyClientUser is the apiserver's front-proxy client, the only name aggregated API
+	// servers accept identity headers from.
+	FrontProxyClientUser = "front-proxy-client"
+	MastersGroup         = "system:masters"
+	NodesGroup           = "system:nodes"
+	nodeUserPrefix       = "system:node:"
 )
 
 // Certificate lifetimes: the sandbox lives for hours, but a generous validity keeps a clock that
@@ -48,29 +51,50 @@ type Credentials struct {
 	KeyPEM  []byte
 }
 
-// PKI is a cluster's certificate authority. Every certificate of the cluster (serving and client)
-// is signed by the one CA: the apiserver's --client-ca-file and every kubeconfig's
-// certificate-authority are the same file, which is all a single-machine cluster needs.
+// PKI is a cluster's certificate authorities. Every certificate of the cluster (serving and
+// client) is signed by the one cluster CA: the apiserver's --client-ca-file and every kubeconfig's
+// certificate-authority are the same file, which is all a single-machine cluster needs. The
+// front-proxy CA signs only the certificate with which the apiserver proxies to aggregated API
+// servers: whoever holds it may assert any user in request headers, so no other client
+// certificate may chain to it.
 type PKI struct {
-	ca    *x509.Certificate
-	caKey *ecdsa.PrivateKey
-	caPEM Credentials
+	cluster    authority
+	frontProxy authority
 }
 
-// NewPKI creates a fresh CA (ECDSA P-256).
+// authority is one CA: the parsed certificate and key to sign with, and their PEM form.
+type authority struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pem  Credentials
+}
+
+// NewPKI creates fresh CAs (ECDSA P-256).
 func NewPKI() (*PKI, error) {
+	cluster, err := newAuthority("spiderpool-sandbox-ca")
+	if err != nil {
+		return nil, err
+	}
+	frontProxy, err := newAuthority("spiderpool-sandbox-front-proxy-ca")
+	if err != nil {
+		return nil, err
+	}
+	return &PKI{cluster: cluster, frontProxy: frontProxy}, nil
+}
+
+func newAuthority(cn string) (authority, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("generate CA key: %w", err)
+		return authority{}, fmt.Errorf("generate key of CA %q: %w", cn, err)
 	}
 	serial, err := serialNumber()
 	if err != nil {
-		return nil, err
+		return authority{}, err
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "spiderpool-sandbox-ca"},
+		Subject:               pkix.Name{CommonName: cn},
 		NotBefore:             now.Add(-clockSkew),
 		NotAfter:              now.Add(caValidity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
@@ -79,24 +103,34 @@ func NewPKI() (*PKI, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
-		return nil, fmt.Errorf("self-sign CA: %w", err)
+		return authority{}, fmt.Errorf("self-sign CA %q: %w", cn, err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, fmt.Errorf("parse CA certificate: %w", err)
+		return authority{}, fmt.Errorf("parse CA %q: %w", cn, err)
 	}
 	keyPEM, err := encodeKey(key)
 	if err != nil {
-		return nil, err
+		return authority{}, err
 	}
-	return &PKI{ca: cert, caKey: key, caPEM: Credentials{CertPEM: encodeCert(der), KeyPEM: keyPEM}}, nil
+	return authority{cert: cert, key: key, pem: Credentials{CertPEM: encodeCert(der), KeyPEM: keyPEM}}, nil
 }
 
 // CACertPEM returns the CA certificate, the trust anchor of every client and server.
-func (p *PKI) CACertPEM() []byte { return p.caPEM.CertPEM }
+func (p *PKI) CACertPEM() []byte { return p.cluster.pem.CertPEM }
 
-// CA returns the CA's certificate and key; kube-controller-manager signs CSRs with them.
-func (p *PKI) CA() Credentials { return p.caPEM }
+// CA returns the cluster CA's certificate and key; kube-controller-manager signs CSRs with them.
+func (p *PKI) CA() Credentials { return p.cluster.pem }
+
+// FrontProxyCACertPEM returns the front-proxy CA certificate (the apiserver's
+// --requestheader-client-ca-file).
+func (p *PKI) FrontProxyCACertPEM() []byte { return p.frontProxy.pem.CertPEM }
+
+// FrontProxyClientCredentials is what the apiserver presents when it proxies a request to an
+// aggregated API server.
+func (p *PKI) FrontProxyClientCredentials() (Credentials, error) {
+	return p.frontProxy.issue(FrontProxyClientUser, nil, x509.ExtKeyUsageClientAuth, nil, nil)
+}
 
 // APIServerServing issues kube-apiserver's serving certificate. Its names cover every way the
 // apiserver is reached: the advertise address (nodes), the service CIDR's first address (pods,
@@ -108,20 +142,20 @@ func (p *PKI) APIServerServing(advertise netip.Addr, serviceCIDR netip.Prefix) (
 	}
 	ips := []netip.Addr{advertise, serviceCIDR.Masked().Addr().Next(), netip.MustParseAddr("127.0.0.1")}
 	dns := []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
-	return p.issue("kube-apiserver", nil, x509.ExtKeyUsageServerAuth, ips, dns)
+	return p.cluster.issue("kube-apiserver", nil, x509.ExtKeyUsageServerAuth, ips, dns)
 }
 
 // ServingCredentials issues a serving certificate for name, valid for the given addresses and for
 // name as a DNS name (kube-controller-manager's and kube-scheduler's health ports, a kubelet's
 // port).
 func (p *PKI) ServingCredentials(name string, ips ...netip.Addr) (Credentials, error) {
-	return p.issue(name, nil, x509.ExtKeyUsageServerAuth, ips, []string{name})
+	return p.cluster.issue(name, nil, x509.ExtKeyUsageServerAuth, ips, []string{name})
 }
 
 // ClientCredentials issues a client certificate for user in groups: the apiserver reads the
 // common name as the user name and the organizations as the groups.
 func (p *PKI) ClientCredentials(user string, groups ...string) (Credentials, error) {
-	return p.issue(user, groups, x509.ExtKeyUsageClientAuth, nil, nil)
+	return p.cluster.issue(user, groups, x509.ExtKeyUsageClientAuth, nil, nil)
 }
 
 // AdminCredentials is the cluster admin of the user's kubeconfig.
@@ -161,7 +195,7 @@ func (p *PKI) NodeCredentials(name string) (Credentials, error) {
 	return p.ClientCredentials(nodeUserPrefix+name, NodesGroup)
 }
 
-func (p *PKI) issue(cn string, orgs []string, usage x509.ExtKeyUsage, ips []netip.Addr, dns []string) (Credentials, error) {
+func (a *authority) issue(cn string, orgs []string, usage x509.ExtKeyUsage, ips []netip.Addr, dns []string) (Credentials, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return Credentials{}, fmt.Errorf("generate key for %q: %w", cn, err)
@@ -183,7 +217,7 @@ func (p *PKI) issue(cn string, orgs []string, usage x509.ExtKeyUsage, ips []neti
 	for _, ip := range ips {
 		tmpl.IPAddresses = append(tmpl.IPAddresses, net.IP(ip.AsSlice()))
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, key.Public(), p.caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.cert, key.Public(), a.key)
 	if err != nil {
 		return Credentials{}, fmt.Errorf("sign certificate for %q: %w", cn, err)
 	}

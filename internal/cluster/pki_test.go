@@ -149,3 +149,41 @@ func TestWriteKubeconfigEmbedsCredentials(t *testing.T) {
 		t.Error("the kubeconfig does not embed the CA and the client's key pair")
 	}
 }
+
+// TestFrontProxyCAIsApart checks that the two CAs sign for disjoint roles: a cluster client cannot
+// pass as the front proxy (and assert any user in headers), nor the front proxy as a cluster client.
+func TestFrontProxyCAIsApart(t *testing.T) {
+	p, err := NewPKI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	frontRoots := x509.NewCertPool()
+	frontRoots.AppendCertsFromPEM(p.FrontProxyCACertPEM())
+	client := x509.VerifyOptions{KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+
+	proxy, err := p.FrontProxyClientCredentials()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := parse(t, proxy)
+	if cert.Subject.CommonName != FrontProxyClientUser {
+		t.Errorf("front proxy CN %q", cert.Subject.CommonName)
+	}
+	client.Roots = frontRoots
+	if _, err := cert.Verify(client); err != nil {
+		t.Errorf("front proxy client: %v", err)
+	}
+	client.Roots = roots(t, p)
+	if _, err := cert.Verify(client); err == nil {
+		t.Error("the front proxy client chains to the cluster CA")
+	}
+
+	admin, err := p.AdminCredentials()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client.Roots = frontRoots
+	if _, err := parse(t, admin).Verify(client); err == nil {
+		t.Error("a cluster client chains to the front-proxy CA")
+	}
+}

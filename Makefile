@@ -11,7 +11,7 @@ GO_TEST     ?= go test
 # The integration and e2e suites find the control plane binaries here.
 export SPIDERPOOL_TOOLS_BIN := $(TOOLS_BIN)
 
-BINARIES := spiderpool-agent spiderpool-controller spiderpool coordinator ifacer spiderpool-init spiderpoolctl spiderpool-sandbox
+BINARIES := spiderpool-agent spiderpool-controller spiderpool coordinator ifacer spiderpool-init spiderpoolctl spiderpool-sandbox spiderpool-plugins-install
 
 .PHONY: all build tools generate manifests verify lint test test-unit test-integration test-e2e bench fuzz clean help demo demo-down images
 
@@ -87,8 +87,9 @@ demo-down: ## remove a detached or crashed sandbox: namespaces, processes, state
 
 # The chart deploys v<appVersion> when no tag is set: images get that tag unless IMAGE_VERSION says otherwise.
 IMAGE_VERSION ?= v$(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}/\1/p' charts/spiderpool/Chart.yaml)
-images: build ## image tarballs in _output/images from the static binaries, no container engine (IMAGE_VERSION)
-	go run ./hack/images -bin $(OUT)/bin -out $(OUT)/images -version $(IMAGE_VERSION)
+images: build ## image tarballs + images.json in _output/images, no container engine (IMAGE_VERSION)
+	@hack/build-tools.sh macvlan ipvlan bridge ptp vlan loopback host-local static tuning portmap multus install_multus thin_entrypoint passthru
+	go run ./hack/images -bin $(OUT)/bin -plugins-bin $(TOOLS_BIN) -tools-mod hack/tools -out $(OUT)/images -version $(IMAGE_VERSION)
 
 clean: ## remove build output (keeps .tools)
 	rm -rf $(OUT)

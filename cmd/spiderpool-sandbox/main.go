@@ -102,7 +102,7 @@ func defaultPluginDir() string {
 }
 
 type upFlags struct {
-	dir, scenario, nodes, pluginDir, prefix, nodeKernel, logLevel string
+	dir, scenario, nodes, pluginDir, prefix, nodeKernel, logLevel, cluster string
 	detach, verify, daemon                                        bool
 }
 
@@ -116,6 +116,7 @@ func up(args []string) int {
 	fs.StringVar(&f.prefix, "prefix", "sbx", "name prefix of the sandbox's network namespaces")
 	fs.StringVar(&f.nodeKernel, "node-kernel", "auto", "host: nodes are network namespaces of this kernel; uml: user-mode-linux guests with ipvlan (public-cloud); auto: uml where this kernel lacks ipvlan and guests boot")
 	fs.StringVar(&f.logLevel, "log-level", "info", "level of the component logs in <dir>/logs")
+	fs.StringVar(&f.cluster, "cluster", "stand-in", "real: a Kubernetes cluster (control plane, user-mode-linux nodes with containerd, kubelet and kube-proxy) with the chart installed by helm; stand-in: the earlier sandbox of plain processes and a stand-in kubelet")
 	fs.BoolVar(&f.detach, "detach", false, "return once the sandbox is up and leave it running")
 	fs.BoolVar(&f.verify, "verify", false, "exit non-zero when a connectivity check fails (tears down unless --detach)")
 	fs.BoolVar(&f.daemon, "daemon", false, "internal: the detached sandbox process")
@@ -137,6 +138,9 @@ func up(args []string) int {
 	}
 	if f.detach && !f.daemon {
 		return detach(f, args)
+	}
+	if f.cluster == "real" {
+		return serveCluster(f)
 	}
 	return serve(f)
 }

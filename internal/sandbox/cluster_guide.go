@@ -1,0 +1,336 @@
+package sandbox
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+)
+
+// HelmArgs are the guide's `helm install` flags for the scenario, plus the sandbox registry as
+// global.imageRegistryOverride (the guides' optional override line).
+func (c *Cluster) HelmArgs() []string {
+	args := []string{"--set", "ipam.enableStatefulSet=false", "--set", "multus.multusCNI.defaultCniCRName=ipvlan-eth0"}
+	return append(args, "--set", fmt.Sprintf("global.imageRegistryOverride=%s:%d", c.sc.cpAddr(), registryPort))
+}
+
+// Install runs the guide's `helm install ... --wait`.
+func (c *Cluster) Install(ctx context.Context) error {
+	t0 := time.Now()
+	args := append([]string{"install", "spiderpool", c.opts.ChartDir, "--namespace", "kube-system", "--wait", "--timeout", "10m"}, c.HelmArgs()...)
+	c.progress("helm %s", strings.Join(args, " "))
+	out, err := c.Helm(ctx, args...)
+	if err != nil {
+		return fmt.Errorf("%w\n%s", err, c.podDiagnostics(ctx))
+	}
+	c.progress("helm: %s", firstLine(out))
+	c.phase("helm install --wait", t0)
+	return nil
+}
+
+// podDiagnostics lists the pods and recent events: what a failed install leaves to look at.
+func (c *Cluster) podDiagnostics(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	pods, _ := c.Kubectl(ctx, "get", "pods", "-A", "-o", "wide")
+	events, _ := c.Kubectl(ctx, "get", "events", "-A", "--sort-by=.lastTimestamp")
+	lines := strings.Split(strings.TrimSpace(events), "\n")
+	if len(lines) > 25 {
+		lines = lines[len(lines)-25:]
+	}
+	return "pods:\n" + pods + "\nlast events:\n" + strings.Join(lines, "\n")
+}
+
+// guideWorkloads are the Alibaba guide's workloads: DaemonSets test-app-1 (busybox) and
+// test-app-2 (nginx) with their default-network annotations, Service test-svc and the
+// LoadBalancer tcp-service with externalTrafficPolicy Local.
+const guideWorkloads = `apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: test-app-1
+  namespace: default
+spec:
+  selector:
+    matchLabels:
+      app: test-app-1
+  template:
+    metadata:
+      labels:
+        app: test-app-1
+      annotations:
+        v1.multus-cni.io/default-network: kube-system/ipvlan-eth0
+    spec:
+      containers:
+      - name: test-app-1
+        image: busybox
+        imagePullPolicy: IfNotPresent
+        command: ["sleep", "3600"]
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: test-app-2
+  namespace: default
+spec:
+  selector:
+    matchLabels:
+      app: test-app-2
+  template:
+    metadata:
+      labels:
+        app: test-app-2
+      annotations:
+        v1.multus-cni.io/default-network: kube-system/ipvlan-eth1
+    spec:
+      containers:
+      - name: test-app-2
+        image: nginx
+        imagePullPolicy: IfNotPresent
+        ports:
+        - name: http
+          containerPort: 80
+          protocol: TCP
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: test-svc
+  namespace: default
+spec:
+  selector:
+    app: test-app-2
+  ports:
+  - name: http
+    port: 80
+    protocol: TCP
+    targetPort: 80
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: tcp-service
+  namespace: default
+spec:
+  type: LoadBalancer
+  externalTrafficPolicy: Local
+  selector:
+    app: test-app-2
+  ports:
+  - name: tcp
+    port: 999
+    protocol: TCP
+    targetPort: 80
+`
+
+// ApplyGuide applies the guide's SpiderMultusConfigs and pools as written, then its workloads,
+// and waits for every workload pod to run.
+func (c *Cluster) ApplyGuide(ctx context.Context) error {
+	t0 := time.Now()
+	m, err := c.sc.manifests("ipvlan", c.opts.Nodes)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(c.opts.Dir, "manifests")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	guide := filepath.Join(dir, "guide.yaml")
+	work := filepath.Join(dir, "workloads.yaml")
+	if err := os.WriteFile(guide, m, 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(work, []byte(guideWorkloads), 0o644); err != nil {
+		return err
+	}
+	// The webhooks may refuse the first objects while the controller's certificate settles.
+	if err := c.retry(ctx, time.Minute, func() error { _, err := c.Kubectl(ctx, "apply", "-f", guide); return err }); err != nil {
+		return err
+	}
+	c.progress("guide: SpiderMultusConfigs and pools applied (%s)", guide)
+	if _, err := c.Kubectl(ctx, "apply", "-f", work); err != nil {
+		return err
+	}
+	for _, ds := range []string{"test-app-1", "test-app-2"} {
+		if _, err := c.Kubectl(ctx, "rollout", "status", "daemonset/"+ds, "--timeout=5m"); err != nil {
+			return fmt.Errorf("%w\n%s", err, c.podDiagnostics(ctx))
+		}
+	}
+	c.progress("guide: test-app-1 and test-app-2 Running on every node")
+	c.phase("guide objects and pods Running", t0)
+	return nil
+}
+
+func (c *Cluster) retry(ctx context.Context, timeout time.Duration, f func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(3 * time.Second):
+		}
+	}
+}
+
+// guidePod is a workload pod as the checks see it.
+type guidePod struct {
+	Name, App, Node string
+	IP              netip.Addr
+}
+
+func (c *Cluster) guidePods(ctx context.Context) ([]guidePod, error) {
+	out, err := c.Kubectl(ctx, "get", "pods", "-n", "default", "-o", "json")
+	if err != nil {
+		return nil, err
+	}
+	var list struct {
+		Items []struct {
+			Metadata struct {
+				Name   string
+				Labels map[string]string
+			}
+			Spec   struct{ NodeName string }
+			Status struct {
+				Phase string
+				PodIP string
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		return nil, err
+	}
+	var pods []guidePod
+	for _, it := range list.Items {
+		ip, err := netip.ParseAddr(it.Status.PodIP)
+		if err != nil || it.Status.Phase != "Running" {
+			continue
+		}
+		pods = append(pods, guidePod{Name: it.Metadata.Name, App: it.Metadata.Labels["app"], Node: it.Spec.NodeName, IP: ip})
+	}
+	sort.Slice(pods, func(i, j int) bool { return pods[i].App+pods[i].Node < pods[j].App+pods[j].Node })
+	return pods, nil
+}
+
+// ClusterCheck is one cell of the matrix.
+type ClusterCheck struct {
+	From, To, How string
+	Err           error
+}
+
+// Verify runs the guide's checks from the real pods with kubectl exec (ping, HTTP to pods, to
+// test-svc's ClusterIP) and from the switch's client to the LoadBalancer's NodePorts
+// (externalTrafficPolicy Local: only nodes with a test-app-2 pod answer, which is each node).
+func (c *Cluster) Verify(ctx context.Context) ([]ClusterCheck, error) {
+	pods, err := c.guidePods(ctx)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := c.Kubectl(ctx, "get", "service", "test-svc", "-o", "jsonpath={.spec.clusterIP}")
+	if err != nil {
+		return nil, err
+	}
+	nodePort, err := c.Kubectl(ctx, "get", "service", "tcp-service", "-o", "jsonpath={.spec.ports[0].nodePort}")
+	if err != nil {
+		return nil, err
+	}
+	var checks []ClusterCheck
+	for _, src := range pods {
+		if src.App != "test-app-1" {
+			continue
+		}
+		exec := func(to, how string, cmd ...string) {
+			args := append([]string{"exec", "-n", "default", src.Name, "--"}, cmd...)
+			_, err := c.Kubectl(ctx, args...)
+			checks = append(checks, ClusterCheck{From: src.Name, To: to, How: how, Err: err})
+		}
+		exec(fmt.Sprintf("own node %s", src.Node), "ping", "ping", "-c", "2", "-W", "2", c.sc.nodeIP(c.nodeIndex(src.Node), 0).String())
+		exec("gateway "+c.sc.subnets[0].Gateway.String(), "ping", "ping", "-c", "2", "-W", "2", c.sc.subnets[0].Gateway.String())
+		for _, dst := range pods {
+			if dst.Name == src.Name {
+				continue
+			}
+			exec(fmt.Sprintf("%s %s (%s)", dst.Name, dst.IP, dst.Node), "ping", "ping", "-c", "2", "-W", "2", dst.IP.String())
+			if dst.App == "test-app-2" {
+				exec(fmt.Sprintf("%s %s:80", dst.Name, dst.IP), "http", "wget", "-q", "-T", "5", "-O", "-", "http://"+dst.IP.String()+":80/")
+			}
+		}
+		exec("test-svc "+svc+":80", "http", "wget", "-q", "-T", "5", "-O", "-", "http://"+svc+":80/")
+	}
+	for i, node := range c.opts.Nodes {
+		addr := netip.AddrPortFrom(c.sc.nodeIP(i, 0), mustPort(nodePort))
+		err := httpGetIn(c.client.NS, addr)
+		checks = append(checks, ClusterCheck{From: "client " + c.sc.clientAddr().Addr().String(), To: fmt.Sprintf("tcp-service NodePort %s (%s, Local)", addr, node), How: "http", Err: err})
+	}
+	return checks, nil
+}
+
+func mustPort(s string) uint16 {
+	var p uint16
+	_, _ = fmt.Sscan(strings.TrimSpace(s), &p)
+	return p
+}
+
+func (c *Cluster) nodeIndex(name string) int {
+	for i, n := range c.opts.Nodes {
+		if n == name {
+			return i
+		}
+	}
+	return 0
+}
+
+// httpGetIn sends GET / to addr from inside n and wants a 200.
+func httpGetIn(n ns.NetNS, addr netip.AddrPort) error {
+	var conn net.Conn
+	err := n.Do(func(ns.NetNS) (err error) {
+		conn, err = net.DialTimeout("tcp", addr.String(), 5*time.Second)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := fmt.Fprintf(conn, "GET / HTTP/1.0\r\nHost: %s\r\n\r\n", addr); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("HTTP %s", resp.Status)
+	}
+	return nil
+}
+
+// PrintChecks prints the matrix; it returns the number of failed cells.
+func PrintChecks(w io.Writer, checks []ClusterCheck) int {
+	failed := 0
+	fmt.Fprintf(w, "%-28s %-5s %-52s %s\n", "FROM", "HOW", "TO", "RESULT")
+	for _, ch := range checks {
+		res := "ok"
+		if ch.Err != nil {
+			failed++
+			res = "FAIL: " + firstLine(ch.Err.Error())
+		}
+		fmt.Fprintf(w, "%-28s %-5s %-52s %s\n", ch.From, ch.How, ch.To, res)
+	}
+	return failed
+}

@@ -103,7 +103,7 @@ func defaultPluginDir() string {
 
 type upFlags struct {
 	dir, scenario, nodes, pluginDir, prefix, nodeKernel, logLevel, cluster string
-	detach, verify, daemon                                        bool
+	detach, verify, daemon                                                 bool
 }
 
 func up(args []string) int {

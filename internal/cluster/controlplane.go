@@ -21,6 +21,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/spiderpool-go/spiderpool/internal/netlinkx"
 )
 
 // KubernetesVersion is the version of the components hack/tools builds (k8s.io/kubernetes in
@@ -190,6 +192,18 @@ func StartControlPlane(ctx context.Context, opts ControlPlaneOptions) (_ *Contro
 		}
 		cp.ownNS = true
 	}
+	// etcd and the controllers talk over the namespace's loopback, which is down in a namespace
+	// nobody has prepared.
+	err = cp.netns.Do(func(ns.NetNS) error {
+		lo, err := netlinkx.LinkByName("lo")
+		if err != nil {
+			return err
+		}
+		return netlinkx.LinkUp(lo)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loopback of %s: %w", cp.netns.Path(), err)
+	}
 
 	// The forward comes first: a taken HostPort fails the start before any process runs, and the
 	// admin kubeconfig needs the port.
@@ -252,55 +266,38 @@ func (o *ControlPlaneOptions) validate() error {
 	return nil
 }
 
-// writePKI creates the CA and every certificate and kubeconfig the components read.
+// writePKI creates the CAs and every certificate, key and kubeconfig the components read.
 func (cp *ControlPlane) writePKI() error {
 	pki, err := NewPKI()
 	if err != nil {
 		return err
 	}
 	cp.pki = pki
+	if cp.admin, err = pki.AdminCredentials(); err != nil {
+		return err
+	}
 	certs := filepath.Join(cp.dir, certsDir)
 	f := &cp.paths
-	if f.caCert, f.caKey, err = writeCredentials(certs, "ca", pki.CA()); err != nil {
-		return err
-	}
-	serving, err := pki.APIServerServing(cp.advertise, cp.serviceCIDR)
-	if err != nil {
-		return err
-	}
-	if f.apiserverCert, f.apiserverKey, err = writeCredentials(certs, "apiserver", serving); err != nil {
-		return err
-	}
-	kubeletClient, err := pki.APIServerKubeletClientCredentials()
-	if err != nil {
-		return err
-	}
-	if f.kubeletClientCert, f.kubeletClientKey, err = writeCredentials(certs, "apiserver-kubelet-client", kubeletClient); err != nil {
-		return err
-	}
-	f.frontProxyCA = filepath.Join(certs, "front-proxy-ca.crt")
-	if err := os.WriteFile(f.frontProxyCA, pki.FrontProxyCACertPEM(), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", f.frontProxyCA, err)
-	}
-	frontProxy, err := pki.FrontProxyClientCredentials()
-	if err != nil {
-		return err
-	}
-	if f.frontProxyCert, f.frontProxyKey, err = writeCredentials(certs, "front-proxy-client", frontProxy); err != nil {
-		return err
-	}
-	// kube-controller-manager and kube-scheduler would otherwise sign their own serving
-	// certificates; with the CA's, their health checks are verified like any other endpoint.
 	loopback := netip.MustParseAddr("127.0.0.1")
 	for _, c := range []struct {
-		name      string
+		base      string
+		issue     func() (Credentials, error)
 		cert, key *string
-	}{{ControllerManager, &f.controllerManagerCert, &f.controllerManagerKey}, {Scheduler, &f.schedulerCert, &f.schedulerKey}} {
-		creds, err := pki.ServingCredentials(c.name, loopback)
+	}{
+		{"ca", func() (Credentials, error) { return pki.CA(), nil }, &f.caCert, &f.caKey},
+		{"apiserver", func() (Credentials, error) { return pki.APIServerServing(cp.advertise, cp.serviceCIDR) }, &f.apiserverCert, &f.apiserverKey},
+		{"apiserver-kubelet-client", pki.APIServerKubeletClientCredentials, &f.kubeletClientCert, &f.kubeletClientKey},
+		{"front-proxy-client", pki.FrontProxyClientCredentials, &f.frontProxyCert, &f.frontProxyKey},
+		// kube-controller-manager and kube-scheduler would otherwise sign their own serving
+		// certificates; with the CA's, their health checks are verified like any other endpoint.
+		{ControllerManager, func() (Credentials, error) { return pki.ServingCredentials(ControllerManager, loopback) }, &f.controllerManagerCert, &f.controllerManagerKey},
+		{Scheduler, func() (Credentials, error) { return pki.ServingCredentials(Scheduler, loopback) }, &f.schedulerCert, &f.schedulerKey},
+	} {
+		creds, err := c.issue()
 		if err != nil {
 			return err
 		}
-		if *c.cert, *c.key, err = writeCredentials(certs, c.name, creds); err != nil {
+		if *c.cert, *c.key, err = writeCredentials(certs, c.base, creds); err != nil {
 			return err
 		}
 	}
@@ -309,45 +306,43 @@ func (cp *ControlPlane) writePKI() error {
 		return err
 	}
 	f.saKey, f.saPub = filepath.Join(certs, "sa.key"), filepath.Join(certs, "sa.pub")
-	if err := os.WriteFile(f.saKey, saKey, 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", f.saKey, err)
-	}
-	if err := os.WriteFile(f.saPub, saPub, 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", f.saPub, err)
+	f.frontProxyCA = filepath.Join(certs, "front-proxy-ca.crt")
+	for _, w := range []struct {
+		path string
+		data []byte
+		mode os.FileMode
+	}{{f.saKey, saKey, 0o600}, {f.saPub, saPub, 0o644}, {f.frontProxyCA, pki.FrontProxyCACertPEM(), 0o644}} {
+		if err := os.WriteFile(w.path, w.data, w.mode); err != nil {
+			return fmt.Errorf("write %s: %w", w.path, err)
+		}
 	}
 
-	if cp.admin, err = pki.AdminCredentials(); err != nil {
-		return err
+	// The controllers run beside the apiserver and reach it on the namespace's loopback; the host
+	// reaches it through the forward; kube-proxy, like the nodes, at the advertise address.
+	local := "https://" + netip.AddrPortFrom(loopback, APIServerPort).String()
+	kubeconfigs := filepath.Join(cp.dir, kubeconfigsDir)
+	f.adminKubeconfig = filepath.Join(kubeconfigs, "admin.conf")
+	f.controllerManager = filepath.Join(kubeconfigs, "controller-manager.conf")
+	f.scheduler = filepath.Join(kubeconfigs, "scheduler.conf")
+	f.kubeProxy = filepath.Join(kubeconfigs, "kube-proxy.conf")
+	for _, k := range []struct {
+		path, server, user string
+		issue              func() (Credentials, error)
+	}{
+		{f.adminKubeconfig, cp.HostURL(), AdminUser, func() (Credentials, error) { return cp.admin, nil }},
+		{f.controllerManager, local, ControllerManagerUser, pki.ControllerManagerCredentials},
+		{f.scheduler, local, SchedulerUser, pki.SchedulerCredentials},
+		{f.kubeProxy, cp.APIServerURL(), KubeProxyUser, pki.KubeProxyCredentials},
+	} {
+		creds, err := k.issue()
+		if err != nil {
+			return err
+		}
+		if err := WriteKubeconfig(k.path, k.server, pki.CACertPEM(), k.user, creds); err != nil {
+			return err
+		}
 	}
-	f.adminKubeconfig = filepath.Join(cp.dir, kubeconfigsDir, "admin.conf")
-	if err := WriteKubeconfig(f.adminKubeconfig, cp.HostURL(), pki.CACertPEM(), AdminUser, cp.admin); err != nil {
-		return err
-	}
-	// The controllers run beside the apiserver and reach it on the namespace's loopback.
-	local := "https://" + netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), APIServerPort).String()
-	kcm, err := pki.ControllerManagerCredentials()
-	if err != nil {
-		return err
-	}
-	f.controllerManager = filepath.Join(cp.dir, kubeconfigsDir, "controller-manager.conf")
-	if err := WriteKubeconfig(f.controllerManager, local, pki.CACertPEM(), ControllerManagerUser, kcm); err != nil {
-		return err
-	}
-	sched, err := pki.SchedulerCredentials()
-	if err != nil {
-		return err
-	}
-	f.scheduler = filepath.Join(cp.dir, kubeconfigsDir, "scheduler.conf")
-	if err := WriteKubeconfig(f.scheduler, local, pki.CACertPEM(), SchedulerUser, sched); err != nil {
-		return err
-	}
-	proxy, err := pki.KubeProxyCredentials()
-	if err != nil {
-		return err
-	}
-	if f.kubeProxy, err = cp.InClusterKubeconfig("kube-proxy", proxy); err != nil {
-		return err
-	}
+
 	// The scheduler's flags for these settings are deprecated in favour of its configuration file.
 	f.schedulerConfig = filepath.Join(cp.dir, configDir, "kube-scheduler.yaml")
 	schedConfig := "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\n" +
@@ -587,7 +582,16 @@ func (cp *ControlPlane) waitFor(ctx context.Context, what string, about *process
 		if p := cp.exited(); p != nil {
 			return fmt.Errorf("waiting for %s: %w", what, p.exitError())
 		}
+		// A check may block for seconds (client-go retries a GET that meets a closed connection);
+		// the death of the component it waits for ends it at once.
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		go func() {
+			select {
+			case <-about.exited:
+				cancel()
+			case <-cctx.Done():
+			}
+		}()
 		ok, d := check(cctx)
 		cancel()
 		if ok {

@@ -228,9 +228,12 @@ func TestPrivilegedControlPlane(t *testing.T) {
 	stopped = true
 	t.Logf("stopped in %s", round(time.Since(stopBegin)))
 	for _, c := range comps {
-		if alive(c.PID) && namesDir(cmdline(c.PID), cp.Dir()) {
+		if alive(c.PID) {
 			t.Errorf("%s (pid %d) survives Stop", c.Name, c.PID)
 		}
+	}
+	if left := processesNaming(cp.Dir()); len(left) > 0 {
+		t.Errorf("processes left after Stop: %v", left)
 	}
 	if files, _ := filepath.Glob(filepath.Join(dir, pidsDir, "*")); len(files) != 0 {
 		t.Errorf("pid files left after Stop: %v", files)
@@ -240,6 +243,65 @@ func TestPrivilegedControlPlane(t *testing.T) {
 		conn.Close()
 		t.Error("the host forward still accepts after Stop")
 	}
+}
+
+// TestPrivilegedControlPlaneReportsADyingComponent starts a control plane whose kube-apiserver
+// exits at once: the start fails with the component's name and the tail of its log, and leaves no
+// process behind.
+func TestPrivilegedControlPlaneReportsADyingComponent(t *testing.T) {
+	real := requireTools(t)
+	bin := t.TempDir()
+	for _, name := range []string{Etcd, ControllerManager, Scheduler} {
+		if err := os.Symlink(filepath.Join(real, name), filepath.Join(bin, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fake := "#!/bin/sh\necho 'E0101 bad configuration: the test says no' >&2\nexit 3\n"
+	if err := os.WriteFile(filepath.Join(bin, APIServer), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	n := testutil.NewNS(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	begin := time.Now()
+	cp, err := StartControlPlane(ctx, ControlPlaneOptions{
+		Dir: dir, ToolsBin: bin, NetNS: n,
+		AdvertiseAddr: netip.MustParseAddr("127.0.0.1"), ServiceCIDR: testServiceCIDR, Progress: t.Logf,
+	})
+	t.Logf("failed after %s", round(time.Since(begin)))
+	if err == nil {
+		_ = cp.Stop()
+		t.Fatal("the control plane started without an apiserver")
+	}
+	t.Log(err)
+	for _, want := range []string{"kube-apiserver", "exit status 3", "the test says no", filepath.Join(dir, logsDir, "kube-apiserver.log")} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q", want)
+		}
+	}
+	if left := processesNaming(dir); len(left) > 0 {
+		t.Errorf("processes left: %v", left)
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, pidsDir, "*")); len(files) != 0 {
+		t.Errorf("pid files left: %v", files)
+	}
+}
+
+// processesNaming lists the running processes whose command line names dir.
+func processesNaming(dir string) []string {
+	var out []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if argv := cmdline(pid); alive(pid) && namesDir(argv, dir) {
+			out = append(out, strconv.Itoa(pid)+" "+strings.Join(argv, " "))
+		}
+	}
+	return out
 }
 
 // TestKubernetesVersionIsTheToolsPin keeps KubernetesVersion in step with what hack/tools builds.

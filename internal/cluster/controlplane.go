@@ -144,7 +144,7 @@ type paths struct {
 // opts.NetNS and the host forward, and returns once the apiserver is ready, both controllers
 // answer their health checks and kube-controller-manager has created the default namespace's
 // ServiceAccount. ctx bounds the start only; the processes run until Stop. On error nothing is
-// left running.
+// left running. Call it from the host's namespace: the forward listens in the caller's.
 func StartControlPlane(ctx context.Context, opts ControlPlaneOptions) (_ *ControlPlane, err error) {
 	if err := opts.validate(); err != nil {
 		return nil, err

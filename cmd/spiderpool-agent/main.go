@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -33,6 +34,8 @@ func main() {
 			run = func() error { return installCNI(os.Args[2:]) }
 		case "multus-config":
 			run = func() error { return multusConfig(os.Args[2:], os.Stdout) }
+		case "multus-kubeconfig":
+			run = func() error { return multusKubeconfig(os.Args[2:]) }
 		}
 	}
 	if err := run(); err != nil {
@@ -96,6 +99,27 @@ func multusConfig(args []string, stdout io.Writer) error {
 	}
 	_, err = fmt.Fprintf(stdout, "wrote %s: clusterNetwork %q in multusNamespace %q\n", *out, o.ClusterNetwork, o.MultusNamespace)
 	return err
+}
+
+// multusKubeconfig is `spiderpool-agent multus-kubeconfig`: a container of the chart's Multus
+// DaemonSet keeps the node's Multus kubeconfig with it, from the pod's service account, and
+// rewrites it when the kubelet rotates the token. It replaces Multus' entrypoint for this file,
+// whose "https://[IPv4]:port" server a Multus built with a current Go cannot parse.
+func multusKubeconfig(args []string) error {
+	fs := flag.NewFlagSet("spiderpool-agent multus-kubeconfig", flag.ContinueOnError)
+	out := fs.String("out", "/host/etc/cni/net.d/multus.d/multus.kubeconfig", "the kubeconfig file on the node, mounted")
+	saDir := fs.String("service-account-dir", "/var/run/secrets/kubernetes.io/serviceaccount", "directory of the pod's token and ca.crt")
+	every := fs.Duration("interval", 10*time.Second, "how often the token is checked for rotation")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("multus-kubeconfig: unexpected arguments %q", fs.Args())
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return multusconf.KeepKubeconfig(ctx, *out, *saDir, os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT"), *every,
+		func(format string, a ...any) { fmt.Printf(format+"\n", a...) })
 }
 
 func run() error {

@@ -265,10 +265,10 @@ func (c *Cluster) Verify(ctx context.Context) ([]ClusterCheck, error) {
 			}
 			exec(fmt.Sprintf("%s %s (%s)", dst.Name, dst.IP, dst.Node), "ping", "ping", "-c", "2", "-W", "2", dst.IP.String())
 			if dst.App == "test-app-2" {
-				exec(fmt.Sprintf("%s %s:80", dst.Name, dst.IP), "http", "wget", "-q", "-T", "5", "-O", "-", "http://"+dst.IP.String()+":80/")
+				exec(fmt.Sprintf("%s %s:80", dst.Name, dst.IP), "http", httpGet(dst.IP.String())...)
 			}
 		}
-		exec("test-svc "+svc+":80", "http", "wget", "-q", "-T", "5", "-O", "-", "http://"+svc+":80/")
+		exec("test-svc "+svc+":80", "http", httpGet(svc)...)
 	}
 	for i, node := range c.opts.Nodes {
 		addr := netip.AddrPortFrom(c.sc.nodeIP(i, 0), mustPort(nodePort))
@@ -276,6 +276,13 @@ func (c *Cluster) Verify(ctx context.Context) ([]ClusterCheck, error) {
 		checks = append(checks, ClusterCheck{From: "client " + c.sc.clientAddr().Addr().String(), To: fmt.Sprintf("tcp-service NodePort %s (%s, Local)", addr, node), How: "http", Err: err})
 	}
 	return checks, nil
+}
+
+// httpGet is the command that fetches / from host port 80 in a busybox pod and fails unless the
+// answer is HTTP 200. Busybox's wget resolves the "http" service name through glibc's NSS, which
+// a static busybox cannot load (it crashes), so the request goes through nc with numbers only.
+func httpGet(host string) []string {
+	return []string{"sh", "-c", "printf 'GET / HTTP/1.0\\r\\nHost: " + host + "\\r\\n\\r\\n' | nc -w 5 " + host + " 80 | head -1 | grep -q ' 200 '"}
 }
 
 func mustPort(s string) uint16 {

@@ -48,7 +48,8 @@ func startAgent(t *testing.T, node string, mutate func(*agent.Config)) *runningA
 	cfg.SocketPath = filepath.Join(dir, "spiderpool.sock")
 	cfg.HealthAddr = "127.0.0.1:0"
 	cfg.MetricsAddr = ""
-	cfg.EnableIPv6 = false
+	// IPv4 and IPv6 stay enabled, as the chart installs them: the guides' IPv4-only pools must
+	// serve pods under those defaults (SPEC.md 3.2).
 	cfg.Logger = quietLogger()
 	if mutate != nil {
 		mutate(&cfg)

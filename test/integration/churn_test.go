@@ -56,7 +56,6 @@ func (c *churnController) start() {
 	cfg.SkipNameValidation = true
 	cfg.WebhookPort = 0
 	cfg.LeaderElection = true // a restart hands the lease over, as a rolling update of the Deployment does
-	cfg.EnableIPv6 = false
 	cfg.GCInterval = 2 * time.Second
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel, c.done = cancel, make(chan error, 1)

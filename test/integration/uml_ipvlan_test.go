@@ -272,7 +272,7 @@ func TestIPVlanUnderlayGuestHalf(t *testing.T) {
 	cfg.SocketPath = "/run/spidernet/spiderpool.sock"
 	cfg.HealthAddr = "127.0.0.1:0"
 	cfg.MetricsAddr = ""
-	cfg.EnableIPv6 = false
+	// The chart's default families (IPv4 and IPv6) with the guide's IPv4-only pools.
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	expectPing(t, "node -> gateway (the switch)", host, netip.MustParseAddr(umlGateway))
 	ctx, cancel := context.WithCancel(context.Background())

@@ -386,9 +386,9 @@ func (s *Server) takeOver(ctx context.Context, base *ipam.Request, ifName string
 
 // stillCandidate reports whether interface d of an earlier incarnation's
 // endpoint may keep its addresses under the pod's current request, and
-// returns them. Each enabled family needs an address whose pool is still a
-// candidate that passes the filters; an address of a disabled family drops
-// the interface. For an interface other than ifName the CNI configuration
+// returns them. Each enabled family that has candidate pools needs an
+// address whose pool is still a candidate that passes the filters; an
+// address of a disabled family drops the interface. For an interface other than ifName the CNI configuration
 // is unknown here: when its pools would come from that configuration or
 // the cluster defaults, only the filters are checked on the recorded pool.
 func (s *Server) stillCandidate(base *ipam.Request, ifName string, d v2beta1.IPAllocationDetail, pools []*v2beta1.SpiderIPPool) ([]ipam.PoolIP, bool) {
@@ -410,11 +410,20 @@ func (s *Server) stillCandidate(base *ipam.Request, ifName string, d v2beta1.IPA
 		addr, pool *string
 	}{{4, cfg.EnableIPv4, d.IPv4, d.IPv4Pool}, {6, cfg.EnableIPv6, d.IPv6, d.IPv6Pool}} {
 		addr, ok := parseAddrPrefix(fam.addr)
-		if !ok && !fam.enabled {
+		if !fam.enabled {
+			if ok { // an address of a disabled family drops the interface
+				return nil, false
+			}
 			continue
 		}
-		if ok != fam.enabled {
-			return nil, false
+		if !ok {
+			// An enabled family no rule gives a pool of is skipped (IPv4-only pools under the
+			// chart's default enableIPv6=true); one the pod's rules do give a pool of now needs
+			// an address the old incarnation did not have.
+			if decisive && len(sel.Pools(fam.version)) > 0 {
+				return nil, false
+			}
+			continue
 		}
 		name := deref(fam.pool)
 		var cands []*v2beta1.SpiderIPPool

@@ -222,8 +222,12 @@ func (c *Cluster) startNodes(ctx context.Context) error {
 				ToolsBin: c.opts.ToolsBin, CNIPlugins: nodeCNIPlugins,
 				CACertPEM: c.CP.CACertPEM(), KubeletKubeconfig: kc, KubeProxyKubeconfig: proxyKC,
 				Registry: reg, Mirrors: []string{"docker.io", "registry.k8s.io", "ghcr.io"}, SandboxImage: sandboxImage,
-				Progress: c.progress,
-				Wire:     func() error { return c.wireNode(i, nics) },
+				// As kubeadm configures it: the podSubnet of kubeadm-config. Underlay pod addresses
+				// lie outside it, so kube-proxy masquerades their Service traffic and the replies
+				// come back through the node that translated them.
+				ClusterCIDR: podSubnet,
+				Progress:    c.progress,
+				Wire:        func() error { return c.wireNode(i, nics) },
 			})
 		}()
 	}

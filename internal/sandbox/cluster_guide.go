@@ -341,3 +341,13 @@ func PrintChecks(w io.Writer, checks []ClusterCheck) int {
 	}
 	return failed
 }
+
+// AgentLog returns the log of the spiderpool-agent pod on node.
+func (c *Cluster) AgentLog(ctx context.Context, node string) (string, error) {
+	name, err := c.Kubectl(ctx, "get", "pods", "-n", "kube-system", "-l", "app.kubernetes.io/component=spiderpool-agent",
+		"--field-selector", "spec.nodeName="+node, "-o", "jsonpath={.items[0].metadata.name}")
+	if err != nil {
+		return "", err
+	}
+	return c.Kubectl(ctx, "logs", "-n", "kube-system", strings.TrimSpace(name))
+}

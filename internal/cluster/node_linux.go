@@ -199,7 +199,7 @@ func (n *Node) run(what, script string) {
 func (n *Node) Guest() *uml.Guest { return n.guest }
 
 // PeakMiB is the guest's peak resident memory on the host.
-func (n *Node) PeakMiB() int { return guestPeakMiB(n.guest.PID()) }
+func (n *Node) PeakMiB() int { return n.guest.PeakMiB() }
 
 // Close stops the node's guest, and with it every process of the node.
 func (n *Node) Close() error {
@@ -381,24 +381,4 @@ func registryHostsScript(reg netip.AddrPort, mirrors []string) string {
 		fmt.Fprintf(&b, "mkdir -p %s\ncat >%s/hosts.toml <<'EOF'\nserver = %q\n\n%sEOF\n", dir, dir, server, host)
 	}
 	return b.String()
-}
-
-// guestPeakMiB is the largest peak resident size (VmHWM) among a guest's host processes: the
-// guest's memory is one mapping they share, so the largest is the guest's.
-func guestPeakMiB(pid int) int {
-	peak := 0
-	for _, p := range append(uml.GroupPIDs(pid), pid) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p))
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-				var kb int
-				_, _ = fmt.Sscan(f[1], &kb)
-				peak = max(peak, kb/1024)
-			}
-		}
-	}
-	return peak
 }

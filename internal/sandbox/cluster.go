@@ -14,11 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/vishvananda/netlink"
-
 	"github.com/spiderpool-go/spiderpool/internal/cluster"
-	"github.com/spiderpool-go/spiderpool/internal/netlinkx"
 	"github.com/spiderpool-go/spiderpool/internal/netsim"
 	"github.com/spiderpool-go/spiderpool/internal/testutil/uml"
 )
@@ -227,7 +223,7 @@ func (c *Cluster) startNodes(ctx context.Context) error {
 				// come back through the node that translated them.
 				ClusterCIDR: podSubnet,
 				Progress:    c.progress,
-				Wire:        func() error { return c.wireNode(i, nics) },
+				Wire:        func() error { return wireVPC(c.lab, i, nics) },
 			})
 		}()
 	}
@@ -238,32 +234,6 @@ func (c *Cluster) startNodes(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// wireNode bridges node i's taps into the switch, each allowed only its NIC's source MAC.
-func (c *Cluster) wireNode(i int, nics []uml.NIC) error {
-	return c.lab.Switch.Do(func(ns.NetNS) error {
-		br, err := netlinkx.LinkByName("br0")
-		if err != nil {
-			return err
-		}
-		for j, nic := range nics {
-			l, err := netlinkx.LinkByName(nic.Tap)
-			if err != nil {
-				return err
-			}
-			if err := netlink.LinkSetMaster(l, br); err != nil {
-				return fmt.Errorf("bridge %s: %w", nic.Tap, err)
-			}
-			for _, chain := range []string{"FORWARD", "INPUT"} {
-				argv := []string{"-A", chain, "-i", nic.Tap, "-s", "!", nicMAC(i, j).String(), "-j", "DROP"}
-				if out, err := exec.Command("ebtables", argv...).CombinedOutput(); err != nil {
-					return fmt.Errorf("ebtables %s: %v: %s", strings.Join(argv, " "), err, out)
-				}
-			}
-		}
-		return nil
-	})
 }
 
 // Kubectl runs the pinned kubectl against the cluster and returns its output.

@@ -458,7 +458,7 @@ func (s *Sandbox) Close() error {
 	}
 	for _, n := range s.Nodes {
 		if n.guest != nil {
-			fmt.Fprintf(s.opts.Progress, "node %s: guest peak memory %d MiB\n", n.Name, guestPeakMiB(n.guest.PID()))
+			fmt.Fprintf(s.opts.Progress, "node %s: guest peak memory %d MiB\n", n.Name, n.guest.PeakMiB())
 			if err := n.guest.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("node %s guest: %w", n.Name, err))
 			}

@@ -97,28 +97,7 @@ func (s *Sandbox) buildUMLNetwork() error {
 	}
 	for i, name := range s.opts.Nodes {
 		g, nics := boots[i].g, boots[i].nics
-		err := lab.Switch.Do(func(ns.NetNS) error {
-			br, err := netlinkx.LinkByName("br0")
-			if err != nil {
-				return err
-			}
-			for j, nic := range nics {
-				l, err := netlinkx.LinkByName(nic.Tap)
-				if err != nil {
-					return err
-				}
-				if err := netlink.LinkSetMaster(l, br); err != nil {
-					return fmt.Errorf("bridge %s: %w", nic.Tap, err)
-				}
-				for _, chain := range []string{"FORWARD", "INPUT"} {
-					argv := []string{"-A", chain, "-i", nic.Tap, "-s", "!", nicMAC(i, j).String(), "-j", "DROP"}
-					if out, err := exec.Command("ebtables", argv...).CombinedOutput(); err != nil {
-						return fmt.Errorf("ebtables %s: %v: %s", strings.Join(argv, " "), err, out)
-					}
-				}
-			}
-			return nil
-		})
+		err := wireVPC(lab, i, nics)
 		if err != nil {
 			return fmt.Errorf("wire node %s: %w", name, err)
 		}
@@ -133,6 +112,33 @@ func (s *Sandbox) buildUMLNetwork() error {
 	}
 	s.progress("network: switch %s-switch with gateways %s, %d guest nodes, client %s", s.opts.Prefix, gateways(s.sc.subnets), len(s.Nodes), s.sc.clientAddr().Addr())
 	return nil
+}
+
+// wireVPC bridges node i's taps into the switch, each allowed only its NIC's own source MAC, as
+// a cloud VPC does.
+func wireVPC(lab *netsim.Lab, i int, nics []uml.NIC) error {
+	return lab.Switch.Do(func(ns.NetNS) error {
+		br, err := netlinkx.LinkByName("br0")
+		if err != nil {
+			return err
+		}
+		for j, nic := range nics {
+			l, err := netlinkx.LinkByName(nic.Tap)
+			if err != nil {
+				return err
+			}
+			if err := netlink.LinkSetMaster(l, br); err != nil {
+				return fmt.Errorf("bridge %s: %w", nic.Tap, err)
+			}
+			for _, chain := range []string{"FORWARD", "INPUT"} {
+				argv := []string{"-A", chain, "-i", nic.Tap, "-s", "!", nicMAC(i, j).String(), "-j", "DROP"}
+				if out, err := exec.Command("ebtables", argv...).CombinedOutput(); err != nil {
+					return fmt.Errorf("ebtables %s: %v: %s", strings.Join(argv, " "), err, out)
+				}
+			}
+		}
+		return nil
+	})
 }
 
 // guestKubeconfig is the control plane's kubeconfig for the guests: through the forwarder on the
@@ -271,26 +277,6 @@ func (n *Node) guestProbe(nsPath string, ch *Check) error {
 		return fmt.Errorf("%s", strings.TrimSpace(stdout+stderr))
 	}
 	return nil
-}
-
-// guestPeakMiB is the largest peak resident size (VmHWM) among a guest's host processes: the
-// guest's memory is one mapping they share, so the largest is the guest's.
-func guestPeakMiB(pid int) int {
-	peak := 0
-	for _, p := range append(uml.GroupPIDs(pid), pid) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p))
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-				var kb int
-				_, _ = fmt.Sscan(f[1], &kb)
-				peak = max(peak, kb/1024)
-			}
-		}
-	}
-	return peak
 }
 
 // ProbeFrom runs one check from a running pod of the default namespace, wherever its node is.

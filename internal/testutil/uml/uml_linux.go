@@ -480,6 +480,26 @@ func (g *Guest) PID() int { return g.pid }
 // NetNS returns the namespace holding the guest's taps.
 func (g *Guest) NetNS() ns.NetNS { return g.netns }
 
+// PeakMiB is the guest's peak resident memory on the host: the largest VmHWM among its host
+// processes (the guest's RAM is one mapping they share, so the largest is the guest's).
+func (g *Guest) PeakMiB() int {
+	peak := 0
+	for _, p := range append(GroupPIDs(g.pid), g.pid) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+				var kb int
+				_, _ = fmt.Sscan(f[1], &kb)
+				peak = max(peak, kb/1024)
+			}
+		}
+	}
+	return peak
+}
+
 // BootTime returns how long the guest took from start to taking commands.
 func (g *Guest) BootTime() time.Duration { return g.bootTime }
 

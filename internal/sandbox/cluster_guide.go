@@ -35,7 +35,18 @@ func (c *Cluster) Install(ctx context.Context) error {
 		return fmt.Errorf("%w\n%s", err, c.podDiagnostics(ctx))
 	}
 	c.progress("helm: %s", firstLine(out))
-	c.phase("helm install --wait", t0)
+	// helm's --wait counts a DaemonSet ready with maxUnavailable (1) of its pods missing: the
+	// guide's next steps need every node's agent and Multus, and every node Ready.
+	for _, args := range [][]string{
+		{"wait", "--for=condition=Ready", "nodes", "--all", "--timeout=5m"},
+		{"rollout", "status", "-n", "kube-system", "daemonset/spiderpool-agent", "--timeout=5m"},
+		{"rollout", "status", "-n", "kube-system", "daemonset/spiderpool-multus", "--timeout=5m"},
+	} {
+		if _, err := c.Kubectl(ctx, args...); err != nil {
+			return fmt.Errorf("%w\n%s", err, c.podDiagnostics(ctx))
+		}
+	}
+	c.phase("helm install --wait, every node's pods Ready", t0)
 	return nil
 }
 

@@ -1,0 +1,260 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spiderpool-go/spiderpool/internal/netsim"
+	"github.com/spiderpool-go/spiderpool/internal/sandbox"
+	"github.com/spiderpool-go/spiderpool/internal/testenv"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/uml"
+)
+
+// upCluster builds the real cluster (control plane, registry, user-mode-linux nodes with
+// containerd, kubelet and kube-proxy) from `make tools` and `make images`, and tears it down at
+// the end of the test.
+func upCluster(t *testing.T, ctx context.Context, prefix string) *sandbox.Cluster {
+	t.Helper()
+	requireEnv(t)
+	uml.Require(t)
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tools, err := testenv.ToolsBin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	images := filepath.Join(root, "_output", "images")
+	if _, err := os.Stat(filepath.Join(images, "spiderpool-agent.tar")); err != nil {
+		t.Fatalf("no images in %s: make test-e2e builds them (make images)", images)
+	}
+	dir := filepath.Join(root, "_output", "e2e-"+prefix)
+	_ = os.RemoveAll(dir)
+	c, err := sandbox.UpCluster(ctx, sandbox.ClusterOptions{
+		Dir: dir, Prefix: prefix, ToolsBin: tools, ImagesDir: images,
+		ChartDir: filepath.Join(root, "charts", "spiderpool"), Progress: testWriter{t},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("teardown: %v", err)
+		}
+		if names, _ := netsim.Namespaces(prefix); len(names) > 0 {
+			t.Errorf("namespaces left after teardown: %v", names)
+		}
+		if pids := sandbox.ProcessesUsing(dir); len(pids) > 0 {
+			t.Errorf("processes left after teardown: %v", pids)
+		}
+		if !t.Failed() {
+			_ = os.RemoveAll(dir)
+		}
+	})
+	return c
+}
+
+func kubectlJSON(t *testing.T, ctx context.Context, c *sandbox.Cluster, into any, args ...string) {
+	t.Helper()
+	out, err := c.Kubectl(ctx, append(args, "-o", "json")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(out), into); err != nil {
+		t.Fatalf("kubectl %s: %v", strings.Join(args, " "), err)
+	}
+}
+
+type podList struct {
+	Items []struct {
+		Metadata struct {
+			Name, Namespace, UID string
+			Labels               map[string]string
+		}
+		Spec struct {
+			NodeName   string
+			Containers []struct{ Image string }
+		}
+		Status struct {
+			Phase, PodIP string
+		}
+	}
+}
+
+// TestRealClusterPublicCloud installs the chart with the Alibaba guide's helm line on a real
+// cluster and runs the guide: the nodes' kubelets start the pods through containerd, Multus,
+// ipvlan, spiderpool and the coordinator.
+func TestRealClusterPublicCloud(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+	defer cancel()
+	c := upCluster(t, ctx, "e2ec")
+	if err := c.Install(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("nodes are real kubelets on containerd", func(t *testing.T) {
+		var nodes struct {
+			Items []struct {
+				Metadata struct{ Name string }
+				Status   struct {
+					NodeInfo   struct{ KubeletVersion, ContainerRuntimeVersion string }
+					Conditions []struct{ Type, Status string }
+				}
+			}
+		}
+		kubectlJSON(t, ctx, c, &nodes, "get", "nodes")
+		if len(nodes.Items) != 2 {
+			t.Fatalf("%d nodes, want 2", len(nodes.Items))
+		}
+		for _, n := range nodes.Items {
+			if v := n.Status.NodeInfo.KubeletVersion; v != "v1.37.2" {
+				t.Errorf("node %s: kubelet %s, want v1.37.2", n.Metadata.Name, v)
+			}
+			if v := n.Status.NodeInfo.ContainerRuntimeVersion; !strings.HasPrefix(v, "containerd://2.") {
+				t.Errorf("node %s: runtime %s, want containerd://2.x", n.Metadata.Name, v)
+			}
+			ready := false
+			for _, cond := range n.Status.Conditions {
+				ready = ready || (cond.Type == "Ready" && cond.Status == "True")
+			}
+			if !ready {
+				t.Errorf("node %s is not Ready", n.Metadata.Name)
+			}
+		}
+	})
+
+	t.Run("the chart's pods run from the sandbox registry", func(t *testing.T) {
+		var pods podList
+		kubectlJSON(t, ctx, c, &pods, "get", "pods", "-n", "kube-system")
+		seen := map[string]int{}
+		reg := strings.TrimPrefix(c.HelmArgs()[len(c.HelmArgs())-1], "global.imageRegistryOverride=")
+		for _, p := range pods.Items {
+			app := p.Metadata.Labels["app.kubernetes.io/component"]
+			seen[app]++
+			want := "Running"
+			if app == "spiderpool-init" {
+				want = "Succeeded"
+			}
+			if p.Status.Phase != want {
+				t.Errorf("pod %s is %s, want %s", p.Metadata.Name, p.Status.Phase, want)
+			}
+			for _, ct := range p.Spec.Containers {
+				if !strings.HasPrefix(ct.Image, reg+"/") {
+					t.Errorf("pod %s runs %s, not from %s", p.Metadata.Name, ct.Image, reg)
+				}
+			}
+		}
+		for app, want := range map[string]int{"spiderpool-agent": 2, "spiderpool-multus": 2, "spiderpool-controller": 1, "spiderpool-init": 1} {
+			if seen[app] != want {
+				t.Errorf("%d %s pods, want %d (seen %v)", seen[app], app, want, seen)
+			}
+		}
+	})
+
+	if err := c.ApplyGuide(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("the guide's checks", func(t *testing.T) {
+		checks, err := c.Verify(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(checks) < 10 {
+			t.Fatalf("only %d checks", len(checks))
+		}
+		for _, ch := range checks {
+			if ch.Err != nil {
+				t.Errorf("%s -%s-> %s: %v", ch.From, ch.How, ch.To, ch.Err)
+			}
+		}
+	})
+
+	t.Run("deleting a pod frees its address through the kubelet's CNI DEL", func(t *testing.T) {
+		var pods podList
+		// nginx stops at once on SIGTERM, so the kubelet tears the sandbox down (CNI DEL) long
+		// before the grace period the controller's GC waits for.
+		kubectlJSON(t, ctx, c, &pods, "get", "pods", "-n", "default", "-l", "app=test-app-2", "--field-selector", "spec.nodeName=worker")
+		if len(pods.Items) != 1 {
+			t.Fatalf("%d test-app-2 pods on worker, want 1", len(pods.Items))
+		}
+		old := pods.Items[0]
+		if _, err := c.Kubectl(ctx, "delete", "pod", "-n", "default", old.Metadata.Name, "--wait=true", "--timeout=2m"); err != nil {
+			t.Fatal(err)
+		}
+		// The kubelet's DEL releases the address before the pod object goes; the endpoint goes
+		// with the release.
+		if out, err := c.Kubectl(ctx, "get", "spiderendpoint", "-n", "default", old.Metadata.Name, "--ignore-not-found"); err != nil || strings.TrimSpace(out) != "" {
+			t.Errorf("SpiderEndpoint of the deleted pod %s is still there (%v): %s", old.Metadata.Name, err, out)
+		}
+		agentLog, err := c.AgentLog(ctx, "worker")
+		if err != nil {
+			t.Fatal(err)
+		}
+		released := false
+		for _, line := range strings.Split(agentLog, "\n") {
+			released = released || (strings.Contains(line, old.Metadata.UID) && strings.Contains(line, `"msg":"released"`) && strings.Contains(line, `"outcome":"released"`))
+		}
+		if !released {
+			t.Errorf("the worker's agent logged no release for pod UID %s:\n%s", old.Metadata.UID, agentLog)
+		}
+		if _, err := c.Kubectl(ctx, "rollout", "status", "daemonset/test-app-2", "--timeout=3m"); err != nil {
+			t.Fatal(err)
+		}
+		var pool struct {
+			Status struct{ AllocatedIPCount *int64 }
+		}
+		kubectlJSON(t, ctx, c, &pool, "get", "spiderippool", "worker-192")
+		if n := pool.Status.AllocatedIPCount; n == nil || *n != 1 {
+			t.Errorf("worker-192 allocated %v after the replacement pod started, want 1", n)
+		}
+	})
+
+	t.Run("helm upgrade with a changed value keeps the pods' addresses", func(t *testing.T) {
+		before := podIPs(t, ctx, c)
+		args := append([]string{"upgrade", "spiderpool", filepath.Join(mustRoot(t), "charts", "spiderpool"), "--namespace", "kube-system", "--wait", "--timeout", "10m"}, c.HelmArgs()...)
+		args = append(args, "--set", "spiderpoolAgent.debug.logLevel=debug")
+		if _, err := c.Helm(ctx, args...); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Kubectl(ctx, "rollout", "status", "-n", "kube-system", "daemonset/spiderpool-agent", "--timeout=5m"); err != nil {
+			t.Fatal(err)
+		}
+		after := podIPs(t, ctx, c)
+		if fmt.Sprint(before) != fmt.Sprint(after) {
+			t.Errorf("addresses changed across the upgrade:\nbefore %v\nafter  %v", before, after)
+		}
+	})
+}
+
+func mustRoot(t *testing.T) string {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// podIPs maps the default namespace's pods to their addresses.
+func podIPs(t *testing.T, ctx context.Context, c *sandbox.Cluster) map[string]netip.Addr {
+	var pods podList
+	kubectlJSON(t, ctx, c, &pods, "get", "pods", "-n", "default")
+	m := map[string]netip.Addr{}
+	for _, p := range pods.Items {
+		if a, err := netip.ParseAddr(p.Status.PodIP); err == nil {
+			m[p.Metadata.Name] = a
+		}
+	}
+	if len(m) == 0 {
+		t.Fatal("no pod with an address in default")
+	}
+	return m
+}

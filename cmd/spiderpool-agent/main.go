@@ -110,6 +110,7 @@ func multusKubeconfig(args []string) error {
 	out := fs.String("out", "/host/etc/cni/net.d/multus.d/multus.kubeconfig", "the kubeconfig file on the node, mounted")
 	saDir := fs.String("service-account-dir", "/var/run/secrets/kubernetes.io/serviceaccount", "directory of the pod's token and ca.crt")
 	every := fs.Duration("interval", 10*time.Second, "how often the token is checked for rotation")
+	removeOnExit := fs.Bool("remove-on-exit", false, "remove the file when stopped (multus.multusCNI.uninstall)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -118,8 +119,15 @@ func multusKubeconfig(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return multusconf.KeepKubeconfig(ctx, *out, *saDir, os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT"), *every,
+	err := multusconf.KeepKubeconfig(ctx, *out, *saDir, os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT"), *every,
 		func(format string, a ...any) { fmt.Printf(format+"\n", a...) })
+	if err == nil && *removeOnExit {
+		if rerr := os.Remove(*out); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			return fmt.Errorf("multus-kubeconfig: %w", rerr)
+		}
+		fmt.Printf("removed %s\n", *out)
+	}
+	return err
 }
 
 func run() error {

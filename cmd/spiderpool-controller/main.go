@@ -14,13 +14,63 @@ import (
 	"syscall"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/spiderpool-go/spiderpool/internal/controller"
 	"github.com/spiderpool-go/spiderpool/internal/logging"
+	"github.com/spiderpool-go/spiderpool/internal/webhook"
 )
 
+// cleanup is `spiderpool-controller cleanup`, the chart's pre-delete hook
+// (spiderpoolController.cleanup.enable): it removes the webhook configurations and the
+// certificate Secret the controller made itself.
+func cleanup(args []string) error {
+	fs := flag.NewFlagSet("spiderpool-controller cleanup", flag.ContinueOnError)
+	namespace := fs.String("namespace", os.Getenv("SPIDERPOOL_NAMESPACE"), "Spiderpool's namespace (env SPIDERPOOL_NAMESPACE)")
+	secret := fs.String("secret-name", webhook.DefaultSecretName, "the certificate Secret (spiderpoolController.tls.secretName)")
+	initJob := fs.String("init-job", "", "the install Job to remove with its pods (a hook, so helm uninstall leaves it; spiderpoolInit.name)")
+	kubeconfig := fs.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig file; empty means in-cluster (env KUBECONFIG)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *namespace == "" {
+		return errors.New("cleanup: --namespace is required")
+	}
+	restConfig, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
+	if err != nil {
+		return fmt.Errorf("load kubeconfig: %w", err)
+	}
+	c, err := client.New(restConfig, client.Options{})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	deleted, err := webhook.Cleanup(ctx, c, *namespace, *secret)
+	for _, d := range deleted {
+		fmt.Println("deleted", d)
+	}
+	if *initJob != "" {
+		job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: *namespace, Name: *initJob}}
+		switch jerr := c.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground)); {
+		case jerr == nil:
+			fmt.Println("deleted Job", *namespace+"/"+*initJob)
+		case !apierrors.IsNotFound(jerr):
+			err = errors.Join(err, fmt.Errorf("delete Job %s/%s: %w", *namespace, *initJob, jerr))
+		}
+	}
+	return err
+}
+
 func main() {
+	run := run
+	if len(os.Args) > 1 && os.Args[1] == "cleanup" {
+		run = func() error { return cleanup(os.Args[2:]) }
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "spiderpool-controller:", err)
 		os.Exit(1)

@@ -233,6 +233,43 @@ func TestRealClusterPublicCloud(t *testing.T) {
 			t.Errorf("addresses changed across the upgrade:\nbefore %v\nafter  %v", before, after)
 		}
 	})
+
+	t.Run("helm uninstall removes what the chart made, on the nodes too", func(t *testing.T) {
+		chart := filepath.Join(mustRoot(t), "charts", "spiderpool")
+		args := append([]string{"upgrade", "spiderpool", chart, "--namespace", "kube-system", "--wait", "--timeout", "10m"}, c.HelmArgs()...)
+		if _, err := c.Helm(ctx, append(args, "--set", "multus.multusCNI.uninstall=true")...); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Kubectl(ctx, "rollout", "status", "-n", "kube-system", "daemonset/spiderpool-multus", "--timeout=5m"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Helm(ctx, "uninstall", "spiderpool", "--namespace", "kube-system", "--wait", "--timeout", "5m"); err != nil {
+			t.Fatal(err)
+		}
+		// helm waits for its objects; the DaemonSets' pods go after them, in the background.
+		if _, err := c.Kubectl(ctx, "wait", "--for=delete", "pod", "-n", "kube-system", "-l", "app.kubernetes.io/instance=spiderpool", "--timeout=3m"); err != nil {
+			t.Fatal(err)
+		}
+		left, err := c.Kubectl(ctx, "get", "daemonsets,deployments,jobs,pods,serviceaccounts,secrets,configmaps", "-n", "kube-system",
+			"-l", "app.kubernetes.io/instance=spiderpool", "-o", "name")
+		if err != nil || strings.TrimSpace(left) != "" {
+			t.Errorf("objects of the release left in kube-system (%v):\n%s", err, left)
+		}
+		for _, kind := range []string{"mutatingwebhookconfiguration", "validatingwebhookconfiguration"} {
+			if out, err := c.Kubectl(ctx, "get", kind, "spiderpool-controller", "--ignore-not-found", "-o", "name"); err != nil || strings.TrimSpace(out) != "" {
+				t.Errorf("%s spiderpool-controller left after uninstall (%v): %s", kind, err, out)
+			}
+		}
+		if out, err := c.Kubectl(ctx, "get", "secret", "-n", "kube-system", "spiderpool-controller-server-certs", "--ignore-not-found", "-o", "name"); err != nil || strings.TrimSpace(out) != "" {
+			t.Errorf("the webhook certificate Secret is left after uninstall (%v): %s", err, out)
+		}
+		for _, n := range c.Nodes {
+			// The pods are gone once helm returns; their last act removed the files.
+			if out, err := n.Exec(ctx, "ls /etc/cni/net.d /etc/cni/net.d/multus.d 2>&1; test ! -e /etc/cni/net.d/00-multus.conf && test ! -e /etc/cni/net.d/multus.d/multus.kubeconfig"); err != nil {
+				t.Errorf("node %s keeps Multus's configuration after uninstall with multus.multusCNI.uninstall=true: %v\n%s", n.Name, err, out)
+			}
+		}
+	})
 }
 
 func mustRoot(t *testing.T) string {

@@ -192,12 +192,11 @@ func (s *Sandbox) applyScenario(ctx context.Context) error {
 		if len(obj.Object) == 0 {
 			continue
 		}
+		// Applied, not created: the controller may have made the default SpiderCoordinator
+		// already, and the guide's kubectl apply sets its spec all the same.
 		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := s.Client.Create(actx, &obj)
+		err := s.Client.Apply(actx, client.ApplyConfigurationFromUnstructured(&obj), client.FieldOwner("spiderpool-sandbox"), client.ForceOwnership)
 		cancel()
-		if apierrors.IsAlreadyExists(err) {
-			err = nil
-		}
 		if err != nil {
 			return fmt.Errorf("apply %s %s: %w", obj.GetKind(), obj.GetName(), err)
 		}

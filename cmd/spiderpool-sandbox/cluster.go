@@ -47,8 +47,12 @@ func serveCluster(f upFlags) int {
 	defer stop()
 	out := os.Stdout
 	fmt.Fprintf(out, "spiderpool-sandbox: real cluster, scenario %s, nodes %s, state in %s\n", f.scenario, f.nodes, f.dir)
+	nodes := strings.Split(f.nodes, ",")
+	if f.scenario == sandbox.ScenarioAWS && f.nodes == defaultNodes {
+		nodes = nil // the AWS guide's master and worker1
+	}
 	c, err := sandbox.UpCluster(ctx, sandbox.ClusterOptions{
-		Dir: f.dir, Prefix: f.prefix, Scenario: f.scenario, Nodes: strings.Split(f.nodes, ","),
+		Dir: f.dir, Prefix: f.prefix, Scenario: f.scenario, Nodes: nodes,
 		ToolsBin: tools, ImagesDir: filepath.Join(root, "_output", "images"), ChartDir: filepath.Join(root, "charts", "spiderpool"),
 		Progress: out,
 	})

@@ -101,6 +101,8 @@ func defaultPluginDir() string {
 	return filepath.Dir(exe)
 }
 
+const defaultNodes = "master,worker"
+
 type upFlags struct {
 	dir, scenario, nodes, pluginDir, prefix, nodeKernel, logLevel, cluster string
 	detach, verify, daemon                                                 bool
@@ -110,8 +112,8 @@ func up(args []string) int {
 	var f upFlags
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	fs.StringVar(&f.dir, "dir", defaultDir(), "state directory")
-	fs.StringVar(&f.scenario, "scenario", sandbox.ScenarioPublicCloud, "public-cloud or overlay")
-	fs.StringVar(&f.nodes, "nodes", "master,worker", "node names, comma-separated")
+	fs.StringVar(&f.scenario, "scenario", sandbox.ScenarioPublicCloud, "public-cloud, aws (--cluster real) or overlay (--cluster stand-in)")
+	fs.StringVar(&f.nodes, "nodes", defaultNodes, "node names, comma-separated (the aws scenario: master,worker1)")
 	fs.StringVar(&f.pluginDir, "plugin-dir", defaultPluginDir(), "directory with our CNI plugins (make build)")
 	fs.StringVar(&f.prefix, "prefix", "sbx", "name prefix of the sandbox's network namespaces")
 	fs.StringVar(&f.nodeKernel, "node-kernel", "auto", "host: nodes are network namespaces of this kernel; uml: user-mode-linux guests with ipvlan (public-cloud); auto: uml where this kernel lacks ipvlan and guests boot")

@@ -48,6 +48,7 @@ type ClusterOptions struct {
 type Cluster struct {
 	opts     ClusterOptions
 	sc       *scenario
+	topo     *topology
 	lab      *netsim.Lab
 	CP       *cluster.ControlPlane
 	Registry *cluster.Registry
@@ -64,14 +65,6 @@ type Cluster struct {
 type Phase struct {
 	Name string
 	Took time.Duration
-}
-
-// cpHost is the control plane's (and the registry's) host number on the first subnet.
-func (sc *scenario) cpAddr() netip.Addr {
-	if sc.name == ScenarioOverlay {
-		return netip.MustParseAddr("10.6.212.130")
-	}
-	return netip.MustParseAddr("172.31.199.180")
 }
 
 const registryPort = 5000
@@ -92,11 +85,14 @@ func (o *ClusterOptions) complete() error {
 	if o.Scenario == "" {
 		o.Scenario = ScenarioPublicCloud
 	}
-	if o.Scenario != ScenarioPublicCloud {
-		return fmt.Errorf("cluster: scenario %q is not built yet on the real cluster (public-cloud is)", o.Scenario)
-	}
 	if len(o.Nodes) == 0 {
 		o.Nodes = []string{"master", "worker"}
+		if o.Scenario == ScenarioAWS {
+			o.Nodes = []string{"master", "worker1"}
+		}
+	}
+	if _, err := topologyFor(o.Scenario, o.Nodes); err != nil {
+		return fmt.Errorf("cluster: %w", err)
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
@@ -125,6 +121,9 @@ func UpCluster(ctx context.Context, o ClusterOptions) (c *Cluster, err error) {
 	}
 	c = &Cluster{opts: o, sc: newScenario(o.Scenario), start: time.Now()}
 	c.sc.kernelHasIPVlan = true // user-mode-linux nodes have ipvlan
+	if c.topo, err = topologyFor(o.Scenario, o.Nodes); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if err != nil {
 			_ = c.Close()
@@ -137,21 +136,20 @@ func UpCluster(ctx context.Context, o ClusterOptions) (c *Cluster, err error) {
 	_ = netsim.Cleanup(o.Prefix)
 
 	t0 := time.Now()
-	c.lab, err = netsim.New(netsim.Config{Prefix: o.Prefix, Subnets: c.sc.subnets})
+	c.lab, err = netsim.New(netsim.Config{Prefix: o.Prefix, Subnets: c.topo.subnets})
 	if err != nil {
 		return nil, err
 	}
-	sub0 := c.sc.subnets[0]
-	cpNode, err := c.lab.Attach("cp", netsim.NIC{Name: "eth0", Addr: netip.PrefixFrom(c.sc.cpAddr(), sub0.CIDR.Bits())})
+	cpNode, err := c.lab.Attach("cp", netsim.NIC{Name: "eth0", Addr: c.topo.cp})
 	if err != nil {
 		return nil, err
 	}
-	if c.client, err = c.lab.Attach("client", netsim.NIC{Name: "eth0", Addr: c.sc.clientAddr()}); err != nil {
+	if c.client, err = c.lab.Attach("client", netsim.NIC{Name: "eth0", Addr: c.topo.client}); err != nil {
 		return nil, err
 	}
-	c.progress("network: switch %s-switch (gateways %s), control plane %s, client %s", o.Prefix, gateways(c.sc.subnets), c.sc.cpAddr(), c.sc.clientAddr().Addr())
+	c.progress("network: switch %s-switch (gateways %s), control plane %s, client %s", o.Prefix, gateways(c.topo.subnets), c.topo.cp.Addr(), c.topo.client.Addr())
 
-	reg := netip.AddrPortFrom(c.sc.cpAddr(), registryPort)
+	reg := c.registry()
 	if c.Registry, err = cluster.StartRegistry(cpNode.NS, reg, filepath.Join(o.Dir, "logs", "registry.log")); err != nil {
 		return nil, err
 	}
@@ -162,7 +160,7 @@ func UpCluster(ctx context.Context, o ClusterOptions) (c *Cluster, err error) {
 
 	c.CP, err = cluster.StartControlPlane(ctx, cluster.ControlPlaneOptions{
 		Dir: filepath.Join(o.Dir, "control-plane"), ToolsBin: o.ToolsBin, NetNS: cpNode.NS,
-		AdvertiseAddr: c.sc.cpAddr(), ServiceCIDR: netip.MustParsePrefix(serviceCIDR), Progress: c.progress,
+		AdvertiseAddr: c.topo.cp.Addr(), ServiceCIDR: netip.MustParsePrefix(serviceCIDR), Progress: c.progress,
 	})
 	if err != nil {
 		return nil, err
@@ -195,7 +193,7 @@ func (c *Cluster) startNodes(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	reg := netip.AddrPortFrom(c.sc.cpAddr(), registryPort)
+	reg := c.registry()
 	nodes := make([]*cluster.Node, len(c.opts.Nodes))
 	errs := make([]error, len(c.opts.Nodes))
 	var wg sync.WaitGroup
@@ -204,17 +202,18 @@ func (c *Cluster) startNodes(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		tn := c.topo.nodes[i]
 		var nics []uml.NIC
-		for j, sub := range c.sc.subnets {
-			nics = append(nics, uml.NIC{Tap: fmt.Sprintf("%s%d-%d", c.opts.Prefix, i, j), Name: fmt.Sprintf("eth%d", j), MAC: nicMAC(i, j),
-				Addrs: []netip.Prefix{nodeAddr(sub, c.sc.nodeIP(i, j))}})
+		for j, nic := range tn.nics {
+			nics = append(nics, uml.NIC{Tap: fmt.Sprintf("%s%d-%d", c.opts.Prefix, i, j), Name: nic.name, MAC: nicMAC(i, j),
+				Addrs: []netip.Prefix{nic.addr}})
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			nodes[i], errs[i] = cluster.StartNode(ctx, cluster.NodeOptions{
 				Name: name, Dir: filepath.Join(c.opts.Dir, "nodes", name), NetNS: c.lab.Switch, NICs: nics,
-				NodeIP: c.sc.nodeIP(i, 0), Gateway: c.sc.subnets[0].Gateway, Memory: c.opts.NodeMemory,
+				NodeIP: tn.ip(), Gateway: tn.nics[0].gateway, Memory: c.opts.NodeMemory,
 				ToolsBin: c.opts.ToolsBin, CNIPlugins: nodeCNIPlugins,
 				CACertPEM: c.CP.CACertPEM(), KubeletKubeconfig: kc, KubeProxyKubeconfig: proxyKC,
 				Registry: reg, Mirrors: []string{"docker.io", "registry.k8s.io", "ghcr.io"}, SandboxImage: sandboxImage,
@@ -234,6 +233,11 @@ func (c *Cluster) startNodes(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// registry is where the nodes pull from: beside the control plane.
+func (c *Cluster) registry() netip.AddrPort {
+	return netip.AddrPortFrom(c.topo.cp.Addr(), registryPort)
 }
 
 // Kubectl runs the pinned kubectl against the cluster and returns its output.

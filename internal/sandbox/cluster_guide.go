@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -21,8 +22,8 @@ import (
 // HelmArgs are the guide's `helm install` flags for the scenario, plus the sandbox registry as
 // global.imageRegistryOverride (the guides' optional override line).
 func (c *Cluster) HelmArgs() []string {
-	args := []string{"--set", "ipam.enableStatefulSet=false", "--set", "multus.multusCNI.defaultCniCRName=ipvlan-eth0"}
-	return append(args, "--set", fmt.Sprintf("global.imageRegistryOverride=%s:%d", c.sc.cpAddr(), registryPort))
+	args := slices.Clone(c.topo.helm)
+	return append(args, "--set", "global.imageRegistryOverride="+c.registry().String())
 }
 
 // Install runs the guide's `helm install ... --wait`.
@@ -148,10 +149,7 @@ spec:
 // and waits for every workload pod to run.
 func (c *Cluster) ApplyGuide(ctx context.Context) error {
 	t0 := time.Now()
-	m, err := c.sc.manifests("ipvlan", c.opts.Nodes)
-	if err != nil {
-		return err
-	}
+	m := c.topo.manifests
 	dir := filepath.Join(c.opts.Dir, "manifests")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -161,7 +159,7 @@ func (c *Cluster) ApplyGuide(ctx context.Context) error {
 	if err := os.WriteFile(guide, m, 0o644); err != nil {
 		return err
 	}
-	if err := os.WriteFile(work, []byte(guideWorkloads), 0o644); err != nil {
+	if err := os.WriteFile(work, []byte(c.topo.workloads), 0o644); err != nil {
 		return err
 	}
 	// The webhooks may refuse the first objects while the controller's certificate settles.
@@ -172,12 +170,12 @@ func (c *Cluster) ApplyGuide(ctx context.Context) error {
 	if _, err := c.Kubectl(ctx, "apply", "-f", work); err != nil {
 		return err
 	}
-	for _, ds := range []string{"test-app-1", "test-app-2"} {
-		if _, err := c.Kubectl(ctx, "rollout", "status", "daemonset/"+ds, "--timeout=5m"); err != nil {
+	for _, w := range c.topo.rollouts {
+		if _, err := c.Kubectl(ctx, "rollout", "status", w, "--timeout=5m"); err != nil {
 			return fmt.Errorf("%w\n%s", err, c.podDiagnostics(ctx))
 		}
 	}
-	c.progress("guide: test-app-1 and test-app-2 Running on every node")
+	c.progress("guide: %s Running", strings.Join(c.topo.rollouts, ", "))
 	c.phase("guide objects and pods Running", t0)
 	return nil
 }
@@ -246,6 +244,9 @@ type ClusterCheck struct {
 // test-svc's ClusterIP) and from the switch's client to the LoadBalancer's NodePorts
 // (externalTrafficPolicy Local: only nodes with a test-app-2 pod answer, which is each node).
 func (c *Cluster) Verify(ctx context.Context) ([]ClusterCheck, error) {
+	if c.opts.Scenario == ScenarioAWS {
+		return c.verifyAWS(ctx)
+	}
 	pods, err := c.guidePods(ctx)
 	if err != nil {
 		return nil, err
@@ -284,7 +285,35 @@ func (c *Cluster) Verify(ctx context.Context) ([]ClusterCheck, error) {
 	for i, node := range c.opts.Nodes {
 		addr := netip.AddrPortFrom(c.sc.nodeIP(i, 0), mustPort(nodePort))
 		err := httpGetIn(c.client.NS, addr)
-		checks = append(checks, ClusterCheck{From: "client " + c.sc.clientAddr().Addr().String(), To: fmt.Sprintf("tcp-service NodePort %s (%s, Local)", addr, node), How: "http", Err: err})
+		checks = append(checks, ClusterCheck{From: "client " + c.topo.client.Addr().String(), To: fmt.Sprintf("tcp-service NodePort %s (%s, Local)", addr, node), How: "http", Err: err})
+	}
+	return checks, nil
+}
+
+// verifyAWS checks the AWS guide's nginx-lb-1 from the client on the switch: each pod directly
+// (through the VPC's gateways, pods and client being in different subnets) and the
+// LoadBalancer's NodePort on each node (externalTrafficPolicy Local: each node has one pod).
+func (c *Cluster) verifyAWS(ctx context.Context) ([]ClusterCheck, error) {
+	pods, err := c.guidePods(ctx)
+	if err != nil {
+		return nil, err
+	}
+	nodePort, err := c.Kubectl(ctx, "get", "service", "nginx-svc-lb-1", "-o", "jsonpath={.spec.ports[0].nodePort}")
+	if err != nil {
+		return nil, err
+	}
+	from := "client " + c.topo.client.Addr().String()
+	var checks []ClusterCheck
+	for _, p := range pods {
+		addr := netip.AddrPortFrom(p.IP, 80)
+		checks = append(checks, ClusterCheck{From: from, To: fmt.Sprintf("%s %s (%s)", p.Name, addr, p.Node), How: "http", Err: httpGetIn(c.client.NS, addr)})
+	}
+	for _, n := range c.topo.nodes {
+		addr := netip.AddrPortFrom(n.ip(), mustPort(nodePort))
+		checks = append(checks, ClusterCheck{From: from, To: fmt.Sprintf("nginx-svc-lb-1 NodePort %s (%s, Local)", addr, n.name), How: "http", Err: httpGetIn(c.client.NS, addr)})
+	}
+	if len(pods) != 2 {
+		checks = append(checks, ClusterCheck{From: "kubectl", To: "nginx-lb-1", How: "pods", Err: fmt.Errorf("%d pods running, want 2", len(pods))})
 	}
 	return checks, nil
 }

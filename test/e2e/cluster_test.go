@@ -22,6 +22,12 @@ import (
 // the end of the test.
 func upCluster(t *testing.T, ctx context.Context, prefix string) *sandbox.Cluster {
 	t.Helper()
+	return upClusterScenario(t, ctx, prefix, sandbox.ScenarioPublicCloud)
+}
+
+// upClusterScenario is upCluster for a scenario.
+func upClusterScenario(t *testing.T, ctx context.Context, prefix, scenario string) *sandbox.Cluster {
+	t.Helper()
 	requireEnv(t)
 	uml.Require(t)
 	root, err := testenv.RepoRoot()
@@ -39,7 +45,7 @@ func upCluster(t *testing.T, ctx context.Context, prefix string) *sandbox.Cluste
 	dir := filepath.Join(root, "_output", "e2e-"+prefix)
 	_ = os.RemoveAll(dir)
 	c, err := sandbox.UpCluster(ctx, sandbox.ClusterOptions{
-		Dir: dir, Prefix: prefix, ToolsBin: tools, ImagesDir: images,
+		Dir: dir, Prefix: prefix, Scenario: scenario, ToolsBin: tools, ImagesDir: images,
 		ChartDir: filepath.Join(root, "charts", "spiderpool"), Progress: testWriter{t},
 	})
 	if err != nil {

@@ -109,7 +109,7 @@ func multusKubeconfig(args []string) error {
 	fs := flag.NewFlagSet("spiderpool-agent multus-kubeconfig", flag.ContinueOnError)
 	out := fs.String("out", "/host/etc/cni/net.d/multus.d/multus.kubeconfig", "the kubeconfig file on the node, mounted")
 	saDir := fs.String("service-account-dir", "/var/run/secrets/kubernetes.io/serviceaccount", "directory of the pod's token and ca.crt")
-	every := fs.Duration("interval", 10*time.Second, "how often the token is checked for rotation")
+	every := fs.Duration("interval", 2*time.Second, "how often the file is checked against the token and CA")
 	removeOnExit := fs.Bool("remove-on-exit", false, "remove the file when stopped (multus.multusCNI.uninstall)")
 	if err := fs.Parse(args); err != nil {
 		return err

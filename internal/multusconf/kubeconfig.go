@@ -42,10 +42,11 @@ func Kubeconfig(host, port string, caPEM, token []byte) ([]byte, error) {
 }
 
 // KeepKubeconfig writes the kubeconfig to path from the service account directory saDir and
-// rewrites it whenever the token or CA there changes (the kubelet rotates projected tokens),
-// until ctx ends. Each write is reported to logf.
+// rewrites it whenever the file differs from what it should be: the token or CA changed (the
+// kubelet rotates projected tokens), or another writer replaced it (Multus' entrypoint writes its
+// own, unparsable, form of this file when it starts). It runs until ctx ends; each write is
+// reported to logf.
 func KeepKubeconfig(ctx context.Context, path, saDir, host, port string, every time.Duration, logf func(format string, args ...any)) error {
-	var last []byte
 	for {
 		ca, err1 := os.ReadFile(filepath.Join(saDir, "ca.crt"))
 		token, err2 := os.ReadFile(filepath.Join(saDir, "token"))
@@ -56,7 +57,7 @@ func KeepKubeconfig(ctx context.Context, path, saDir, host, port string, every t
 		if err != nil {
 			return err
 		}
-		if !bytes.Equal(data, last) {
+		if have, err := os.ReadFile(path); err != nil || !bytes.Equal(have, data) {
 			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 				return fmt.Errorf("multus kubeconfig: %w", err)
 			}
@@ -68,7 +69,6 @@ func KeepKubeconfig(ctx context.Context, path, saDir, host, port string, every t
 				return fmt.Errorf("multus kubeconfig: %w", err)
 			}
 			logf("wrote %s for https://%s", path, net.JoinHostPort(host, port))
-			last = data
 		}
 		select {
 		case <-ctx.Done():

@@ -85,6 +85,11 @@ func TestKeepKubeconfigFollowsTokenRotation(t *testing.T) {
 	wait("first")
 	write("second")
 	wait("second")
+	// Another writer (Multus' entrypoint) replaces the file: it is put back.
+	if err := os.WriteFile(out, []byte("server: https://[10.233.0.1]:443\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wait("second")
 	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("kubeconfig mode %v, %v: want 0600", fi.Mode().Perm(), err)
 	}

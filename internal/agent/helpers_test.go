@@ -75,10 +75,10 @@ func testScheme(t *testing.T) *runtime.Scheme {
 }
 
 // testConfig is the configuration of the public-cloud guides on node
-// master, IPv4 only.
+// master: the chart's defaults (both families on, the guides' pools IPv4
+// only) with the guides' --set ipam.enableStatefulSet=false.
 func testConfig() Config {
 	cfg := DefaultConfig("master")
-	cfg.EnableIPv6 = false
 	cfg.EnableStatefulSet = false
 	return cfg
 }

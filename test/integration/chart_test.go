@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,17 +20,7 @@ import (
 // real kube-apiserver accept every object with a server-side dry run and strict field validation:
 // schema, defaulting and admission run, nothing is stored. The CRDs come from the suite's env.
 func TestChartGuideLinesDryRun(t *testing.T) {
-	helm, err := chart.Helm()
-	if errors.Is(err, chart.ErrNoHelm) {
-		t.Skipf("skipping: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := chart.Dir()
-	if err != nil {
-		t.Fatal(err)
-	}
+	helm, dir := chart.Require(t)
 	lines := append([]chart.GuideLine{{Name: "tls-provided", Args: []string{"--set", "spiderpoolController.tls.method=provided",
 		"--set", "spiderpoolController.tls.provided.tlsCa=ca", "--set", "spiderpoolController.tls.provided.tlsCert=cert",
 		"--set", "spiderpoolController.tls.provided.tlsKey=key", "--set", "spiderpoolController.replicas=2",
@@ -108,24 +97,14 @@ func clusterScoped(kind string) bool {
 // TestChartHelmInstallDryRun runs helm itself against the apiserver (install --dry-run=server) for
 // the guide lines and checks what NOTES.txt tells the user.
 func TestChartHelmInstallDryRun(t *testing.T) {
-	helm, err := chart.Helm()
-	if errors.Is(err, chart.ErrNoHelm) {
-		t.Skipf("skipping: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := chart.Dir()
-	if err != nil {
-		t.Fatal(err)
-	}
+	helm, dir := chart.Require(t)
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := env.WriteKubeConfig(kubeconfig); err != nil {
 		t.Fatal(err)
 	}
 	// NOTES quote defaultCniCRName as given: the chart leaves resolving it to the binaries.
 	want := map[string][]string{
-		"defaults":       {"Multus uses each node's first CNI configuration", "The chart does not ship them"},
+		"defaults":       {"Multus uses each node's first CNI configuration", "`helm uninstall` removes them first"},
 		"alibaba":        {"clusterNetwork is ipvlan-eth0", "ipvlan-eth0 (Multus's cluster network)"},
 		"aws":            {"clusterNetwork is default/ipvlan-ens5"},
 		"calico-overlay": {`SpiderCoordinator "default" (mode overlay)`},

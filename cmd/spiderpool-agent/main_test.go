@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,17 +101,7 @@ func TestMultusConfigRejects(t *testing.T) {
 // arguments the chart gives the Multus DaemonSet's init container, so that the chart and the
 // code that resolves its values are tested together.
 func TestMultusConfigFromChart(t *testing.T) {
-	helm, err := chart.Helm()
-	if errors.Is(err, chart.ErrNoHelm) {
-		t.Skipf("skipping: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := chart.Dir()
-	if err != nil {
-		t.Fatal(err)
-	}
+	helm, dir := chart.Require(t)
 	want := map[string][2]string{ // guide line -> clusterNetwork, multusNamespace
 		"alibaba":          {"ipvlan-eth0", chart.Namespace},
 		"alibaba-optional": {"ipvlan-eth0", chart.Namespace},

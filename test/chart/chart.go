@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -76,6 +77,23 @@ func Dir() (string, error) {
 		return "", err
 	}
 	return filepath.Join(root, "charts", "spiderpool"), nil
+}
+
+// Require returns the pinned helm and the chart's directory for a test, which it skips (naming
+// what to build) when helm is not built and fails on any other error.
+func Require(t testing.TB) (helm, dir string) {
+	t.Helper()
+	helm, err := Helm()
+	if errors.Is(err, ErrNoHelm) {
+		t.Skipf("skipping: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dir, err = Dir(); err != nil {
+		t.Fatal(err)
+	}
+	return helm, dir
 }
 
 // Template runs `helm template spiderpool <chart> --namespace kube-system <args>` and returns the

@@ -67,19 +67,18 @@ func serveCluster(f upFlags) int {
 	} else if err := c.ApplyGuide(ctx); err != nil {
 		code = fail(st, fmt.Errorf("guide: %w", err))
 	}
-	show := func(title string, args ...string) {
+	show := func(args ...string) {
 		o, err := c.Kubectl(ctx, args...)
 		if err != nil {
 			o = err.Error()
 		}
 		fmt.Fprintf(out, "\n$ kubectl %s\n%s", strings.Join(args, " "), o)
-		_ = title
 	}
-	show("nodes", "get", "nodes", "-o", "wide")
-	show("pods", "get", "pods", "-A", "-o", "wide")
+	show("get", "nodes", "-o", "wide")
+	show("get", "pods", "-A", "-o", "wide")
 	if code == 0 {
-		show("pools", "get", "spiderippool")
-		show("endpoints", "get", "se", "-A")
+		show("get", "spiderippool")
+		show("get", "se", "-A")
 		t0 := time.Now()
 		checks, err := c.Verify(ctx)
 		if err != nil {

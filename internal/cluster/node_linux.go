@@ -153,18 +153,12 @@ func StartNode(ctx context.Context, o NodeOptions) (n *Node, err error) {
 	return n, nil
 }
 
-// exec runs script in the guest and fails on a non-zero exit, with its output.
+// exec runs script in the guest within timeout and fails on a non-zero exit, with its output.
 func (n *Node) exec(ctx context.Context, timeout time.Duration, script string) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	stdout, stderr, code, err := n.guest.Run(ctx, script)
-	if err != nil {
-		return err
-	}
-	if code != 0 {
-		return fmt.Errorf("exit %d: %s", code, strings.TrimSpace(stdout+stderr))
-	}
-	return nil
+	_, err := n.Exec(ctx, script)
+	return err
 }
 
 // Exec runs script in the node's guest (outside any pod) and returns its stdout.

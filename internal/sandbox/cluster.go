@@ -47,7 +47,6 @@ type ClusterOptions struct {
 // Cluster is a running real cluster.
 type Cluster struct {
 	opts     ClusterOptions
-	sc       *scenario
 	topo     *topology
 	lab      *netsim.Lab
 	CP       *cluster.ControlPlane
@@ -119,8 +118,7 @@ func UpCluster(ctx context.Context, o ClusterOptions) (c *Cluster, err error) {
 	if err := o.complete(); err != nil {
 		return nil, err
 	}
-	c = &Cluster{opts: o, sc: newScenario(o.Scenario), start: time.Now()}
-	c.sc.kernelHasIPVlan = true // user-mode-linux nodes have ipvlan
+	c = &Cluster{opts: o, start: time.Now()}
 	if c.topo, err = topologyFor(o.Scenario, o.Nodes); err != nil {
 		return nil, err
 	}

@@ -269,8 +269,10 @@ func (c *Cluster) Verify(ctx context.Context) ([]ClusterCheck, error) {
 			_, err := c.Kubectl(ctx, args...)
 			checks = append(checks, ClusterCheck{From: src.Name, To: to, How: how, Err: err})
 		}
-		exec(fmt.Sprintf("own node %s", src.Node), "ping", "ping", "-c", "2", "-W", "2", c.sc.nodeIP(c.nodeIndex(src.Node), 0).String())
-		exec("gateway "+c.sc.subnets[0].Gateway.String(), "ping", "ping", "-c", "2", "-W", "2", c.sc.subnets[0].Gateway.String())
+		node := c.topo.nodes[c.nodeIndex(src.Node)]
+		gw := node.nics[0].gateway.String()
+		exec(fmt.Sprintf("own node %s", src.Node), "ping", "ping", "-c", "2", "-W", "2", node.ip().String())
+		exec("gateway "+gw, "ping", "ping", "-c", "2", "-W", "2", gw)
 		for _, dst := range pods {
 			if dst.Name == src.Name {
 				continue
@@ -282,8 +284,9 @@ func (c *Cluster) Verify(ctx context.Context) ([]ClusterCheck, error) {
 		}
 		exec("test-svc "+svc+":80", "http", httpGet(svc)...)
 	}
-	for i, node := range c.opts.Nodes {
-		addr := netip.AddrPortFrom(c.sc.nodeIP(i, 0), mustPort(nodePort))
+	for _, n := range c.topo.nodes {
+		node := n.name
+		addr := netip.AddrPortFrom(n.ip(), mustPort(nodePort))
 		err := httpGetIn(c.client.NS, addr)
 		checks = append(checks, ClusterCheck{From: "client " + c.topo.client.Addr().String(), To: fmt.Sprintf("tcp-service NodePort %s (%s, Local)", addr, node), How: "http", Err: err})
 	}

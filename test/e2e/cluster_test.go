@@ -227,12 +227,39 @@ func TestRealClusterPublicCloud(t *testing.T) {
 	t.Run("helm upgrade with a changed value keeps the pods' addresses", func(t *testing.T) {
 		before := podIPs(t, ctx, c)
 		args := append([]string{"upgrade", "spiderpool", filepath.Join(mustRoot(t), "charts", "spiderpool"), "--namespace", "kube-system", "--wait", "--timeout", "10m"}, c.HelmArgs()...)
-		args = append(args, "--set", "spiderpoolAgent.debug.logLevel=debug")
+		// plugins.installCNI puts the plugins image's shell-free installer into every agent pod:
+		// the guides' optional line, run here on the real nodes.
+		args = append(args, "--set", "spiderpoolAgent.debug.logLevel=debug", "--set", "plugins.installCNI=true")
 		if _, err := c.Helm(ctx, args...); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := c.Kubectl(ctx, "rollout", "status", "-n", "kube-system", "daemonset/spiderpool-agent", "--timeout=5m"); err != nil {
 			t.Fatal(err)
+		}
+		var agents struct {
+			Items []struct {
+				Metadata struct{ Name string }
+				Status   struct {
+					InitContainerStatuses []struct {
+						Name  string
+						State struct {
+							Terminated *struct{ ExitCode int }
+						}
+					}
+				}
+			}
+		}
+		kubectlJSON(t, ctx, c, &agents, "get", "pods", "-n", "kube-system", "-l", "app.kubernetes.io/component=spiderpool-agent")
+		for _, a := range agents.Items {
+			ran := false
+			for _, ic := range a.Status.InitContainerStatuses {
+				if ic.Name == "install-plugins" && ic.State.Terminated != nil && ic.State.Terminated.ExitCode == 0 {
+					ran = true
+				}
+			}
+			if !ran {
+				t.Errorf("agent pod %s: init container install-plugins did not complete: %+v", a.Metadata.Name, a.Status.InitContainerStatuses)
+			}
 		}
 		after := podIPs(t, ctx, c)
 		if fmt.Sprint(before) != fmt.Sprint(after) {

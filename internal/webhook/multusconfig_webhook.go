@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -32,7 +33,25 @@ type MultusConfigWebhook struct {
 }
 
 // Default implements admission.Defaulter.
-func (w *MultusConfigWebhook) Default(_ context.Context, smc *v2beta1.SpiderMultusConfig) error {
+//
+// A custom SpiderMultusConfig stores enableCoordinator false, forced by its type. When an update turns
+// it into another type, that false is the old type's artefact, not a choice: left alone it would drop
+// the coordinator from every NAD of the new type. This is what happens to the placeholder spiderpool-init
+// creates for multus.multusCNI.defaultCniCRName once a guide's `kubectl apply` fills it in (the guide's
+// manifest omits the field, so the apply keeps the stored false). Such an update gets the new type's
+// default (true); a later update may set false again.
+func (w *MultusConfigWebhook) Default(ctx context.Context, smc *v2beta1.SpiderMultusConfig) error {
+	if req, err := admission.RequestFromContext(ctx); err == nil && len(req.OldObject.Raw) > 0 {
+		var old v2beta1.SpiderMultusConfig
+		if err := json.Unmarshal(req.OldObject.Raw, &old); err != nil {
+			return fmt.Errorf("decode the stored SpiderMultusConfig %s/%s: %w", smc.Namespace, smc.Name, err)
+		}
+		leavesCustom := old.Spec.CniType != nil && *old.Spec.CniType == v2beta1.CniTypeCustom &&
+			smc.Spec.CniType != nil && *smc.Spec.CniType != v2beta1.CniTypeCustom
+		if leavesCustom && smc.Spec.EnableCoordinator != nil && !*smc.Spec.EnableCoordinator {
+			smc.Spec.EnableCoordinator = nil
+		}
+	}
 	v2beta1.DefaultSpiderMultusConfig(smc)
 	return nil
 }

@@ -2,9 +2,11 @@ package webhook
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 
+	admissionv1 "k8s.io/api/admission/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -13,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 )
@@ -148,6 +151,53 @@ func TestOptionsComplete(t *testing.T) {
 			}
 			if got.CertDir != "/certs" || got.ServiceName != DefaultServiceName || got.ServicePort != DefaultPort || got.SecretName != DefaultSecretName {
 				t.Errorf("defaults not filled: %+v", got)
+			}
+		})
+	}
+}
+
+// TestMultusConfigDefaultLeavingCustom: the enableCoordinator false a custom object stores is its
+// type's artefact, so an update to another type that keeps it (a `kubectl apply` of a manifest
+// without the field over spiderpool-init's placeholder) gets the new type's default; any other
+// stored or requested value stands.
+func TestMultusConfigDefaultLeavingCustom(t *testing.T) {
+	custom, ipvlan := v2beta1.CniTypeCustom, v2beta1.CniTypeIPvlan
+	tests := []struct {
+		name     string
+		old      *v2beta1.MultusCNIConfigSpec // nil: a create
+		newType  string
+		newCoord *bool
+		want     bool
+	}{
+		{"placeholder filled in by apply", &v2beta1.MultusCNIConfigSpec{CniType: &custom, EnableCoordinator: ptr.To(false)}, ipvlan, ptr.To(false), true},
+		{"placeholder filled in with the field", &v2beta1.MultusCNIConfigSpec{CniType: &custom, EnableCoordinator: ptr.To(false)}, ipvlan, ptr.To(true), true},
+		{"ipvlan turned off before", &v2beta1.MultusCNIConfigSpec{CniType: &ipvlan, EnableCoordinator: ptr.To(false)}, ipvlan, ptr.To(false), false},
+		{"create with false", nil, ipvlan, ptr.To(false), false},
+		{"create without the field", nil, ipvlan, nil, true},
+		{"still custom", &v2beta1.MultusCNIConfigSpec{CniType: &custom, EnableCoordinator: ptr.To(false)}, custom, ptr.To(false), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			smc := &v2beta1.SpiderMultusConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "ipvlan-ens5"},
+				Spec: v2beta1.MultusCNIConfigSpec{CniType: &tc.newType, EnableCoordinator: tc.newCoord,
+					IPVlanConfig: &v2beta1.SpiderIPvlanCniConfig{Master: []string{"ens5"}}}}
+			req := admission.Request{}
+			if tc.old != nil {
+				raw, err := json.Marshal(&v2beta1.SpiderMultusConfig{ObjectMeta: smc.ObjectMeta, Spec: *tc.old})
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Operation = admissionv1.Update
+				req.OldObject.Raw = raw
+			} else {
+				req.Operation = admissionv1.Create
+			}
+			ctx := admission.NewContextWithRequest(context.Background(), req)
+			if err := (&MultusConfigWebhook{}).Default(ctx, smc); err != nil {
+				t.Fatal(err)
+			}
+			if got := smc.Spec.EnableCoordinator; got == nil || *got != tc.want {
+				t.Errorf("enableCoordinator = %v, want %v", ptr.Deref(got, false), tc.want)
 			}
 		})
 	}

@@ -27,7 +27,7 @@ type ClusterOptions struct {
 	Dir string
 	// Prefix names the network namespaces (default "sbx").
 	Prefix string
-	// Scenario is ScenarioPublicCloud (default) or ScenarioOverlay.
+	// Scenario is ScenarioPublicCloud (default), ScenarioAWS or ScenarioOverlay.
 	Scenario string
 	// Nodes names the nodes (default master and worker).
 	Nodes []string
@@ -158,7 +158,7 @@ func UpCluster(ctx context.Context, o ClusterOptions) (c *Cluster, err error) {
 
 	c.CP, err = cluster.StartControlPlane(ctx, cluster.ControlPlaneOptions{
 		Dir: filepath.Join(o.Dir, "control-plane"), ToolsBin: o.ToolsBin, NetNS: cpNode.NS,
-		AdvertiseAddr: c.topo.cp.Addr(), ServiceCIDR: netip.MustParsePrefix(serviceCIDR), Progress: c.progress,
+		AdvertiseAddr: c.topo.cp.Addr(), ServiceCIDR: netip.MustParsePrefix(serviceCIDR), PodCIDR: c.topo.podCIDR, Progress: c.progress,
 	})
 	if err != nil {
 		return nil, err
@@ -172,6 +172,11 @@ func UpCluster(ctx context.Context, o ClusterOptions) (c *Cluster, err error) {
 	}
 	if err := c.waitNodesRegistered(ctx, 3*time.Minute); err != nil {
 		return nil, err
+	}
+	if c.topo.podCIDR.IsValid() {
+		if err := c.setUpDefaultCNI(ctx); err != nil {
+			return nil, err
+		}
 	}
 	c.phase("nodes booted and registered", t0)
 	return c, nil
@@ -220,7 +225,7 @@ func (c *Cluster) startNodes(ctx context.Context) error {
 				// come back through the node that translated them.
 				ClusterCIDR: podSubnet,
 				Progress:    c.progress,
-				Wire:        func() error { return wireVPC(c.lab, i, nics) },
+				Wire:        func() error { return wireNICs(c.lab, i, nics, !c.topo.openSwitch) },
 			})
 		}()
 	}

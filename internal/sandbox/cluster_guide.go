@@ -244,8 +244,11 @@ type ClusterCheck struct {
 // test-svc's ClusterIP) and from the switch's client to the LoadBalancer's NodePorts
 // (externalTrafficPolicy Local: only nodes with a test-app-2 pod answer, which is each node).
 func (c *Cluster) Verify(ctx context.Context) ([]ClusterCheck, error) {
-	if c.opts.Scenario == ScenarioAWS {
+	switch c.opts.Scenario {
+	case ScenarioAWS:
 		return c.verifyAWS(ctx)
+	case ScenarioOverlay:
+		return c.verifyOverlay(ctx)
 	}
 	pods, err := c.guidePods(ctx)
 	if err != nil {
@@ -266,7 +269,7 @@ func (c *Cluster) Verify(ctx context.Context) ([]ClusterCheck, error) {
 		}
 		exec := func(to, how string, cmd ...string) {
 			args := append([]string{"exec", "-n", "default", src.Name, "--"}, cmd...)
-			_, err := c.Kubectl(ctx, args...)
+			err := c.settle(ctx, func() error { _, err := c.Kubectl(ctx, args...); return err })
 			checks = append(checks, ClusterCheck{From: src.Name, To: to, How: how, Err: err})
 		}
 		node := c.topo.nodes[c.nodeIndex(src.Node)]
@@ -287,7 +290,7 @@ func (c *Cluster) Verify(ctx context.Context) ([]ClusterCheck, error) {
 	for _, n := range c.topo.nodes {
 		node := n.name
 		addr := netip.AddrPortFrom(n.ip(), mustPort(nodePort))
-		err := httpGetIn(c.client.NS, addr)
+		err := c.settle(ctx, func() error { return httpGetIn(c.client.NS, addr) })
 		checks = append(checks, ClusterCheck{From: "client " + c.topo.client.Addr().String(), To: fmt.Sprintf("tcp-service NodePort %s (%s, Local)", addr, node), How: "http", Err: err})
 	}
 	return checks, nil
@@ -309,16 +312,37 @@ func (c *Cluster) verifyAWS(ctx context.Context) ([]ClusterCheck, error) {
 	var checks []ClusterCheck
 	for _, p := range pods {
 		addr := netip.AddrPortFrom(p.IP, 80)
-		checks = append(checks, ClusterCheck{From: from, To: fmt.Sprintf("%s %s (%s)", p.Name, addr, p.Node), How: "http", Err: httpGetIn(c.client.NS, addr)})
+		checks = append(checks, ClusterCheck{From: from, To: fmt.Sprintf("%s %s (%s)", p.Name, addr, p.Node), How: "http", Err: c.settle(ctx, func() error { return httpGetIn(c.client.NS, addr) })})
 	}
 	for _, n := range c.topo.nodes {
 		addr := netip.AddrPortFrom(n.ip(), mustPort(nodePort))
-		checks = append(checks, ClusterCheck{From: from, To: fmt.Sprintf("nginx-svc-lb-1 NodePort %s (%s, Local)", addr, n.name), How: "http", Err: httpGetIn(c.client.NS, addr)})
+		checks = append(checks, ClusterCheck{From: from, To: fmt.Sprintf("nginx-svc-lb-1 NodePort %s (%s, Local)", addr, n.name), How: "http", Err: c.settle(ctx, func() error { return httpGetIn(c.client.NS, addr) })})
 	}
 	if len(pods) != 2 {
 		checks = append(checks, ClusterCheck{From: "kubectl", To: "nginx-lb-1", How: "pods", Err: fmt.Errorf("%d pods running, want 2", len(pods))})
 	}
 	return checks, nil
+}
+
+// settleTime is how long a check is retried before it counts as failed. The guides' pods have
+// no readiness probe, so "Running" can come a few seconds before nginx listens (on these nodes up
+// to ~10 s); a person following a guide would look a moment later.
+const settleTime = 30 * time.Second
+
+// settle runs check until it succeeds or settleTime has passed, and returns its last error.
+func (c *Cluster) settle(ctx context.Context, check func() error) error {
+	deadline := time.Now().Add(settleTime)
+	for {
+		err := check()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
 
 // httpGet is the command that fetches / from host port 80 in a busybox pod and fails unless the

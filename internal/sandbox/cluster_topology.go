@@ -27,6 +27,11 @@ type topology struct {
 	manifests []byte
 	workloads string
 	rollouts  []string
+	// podCIDR, when set, is the cluster's pod range that kube-controller-manager splits into the
+	// nodes' spec.podCIDR, on which the nodes' first CNI (bridge) runs: the overlay scenario.
+	podCIDR netip.Prefix
+	// openSwitch leaves out the VPC's MAC filter (a data centre's switch, not a cloud's).
+	openSwitch bool
 }
 
 type topoNode struct {
@@ -69,6 +74,8 @@ func topologyFor(name string, nodes []string) (*topology, error) {
 		}
 		t.manifests = m
 		return t, nil
+	case ScenarioOverlay:
+		return overlayTopology(nodes), nil
 	case ScenarioAWS:
 		if !slices.Equal(nodes, []string{"master", "worker1"}) {
 			return nil, fmt.Errorf("scenario %s: the guide's nodes are master and worker1 (got %v)", name, nodes)
@@ -98,7 +105,7 @@ func topologyFor(name string, nodes []string) (*topology, error) {
 			rollouts:  []string{"deployment/nginx-lb-1"},
 		}, nil
 	}
-	return nil, fmt.Errorf("scenario %q is not built on the real cluster yet (public-cloud and aws are)", name)
+	return nil, fmt.Errorf("unknown scenario %q (public-cloud, aws or overlay)", name)
 }
 
 // awsManifests are the AWS guide's SpiderMultusConfigs and pools (private ranges, see above).

@@ -116,7 +116,11 @@ func (s *Sandbox) buildUMLNetwork() error {
 
 // wireVPC bridges node i's taps into the switch, each allowed only its NIC's own source MAC, as
 // a cloud VPC does.
-func wireVPC(lab *netsim.Lab, i int, nics []uml.NIC) error {
+func wireVPC(lab *netsim.Lab, i int, nics []uml.NIC) error { return wireNICs(lab, i, nics, true) }
+
+// wireNICs bridges node i's taps into the switch; with vpc, each tap may only send from its NIC's
+// own MAC.
+func wireNICs(lab *netsim.Lab, i int, nics []uml.NIC, vpc bool) error {
 	return lab.Switch.Do(func(ns.NetNS) error {
 		br, err := netlinkx.LinkByName("br0")
 		if err != nil {
@@ -129,6 +133,9 @@ func wireVPC(lab *netsim.Lab, i int, nics []uml.NIC) error {
 			}
 			if err := netlink.LinkSetMaster(l, br); err != nil {
 				return fmt.Errorf("bridge %s: %w", nic.Tap, err)
+			}
+			if !vpc {
+				continue
 			}
 			for _, chain := range []string{"FORWARD", "INPUT"} {
 				argv := []string{"-A", chain, "-i", nic.Tap, "-s", "!", nicMAC(i, j).String(), "-j", "DROP"}

@@ -185,6 +185,11 @@ func TestChartGuideLines(t *testing.T) {
 		if !strings.Contains(strings.Join(c.Args, " "), "--multus-conf-file=auto") {
 			t.Errorf("multus args %v: want the node's own configuration wrapped (auto)", c.Args)
 		}
+		// Auto mode's entrypoint writes the "https://[IPv4]:port" kubeconfig too (the overlay
+		// scenario's pods failed with it on the real cluster).
+		if !hasContainer(m.daemonSet(t, multus).Spec.Template.Spec, "kubeconfig") {
+			t.Error("no kubeconfig container in auto mode: multus.d/multus.kubeconfig keeps the entrypoint's unparsable server")
+		}
 		e := envs(container(t, m.job(t, initJob).Spec.Template.Spec, initJob))
 		if e["SPIDERPOOL_INIT_CNI_CONF_DIR"] != "/host/etc/cni/net.d" {
 			t.Errorf("init SPIDERPOOL_INIT_CNI_CONF_DIR = %q: it must read the node's CNI configuration", e["SPIDERPOOL_INIT_CNI_CONF_DIR"])

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -328,3 +329,140 @@ func podIPs(t *testing.T, ctx context.Context, c *sandbox.Cluster) map[string]ne
 	}
 	return m
 }
+
+// TestRealClusterAWS installs the chart with the AWS guide's helm line (Multus's cluster network
+// "default/ipvlan-ens5", a NAD outside the release namespace) on nodes whose NICs ens5 and ens6 sit
+// in subnets of their own, and reaches the guide's nginx-lb-1 from outside.
+func TestRealClusterAWS(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	c := upClusterScenario(t, ctx, "e2ea", sandbox.ScenarioAWS)
+	if err := c.Install(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ApplyGuide(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("Multus's configuration names the NAD and its namespace apart", func(t *testing.T) {
+		for _, n := range c.Nodes {
+			conf, err := n.Exec(ctx, "cat /etc/cni/net.d/00-multus.conf")
+			if err != nil {
+				t.Fatalf("node %s: %v", n.Name, err)
+			}
+			var m struct{ ClusterNetwork, MultusNamespace string }
+			if err := json.Unmarshal([]byte(conf), &m); err != nil {
+				t.Fatalf("node %s: 00-multus.conf: %v\n%s", n.Name, err, conf)
+			}
+			if m.ClusterNetwork != "ipvlan-ens5" || m.MultusNamespace != "default" {
+				t.Errorf("node %s: clusterNetwork %q multusNamespace %q, want ipvlan-ens5 in default", n.Name, m.ClusterNetwork, m.MultusNamespace)
+			}
+		}
+	})
+	t.Run("the guide's pods get the node's ens5 pool and answer from outside", func(t *testing.T) {
+		var pods podList
+		kubectlJSON(t, ctx, c, &pods, "get", "pods", "-n", "default", "-l", "app=nginx-lb-1")
+		for _, p := range pods.Items {
+			ip, err := netip.ParseAddr(p.Status.PodIP)
+			if err != nil {
+				t.Errorf("pod %s has no address", p.Metadata.Name)
+				continue
+			}
+			pool := map[string][2]netip.Addr{
+				"master":  {netip.MustParseAddr("172.31.16.4"), netip.MustParseAddr("172.31.16.8")},
+				"worker1": {netip.MustParseAddr("10.17.16.11"), netip.MustParseAddr("10.17.16.15")},
+			}[p.Spec.NodeName]
+			if ip.Less(pool[0]) || pool[1].Less(ip) {
+				t.Errorf("pod %s on %s got %s, outside its node's ens5 pool %s-%s", p.Metadata.Name, p.Spec.NodeName, ip, pool[0], pool[1])
+			}
+		}
+		checks, err := c.Verify(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(checks) < 4 {
+			t.Fatalf("only %d checks", len(checks))
+		}
+		for _, ch := range checks {
+			if ch.Err != nil {
+				t.Errorf("%s -%s-> %s: %v", ch.From, ch.How, ch.To, ch.Err)
+			}
+		}
+	})
+}
+
+// TestRealClusterOverlay installs the chart with the Calico-overlay guide's helm line
+// (coordinator.mode=overlay) on nodes whose first CNI gives eth0 from per-node pod CIDRs, applies
+// the guide's pool and Macvlan SpiderMultusConfig, and checks its pods on both networks.
+func TestRealClusterOverlay(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	c := upClusterScenario(t, ctx, "e2eo", sandbox.ScenarioOverlay)
+	if err := c.Install(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ApplyGuide(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("the SpiderCoordinator finds the cluster's CIDRs", func(t *testing.T) {
+		var scc struct {
+			Spec   struct{ Mode string }
+			Status struct {
+				Phase          string
+				OverlayPodCIDR []string
+				ServiceCIDR    []string
+			}
+		}
+		kubectlJSON(t, ctx, c, &scc, "get", "spidercoordinator", "default")
+		if scc.Spec.Mode != "overlay" || scc.Status.Phase != "Synced" ||
+			!slices.Equal(scc.Status.OverlayPodCIDR, []string{"10.244.64.0/18"}) || !slices.Equal(scc.Status.ServiceCIDR, []string{"10.233.0.0/18"}) {
+			t.Errorf("SpiderCoordinator default: mode %q, status %+v; want overlay, Synced, 10.244.64.0/18 and 10.233.0.0/18", scc.Spec.Mode, scc.Status)
+		}
+	})
+	t.Run("only net1 is Spiderpool's", func(t *testing.T) {
+		var eps struct {
+			Items []struct {
+				Metadata struct{ Name string }
+				Status   struct {
+					Current struct {
+						IPs []struct {
+							NIC  string `json:"interface"`
+							IPv4 string
+						}
+					}
+				}
+			}
+		}
+		kubectlJSON(t, ctx, c, &eps, "get", "spiderendpoints", "-n", "default")
+		if len(eps.Items) != 4 {
+			t.Errorf("%d SpiderEndpoints, want one per nginx and overlay-probe pod (4)", len(eps.Items))
+		}
+		pool := netip.MustParsePrefix("10.6.0.0/16")
+		for _, ep := range eps.Items {
+			ips := ep.Status.Current.IPs
+			if len(ips) != 1 || ips[0].NIC != "net1" {
+				t.Errorf("%s: %+v, want net1 only (eth0 is the node CNI's)", ep.Metadata.Name, ips)
+				continue
+			}
+			if p, err := netip.ParsePrefix(ips[0].IPv4); err != nil || !pool.Contains(p.Addr()) {
+				t.Errorf("%s: net1 %q is not in the 10-6-v4 pool's subnet", ep.Metadata.Name, ips[0].IPv4)
+			}
+		}
+	})
+	t.Run("the guide's checks", func(t *testing.T) {
+		checks, err := c.Verify(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Per probe pod (2): own node, gateway, Service, and eth0 + net1 of each nginx pod (4);
+		// from the client: net1 of each nginx pod.
+		if len(checks) != 2*(3+4)+2 {
+			t.Errorf("%d checks, want 16", len(checks))
+		}
+		for _, ch := range checks {
+			if ch.Err != nil {
+				t.Errorf("%s -%s-> %s: %v", ch.From, ch.How, ch.To, ch.Err)
+			}
+		}
+	})
+}
+

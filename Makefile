@@ -60,7 +60,7 @@ test-integration: ## suites against a real etcd + kube-apiserver
 	@test -x $(TOOLS_BIN)/kube-apiserver || { echo "run make tools first"; exit 1; }
 	$(GO_TEST) -count=1 -timeout 20m ./test/integration/...
 
-test-e2e: images ## the guides' scenarios on the real cluster and the sandbox (root)
+test-e2e: images ## the guides' three scenarios and the sandbox command on the real cluster (root)
 	$(GO_TEST) -count=1 -timeout 45m ./test/e2e/...
 
 test: lint test-unit test-integration test-e2e ## everything CI runs
@@ -76,11 +76,11 @@ fuzz: ## run every fuzz target for FUZZTIME each
 	@hack/fuzz.sh $(FUZZTIME)
 
 DEMO_FLAGS ?=
-demo: build ## the public-cloud guide on a real cluster on this machine until Ctrl-C (root; DEMO_FLAGS=--verify checks and tears down)
+demo: build ## the public-cloud guide on a real cluster on this machine until Ctrl-C (root; DEMO_FLAGS=--verify checks and tears down, --scenario aws|overlay)
 	@echo "demo: checking the tools the cluster needs (the first run builds them: about 25 minutes on 2 cores)"
 	@hack/build-tools.sh @cluster
 	@$(MAKE) --no-print-directory images
-	$(OUT)/bin/spiderpool-sandbox up --cluster real $(DEMO_FLAGS)
+	$(OUT)/bin/spiderpool-sandbox up $(DEMO_FLAGS)
 
 demo-down: ## remove a detached or crashed sandbox: namespaces, processes, state
 	@test -x $(OUT)/bin/spiderpool-sandbox || $(MAKE) build

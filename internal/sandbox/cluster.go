@@ -1,3 +1,9 @@
+// Package sandbox builds the guides' scenarios as a real Kubernetes cluster on one machine: a
+// control plane in a network namespace on a simulated underlay switch, user-mode-linux nodes
+// running containerd, the kubelet and kube-proxy, a registry serving the project's images, and
+// the Helm chart installed the way the guides install it. It is what `make demo` runs
+// (cmd/spiderpool-sandbox) and what test/e2e tests; nothing in it stands in for a Kubernetes
+// component.
 package sandbox
 
 import (
@@ -6,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -14,7 +21,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+
 	"github.com/spiderpool-go/spiderpool/internal/cluster"
+	"github.com/spiderpool-go/spiderpool/internal/netlinkx"
 	"github.com/spiderpool-go/spiderpool/internal/netsim"
 	"github.com/spiderpool-go/spiderpool/internal/testutil/uml"
 )
@@ -301,4 +312,54 @@ func (c *Cluster) Close() error {
 		errs = append(errs, c.lab.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// nicMAC is node i's MAC on NIC j: the only source address the "VPC" lets in from that port.
+func nicMAC(i, j int) net.HardwareAddr {
+	return net.HardwareAddr{0x02, 0x5b, 0x00, 0x00, byte(j), byte(i + 1)}
+}
+
+// wireNICs bridges node i's taps into the switch; with vpc, each tap may only send from its NIC's
+// own MAC.
+func wireNICs(lab *netsim.Lab, i int, nics []uml.NIC, vpc bool) error {
+	return lab.Switch.Do(func(ns.NetNS) error {
+		br, err := netlinkx.LinkByName("br0")
+		if err != nil {
+			return err
+		}
+		for j, nic := range nics {
+			l, err := netlinkx.LinkByName(nic.Tap)
+			if err != nil {
+				return err
+			}
+			if err := netlink.LinkSetMaster(l, br); err != nil {
+				return fmt.Errorf("bridge %s: %w", nic.Tap, err)
+			}
+			if !vpc {
+				continue
+			}
+			for _, chain := range []string{"FORWARD", "INPUT"} {
+				argv := []string{"-A", chain, "-i", nic.Tap, "-s", "!", nicMAC(i, j).String(), "-j", "DROP"}
+				if out, err := exec.Command("ebtables", argv...).CombinedOutput(); err != nil {
+					return fmt.Errorf("ebtables %s: %v: %s", strings.Join(argv, " "), err, out)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func gateways(subs []netsim.Subnet) string {
+	var out []string
+	for _, s := range subs {
+		out = append(out, s.Gateway.String()+" ("+s.CIDR.String()+")")
+	}
+	return strings.Join(out, ", ")
+}
+
+func firstLine(s string) string {
+	if len(s) > 120 {
+		s = s[:120] + "..."
+	}
+	return strings.SplitN(s, "\n", 2)[0]
 }

@@ -1,11 +1,24 @@
 package sandbox
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"slices"
+	"text/template"
 
 	"github.com/spiderpool-go/spiderpool/internal/netsim"
+)
+
+// Scenarios: the guides the real cluster builds.
+const (
+	// ScenarioPublicCloud is the Alibaba Cloud guide: two NICs per node (eth0, eth1), a few
+	// addresses per NIC in node-topology pools, one ipvlan SpiderMultusConfig per NIC in
+	// kube-system, Multus's cluster network ipvlan-eth0.
+	ScenarioPublicCloud = "public-cloud"
+	// ScenarioOverlay is the Calico-overlay guide: eth0 from the nodes' own CNI, net1 from the
+	// guide's Macvlan SpiderMultusConfig, the coordinator in overlay mode (cluster_overlay.go).
+	ScenarioOverlay = "overlay"
 )
 
 // ScenarioAWS is the AWS guide's topology on the real cluster: NICs ens5 and ens6, each node's
@@ -51,28 +64,38 @@ func (n topoNode) ip() netip.Addr { return n.nics[0].addr.Addr() }
 func topologyFor(name string, nodes []string) (*topology, error) {
 	switch name {
 	case ScenarioPublicCloud:
-		sc := newScenario(name)
-		sc.kernelHasIPVlan = true
+		// The Alibaba Cloud guide: eth0 in 172.31.192.0/20, eth1 in 192.168.0.0/24, the guide's
+		// own node addresses for the first two nodes.
+		subnets := []netsim.Subnet{
+			{CIDR: netip.MustParsePrefix("172.31.192.0/20"), Gateway: netip.MustParseAddr("172.31.207.253")},
+			{CIDR: netip.MustParsePrefix("192.168.0.0/24"), Gateway: netip.MustParseAddr("192.168.0.253")},
+		}
 		t := &topology{
-			subnets:   sc.subnets,
-			cp:        netip.PrefixFrom(netip.MustParseAddr("172.31.199.180"), sc.subnets[0].CIDR.Bits()),
-			client:    sc.clientAddr(),
+			subnets:   subnets,
+			cp:        netip.MustParsePrefix("172.31.199.180/20"),
+			client:    netip.MustParsePrefix("172.31.206.100/20"),
 			helm:      []string{"--set", "ipam.enableStatefulSet=false", "--set", "multus.multusCNI.defaultCniCRName=ipvlan-eth0"},
 			workloads: guideWorkloads,
 			rollouts:  []string{"daemonset/test-app-1", "daemonset/test-app-2"},
 		}
+		d := manifestData{CNI: "ipvlan"}
 		for i, n := range nodes {
 			tn := topoNode{name: n}
-			for j, sub := range sc.subnets {
-				tn.nics = append(tn.nics, topoNIC{name: fmt.Sprintf("eth%d", j), addr: nodeAddr(sub, sc.nodeIP(i, j)), gateway: sub.Gateway})
+			for j, sub := range subnets {
+				tn.nics = append(tn.nics, topoNIC{name: fmt.Sprintf("eth%d", j), addr: netip.PrefixFrom(publicCloudNodeIP(i, j), sub.CIDR.Bits()), gateway: sub.Gateway})
 			}
 			t.nodes = append(t.nodes, tn)
+			d.Nodes = append(d.Nodes, manifestNode{
+				Name:     n,
+				Eth0Pool: fmt.Sprintf("172.31.199.%d-172.31.199.%d", 185+5*i, 189+5*i),
+				Eth1Pool: fmt.Sprintf("192.168.0.%d-192.168.0.%d", 156+5*i, 160+5*i),
+			})
 		}
-		m, err := sc.manifests("ipvlan", nodes)
-		if err != nil {
+		var b bytes.Buffer
+		if err := publicCloudManifests.Execute(&b, d); err != nil {
 			return nil, err
 		}
-		t.manifests = m
+		t.manifests = b.Bytes()
 		return t, nil
 	case ScenarioOverlay:
 		return overlayTopology(nodes), nil
@@ -234,3 +257,106 @@ spec:
     protocol: TCP
     targetPort: 80
 `
+
+// publicCloudNodeIP is node i's address on NIC eth<nic>: the guide's own for the first two nodes.
+func publicCloudNodeIP(i, nic int) netip.Addr {
+	if nic == 0 {
+		if i < 2 {
+			return netip.AddrFrom4([4]byte{172, 31, 199, byte(183 + i)})
+		}
+		return netip.AddrFrom4([4]byte{172, 31, 196, byte(i)})
+	}
+	return netip.AddrFrom4([4]byte{192, 168, 0, byte(10 + i)})
+}
+
+// Cluster CIDRs of both scenarios: the guides' service range and kubeadm-config's pod subnet.
+const (
+	serviceCIDR = "10.233.0.0/18"
+	podSubnet   = "10.244.64.0/18"
+)
+
+type manifestData struct {
+	CNI   string
+	Nodes []manifestNode
+}
+
+type manifestNode struct {
+	Name     string
+	Eth0Pool string // first-last
+	Eth1Pool string
+}
+
+// kubeadmConfig is the guides' kubeadm-config workaround with the clusters' CIDRs: where the
+// SpiderCoordinator finds the pod and Service CIDRs.
+const kubeadmConfig = `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: kubeadm-config
+  namespace: kube-system
+data:
+  ClusterConfiguration: |
+    networking:
+      podSubnet: ` + podSubnet + `
+      serviceSubnet: ` + serviceCIDR + `
+`
+
+// The public-cloud guides' manifests (SPEC.md 12(a)) with the nodes of the sandbox; the pools'
+// ranges are the guide's for master and worker and continue the same way for more nodes.
+var publicCloudManifests = template.Must(template.New("public-cloud").Parse(`
+` + kubeadmConfig + `---
+apiVersion: spiderpool.spidernet.io/v2beta1
+kind: SpiderMultusConfig
+metadata:
+  name: {{.CNI}}-eth0
+  namespace: kube-system
+spec:
+  cniType: {{.CNI}}
+  enableCoordinator: true
+  {{.CNI}}:
+    master:
+    - eth0
+---
+apiVersion: spiderpool.spidernet.io/v2beta1
+kind: SpiderMultusConfig
+metadata:
+  name: {{.CNI}}-eth1
+  namespace: kube-system
+spec:
+  cniType: {{.CNI}}
+  enableCoordinator: true
+  {{.CNI}}:
+    master:
+    - eth1
+{{- range .Nodes}}
+---
+apiVersion: spiderpool.spidernet.io/v2beta1
+kind: SpiderIPPool
+metadata:
+  name: {{.Name}}-172
+spec:
+  default: true
+  ips:
+  - {{.Eth0Pool}}
+  subnet: 172.31.192.0/20
+  gateway: 172.31.207.253
+  nodeName:
+  - {{.Name}}
+  multusName:
+  - kube-system/{{$.CNI}}-eth0
+---
+apiVersion: spiderpool.spidernet.io/v2beta1
+kind: SpiderIPPool
+metadata:
+  name: {{.Name}}-192
+spec:
+  default: true
+  ips:
+  - {{.Eth1Pool}}
+  subnet: 192.168.0.0/24
+  gateway: 192.168.0.253
+  nodeName:
+  - {{.Name}}
+  multusName:
+  - kube-system/{{$.CNI}}-eth1
+{{- end}}
+`))

@@ -17,16 +17,15 @@ import (
 
 // State is what a running sandbox leaves in Dir/state.json for status and down.
 type State struct {
-	PID            int       `json:"pid"`
-	Prefix         string    `json:"prefix"`
-	Dir            string    `json:"dir"`
-	Scenario       string    `json:"scenario"`
-	Kubeconfig     string    `json:"kubeconfig"`
-	ControllerAddr string    `json:"controllerAddr"`
-	Phase          string    `json:"phase"`  // starting, ready, failed
-	Verify         string    `json:"verify"` // "", passed, failed
-	Error          string    `json:"error,omitempty"`
-	Started        time.Time `json:"started"`
+	PID        int       `json:"pid"`
+	Prefix     string    `json:"prefix"`
+	Dir        string    `json:"dir"`
+	Scenario   string    `json:"scenario"`
+	Kubeconfig string    `json:"kubeconfig"`
+	Phase      string    `json:"phase"`  // starting, ready, failed
+	Verify     string    `json:"verify"` // "", passed, failed
+	Error      string    `json:"error,omitempty"`
+	Started    time.Time `json:"started"`
 }
 
 // Phases of State.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/netsim"
 	"github.com/spiderpool-go/spiderpool/internal/sandbox"
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
@@ -223,6 +224,10 @@ func TestRealClusterPublicCloud(t *testing.T) {
 		if n := pool.Status.AllocatedIPCount; n == nil || *n != 1 {
 			t.Errorf("worker-192 allocated %v after the replacement pod started, want 1", n)
 		}
+	})
+
+	t.Run("an agent deleted during a scale-up of 20 pods: every pod Running, no address twice, none leaked", func(t *testing.T) {
+		scaleUpWithAgentRestart(t, ctx, c)
 	})
 
 	t.Run("helm upgrade with a changed value keeps the pods' addresses", func(t *testing.T) {
@@ -466,3 +471,157 @@ func TestRealClusterOverlay(t *testing.T) {
 	})
 }
 
+// scaleManifests: a pool for both nodes' eth0 (the guide's per-node pools hold five addresses)
+// and 20 busybox pods on the guide's ipvlan-eth0 that take their address from it.
+const scaleManifests = `apiVersion: spiderpool.spidernet.io/v2beta1
+kind: SpiderIPPool
+metadata:
+  name: scale-172
+spec:
+  subnet: 172.31.192.0/20
+  gateway: 172.31.207.253
+  ips:
+  - 172.31.198.10-172.31.198.39
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: scale
+  namespace: default
+spec:
+  replicas: 20
+  selector:
+    matchLabels:
+      app: scale
+  template:
+    metadata:
+      labels:
+        app: scale
+      annotations:
+        v1.multus-cni.io/default-network: kube-system/ipvlan-eth0
+        ipam.spidernet.io/ippool: '{"ipv4":["scale-172"]}'
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: scale
+        image: busybox
+        imagePullPolicy: IfNotPresent
+        command: ["sleep", "3600"]
+`
+
+// scaleUpWithAgentRestart creates 20 pods and deletes the worker's spiderpool-agent pod while
+// their ADDs are in flight. The kubelet retries the sandboxes whose ADD failed against the
+// vanished agent; in the end every pod runs with an address of its own, the pool records exactly
+// those, and deleting the pods returns every address.
+func scaleUpWithAgentRestart(t *testing.T, ctx context.Context, c *sandbox.Cluster) {
+	file := filepath.Join(t.TempDir(), "scale.yaml")
+	if err := os.WriteFile(file, []byte(scaleManifests), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Kubectl(ctx, "apply", "-f", file); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if _, err := c.Kubectl(context.WithoutCancel(ctx), "delete", "-f", file, "--ignore-not-found", "--wait=true", "--timeout=3m"); err != nil {
+			t.Errorf("clean up: %v", err)
+		}
+	}()
+	// Delete the agent once the first pods are being set up on the worker.
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		out, _ := c.Kubectl(ctx, "get", "pods", "-n", "default", "-l", "app=scale", "--field-selector", "spec.nodeName=worker", "-o", "name")
+		if len(strings.Fields(out)) > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	out, err := c.Kubectl(ctx, "delete", "pod", "-n", "kube-system", "-l", "app.kubernetes.io/component=spiderpool-agent",
+		"--field-selector", "spec.nodeName=worker", "--wait=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("during the scale-up: %s", strings.TrimSpace(out))
+	t0 := time.Now()
+	if _, err := c.Kubectl(ctx, "rollout", "status", "deployment/scale", "--timeout=15m"); err != nil {
+		pods, _ := c.Kubectl(ctx, "get", "pods", "-A", "-o", "wide")
+		t.Fatalf("%v\n%s", err, pods)
+	}
+	t.Logf("20 pods Running %s after the agent was deleted", time.Since(t0).Round(time.Second))
+
+	var pods podList
+	kubectlJSON(t, ctx, c, &pods, "get", "pods", "-n", "default", "-l", "app=scale")
+	owner := map[string]string{}
+	perNode := map[string]int{}
+	for _, p := range pods.Items {
+		if p.Status.Phase != "Running" {
+			t.Errorf("pod %s is %s", p.Metadata.Name, p.Status.Phase)
+		}
+		if prev, dup := owner[p.Status.PodIP]; dup {
+			t.Errorf("address %s given to %s and %s", p.Status.PodIP, prev, p.Metadata.Name)
+		}
+		owner[p.Status.PodIP] = p.Metadata.Name
+		perNode[p.Spec.NodeName]++
+	}
+	t.Logf("pods per node: %v", perNode)
+	if len(owner) != 20 {
+		t.Errorf("%d distinct addresses among %d pods, want 20", len(owner), len(pods.Items))
+	}
+	var pool struct {
+		Status struct {
+			AllocatedIPCount *int64
+			// A JSON string, as upstream stores it.
+			AllocatedIPs string
+		}
+	}
+	kubectlJSON(t, ctx, c, &pool, "get", "spiderippool", "scale-172")
+	if n := pool.Status.AllocatedIPCount; n == nil || *n != 20 {
+		t.Errorf("scale-172 allocatedIPCount %v, want 20", n)
+	}
+	var records v2beta1.PoolIPAllocations
+	if err := json.Unmarshal([]byte(pool.Status.AllocatedIPs), &records); err != nil {
+		t.Fatalf("scale-172 allocatedIPs: %v", err)
+	}
+	if len(records) != 20 {
+		t.Errorf("scale-172 holds %d records, want 20", len(records))
+	}
+	for ip, rec := range records {
+		if "default/"+owner[ip] != rec.NamespacedName {
+			t.Errorf("scale-172 records %s for %s, but that address is %q's", ip, rec.NamespacedName, owner[ip])
+		}
+	}
+
+	if _, err := c.Kubectl(ctx, "delete", "deployment", "-n", "default", "scale", "--wait=true"); err != nil {
+		t.Fatal(err)
+	}
+	// The deployment goes at once; its pods terminate after it (the later steps look at the
+	// guide's pods only).
+	if _, err := c.Kubectl(ctx, "wait", "--for=delete", "pod", "-n", "default", "-l", "app=scale", "--timeout=5m"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, 3*time.Minute, "scale-172 empty after the pods were deleted", func() (bool, string) {
+		kubectlJSON(t, ctx, c, &pool, "get", "spiderippool", "scale-172")
+		n := pool.Status.AllocatedIPCount
+		return n != nil && *n == 0, fmt.Sprintf("allocatedIPCount %v, records %v", n, pool.Status.AllocatedIPs)
+	})
+}
+
+// waitFor polls cond every two seconds until it holds or timeout passes; it then fails with
+// cond's last description.
+func waitFor(t *testing.T, ctx context.Context, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, last := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after %s; last: %s", what, timeout, last)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: %v; last: %s", what, ctx.Err(), last)
+		case <-time.After(2 * time.Second):
+		}
+	}
+}

@@ -26,8 +26,11 @@ const cleanupTimeout = 10 * time.Second
 // add answers POST /v1/ipam/ip: the addresses of one interface of one pod.
 //
 // The pod's SpiderEndpoint is the record of what each interface was given:
-// an interface it already lists for this pod UID is answered from it
-// without touching any pool (a retried ADD). Otherwise the interface is
+// an interface it already lists for this pod UID is answered from it once
+// the live endpoint and the pools confirm it (confirmEntry; a retried ADD,
+// or the ADD after a DEL the informer has not seen yet, which must not get
+// the address that DEL freed); a stale entry is dropped and the interface
+// allocated afresh. Otherwise the interface is
 // allocated (with ipam.spidernet.io/ippools, every listed interface the
 // endpoint lacks, SPEC.md 3.6) and the endpoint written. The endpoint is
 // read from the cache, which may lag behind this agent's own last write; a
@@ -102,8 +105,29 @@ func (s *Server) add(ctx context.Context, args *v1.IpamAddArgs) (*v1.IpamAddResp
 			}
 		}
 		if d := findNIC(ep, args.IfName); d != nil {
-			final, entry = ep, d
-			break
+			err := s.confirmEntry(ctx, ep, d, from)
+			if err == nil {
+				final, entry = ep, d
+				break
+			}
+			if errors.Is(err, errEndpointMoved) && attempt < maxWriteAttempts {
+				from = fromLive
+				continue
+			}
+			if !errors.Is(err, errEntryStale) || attempt >= maxWriteAttempts {
+				return nil, s.abandon(ctx, key, args.PodUID, held, err)
+			}
+			s.log.Warn("allocating an interface afresh: its SpiderEndpoint entry is stale", keyPod, key.String(),
+				keyPodUID, args.PodUID, "interface", args.IfName, keyError, err)
+			live, lerr := s.getEndpoint(ctx, key, fromLive)
+			if lerr == nil && live != nil && live.Status.Current.UID == args.PodUID {
+				lerr = s.dropEntry(ctx, live, args.IfName)
+			}
+			if lerr != nil {
+				return nil, s.abandon(ctx, key, args.PodUID, held, lerr)
+			}
+			from = fromLive
+			continue
 		}
 		nics, err := nicsToAllocate(pod, args.IfName, ep)
 		if err != nil {

@@ -98,7 +98,13 @@ func newEnv(t *testing.T, cfg Config, pools []*v2beta1.SpiderIPPool, objs []clie
 	if setup.wrapCache != nil {
 		cache = setup.wrapCache(kube)
 	}
-	srv, err := NewServer(cfg, Deps{Cache: cache, Live: kube, IPAM: ipam.New(store, cfg.ipamConfig()), Store: store, Metrics: metrics})
+	// Wired as Run wires production: the conflict quarantine shared by server and core.
+	if err := cfg.complete(); err != nil {
+		t.Fatal(err)
+	}
+	icfg := cfg.ipamConfig()
+	icfg.Quarantine = ipam.NewQuarantine(cfg.ConflictQuarantine)
+	srv, err := NewServer(cfg, Deps{Cache: cache, Live: kube, IPAM: ipam.New(store, icfg), Store: store, Metrics: metrics, Quarantine: icfg.Quarantine})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,3 +63,14 @@ func (q *Quarantine) Set(version int) ip.Set {
 	set, _ = ip.NewSet(version, ranges...)
 	return set
 }
+
+// Holds reports whether addr is quarantined now.
+func (q *Quarantine) Holds(addr netip.Addr) bool {
+	if q == nil {
+		return false
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	end, ok := q.until[addr.Unmap()]
+	return ok && q.now().Before(end)
+}

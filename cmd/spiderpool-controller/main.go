@@ -125,6 +125,9 @@ func run() error {
 	fs.DurationVar(&cfg.GCInterval, "gc-interval", cfg.GCInterval, "period of the full GC scan (ipam.gc.gcAll.intervalInSecond, env SPIDERPOOL_GC_DEFAULT_INTERVAL_DURATION in seconds)")
 	fs.DurationVar(&cfg.GCDeletingTimeoutDelay, "gc-deleting-timeout-delay", cfg.GCDeletingTimeoutDelay, "extra time a terminating pod keeps its IPs after its grace period (ipam.gc.gcDeletingTimeOutPodDelay)")
 	fs.BoolVar(&cfg.EnableStatefulSet, "enable-statefulset", cfg.EnableStatefulSet, "StatefulSet members keep their IPs (ipam.enableStatefulSet)")
+	fs.BoolVar(&cfg.EnableSpiderSubnet, "enable-spider-subnet", cfg.EnableSpiderSubnet, "keep SpiderSubnet status and run auto pools (ipam.spiderSubnet.enable)")
+	fs.BoolVar(&cfg.EnableAutoPool, "enable-auto-pool", cfg.EnableAutoPool, "give workloads naming a SpiderSubnet auto IPPools (ipam.spiderSubnet.autoPool.enable)")
+	fs.IntVar(&cfg.AutoPoolDefaultRedundant, "auto-pool-default-redundant-ip-number", cfg.AutoPoolDefaultRedundant, "IPs beyond the replicas in an auto pool without ipam.spidernet.io/ippool-ip-number (ipam.spiderSubnet.autoPool.defaultRedundantIPNumber)")
 	fs.StringVar(&kubeconfig, "kubeconfig", kubeconfig, "kubeconfig file; empty means in-cluster (env KUBECONFIG)")
 	fs.TextVar(&logLevel, "log-level", logLevel, "debug, info, warn or error")
 	if err := fs.Parse(os.Args[1:]); err != nil {

@@ -20,12 +20,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -50,12 +52,18 @@ type AutoPoolReconciler struct {
 	// reconcile, or the workload gets a second one and the subnet loses the addresses twice.
 	reader client.Reader
 	mu     sync.Mutex
+	// DefaultRedundant is N of the default "+N" pool size (ipam.spiderSubnet.autoPool.
+	// defaultRedundantIPNumber; upstream's default 1).
+	DefaultRedundant int
+	// Recorder, when set, receives a Warning event on a workload whose annotation cannot be
+	// honoured.
+	Recorder events.EventRecorder
 }
 
 // NewAutoPoolReconciler returns a reconciler writing through c and listing pools through reader
 // (the manager's API reader).
 func NewAutoPoolReconciler(c client.Client, reader client.Reader) *AutoPoolReconciler {
-	return &AutoPoolReconciler{client: c, reader: reader}
+	return &AutoPoolReconciler{client: c, reader: reader, DefaultRedundant: 1}
 }
 
 // workloadKind is one watched kind: its GVK and how to read it.
@@ -335,23 +343,41 @@ func subnetWants(anno map[string]string) ([]poolWant, error) {
 	return out, nil
 }
 
-// desiredIPs is the pool size: "+N" is replicas + N, "N" is N; "" is upstream's default "+1".
-func desiredIPs(ipNumber string, replicas int) (int, error) {
-	if ipNumber == "" {
-		ipNumber = "+1"
+// MaxAutoPoolIPs is the largest auto pool: an IPPool holds at most that many records
+// (ipam.DefaultMaxRecords), so a larger one could never be used, and every size is checked
+// against it before anything is allocated for it.
+const MaxAutoPoolIPs = ipam.DefaultMaxRecords
+
+// desiredIPs is the pool size: "+N" is replicas + N, "N" is N; "" is "+redundant" (upstream's
+// default "+1"). A size above MaxAutoPoolIPs is an error naming the annotation and the replicas.
+func desiredIPs(ipNumber string, replicas, redundant int) (int, error) {
+	bad := func() error {
+		return fmt.Errorf("annotation %s %q: want N or +N with N a whole number", v2beta1.AnnoSpiderSubnetPoolIPNum, ipNumber)
 	}
-	if rest, ok := strings.CutPrefix(ipNumber, "+"); ok {
-		n, err := strconv.Atoi(rest)
-		if err != nil || n < 0 {
-			return 0, fmt.Errorf("annotation %s %q: want N or +N", v2beta1.AnnoSpiderSubnetPoolIPNum, ipNumber)
-		}
-		return replicas + n, nil
+	relative, text := true, strconv.Itoa(redundant)
+	if ipNumber != "" {
+		text, relative = strings.CutPrefix(ipNumber, "+")
 	}
-	n, err := strconv.Atoi(ipNumber)
+	n, err := strconv.ParseInt(text, 10, 64)
 	if err != nil || n < 0 {
-		return 0, fmt.Errorf("annotation %s %q: want N or +N", v2beta1.AnnoSpiderSubnetPoolIPNum, ipNumber)
+		return 0, bad()
 	}
-	return n, nil
+	want := n
+	if relative {
+		want += int64(replicas)
+	}
+	if n > MaxAutoPoolIPs || want > MaxAutoPoolIPs {
+		what := fmt.Sprintf("annotation %s %q", v2beta1.AnnoSpiderSubnetPoolIPNum, ipNumber)
+		if ipNumber == "" {
+			what = fmt.Sprintf("the default size +%d", redundant)
+		}
+		if relative {
+			what += fmt.Sprintf(" with %d replicas", replicas)
+		}
+		return 0, fmt.Errorf("%s asks for an IPPool of %d IPs; an IPPool holds at most %d records: "+
+			"lower the replicas or the annotation, or give the workload a manual IPPool", what, want, MaxAutoPoolIPs)
+	}
+	return int(want), nil
 }
 
 func versionLabel(v int) string { return fmt.Sprintf("IPv%d", v) }
@@ -377,9 +403,11 @@ func (r *AutoPoolReconciler) ensurePool(ctx context.Context, app *application, w
 	if err := r.reader.List(ctx, &existing, sel); err != nil {
 		return fmt.Errorf("list auto IPPools of %s %s/%s: %w", app.gvk.Kind, app.namespace, app.name, err)
 	}
-	want, err := desiredIPs(app.ipNumber, app.replicas)
+	want, err := desiredIPs(app.ipNumber, app.replicas, r.DefaultRedundant)
 	if err != nil {
-		return nil // a bad annotation is not retried; nothing sensible to size
+		// Not retried: nothing sensible to size until the workload changes.
+		r.warn(ctx, app, "InvalidAutoPoolSize", err)
+		return nil
 	}
 	var subnet v2beta1.SpiderSubnet
 	if err := r.client.Get(ctx, types.NamespacedName{Name: w.subnet}, &subnet); err != nil {
@@ -477,14 +505,14 @@ func (r *AutoPoolReconciler) updatePool(ctx context.Context, app *application, s
 	if err != nil {
 		return fmt.Errorf("auto IPPool %q: %w", pool.Name, err)
 	}
-	have := int(current.Count())
+	have := current.Count()
 	switch {
-	case have < want:
+	case have < int64(want):
 		free, err := r.freeIPs(ctx, subnet)
 		if err != nil {
 			return err
 		}
-		more := takeAddrs(free, want-have)
+		more := takeAddrs(free, want-int(have))
 		add, err := ip.ParseSet(more, version)
 		if err != nil {
 			return err
@@ -494,23 +522,40 @@ func (r *AutoPoolReconciler) updatePool(ctx context.Context, app *application, s
 			return err
 		}
 		patched.Spec.IPs = grown.Strings()
-	case have > want:
+	case have > int64(want):
 		allocs, err := pool.Status.Allocations()
 		if err != nil {
 			return fmt.Errorf("auto IPPool %q: %w", pool.Name, err)
 		}
-		addrs := setAddrs(current)
-		// Give back the highest unallocated addresses first, keeping the pool compact at the start.
-		drop := have - want
-		keep := make([]string, 0, len(addrs))
-		for i := len(addrs) - 1; i >= 0; i-- {
-			s := ip.FormatAddr(addrs[i])
-			if _, used := allocs[s]; drop > 0 && !used {
-				drop--
-				continue
+		// Keep every allocated address and the lowest unallocated ones up to want, giving back
+		// the highest: the pool stays compact at the start. The walk visits at most
+		// want + len(allocs) addresses, whatever the pool's size (an IPv6 pool may hold 2^64).
+		var kept []ip.Range
+		for a := range allocs {
+			if addr, err := netip.ParseAddr(a); err == nil && current.Contains(addr) {
+				kept = append(kept, ip.Range{First: addr, Last: addr})
 			}
-			keep = append(keep, s)
 		}
+		needFree := want - len(kept)
+		for _, rg := range current.Ranges() {
+			for a := rg.First; needFree > 0; a = a.Next() {
+				if _, used := allocs[ip.FormatAddr(a)]; !used {
+					kept = append(kept, ip.Range{First: a, Last: a})
+					needFree--
+				}
+				if a == rg.Last {
+					break
+				}
+			}
+			if needFree <= 0 {
+				break
+			}
+		}
+		keptSet, err := ip.NewSet(version, kept...)
+		if err != nil {
+			return err
+		}
+		keep := keptSet.Strings()
 		shrunk, err := ip.ParseSet(keep, version)
 		if err != nil {
 			return err
@@ -599,7 +644,7 @@ func (r *AutoPoolReconciler) freeIPs(ctx context.Context, subnet *v2beta1.Spider
 
 // takeAddrs returns up to n addresses of s, lowest first.
 func takeAddrs(s ip.Set, n int) []string {
-	out := make([]string, 0, n)
+	out := make([]string, 0, min(n, 1024))
 	for _, rg := range s.Ranges() {
 		for a := rg.First; len(out) < n; a = a.Next() {
 			out = append(out, ip.FormatAddr(a))
@@ -609,20 +654,6 @@ func takeAddrs(s ip.Set, n int) []string {
 		}
 		if len(out) == n {
 			break
-		}
-	}
-	return out
-}
-
-// setAddrs lists the addresses of a pool-sized set.
-func setAddrs(s ip.Set) []netip.Addr {
-	var out []netip.Addr
-	for _, rg := range s.Ranges() {
-		for a := rg.First; ; a = a.Next() {
-			out = append(out, a)
-			if a == rg.Last {
-				break
-			}
 		}
 	}
 	return out
@@ -643,4 +674,17 @@ func autoPoolName(version int, app, nic string) string {
 		app = strings.TrimRight(app[:max(room, 0)], "-.")
 	}
 	return prefix + app + suffix
+}
+
+// warn records err on the workload: a Warning event when a recorder is set, and the log.
+func (r *AutoPoolReconciler) warn(ctx context.Context, app *application, reason string, err error) {
+	logf.FromContext(ctx).Info("auto IPPool not sized", "workload", app.gvk.Kind+" "+app.namespace+"/"+app.name, "reason", reason, "error", err.Error())
+	if r.Recorder == nil {
+		return
+	}
+	ref := &metav1.PartialObjectMetadata{
+		TypeMeta:   metav1.TypeMeta{APIVersion: app.gvk.GroupVersion().String(), Kind: app.gvk.Kind},
+		ObjectMeta: metav1.ObjectMeta{Namespace: app.namespace, Name: app.name, UID: app.uid},
+	}
+	r.Recorder.Eventf(ref, nil, corev1.EventTypeWarning, reason, "SizeAutoIPPool", "%s", err.Error())
 }

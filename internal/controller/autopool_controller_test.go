@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
@@ -205,19 +206,82 @@ func TestAutoPoolKeptForReuse(t *testing.T) {
 
 func TestDesiredIPs(t *testing.T) {
 	tests := []struct {
-		in       string
-		replicas int
-		want     int
-		err      bool
+		in        string
+		replicas  int
+		redundant int
+		want      int
+		err       string
 	}{
-		{"", 2, 3, false}, {"+1", 2, 3, false}, {"+0", 4, 4, false}, {"5", 2, 5, false},
-		{"x", 1, 0, true}, {"+-1", 1, 0, true}, {"-2", 1, 0, true},
+		{"", 2, 1, 3, ""}, {"+1", 2, 1, 3, ""}, {"+0", 4, 1, 4, ""}, {"5", 2, 1, 5, ""}, {"", 2, 3, 5, ""},
+		{"5000", 9999, 1, 5000, ""}, {"+4999", 1, 1, 5000, ""},
+		{"x", 1, 1, 0, "want N or +N"}, {"+-1", 1, 1, 0, "want N or +N"}, {"-2", 1, 1, 0, "want N or +N"},
+		{"99999999999999999999", 1, 1, 0, "want N or +N"}, {"1e3", 1, 1, 0, "want N or +N"},
+		// Defect 2 of the fault issue: these made the controller allocate slices of that size.
+		{"100000000000", 1, 1, 0, "asks for an IPPool of 100000000000 IPs; an IPPool holds at most 5000"},
+		{"", 2147483647, 1, 0, "the default size +1 with 2147483647 replicas asks for an IPPool of 2147483648 IPs"},
+		{"+5000", 1, 1, 0, "with 1 replicas asks for an IPPool of 5001 IPs"},
+		{"+9223372036854775807", 1, 1, 0, "asks for an IPPool of"},
 	}
 	for _, tt := range tests {
-		got, err := desiredIPs(tt.in, tt.replicas)
-		if (err != nil) != tt.err || got != tt.want {
-			t.Errorf("desiredIPs(%q, %d) = %d, %v; want %d, err %v", tt.in, tt.replicas, got, err, tt.want, tt.err)
+		got, err := desiredIPs(tt.in, tt.replicas, tt.redundant)
+		if got != tt.want || (err == nil) != (tt.err == "") || (err != nil && !strings.Contains(err.Error(), tt.err)) {
+			t.Errorf("desiredIPs(%q, %d, %d) = %d, %v; want %d, error with %q", tt.in, tt.replicas, tt.redundant, got, err, tt.want, tt.err)
 		}
+	}
+}
+
+// TestAutoPoolAbsurdSize is defect 2 of the fault issue: a workload asking for 10^11 addresses
+// (or 2^31-1 replicas) got the controller to allocate a slice of that size before looking at the
+// subnet. Now nothing is created, nothing is allocated and a Warning names the annotation.
+func TestAutoPoolAbsurdSize(t *testing.T) {
+	subnet := makeSubnet("s4", "10.170.0.0/16", []string{"10.170.0.10-10.170.0.60"}, nil)
+	for name, dep := range map[string]*appsv1.Deployment{
+		"huge-annotation": makeAutoDeployment("huge-annotation", 2, map[string]string{
+			v2beta1.AnnoSpiderSubnet: `{"ipv4":["s4"]}`, v2beta1.AnnoSpiderSubnetPoolIPNum: "100000000000"}),
+		"huge-replicas": makeAutoDeployment("huge-replicas", 2147483647, map[string]string{v2beta1.AnnoSpiderSubnet: `{"ipv4":["s4"]}`}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := fake.NewClientBuilder().WithScheme(NewScheme()).WithObjects(subnet.DeepCopy(), dep).
+				WithStatusSubresource(&v2beta1.SpiderIPPool{}).Build()
+			rec := events.NewFakeRecorder(4)
+			r := NewAutoPoolReconciler(c, c)
+			r.Recorder = rec
+			k := &kindReconciler{r: r, kind: deploymentKind}
+			if _, err := k.Reconcile(context.Background(), reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "default", Name: name}}); err != nil {
+				t.Fatal(err)
+			}
+			if pools := autoPools(t, c, name); len(pools) != 0 {
+				t.Errorf("%d auto pools created", len(pools))
+			}
+			select {
+			case ev := <-rec.Events:
+				if !strings.Contains(ev, "Warning InvalidAutoPoolSize") || !strings.Contains(ev, "an IPPool holds at most 5000") {
+					t.Errorf("event %q", ev)
+				}
+			default:
+				t.Error("no Warning event on the workload")
+			}
+		})
+	}
+}
+
+// A pool whose spec.ips is a whole IPv6 /64 (an auto pool edited by hand) shrinks by walking only
+// the addresses it gives back, not by listing the pool.
+func TestAutoPoolShrinkHugePool(t *testing.T) {
+	subnet := makeSubnet("s6", "fd00:170::/64", []string{"fd00:170::a-fd00:170::ffff:ffff:ffff:ffff"}, nil)
+	subnet.Spec.IPVersion = ptr.To(int64(6))
+	dep := makeAutoDeployment("v6", 2, map[string]string{v2beta1.AnnoSpiderSubnet: `{"ipv6":["s6"]}`})
+	c := fake.NewClientBuilder().WithScheme(NewScheme()).WithObjects(subnet, dep).
+		WithStatusSubresource(&v2beta1.SpiderIPPool{}).Build()
+	reconcileAuto(t, c, deploymentKind, "v6")
+	pool := onePool(t, c, "v6")
+	pool.Spec.IPs = []string{"fd00:170::a-fd00:170::ffff:ffff:ffff:ffff"}
+	if err := c.Update(context.Background(), pool); err != nil {
+		t.Fatal(err)
+	}
+	reconcileAuto(t, c, deploymentKind, "v6")
+	if got := onePool(t, c, "v6").Spec.IPs; !cmp.Equal(got, []string{"fd00:170::a-fd00:170::c"}) {
+		t.Errorf("shrunk pool %v, want the three lowest addresses", got)
 	}
 }
 
@@ -283,4 +347,22 @@ func TestAutoPoolWaitsForSubnet(t *testing.T) {
 	if got := onePool(t, c, "early"); !cmp.Equal(got.Spec.IPs, []string{"10.170.0.10-10.170.0.11"}) {
 		t.Errorf("ips %v", got.Spec.IPs)
 	}
+}
+
+// FuzzDesiredIPs: any annotation and replica count gives either an error or a size the
+// controller can carve (0 to MaxAutoPoolIPs), never a panic or an overflowed size.
+func FuzzDesiredIPs(f *testing.F) {
+	for _, s := range []string{"", "+1", "5", "100000000000", "+9223372036854775807", "-1", "+", "1e3"} {
+		f.Add(s, int32(2), uint16(1))
+	}
+	f.Add("", int32(2147483647), uint16(1))
+	f.Fuzz(func(t *testing.T, ipNumber string, replicas int32, redundant uint16) {
+		if replicas < 0 {
+			replicas = -replicas
+		}
+		n, err := desiredIPs(ipNumber, int(replicas), int(redundant))
+		if err == nil && (n < 0 || n > MaxAutoPoolIPs) {
+			t.Fatalf("desiredIPs(%q, %d, %d) = %d", ipNumber, replicas, redundant, n)
+		}
+	})
 }

@@ -80,6 +80,14 @@ type Config struct {
 	GCDeletingTimeoutDelay time.Duration
 	// EnableStatefulSet is ipam.enableStatefulSet: StatefulSet members keep their IPs.
 	EnableStatefulSet bool
+	// EnableSpiderSubnet is ipam.spiderSubnet.enable: SpiderSubnet status and auto pools run.
+	EnableSpiderSubnet bool
+	// EnableAutoPool is ipam.spiderSubnet.autoPool.enable: workloads naming a SpiderSubnet get
+	// auto pools (only with EnableSpiderSubnet).
+	EnableAutoPool bool
+	// AutoPoolDefaultRedundant is ipam.spiderSubnet.autoPool.defaultRedundantIPNumber: an auto
+	// pool without ipam.spidernet.io/ippool-ip-number holds replicas + this many IPs.
+	AutoPoolDefaultRedundant int
 	// SkipNameValidation allows several managers in one process (tests, the sandbox); controller
 	// names are otherwise process-wide unique.
 	SkipNameValidation bool
@@ -88,23 +96,26 @@ type Config struct {
 // DefaultConfig returns the Helm defaults.
 func DefaultConfig() Config {
 	return Config{
-		InstallNamespace:  DefaultInstallNamespace,
-		HealthAddr:        DefaultHealthAddr,
-		HTTPAPI:           true,
-		MetricsAddr:       DefaultMetricsAddr,
-		LeaderElection:    true,
-		CoordinatorName:   "default",
-		EnsureCoordinator: true,
-		CNIConfigDir:      DefaultCNIConfigDir,
-		CiliumConfigMap:   DefaultCiliumConfigMap.String(),
-		WebhookPort:       webhook.DefaultPort,
-		WebhookCertDir:    "/tmp/k8s-webhook-server/serving-certs",
-		WebhookTLSMethod:  "auto",
-		EnableIPv4:        true,
-		EnableIPv6:        true,
-		GCEnabled:         true,
-		GCInterval:        DefaultGCInterval,
-		EnableStatefulSet: true,
+		InstallNamespace:         DefaultInstallNamespace,
+		HealthAddr:               DefaultHealthAddr,
+		HTTPAPI:                  true,
+		MetricsAddr:              DefaultMetricsAddr,
+		LeaderElection:           true,
+		CoordinatorName:          "default",
+		EnsureCoordinator:        true,
+		CNIConfigDir:             DefaultCNIConfigDir,
+		CiliumConfigMap:          DefaultCiliumConfigMap.String(),
+		WebhookPort:              webhook.DefaultPort,
+		WebhookCertDir:           "/tmp/k8s-webhook-server/serving-certs",
+		WebhookTLSMethod:         "auto",
+		EnableIPv4:               true,
+		EnableIPv6:               true,
+		GCEnabled:                true,
+		GCInterval:               DefaultGCInterval,
+		EnableStatefulSet:        true,
+		EnableSpiderSubnet:       true,
+		EnableAutoPool:           true,
+		AutoPoolDefaultRedundant: 1,
 	}
 }
 
@@ -208,11 +219,21 @@ func setup(mgr ctrl.Manager, cfg Config, gcOut **GCReconciler) error {
 	if err := NewIPPoolReconciler(mgr.GetClient()).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up SpiderIPPool reconciler: %w", err)
 	}
-	if err := NewSubnetReconciler(mgr.GetClient()).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("set up SpiderSubnet reconciler: %w", err)
+	if cfg.EnableSpiderSubnet {
+		if err := NewSubnetReconciler(mgr.GetClient()).SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("set up SpiderSubnet reconciler: %w", err)
+		}
 	}
-	if err := NewAutoPoolReconciler(mgr.GetClient(), mgr.GetAPIReader()).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("set up auto-pool reconciler: %w", err)
+	if cfg.EnableSpiderSubnet && cfg.EnableAutoPool {
+		if cfg.AutoPoolDefaultRedundant < 0 || cfg.AutoPoolDefaultRedundant > MaxAutoPoolIPs {
+			return fmt.Errorf("auto-pool default redundant IP number %d: want 0 to %d", cfg.AutoPoolDefaultRedundant, MaxAutoPoolIPs)
+		}
+		auto := NewAutoPoolReconciler(mgr.GetClient(), mgr.GetAPIReader())
+		auto.DefaultRedundant = cfg.AutoPoolDefaultRedundant
+		auto.Recorder = recorder
+		if err := auto.SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("set up auto-pool reconciler: %w", err)
+		}
 	}
 	if err := NewMultusConfigReconciler(mgr.GetClient(), recorder).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up SpiderMultusConfig reconciler: %w", err)

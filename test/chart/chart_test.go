@@ -467,6 +467,8 @@ func TestChartConfigMapMatchesFlags(t *testing.T) {
 				{"enableStatefulSet", c["enableStatefulSet"], a["enable-statefulset"]},
 				{"enableStatefulSet", c["enableStatefulSet"], ctl["enable-statefulset"]},
 				{"enableAutoPoolForApplication", c["enableAutoPoolForApplication"], a["enable-auto-pool"]},
+				{"enableAutoPoolForApplication", c["enableAutoPoolForApplication"], ctl["enable-auto-pool"]},
+				{"enableSpiderSubnet", c["enableSpiderSubnet"], ctl["enable-spider-subnet"]},
 				{"enableIPConflictDetection", c["enableIPConflictDetection"], a["enable-ip-conflict-detection"]},
 				{"enableGatewayDetection", c["enableGatewayDetection"], a["enable-gateway-detection"]},
 				{"ipamUnixSocketPath", c["ipamUnixSocketPath"], a["socket-path"]},
@@ -478,6 +480,12 @@ func TestChartConfigMapMatchesFlags(t *testing.T) {
 				if got := toString(p.conf); got != p.flag {
 					t.Errorf("spiderpool-conf %s = %s, flag says %q", p.key, got, p.flag)
 				}
+			}
+			if n := c["clusterSubnetDefaultFlexibleIPNumber"]; c["enableAutoPoolForApplication"] == true && toString(n) != ctl["auto-pool-default-redundant-ip-number"] {
+				t.Errorf("spiderpool-conf clusterSubnetDefaultFlexibleIPNumber = %v, controller flag says %q", n, ctl["auto-pool-default-redundant-ip-number"])
+			}
+			if ctl["auto-pool-default-redundant-ip-number"] == "" {
+				t.Error("the controller has no --auto-pool-default-redundant-ip-number")
 			}
 		})
 	}

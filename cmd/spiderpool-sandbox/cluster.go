@@ -99,10 +99,10 @@ func serveCluster(f upFlags) int {
 	}
 	fmt.Fprintln(out, "\nphases:")
 	for _, p := range c.Phases {
-		fmt.Fprintf(out, "  %-34s %6.1fs\n", p.Name, p.Took.Seconds())
+		fmt.Fprintf(out, "  %-46s %6.1fs\n", p.Name, p.Took.Seconds())
 	}
 	for _, n := range c.Nodes {
-		fmt.Fprintf(out, "  node %-29s peak %d MiB\n", n.Name, n.PeakMiB())
+		fmt.Fprintf(out, "  node %-41s peak %d MiB\n", n.Name, n.PeakMiB())
 	}
 	if st.Phase != sandbox.PhaseFailed {
 		st.Phase = sandbox.PhaseReady

@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -70,6 +71,13 @@ type GCOptions struct {
 	// EnableStatefulSet is ipam.enableStatefulSet: a StatefulSet pod that its StatefulSet expects
 	// keeps its endpoint and IPs while it is gone (SPEC.md 3.7).
 	EnableStatefulSet bool
+	// KeepTerminatingOnReadyNode is ipam.gc.statelessPod.zombieOnReadyNode=false: a pod past its
+	// window on a Ready node keeps its IPs (its kubelet is up and sends DEL when it is done).
+	KeepTerminatingOnReadyNode bool
+	// KeepTerminatingOnNotReadyNode is zombieOnNotReadyNode=false: a pod past its window on a node
+	// that is not Ready (or gone) keeps its IPs. A node whose kubelet died may still run the pod's
+	// containers, which keep answering for the address; this is the safe setting there.
+	KeepTerminatingOnNotReadyNode bool
 }
 
 // GCReconciler reclaims IP records and SpiderEndpoints whose pods are gone, were replaced, finished
@@ -87,6 +95,12 @@ type GCReconciler struct {
 	store  ipam.Store
 	opts   GCOptions
 	now    func() time.Time
+
+	// terminatingSince is when this controller first saw each terminating pod UID, on its own
+	// clock: a pod's window is measured from there, so a controller clock running ahead of the
+	// API server's cannot end it early (deletionTimestamp is the API server's time).
+	mu               sync.Mutex
+	terminatingSince map[string]time.Time
 
 	trigger chan struct{}
 }
@@ -110,7 +124,55 @@ func NewGCReconciler(c client.Client, reader client.Reader, store ipam.Store, op
 		opts:    opts,
 		now:     time.Now,
 		trigger: make(chan struct{}, 1),
+
+		terminatingSince: map[string]time.Time{},
 	}
+}
+
+// windowEnd returns when terminating pod's window ends: deletionGracePeriodSeconds + 1 s (the
+// timestamp's rounding) + the delay after this controller first saw it terminating, and never
+// before deletionTimestamp + 1 s + the delay.
+func (r *GCReconciler) windowEnd(pod *corev1.Pod) time.Time {
+	r.mu.Lock()
+	since, ok := r.terminatingSince[string(pod.UID)]
+	if !ok {
+		since = r.now()
+		r.terminatingSince[string(pod.UID)] = since
+	}
+	r.mu.Unlock()
+	grace := time.Duration(ptr.Deref(pod.DeletionGracePeriodSeconds, 0)) * time.Second
+	end := since.Add(grace + time.Second + r.opts.DeletingTimeoutDelay)
+	if byAPI := pod.DeletionTimestamp.Add(time.Second + r.opts.DeletingTimeoutDelay); byAPI.After(end) {
+		end = byAPI
+	}
+	return end
+}
+
+// forget drops what windowEnd remembers of uid.
+func (r *GCReconciler) forget(uid string) {
+	r.mu.Lock()
+	delete(r.terminatingSince, uid)
+	r.mu.Unlock()
+}
+
+// nodeReady reports whether the pod's node exists and is Ready.
+func (r *GCReconciler) nodeReady(ctx context.Context, name string) (bool, error) {
+	if name == "" {
+		return false, nil
+	}
+	node := &corev1.Node{}
+	if err := r.client.Get(ctx, types.NamespacedName{Name: name}, node); err != nil {
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("get node %s: %w", name, err)
+	}
+	for _, c := range node.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue, nil
+		}
+	}
+	return false, nil
 }
 
 // SetupWithManager watches pods and pools and adds the periodic full scan, which runs on the leader
@@ -335,6 +397,13 @@ func (r *GCReconciler) collect(ctx context.Context, key types.NamespacedName) (t
 			}
 		}
 	}
+	if len(errs) == 0 {
+		for uid, v := range verdicts {
+			if v.release {
+				r.forget(uid)
+			}
+		}
+	}
 	return wait, errors.Join(errs...)
 }
 
@@ -389,12 +458,16 @@ func (r *GCReconciler) decide(ctx context.Context, uid string, pod *corev1.Pod, 
 		}
 		reason := GCReasonPodFinished
 		if !podFinished(pod) {
-			// deletionTimestamp is when the grace period ends, so the pod has been terminating for
-			// longer than deletionGracePeriodSeconds + the delay once it lies that far behind. It is
-			// stored with second precision, rounded down: one more second keeps the whole grace.
-			deadline := pod.DeletionTimestamp.Add(time.Second + r.opts.DeletingTimeoutDelay)
-			if left := deadline.Sub(r.now()); left > 0 {
+			if left := r.windowEnd(pod).Sub(r.now()); left > 0 {
 				return verdict{wait: left}, nil
+			}
+			ready, err := r.nodeReady(ctx, pod.Spec.NodeName)
+			if err != nil {
+				return verdict{}, err
+			}
+			if (ready && r.opts.KeepTerminatingOnReadyNode) || (!ready && r.opts.KeepTerminatingOnNotReadyNode) {
+				// Kept by the settings; the pod's own events and the full scan look again.
+				return verdict{}, nil
 			}
 			reason = GCReasonTerminatingTimeout
 		}
@@ -545,6 +618,15 @@ func (r *GCReconciler) runFullScans(ctx context.Context) error {
 // missing from the list is never one that was too new to be in it. Candidates are then confirmed
 // one pod name at a time against the API server, like an event.
 func (r *GCReconciler) FullScan(ctx context.Context) error {
+	// Pods that ended without a release here (their kubelet's DEL did it) leave their first
+	// sighting behind; a day is far beyond any grace period.
+	r.mu.Lock()
+	for uid, since := range r.terminatingSince {
+		if r.now().Sub(since) > 24*time.Hour {
+			delete(r.terminatingSince, uid)
+		}
+	}
+	r.mu.Unlock()
 	pools, err := r.store.Pools(ctx)
 	if err != nil {
 		return err

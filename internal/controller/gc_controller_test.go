@@ -194,12 +194,15 @@ func TestGCRules(t *testing.T) {
 			wantReason:  GCReasonPodFinished,
 		},
 		{
-			name:        "terminating past its grace period",
+			// deletionTimestamp is the API server's clock: first seen now, the pod keeps its IPs for a
+			// whole grace period on this controller's clock (TestGCTerminatingClockSkew).
+			name:        "terminating past its grace period by the API server's clock, first seen now",
 			pod:         "web",
 			pool:        basePool().Allocated("10.6.0.10", "default/web", "u1"),
 			objs:        []client.Object{gcPod("web", "u1", terminating(30, -2*time.Second)), gcEndpoint("web", "u1", "p", "10.6.0.10", "")},
-			wantRecords: map[string]string{},
-			wantReason:  GCReasonTerminatingTimeout,
+			wantRecords: map[string]string{"10.6.0.10": "u1"},
+			wantEP:      "u1",
+			wantRequeue: true,
 		},
 		{
 			name:        "terminating within its grace period",
@@ -317,13 +320,14 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	return m.GetCounter().GetValue()
 }
 
-// The terminating pod is looked at again when its window closes, and released then.
+// The terminating pod is looked at again when its window closes, and released then. The window
+// runs on this controller's clock from its first sighting of the deletion.
 func TestGCTerminatingRequeuedUntilDeadline(t *testing.T) {
 	f := newGCFixture(t, GCOptions{DeletingTimeoutDelay: 5 * time.Second}, basePool().Allocated("10.6.0.10", "default/web", "u1"),
 		gcPod("web", "u1", terminating(30, 10*time.Second)))
 	res := f.reconcile(t, "web")
-	if res.RequeueAfter != 16*time.Second {
-		t.Fatalf("RequeueAfter = %v, want 16s (grace end + delay + 1s of timestamp rounding)", res.RequeueAfter)
+	if res.RequeueAfter != 36*time.Second {
+		t.Fatalf("RequeueAfter = %v, want 36s (the whole grace from the first sighting + delay + 1s of timestamp rounding)", res.RequeueAfter)
 	}
 	f.r.now = func() time.Time { return gcNow.Add(res.RequeueAfter) }
 	f.reconcile(t, "web")
@@ -420,5 +424,60 @@ func TestGCStatefulSetToEndpoints(t *testing.T) {
 	f = newGCFixture(t, GCOptions{}, basePool(), objs...)
 	if got := f.r.statefulSetToEndpoints(context.Background(), gcStatefulSet("db", 1)); len(got) != 0 {
 		t.Errorf("requests with StatefulSet handling off: %v", got)
+	}
+}
+
+// TestGCTerminatingClockSkew is part of defect 3 of the fault issue: with the controller's clock
+// five minutes ahead of the API server's, a pod deleted a moment ago looks five minutes past its
+// grace period. It keeps its IPs for its grace period on the controller's own clock.
+func TestGCTerminatingClockSkew(t *testing.T) {
+	f := newGCFixture(t, GCOptions{}, basePool().Allocated("10.6.0.10", "default/web", "u1"),
+		gcPod("web", "u1", terminating(30, -5*time.Minute+30*time.Second)), gcEndpoint("web", "u1", "p", "10.6.0.10", ""))
+	res := f.reconcile(t, "web")
+	if recs := f.records(t); len(recs) != 1 || res.RequeueAfter != 31*time.Second {
+		t.Fatalf("right after the deletion: records %v, requeue %v; want the record kept and a look in 31s", recs, res.RequeueAfter)
+	}
+	f.r.now = func() time.Time { return gcNow.Add(res.RequeueAfter) }
+	f.reconcile(t, "web")
+	if recs := f.records(t); len(recs) != 0 {
+		t.Errorf("records after the grace period on the controller's clock: %v", recs)
+	}
+}
+
+// TestGCTerminatingNodeSettings is the rest of defect 3: a pod past its window gives its IPs
+// back according to its node's state and ipam.gc.statelessPod.zombieOnReadyNode /
+// zombieOnNotReadyNode (a node whose kubelet died may still run the pod's containers).
+func TestGCTerminatingNodeSettings(t *testing.T) {
+	node := func(name string, ready corev1.ConditionStatus) *corev1.Node {
+		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: ready}}}}
+	}
+	onNode := func(n string) func(*corev1.Pod) { return func(p *corev1.Pod) { p.Spec.NodeName = n } }
+	for _, tc := range []struct {
+		name     string
+		opts     GCOptions
+		nodeName string
+		released bool
+	}{
+		{"ready node, defaults", GCOptions{}, "up", true},
+		{"not-ready node, defaults", GCOptions{}, "down", true},
+		{"ready node, zombieOnReadyNode=false", GCOptions{KeepTerminatingOnReadyNode: true}, "up", false},
+		{"not-ready node, zombieOnReadyNode=false", GCOptions{KeepTerminatingOnReadyNode: true}, "down", true},
+		{"not-ready node, zombieOnNotReadyNode=false", GCOptions{KeepTerminatingOnNotReadyNode: true}, "down", false},
+		{"unknown node state, zombieOnNotReadyNode=false", GCOptions{KeepTerminatingOnNotReadyNode: true}, "unknown", false},
+		{"node gone, zombieOnNotReadyNode=false", GCOptions{KeepTerminatingOnNotReadyNode: true}, "gone", false},
+		{"ready node, zombieOnNotReadyNode=false", GCOptions{KeepTerminatingOnNotReadyNode: true}, "up", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newGCFixture(t, tc.opts, basePool().Allocated("10.6.0.10", "default/web", "u1"),
+				node("up", corev1.ConditionTrue), node("down", corev1.ConditionFalse), node("unknown", corev1.ConditionUnknown),
+				gcPod("web", "u1", terminating(30, 0), onNode(tc.nodeName)), gcEndpoint("web", "u1", "p", "10.6.0.10", ""))
+			f.reconcile(t, "web") // first sighting
+			f.r.now = func() time.Time { return gcNow.Add(time.Hour) }
+			f.reconcile(t, "web")
+			if got := len(f.records(t)) == 0; got != tc.released {
+				t.Errorf("released %v, want %v (records %v)", got, tc.released, f.records(t))
+			}
+		})
 	}
 }

@@ -80,6 +80,10 @@ type Config struct {
 	GCDeletingTimeoutDelay time.Duration
 	// EnableStatefulSet is ipam.enableStatefulSet: StatefulSet members keep their IPs.
 	EnableStatefulSet bool
+	// GCZombieOnReadyNode and GCZombieOnNotReadyNode are ipam.gc.statelessPod.zombieOnReadyNode and
+	// zombieOnNotReadyNode: whether a pod terminating past its window gives its IPs back when its
+	// node is Ready, and when it is not.
+	GCZombieOnReadyNode, GCZombieOnNotReadyNode bool
 	// EnableSpiderSubnet is ipam.spiderSubnet.enable: SpiderSubnet status and auto pools run.
 	EnableSpiderSubnet bool
 	// EnableAutoPool is ipam.spiderSubnet.autoPool.enable: workloads naming a SpiderSubnet get
@@ -113,6 +117,8 @@ func DefaultConfig() Config {
 		GCEnabled:                true,
 		GCInterval:               DefaultGCInterval,
 		EnableStatefulSet:        true,
+		GCZombieOnReadyNode:      true,
+		GCZombieOnNotReadyNode:   true,
 		EnableSpiderSubnet:       true,
 		EnableAutoPool:           true,
 		AutoPoolDefaultRedundant: 1,
@@ -270,7 +276,8 @@ func setup(mgr ctrl.Manager, cfg Config, gcOut **GCReconciler) error {
 		}
 		store := kubestore.New(mgr.GetCache(), live, kubestore.Options{})
 		gc := NewGCReconciler(mgr.GetClient(), mgr.GetAPIReader(), store, GCOptions{
-			Interval: cfg.GCInterval, DeletingTimeoutDelay: cfg.GCDeletingTimeoutDelay, EnableStatefulSet: cfg.EnableStatefulSet})
+			Interval: cfg.GCInterval, DeletingTimeoutDelay: cfg.GCDeletingTimeoutDelay, EnableStatefulSet: cfg.EnableStatefulSet,
+			KeepTerminatingOnReadyNode: !cfg.GCZombieOnReadyNode, KeepTerminatingOnNotReadyNode: !cfg.GCZombieOnNotReadyNode})
 		if err := gc.SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("set up IP GC: %w", err)
 		}

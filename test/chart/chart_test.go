@@ -313,6 +313,7 @@ func TestChartRefusesWhatBinariesCannotDo(t *testing.T) {
 		{[]string{"--set", "spiderpoolController.tls.secretName=other"}, "spiderpoolController.tls.secretName"},
 		{[]string{"--set", "spiderpoolController.tls.method=provided"}, "spiderpoolController.tls.provided"},
 		{[]string{"--set", "ipam.enableIPv4=false", "--set", "ipam.enableIPv6=false"}, "enable at least one IP family"},
+		{[]string{"--set", "ipam.gc.statelessPod.enableGcRunningPodOnEmptyPodStatusIPs=true"}, "enableGcRunningPodOnEmptyPodStatusIPs=true: reclaiming"},
 	} {
 		_, err := Template(helm, dir, tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -473,6 +474,7 @@ func TestChartConfigMapMatchesFlags(t *testing.T) {
 				{"enableGatewayDetection", c["enableGatewayDetection"], a["enable-gateway-detection"]},
 				{"ipamUnixSocketPath", c["ipamUnixSocketPath"], a["socket-path"]},
 				{"gc.enabled", gc["enabled"], ctl["gc-enabled"]},
+
 				{"gc.intervalInSecond", gc["intervalInSecond"], strings.TrimSuffix(ctl["gc-interval"], "s")},
 				{"coordinatorName", c["coordinatorName"], a["coordinator-name"]},
 				{"ciliumConfigMap", c["ciliumConfigMap"], ctl["cilium-configmap"]},
@@ -572,4 +574,16 @@ func hasPort(c corev1.Container, name string, port int32) bool {
 		}
 	}
 	return false
+}
+
+// TestChartGCZombieSettings: ipam.gc.statelessPod.* reach the controller.
+func TestChartGCZombieSettings(t *testing.T) {
+	for _, tc := range []struct{ ready, notReady string }{{"true", "true"}, {"true", "false"}, {"false", "true"}} {
+		m := render(t, "--set", "ipam.gc.statelessPod.zombieOnReadyNode="+tc.ready, "--set", "ipam.gc.statelessPod.zombieOnNotReadyNode="+tc.notReady)
+		ctl := flags(t, container(t, m.deployment(t, controller).Spec.Template.Spec, controller))
+		if ctl["gc-zombie-on-ready-node"] != tc.ready || ctl["gc-zombie-on-not-ready-node"] != tc.notReady {
+			t.Errorf("zombieOnReadyNode=%s zombieOnNotReadyNode=%s: flags %q %q", tc.ready, tc.notReady,
+				ctl["gc-zombie-on-ready-node"], ctl["gc-zombie-on-not-ready-node"])
+		}
+	}
 }

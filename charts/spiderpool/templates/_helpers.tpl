@@ -98,6 +98,9 @@ either name, so renaming them here would point the apiserver at nothing.
 {{- if not (or .Values.ipam.enableIPv4 .Values.ipam.enableIPv6) -}}
 {{- fail "ipam.enableIPv4 and ipam.enableIPv6 are both false: enable at least one IP family" -}}
 {{- end -}}
+{{- if .Values.ipam.gc.statelessPod.enableGcRunningPodOnEmptyPodStatusIPs -}}
+{{- fail "ipam.gc.statelessPod.enableGcRunningPodOnEmptyPodStatusIPs=true: reclaiming the IPs of running pods without status.podIPs is not built in this release; leave it false" -}}
+{{- end -}}
 {{- if eq .Values.spiderpoolController.tls.method "auto" -}}
 {{- if ne (include "spiderpool.controller.name" .) "spiderpool-controller" -}}
 {{- fail (printf "spiderpoolController.name %q: with spiderpoolController.tls.method=auto the controller registers its webhooks for the Service \"spiderpool-controller\"; keep that name or use tls.method provided/certmanager" .Values.spiderpoolController.name) -}}

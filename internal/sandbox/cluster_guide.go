@@ -268,9 +268,7 @@ func (c *Cluster) Verify(ctx context.Context) ([]ClusterCheck, error) {
 			continue
 		}
 		exec := func(to, how string, cmd ...string) {
-			args := append([]string{"exec", "-n", "default", src.Name, "--"}, cmd...)
-			err := c.settle(ctx, func() error { _, err := c.Kubectl(ctx, args...); return err })
-			checks = append(checks, ClusterCheck{From: src.Name, To: to, How: how, Err: err})
+			checks = append(checks, c.podCheck(ctx, src.Name, to, how, cmd...))
 		}
 		node := c.topo.nodes[c.nodeIndex(src.Node)]
 		gw := node.nics[0].gateway.String()
@@ -322,6 +320,13 @@ func (c *Cluster) verifyAWS(ctx context.Context) ([]ClusterCheck, error) {
 		checks = append(checks, ClusterCheck{From: "kubectl", To: "nginx-lb-1", How: "pods", Err: fmt.Errorf("%d pods running, want 2", len(pods))})
 	}
 	return checks, nil
+}
+
+// podCheck runs cmd in pod (namespace default) with kubectl exec, as a guide's check.
+func (c *Cluster) podCheck(ctx context.Context, pod, to, how string, cmd ...string) ClusterCheck {
+	args := append([]string{"exec", "-n", "default", pod, "--"}, cmd...)
+	err := c.settle(ctx, func() error { _, err := c.Kubectl(ctx, args...); return err })
+	return ClusterCheck{From: pod, To: to, How: how, Err: err}
 }
 
 // settleTime is how long a check is retried before it counts as failed. The guides' pods have

@@ -251,9 +251,7 @@ func (c *Cluster) verifyOverlay(ctx context.Context) ([]ClusterCheck, error) {
 			continue
 		}
 		exec := func(to, how string, cmd ...string) {
-			args := append([]string{"exec", "-n", "default", src.Name, "--"}, cmd...)
-			err := c.settle(ctx, func() error { _, err := c.Kubectl(ctx, args...); return err })
-			checks = append(checks, ClusterCheck{From: src.Name, To: to, How: how, Err: err})
+			checks = append(checks, c.podCheck(ctx, src.Name, to, how, cmd...))
 		}
 		node := c.topo.nodes[c.nodeIndex(src.Node)]
 		exec(fmt.Sprintf("own node %s", src.Node), "ping", "ping", "-c", "2", "-W", "2", node.ip().String())

@@ -585,8 +585,18 @@ func (r *GCReconciler) deleteEndpoint(ctx context.Context, ep *v2beta1.SpiderEnd
 			return client.IgnoreNotFound(fmt.Errorf("remove finalizer of SpiderEndpoint %s: %w", key, err))
 		}
 	}
-	uid := fresh.UID
-	if err := r.client.Delete(ctx, fresh, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+	// resourceVersion too, not only the UID: a StatefulSet member's new incarnation may take the
+	// endpoint over (same object, new status) right after the read or the finalizer's removal;
+	// its write changes the version and the delete then fails instead of taking the endpoint away.
+	uid, rv := fresh.UID, fresh.ResourceVersion
+	if err := r.client.Delete(ctx, fresh, client.Preconditions{UID: &uid, ResourceVersion: &rv}); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if apierrors.IsConflict(err) {
+			crlog.FromContext(ctx).Info("SpiderEndpoint changed while the GC deleted it: kept, looked at again", "endpoint", key.String())
+			return nil
+		}
 		return fmt.Errorf("delete SpiderEndpoint %s: %w", key, err)
 	}
 	gcCounts.WithLabelValues(GCReasonOrphanEndpoint).Inc()

@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
@@ -479,5 +480,43 @@ func TestGCTerminatingNodeSettings(t *testing.T) {
 				t.Errorf("released %v, want %v (records %v)", got, tc.released, f.records(t))
 			}
 		})
+	}
+}
+
+// TestGCEndpointDeleteLosesToTakeover is defect 5 of the fault issue: between the GC's removal of
+// an old StatefulSet member's endpoint finalizer and its delete, the member's new incarnation takes
+// the endpoint over (the agent rewrites its status). The delete, preconditioned on the version the
+// GC saw, fails and the new incarnation keeps its endpoint.
+func TestGCEndpointDeleteLosesToTakeover(t *testing.T) {
+	ep := gcEndpoint("db-1", "old", "p", "10.6.0.10", "db")
+	var c client.WithWatch
+	tookOver := false
+	c = fake.NewClientBuilder().WithScheme(NewScheme()).WithObjects(ep).WithInterceptorFuncs(interceptor.Funcs{
+		Update: func(ctx context.Context, cl client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+			if err := cl.Update(ctx, obj, opts...); err != nil || tookOver {
+				return err
+			}
+			// The agent of the new incarnation, right after the GC's write.
+			tookOver = true
+			cur := &v2beta1.SpiderEndpoint{}
+			if err := cl.Get(ctx, client.ObjectKeyFromObject(obj), cur); err != nil {
+				return err
+			}
+			cur.Status.Current.UID = "new"
+			cur.Finalizers = []string{v2beta1.Finalizer}
+			return cl.Update(ctx, cur)
+		},
+	}).Build()
+	r := NewGCReconciler(c, c, ipamtest.NewStore(basePool().Obj()), GCOptions{})
+	if err := r.deleteEndpoint(context.Background(), ep.DeepCopy()); err != nil {
+		t.Fatal(err)
+	}
+	got := &v2beta1.SpiderEndpoint{}
+	if err := c.Get(context.Background(), client.ObjectKeyFromObject(ep), got); err != nil {
+		t.Fatalf("the taken-over endpoint is gone: %v", err)
+	}
+	if !tookOver || got.Status.Current.UID != "new" || got.DeletionTimestamp != nil {
+		t.Errorf("took over %v, endpoint UID %q, deleting since %v; want the new incarnation's, not being deleted",
+			tookOver, got.Status.Current.UID, got.DeletionTimestamp)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -855,8 +856,15 @@ func ValidateCoordinatorSpec(spec *CoordinatorSpec, p *field.Path) field.ErrorLi
 			errs = append(errs, ferr)
 		}
 	}
-	if v := spec.HostRuleTable; v != nil && *v <= 0 {
-		errs = append(errs, field.Invalid(p.Child("hostRuleTable"), *v, "must be a routing table number greater than 0"))
+	if v := spec.HostRuleTable; v != nil {
+		switch {
+		case *v <= 0 || *v > math.MaxUint32:
+			errs = append(errs, field.Invalid(p.Child("hostRuleTable"), *v, "must be a routing table number from 1 to 4294967295"))
+		case *v >= 253 && *v <= 255:
+			// The kernel's default (253), main (254) and local (255) tables: the coordinator would
+			// add pod routes to, and flush them from, the node's own routing.
+			errs = append(errs, field.Invalid(p.Child("hostRuleTable"), *v, "253, 254 and 255 are the kernel's default, main and local tables; choose another (the default is 500)"))
+		}
 	}
 	// A negative rp_filter means "leave the pod's setting alone"; 0..2 are the kernel's values.
 	if v := spec.PodRPFilter; v != nil && *v > 2 {

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -76,8 +78,8 @@ func Handler(opts Options) http.Handler {
 	}
 	a := &api{opts: opts, log: log}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+PathGC, a.gc)
-	mux.HandleFunc("GET "+PathStatus, a.status)
+	mux.Handle("POST "+PathGC, localOnly(http.HandlerFunc(a.gc)))
+	mux.Handle("GET "+PathStatus, localOnly(http.HandlerFunc(a.status)))
 	// Probe paths and their per-check subpaths, the way controller-runtime's probe server serves
 	// them, so that the Deployment's probes do not change.
 	// Upstream's paths (SPEC.md 7.2) answer too: /v1/runtime/liveness is the liveness checks,
@@ -94,6 +96,23 @@ func Handler(opts Options) http.Handler {
 		mux.Handle(path+"/", h)
 	}
 	return mux
+}
+
+// localOnly answers only requests from a loopback address. The controller runs with host
+// networking, so its port is open on the node's network: anyone there could otherwise trigger
+// GC scans or read the pool summary. kubectl port-forward, the way spiderpoolctl reaches it,
+// connects from the pod's (the node's) loopback. The probes stay open to the kubelet.
+func localOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		addr, perr := netip.ParseAddr(host)
+		if err != nil || perr != nil || !addr.Unmap().IsLoopback() {
+			writeJSON(w, http.StatusForbidden, ErrorResponse{Error: fmt.Sprintf(
+				"%s answers only on the node itself (from %s): use kubectl -n <namespace> port-forward deployment/spiderpool-controller <port>", r.URL.Path, r.RemoteAddr)})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // NewServer returns the API as a manager runnable that every replica serves, leader or not

@@ -30,9 +30,47 @@ func closed() <-chan struct{} {
 
 func do(t *testing.T, h http.Handler, method, path string) *httptest.ResponseRecorder {
 	t.Helper()
+	return doFrom(t, h, "127.0.0.1:40000", method, path)
+}
+
+// doFrom is do from remote address from (httptest's default is 192.0.2.1:1234).
+func doFrom(t *testing.T, h http.Handler, from, method, path string) *httptest.ResponseRecorder {
+	t.Helper()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
+	req := httptest.NewRequest(method, path, nil)
+	req.RemoteAddr = from
+	h.ServeHTTP(rec, req)
 	return rec
+}
+
+// TestAPIOnlyFromLoopback is part of defect 7 of the fault issue: with host networking the
+// controller's port is open on the node's network, and anyone there could trigger GC scans or read
+// the summary. Only loopback (kubectl port-forward) may; the probes answer everyone.
+func TestAPIOnlyFromLoopback(t *testing.T) {
+	trig := &countingTrigger{}
+	h := Handler(Options{GC: trig})
+	for _, tc := range []struct {
+		from, method, path string
+		want               int
+	}{
+		{"10.6.0.20:51000", http.MethodPost, PathGC, 403},
+		{"[fd00::20]:51000", http.MethodGet, PathStatus, 403},
+		{"10.6.0.20:51000", http.MethodGet, PathReady, 200},
+		{"10.6.0.20:51000", http.MethodGet, "/v1/runtime/liveness", 200},
+		{"[::1]:51000", http.MethodPost, PathGC, 200},
+		{"127.0.0.1:51000", http.MethodPost, PathGC, 200},
+	} {
+		rec := doFrom(t, h, tc.from, tc.method, tc.path)
+		if rec.Code != tc.want {
+			t.Errorf("%s %s from %s: %d, want %d (%s)", tc.method, tc.path, tc.from, rec.Code, tc.want, rec.Body)
+		}
+		if tc.want == 403 && !strings.Contains(rec.Body.String(), "port-forward") {
+			t.Errorf("refusal %q does not say how to reach the API", rec.Body)
+		}
+	}
+	if trig.n != 2 {
+		t.Errorf("%d GC triggers, want 2 (the loopback ones)", trig.n)
+	}
 }
 
 func TestGCTrigger(t *testing.T) {

@@ -160,6 +160,11 @@ func (a *Allocator) allocateFamily(ctx context.Context, req *Request, version in
 			return familyOutcome{err: fmt.Errorf("IPv%d quarantined IPs: %w", version, err)}
 		}
 	}
+	// Every pool, for the overlap rule (overlap.go): the cached view the candidates came from.
+	all, err := a.store.Pools(ctx)
+	if err != nil {
+		return familyOutcome{err: fmt.Errorf("list IPPools: %w", err)}
+	}
 	pools = preferHolders(pools, req.PodUID)
 	names := make([]string, len(pools))
 	for i, p := range pools {
@@ -176,10 +181,20 @@ func (a *Allocator) allocateFamily(ctx context.Context, req *Request, version in
 			if err != nil {
 				return err
 			}
+			poolReserved := reserved
+			claimed, reason := olderClaims(st, all)
+			if reason != "" {
+				return fmt.Errorf("%w: %s", ErrPoolUnavailable, reason)
+			}
+			if !claimed.IsEmpty() {
+				if poolReserved, err = reserved.Union(claimed); err != nil {
+					return err
+				}
+			}
 			addr, reused, err := st.Allocate(Claim{
 				Owner:      Owner{Pod: req.Pod(), PodUID: req.PodUID},
 				Offset:     a.cfg.offset(st.Name()),
-				Reserved:   reserved,
+				Reserved:   poolReserved,
 				MaxRecords: a.cfg.maxRecords(),
 				Avoid:      req.OtherNICIPs,
 			})

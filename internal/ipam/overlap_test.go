@@ -1,0 +1,73 @@
+package ipam_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/ipam"
+	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
+)
+
+// createdAt sets a pool's creation time.
+func createdAt(p *v2beta1.SpiderIPPool, sec int) *v2beta1.SpiderIPPool {
+	p.CreationTimestamp = metav1.NewTime(time.Date(2026, 12, 1, 0, 0, sec, 0, time.UTC))
+	return p
+}
+
+// TestAllocateOverlappingPools is defect 4 of the fault issue: two pools created at the same
+// moment both pass the webhook's overlap check of the pools that exist. Allocation applies the
+// rule by age: the newer pool never yields an address the older one lists, and a newer pool whose
+// subnet overlaps the older's differently yields nothing.
+func TestAllocateOverlappingPools(t *testing.T) {
+	ctx := context.Background()
+	t.Run("same subnet, shared addresses", func(t *testing.T) {
+		store := ipamtest.NewStore(
+			createdAt(ipamtest.MakeIPPool("old").Subnet("10.6.0.0/24").IPs("10.6.0.10-10.6.0.12").Obj(), 1),
+			createdAt(ipamtest.MakeIPPool("new").Subnet("10.6.0.0/24").IPs("10.6.0.10-10.6.0.13").Obj(), 2),
+		)
+		a := ipam.New(store, v4only)
+		got := map[string]string{}
+		for _, uid := range []string{"n1", "o1", "o2", "o3"} {
+			pool := "old"
+			if uid[0] == 'n' {
+				pool = "new"
+			}
+			r, err := a.Allocate(ctx, podRequest(uid, pool))
+			if err != nil {
+				t.Fatalf("%s from %s: %v", uid, pool, err)
+			}
+			addr := r.IPs[0].Address.Addr().String()
+			if prev, dup := got[addr]; dup {
+				t.Fatalf("%s handed out to %s and %s", addr, prev, uid)
+			}
+			got[addr] = uid
+		}
+		if got["10.6.0.13"] != "n1" {
+			t.Errorf("the newer pool gave %v; want its only address of its own, 10.6.0.13", got)
+		}
+		_, err := a.Allocate(ctx, podRequest("n2", "new"))
+		if err == nil || !strings.Contains(err.Error(), "all IP addresses used out") {
+			t.Errorf("the newer pool's shared addresses are the older one's: got %v, want exhaustion", err)
+		}
+		checkStore(t, store)
+	})
+	t.Run("overlapping subnets", func(t *testing.T) {
+		store := ipamtest.NewStore(
+			createdAt(ipamtest.MakeIPPool("wide").Subnet("10.6.0.0/16").IPs("10.6.1.10-10.6.1.12").Obj(), 1),
+			createdAt(ipamtest.MakeIPPool("narrow").Subnet("10.6.1.0/24").IPs("10.6.1.20").Obj(), 2),
+		)
+		a := ipam.New(store, v4only)
+		_, err := a.Allocate(ctx, podRequest("p1", "narrow"))
+		if err == nil || !strings.Contains(err.Error(), `overlaps subnet 10.6.0.0/16 of the older IPPool "wide"`) {
+			t.Errorf("got %v, want the newer pool refused, naming the older", err)
+		}
+		if r, err := a.Allocate(ctx, podRequest("p2", "wide")); err != nil || r.IPs[0].Pool != "wide" {
+			t.Errorf("the older pool: %v %v", r, err)
+		}
+	})
+}

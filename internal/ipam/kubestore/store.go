@@ -227,6 +227,8 @@ const commitWriteTimeout = 30 * time.Second
 // so the agents that keep colliding need fewer writes in all.
 func (s *Store) commit(name string, q *queue, batch []*op) {
 	var lost string // resourceVersion of the last base that lost a race; "" = none
+	// shrinkOnly: the last write was too large to store; only calls that add no records go in.
+	shrinkOnly := false
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			batch = append(batch, q.take(s.opts.MaxBatch-len(batch))...)
@@ -259,7 +261,11 @@ func (s *Store) commit(name string, q *queue, batch []*op) {
 		}
 		results := make([]error, len(batch))
 		for i, o := range batch {
-			results[i] = state.Apply(o.fn)
+			if shrinkOnly {
+				results[i] = applyShrinkOnly(name, state, o.fn)
+			} else {
+				results[i] = state.Apply(o.fn)
+			}
 		}
 		if !state.Changed() {
 			for i, o := range batch {
@@ -301,13 +307,50 @@ func (s *Store) commit(name string, q *queue, batch []*op) {
 				o.done <- fmt.Errorf("IPPool %q: %w", name, ipam.ErrPoolNotFound)
 			}
 			return
+		case tooLarge(err) && !shrinkOnly:
+			// The records outgrew what one object may hold (etcd's request limit). Releases must
+			// not be held hostage by allocations: re-plan with the calls that do not add records,
+			// and refuse the others with what to do.
+			shrinkOnly = true
 		default:
+			if tooLarge(err) {
+				err = fmt.Errorf("%w (IPPool %q holds more records than its status can store even without new ones: split its addresses over more IPPools)", err, name)
+			}
 			for _, o := range batch {
 				o.done <- fmt.Errorf("update IPPool %q status: %w", name, err)
 			}
 			return
 		}
 	}
+}
+
+// tooLarge reports whether a write failed because the object is too big to store: the API
+// server's own limit (413) or etcd's request limit, which reaches clients as an internal error.
+func tooLarge(err error) bool {
+	return apierrors.IsRequestEntityTooLargeError(err) || strings.Contains(err.Error(), "request is too large")
+}
+
+// errGrows marks a call that would add records to a pool that cannot take more.
+var errGrows = errors.New("the IPPool's records have reached the size the API server can store")
+
+// applyShrinkOnly applies fn unless it adds records to state; a call that does get ErrPoolExhausted
+// with the pool's name and what to do.
+func applyShrinkOnly(name string, state *ipam.PoolState, fn func(*ipam.PoolState) error) error {
+	before := state.Len()
+	err := state.Apply(func(st *ipam.PoolState) error {
+		if err := fn(st); err != nil {
+			return err
+		}
+		if st.Len() > before {
+			return errGrows
+		}
+		return nil
+	})
+	if errors.Is(err, errGrows) {
+		return fmt.Errorf("IPPool %q holds %d records, as many as its status can store: %w; "+
+			"split its addresses over more IPPools (or let a SpiderSubnet create them) to allocate more", name, before, ipam.ErrPoolExhausted)
+	}
+	return err
 }
 
 // take removes up to n queued calls.

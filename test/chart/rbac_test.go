@@ -73,14 +73,22 @@ var namespacedOnly = map[rule]bool{
 // chart adds must be one of the documented extras.
 func TestChartControllerRBACCoversMarkers(t *testing.T) {
 	markers, markersNamed := expand(markerRules(t))
-	if len(markersNamed) > 0 {
-		t.Fatalf("markers with resourceNames are not handled: %v", markersNamed)
-	}
 	m := render(t)
 	cluster, clusterNamed := expand(m.clusterRole(t, controller).Rules)
 	ns, nsNamed := expand(m.role(t, controller).Rules)
-	if len(clusterNamed) > 0 {
-		t.Errorf("cluster-wide rules limited to names: %v", clusterNamed)
+	// A marker limited to names is granted with exactly those names, never wider.
+	for r, names := range markersNamed {
+		if cluster[r] {
+			t.Errorf("%s is granted for every object; the markers limit it to %v", r, names)
+		}
+		if got := clusterNamed[r]; !slices.Equal(sortedCopy(got), sortedCopy(names)) {
+			t.Errorf("%s is granted for %v, the markers say %v", r, got, names)
+		}
+	}
+	for r, names := range clusterNamed {
+		if _, ok := markersNamed[r]; !ok {
+			t.Errorf("cluster-wide rule %s limited to %v, which no marker asks for", r, names)
+		}
 	}
 	for r := range markers {
 		switch {
@@ -183,4 +191,10 @@ func TestChartRBACHasNoWildcards(t *testing.T) {
 			}
 		}
 	}
+}
+
+func sortedCopy(s []string) []string {
+	c := slices.Clone(s)
+	slices.Sort(c)
+	return c
 }

@@ -2,6 +2,7 @@ package ipam_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -68,6 +69,50 @@ func TestAllocateOverlappingPools(t *testing.T) {
 		}
 		if r, err := a.Allocate(ctx, podRequest("p2", "wide")); err != nil || r.IPs[0].Pool != "wide" {
 			t.Errorf("the older pool: %v %v", r, err)
+		}
+	})
+}
+
+// FuzzOverlappingPools: whatever two pools of one subnet list, the newer never hands out an
+// address the older lists, and the two never hand out one address twice.
+func FuzzOverlappingPools(f *testing.F) {
+	f.Add("10.6.0.10-10.6.0.12", "10.6.0.10-10.6.0.13", "", uint8(3))
+	f.Add("10.6.0.1", "10.6.0.1", "10.6.0.1", uint8(2))
+	f.Add("10.6.0.0-10.6.0.255", "10.6.0.200-10.6.0.201", "10.6.0.200", uint8(5))
+	f.Fuzz(func(t *testing.T, oldIPs, newIPs, newExclude string, n uint8) {
+		old := createdAt(ipamtest.MakeIPPool("old").Subnet("10.6.0.0/24").IPs(oldIPs).Obj(), 1)
+		newer := ipamtest.MakeIPPool("new").Subnet("10.6.0.0/24").IPs(newIPs).Obj()
+		if newExclude != "" {
+			newer.Spec.ExcludeIPs = []string{newExclude}
+		}
+		newer = createdAt(newer, 2)
+		oldState, err := ipam.NewPoolState(old)
+		if err != nil {
+			return
+		}
+		if _, err := ipam.NewPoolState(newer); err != nil {
+			return
+		}
+		oldSet := oldState.Usable()
+		store := ipamtest.NewStore(old, newer)
+		a := ipam.New(store, v4only)
+		seen := map[string]string{}
+		for i := range int(n % 8) {
+			for _, pool := range []string{"new", "old"} {
+				uid := fmt.Sprintf("%s-%d", pool, i)
+				r, err := a.Allocate(context.Background(), podRequest(uid, pool))
+				if err != nil {
+					continue
+				}
+				addr := r.IPs[0].Address.Addr()
+				if prev, dup := seen[addr.String()]; dup {
+					t.Fatalf("%s handed out to %s and %s", addr, prev, uid)
+				}
+				seen[addr.String()] = uid
+				if pool == "new" && oldSet.Contains(addr) {
+					t.Fatalf("the newer pool handed out %s, which the older lists", addr)
+				}
+			}
 		}
 	})
 }

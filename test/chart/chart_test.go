@@ -32,7 +32,7 @@ var otherLines = []GuideLine{
 }
 
 func TestChartLint(t *testing.T) {
-	helm, dir := helmAndChart(t)
+	helm, dir := Require(t)
 	for _, g := range append(append([]GuideLine(nil), GuideLines...), otherLines...) {
 		t.Run(g.Name, func(t *testing.T) {
 			out, err := Lint(helm, dir, g.Args...)
@@ -273,7 +273,7 @@ func TestChartGuideLines(t *testing.T) {
 // TestChartSchemaRejects checks that values.schema.json stops wrong values before anything is
 // rendered, and that helm's message names the value.
 func TestChartSchemaRejects(t *testing.T) {
-	helm, dir := helmAndChart(t)
+	helm, dir := Require(t)
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -304,7 +304,7 @@ func TestChartSchemaRejects(t *testing.T) {
 
 // TestChartRefusesWhatBinariesCannotDo checks the template failures of spiderpool.checks.
 func TestChartRefusesWhatBinariesCannotDo(t *testing.T) {
-	helm, dir := helmAndChart(t)
+	helm, dir := Require(t)
 	for _, tc := range []struct {
 		args []string
 		want string

@@ -1,7 +1,6 @@
 package chart
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -14,23 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 )
-
-// helmAndChart returns the helm binary and the chart directory, skipping the test without helm.
-func helmAndChart(t *testing.T) (string, string) {
-	t.Helper()
-	helm, err := Helm()
-	if errors.Is(err, ErrNoHelm) {
-		t.Skipf("skipping: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := Dir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return helm, dir
-}
 
 // rendered caches renderings: each costs a helm process, and several tests render the same lines.
 var rendered sync.Map // strings.Join(args, " ") -> *rendering
@@ -45,7 +27,7 @@ type rendering struct {
 // render renders the chart with args and fails the test when helm does.
 func render(t *testing.T, args ...string) *manifests {
 	t.Helper()
-	helm, dir := helmAndChart(t)
+	helm, dir := Require(t)
 	v, _ := rendered.LoadOrStore(strings.Join(args, "\x00"), &rendering{})
 	r := v.(*rendering)
 	r.once.Do(func() {

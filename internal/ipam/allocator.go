@@ -18,6 +18,7 @@ import (
 type Allocator struct {
 	store Store
 	cfg   Config
+	specs specCache
 }
 
 // New returns an Allocator over store.
@@ -95,11 +96,11 @@ func (a *Allocator) Allocate(ctx context.Context, req *Request) (*Result, error)
 
 	outs := make([]familyOutcome, len(versions))
 	if len(versions) == 1 {
-		outs[0] = a.allocateFamily(ctx, req, versions[0], candidates[0], sel.CleanGateway)
+		outs[0] = a.allocateFamily(ctx, req, versions[0], candidates[0], pools, sel.CleanGateway)
 	} else {
 		var wg sync.WaitGroup
 		for i, v := range versions {
-			wg.Go(func() { outs[i] = a.allocateFamily(ctx, req, v, candidates[i], sel.CleanGateway) })
+			wg.Go(func() { outs[i] = a.allocateFamily(ctx, req, v, candidates[i], pools, sel.CleanGateway) })
 		}
 		wg.Wait()
 	}
@@ -149,8 +150,9 @@ type familyOutcome struct {
 }
 
 // allocateFamily tries pools in order and returns the first address one
-// yields.
-func (a *Allocator) allocateFamily(ctx context.Context, req *Request, version int, pools []*v2beta1.SpiderIPPool, cleanGateway bool) familyOutcome {
+// yields; all is every pool (the list the candidates came from), for the
+// overlap rule (overlap.go).
+func (a *Allocator) allocateFamily(ctx context.Context, req *Request, version int, pools, all []*v2beta1.SpiderIPPool, cleanGateway bool) familyOutcome {
 	reserved, err := a.store.Reserved(ctx, version)
 	if err != nil {
 		return familyOutcome{err: fmt.Errorf("read IPv%d reserved IPs: %w", version, err)}
@@ -159,11 +161,6 @@ func (a *Allocator) allocateFamily(ctx context.Context, req *Request, version in
 		if reserved, err = reserved.Union(q); err != nil {
 			return familyOutcome{err: fmt.Errorf("IPv%d quarantined IPs: %w", version, err)}
 		}
-	}
-	// Every pool, for the overlap rule (overlap.go): the cached view the candidates came from.
-	all, err := a.store.Pools(ctx)
-	if err != nil {
-		return familyOutcome{err: fmt.Errorf("list IPPools: %w", err)}
 	}
 	pools = preferHolders(pools, req.PodUID)
 	names := make([]string, len(pools))
@@ -182,7 +179,7 @@ func (a *Allocator) allocateFamily(ctx context.Context, req *Request, version in
 				return err
 			}
 			poolReserved := reserved
-			claimed, reason := olderClaims(st, all)
+			claimed, reason := a.specs.olderClaims(st, all)
 			if reason != "" {
 				return fmt.Errorf("%w: %s", ErrPoolUnavailable, reason)
 			}

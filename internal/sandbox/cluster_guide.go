@@ -288,7 +288,7 @@ func (c *Cluster) Verify(ctx context.Context) ([]ClusterCheck, error) {
 	for _, n := range c.topo.nodes {
 		node := n.name
 		addr := netip.AddrPortFrom(n.ip(), mustPort(nodePort))
-		err := c.settle(ctx, func() error { return httpGetIn(c.client.NS, addr) })
+		err := c.clientGet(ctx, addr)
 		checks = append(checks, ClusterCheck{From: "client " + c.topo.client.Addr().String(), To: fmt.Sprintf("tcp-service NodePort %s (%s, Local)", addr, node), How: "http", Err: err})
 	}
 	return checks, nil
@@ -310,11 +310,11 @@ func (c *Cluster) verifyAWS(ctx context.Context) ([]ClusterCheck, error) {
 	var checks []ClusterCheck
 	for _, p := range pods {
 		addr := netip.AddrPortFrom(p.IP, 80)
-		checks = append(checks, ClusterCheck{From: from, To: fmt.Sprintf("%s %s (%s)", p.Name, addr, p.Node), How: "http", Err: c.settle(ctx, func() error { return httpGetIn(c.client.NS, addr) })})
+		checks = append(checks, ClusterCheck{From: from, To: fmt.Sprintf("%s %s (%s)", p.Name, addr, p.Node), How: "http", Err: c.clientGet(ctx, addr)})
 	}
 	for _, n := range c.topo.nodes {
 		addr := netip.AddrPortFrom(n.ip(), mustPort(nodePort))
-		checks = append(checks, ClusterCheck{From: from, To: fmt.Sprintf("nginx-svc-lb-1 NodePort %s (%s, Local)", addr, n.name), How: "http", Err: c.settle(ctx, func() error { return httpGetIn(c.client.NS, addr) })})
+		checks = append(checks, ClusterCheck{From: from, To: fmt.Sprintf("nginx-svc-lb-1 NodePort %s (%s, Local)", addr, n.name), How: "http", Err: c.clientGet(ctx, addr)})
 	}
 	if len(pods) != 2 {
 		checks = append(checks, ClusterCheck{From: "kubectl", To: "nginx-lb-1", How: "pods", Err: fmt.Errorf("%d pods running, want 2", len(pods))})
@@ -327,6 +327,11 @@ func (c *Cluster) podCheck(ctx context.Context, pod, to, how string, cmd ...stri
 	args := append([]string{"exec", "-n", "default", pod, "--"}, cmd...)
 	err := c.settle(ctx, func() error { _, err := c.Kubectl(ctx, args...); return err })
 	return ClusterCheck{From: pod, To: to, How: how, Err: err}
+}
+
+// clientGet is an HTTP check from the client on the switch (outside the cluster).
+func (c *Cluster) clientGet(ctx context.Context, addr netip.AddrPort) error {
+	return c.settle(ctx, func() error { return httpGetIn(c.client.NS, addr) })
 }
 
 // settleTime is how long a check is retried before it counts as failed. The guides' pods have

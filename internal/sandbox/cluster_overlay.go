@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/netsim"
 )
 
@@ -273,7 +274,7 @@ func (c *Cluster) verifyOverlay(ctx context.Context) ([]ClusterCheck, error) {
 			continue
 		}
 		addr := netip.AddrPortFrom(a, 80)
-		checks = append(checks, ClusterCheck{From: from, To: fmt.Sprintf("%s net1 %s (%s)", dst.Name, addr, dst.Node), How: "http", Err: c.settle(ctx, func() error { return httpGetIn(c.client.NS, addr) })})
+		checks = append(checks, ClusterCheck{From: from, To: fmt.Sprintf("%s net1 %s (%s)", dst.Name, addr, dst.Node), How: "http", Err: c.clientGet(ctx, addr)})
 	}
 	if len(nginx) != 2 {
 		checks = append(checks, ClusterCheck{From: "kubectl", To: "nginx", How: "pods", Err: fmt.Errorf("%d pods running, want 2", len(nginx))})
@@ -287,27 +288,18 @@ func (c *Cluster) net1Addrs(ctx context.Context) (map[string]netip.Addr, error) 
 	if err != nil {
 		return nil, err
 	}
-	var list struct {
-		Items []struct {
-			Metadata struct{ Name string }
-			Status   struct {
-				Current struct {
-					IPs []struct {
-						NIC  string `json:"interface"`
-						IPv4 string
-					}
-				}
-			}
-		}
-	}
+	var list v2beta1.SpiderEndpointList
 	if err := json.Unmarshal([]byte(out), &list); err != nil {
 		return nil, err
 	}
 	addrs := map[string]netip.Addr{}
-	for _, it := range list.Items {
-		for _, ip := range it.Status.Current.IPs {
-			if p, err := netip.ParsePrefix(ip.IPv4); err == nil && ip.NIC == "net1" {
-				addrs[it.Metadata.Name] = p.Addr()
+	for _, ep := range list.Items {
+		for _, d := range ep.Status.Current.IPs {
+			if d.NIC != "net1" || d.IPv4 == nil {
+				continue
+			}
+			if p, err := netip.ParsePrefix(*d.IPv4); err == nil {
+				addrs[ep.Name] = p.Addr()
 			}
 		}
 	}

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/utils/ptr"
+
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/netsim"
 	"github.com/spiderpool-go/spiderpool/internal/sandbox"
@@ -424,19 +426,7 @@ func TestRealClusterOverlay(t *testing.T) {
 		}
 	})
 	t.Run("only net1 is Spiderpool's", func(t *testing.T) {
-		var eps struct {
-			Items []struct {
-				Metadata struct{ Name string }
-				Status   struct {
-					Current struct {
-						IPs []struct {
-							NIC  string `json:"interface"`
-							IPv4 string
-						}
-					}
-				}
-			}
-		}
+		var eps v2beta1.SpiderEndpointList
 		kubectlJSON(t, ctx, c, &eps, "get", "spiderendpoints", "-n", "default")
 		if len(eps.Items) != 4 {
 			t.Errorf("%d SpiderEndpoints, want one per nginx and overlay-probe pod (4)", len(eps.Items))
@@ -445,11 +435,11 @@ func TestRealClusterOverlay(t *testing.T) {
 		for _, ep := range eps.Items {
 			ips := ep.Status.Current.IPs
 			if len(ips) != 1 || ips[0].NIC != "net1" {
-				t.Errorf("%s: %+v, want net1 only (eth0 is the node CNI's)", ep.Metadata.Name, ips)
+				t.Errorf("%s: %+v, want net1 only (eth0 is the node CNI's)", ep.Name, ips)
 				continue
 			}
-			if p, err := netip.ParsePrefix(ips[0].IPv4); err != nil || !pool.Contains(p.Addr()) {
-				t.Errorf("%s: net1 %q is not in the 10-6-v4 pool's subnet", ep.Metadata.Name, ips[0].IPv4)
+			if p, err := netip.ParsePrefix(ptr.Deref(ips[0].IPv4, "")); err != nil || !pool.Contains(p.Addr()) {
+				t.Errorf("%s: net1 %q is not in the 10-6-v4 pool's subnet", ep.Name, ptr.Deref(ips[0].IPv4, ""))
 			}
 		}
 	})

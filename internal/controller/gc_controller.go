@@ -155,13 +155,15 @@ func (r *GCReconciler) forget(uid string) {
 	r.mu.Unlock()
 }
 
-// nodeReady reports whether the pod's node exists and is Ready.
+// nodeReady reports whether the pod's node exists and is Ready. It reads the API server: it is
+// asked only for pods past their window, and a cached client would keep every Node of the cluster
+// in the controller's memory for it.
 func (r *GCReconciler) nodeReady(ctx context.Context, name string) (bool, error) {
 	if name == "" {
 		return false, nil
 	}
 	node := &corev1.Node{}
-	if err := r.client.Get(ctx, types.NamespacedName{Name: name}, node); err != nil {
+	if err := r.reader.Get(ctx, types.NamespacedName{Name: name}, node); err != nil {
 		if apierrors.IsNotFound(err) {
 			return false, nil
 		}

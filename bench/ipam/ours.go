@@ -19,6 +19,7 @@ import (
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/agent"
+	"github.com/spiderpool-go/spiderpool/internal/cni/cnilog"
 	"github.com/spiderpool-go/spiderpool/internal/ip"
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
 	"github.com/spiderpool-go/spiderpool/internal/testutil"
@@ -37,6 +38,10 @@ func runOurs(ctx context.Context, env *testenv.Env, o options, work string, r *r
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("build plugin: %v: %s", err, out)
+	}
+	// The plugin processes inherit this: they log under work, never to the host's /var/log/spidernet.
+	if err := os.Setenv(cnilog.DirEnv, work); err != nil {
+		return err
 	}
 
 	nodes := make([]string, o.nodes)
@@ -271,7 +276,7 @@ func firstAddress(out []byte) (netip.Addr, error) {
 // waitHealthy polls the agent through the plugin's STATUS command until it answers.
 func waitHealthy(ctx context.Context, plugin, socket string) error {
 	conf, _ := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": "bench", "type": "ipvlan",
-		"ipam": map[string]any{"type": "spiderpool", "ipam_unix_socket_path": socket, "log_level": "ERROR", "log_file_path": os.DevNull}})
+		"ipam": map[string]any{"type": "spiderpool", "ipam_unix_socket_path": socket, "log_level": "ERROR"}})
 	deadline := time.Now().Add(time.Minute)
 	for {
 		_, _, err := cniCall{Binary: plugin, Command: "STATUS", Config: conf}.run(ctx)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/spiderpool-go/spiderpool/internal/agent"
 	agentclient "github.com/spiderpool-go/spiderpool/internal/agent/client"
+	"github.com/spiderpool-go/spiderpool/internal/cni/cnilog"
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
 )
 
@@ -135,7 +136,6 @@ func (c cniInvocation) run(t *testing.T) ([]byte, error) {
 	ipamConf := map[string]any{
 		"type":                  "spiderpool",
 		"ipam_unix_socket_path": c.socket,
-		"log_file_path":         filepath.Join(t.TempDir(), "spiderpool.log"),
 	}
 	for k, v := range c.ipam {
 		ipamConf[k] = v
@@ -146,6 +146,7 @@ func (c cniInvocation) run(t *testing.T) ([]byte, error) {
 	}
 	cmd := exec.Command(pluginBinary(t))
 	cmd.Env = append(os.Environ(),
+		cnilog.DirEnv+"="+t.TempDir(), // the plugin logs there, not to the host's /var/log/spidernet
 		"CNI_COMMAND="+c.command,
 		"CNI_CONTAINERID=ctr-"+string(c.pod.UID),
 		"CNI_NETNS=/var/run/netns/"+c.pod.Name,

@@ -21,6 +21,7 @@ import (
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/agent"
+	"github.com/spiderpool-go/spiderpool/internal/cni/cnilog"
 	"github.com/spiderpool-go/spiderpool/internal/netlinkx"
 	"github.com/spiderpool-go/spiderpool/internal/netsim"
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
@@ -110,6 +111,8 @@ func newTopo(t *testing.T, mutate func(*agent.Config)) *topo {
 		}
 	})
 	tp := &topo{t: t, lab: lab, nodes: map[string]*netsim.Node{}, agents: map[string]*runningAgent{}, logDir: t.TempDir()}
+	// The plugins inherit the test's environment: they log to logDir, not to the host's /var/log/spidernet.
+	t.Setenv(cnilog.DirEnv, tp.logDir)
 	tp.cni = netsim.NewCNI([]string{ourPluginDir(t), bin}, t.TempDir(), nil)
 	for i, name := range []string{"master", "worker"} {
 		n, err := lab.Attach(name,

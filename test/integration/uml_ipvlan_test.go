@@ -26,6 +26,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/agent"
 	agentclient "github.com/spiderpool-go/spiderpool/internal/agent/client"
+	"github.com/spiderpool-go/spiderpool/internal/cni/cnilog"
 	"github.com/spiderpool-go/spiderpool/internal/netlinkx"
 	"github.com/spiderpool-go/spiderpool/internal/netsim"
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
@@ -300,13 +301,16 @@ func TestIPVlanUnderlayGuestHalf(t *testing.T) {
 		t.Fatalf("agent in the guest never became healthy: %v", err)
 	}
 
+	// The plugins inherit the test's environment: they log to the guest's /tmp, not to the host's
+	// /var/log/spidernet, which the guest sees.
+	t.Setenv(cnilog.DirEnv, t.TempDir())
 	chain := func(mainType, mode string) []byte {
 		b, err := json.Marshal(map[string]any{
 			"cniVersion": "1.0.0", "name": mainType + "-eth0",
 			"plugins": []any{
 				map[string]any{"type": mainType, "master": "eth0", "mode": mode,
-					"ipam": map[string]any{"type": "spiderpool", "default_ipv4_ippool": []string{umlPool}, "log_file_path": "/tmp/spiderpool.log"}},
-				map[string]any{"type": "coordinator", "mode": "underlay", "logOptions": map[string]any{"logFile": "/tmp/coordinator.log"}},
+					"ipam": map[string]any{"type": "spiderpool", "default_ipv4_ippool": []string{umlPool}}},
+				map[string]any{"type": "coordinator", "mode": "underlay"},
 			},
 		})
 		if err != nil {

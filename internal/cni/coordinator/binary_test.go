@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/spiderpool-go/spiderpool/internal/cni/cnilog"
 )
 
 // TestPluginBinary runs cmd/coordinator as a runtime would: a separate process, configuration on
@@ -25,13 +27,14 @@ func TestPluginBinary(t *testing.T) {
 	if out, err := exec.Command(goBin, "build", "-o", bin, "github.com/spiderpool-go/spiderpool/cmd/coordinator").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	logFile := filepath.Join(t.TempDir(), "c.log")
+	logDir := t.TempDir() // the node operator's SPIDERPOOL_CNI_LOG_DIR
+	logFile := filepath.Join(logDir, "c.log")
 	exe := func(command string, stdin []byte) (string, error) {
 		cmd := exec.Command(bin)
 		cmd.Env = []string{
 			"CNI_COMMAND=" + command, "CNI_CONTAINERID=4653bc4f24aabbccdd", "CNI_IFNAME=eth0",
 			"CNI_NETNS=" + filepath.Join(t.TempDir(), "netns"), "CNI_ARGS=" + "K8S_POD_NAMESPACE=default;K8S_POD_NAME=nginx",
-			"CNI_PATH=" + filepath.Dir(bin),
+			"CNI_PATH=" + filepath.Dir(bin), cnilog.DirEnv + "=" + logDir,
 		}
 		cmd.Stdin = bytes.NewReader(stdin)
 		var stdout, stderr bytes.Buffer
@@ -78,6 +81,12 @@ func TestPluginBinary(t *testing.T) {
 			}
 			if err == nil || json.Unmarshal([]byte(out), &cniErr) != nil || cniErr.Code != 7 || !strings.Contains(cniErr.Msg, `mode "sideways"`) {
 				t.Errorf("ADD with a bad mode: %v, stdout %q", err, out)
+			}
+			// So is a log file outside the log directory: the plugin does not write it, nor log elsewhere.
+			out, err = exe("ADD", confJSON(ver, `"mode":"disabled","logOptions":{"logFile":"/etc/shadow"}`))
+			if err == nil || json.Unmarshal([]byte(out), &cniErr) != nil || cniErr.Code != 7 ||
+				!strings.Contains(cniErr.Msg, `logOptions.logFile "/etc/shadow": must be a file under `+logDir) {
+				t.Errorf("ADD with logFile /etc/shadow: %v, stdout %q", err, out)
 			}
 		})
 	}

@@ -23,7 +23,7 @@ const (
 	DefaultVethMTU         = 1500
 	DefaultPodCNINIC       = "eth0"
 	DefaultLogLevel        = "debug"
-	DefaultLogFile         = "/var/log/spidernet/coordinator.log"
+	DefaultLogFile         = cnilog.DefaultDir + "/" + logFileName
 	DefaultLogMaxSize      = 100 // MB
 	DefaultLogMaxAge       = 30  // days
 	DefaultLogMaxCount     = 10
@@ -36,6 +36,9 @@ const (
 	maxMTU                 = 65535
 	maxInterfaceNameLength = 15
 )
+
+// logFileName is the log file in cnilog.Dir when logOptions.logFile is not set.
+const logFileName = "coordinator.log"
 
 // supportedVersions are the CNI spec versions of configurations (and prevResults) accepted.
 var supportedVersions = []string{"0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"}
@@ -97,7 +100,9 @@ type PolicyRoute struct {
 
 // LogOptions is the logOptions object. After loadConf every field holds its effective value.
 type LogOptions struct {
-	LogLevel    string `json:"logLevel"`
+	LogLevel string `json:"logLevel"`
+	// LogFile must be a file under /var/log/spidernet (cnilog.Dir): the plugin runs as root and a
+	// NetworkAttachmentDefinition's author must not choose which host file it writes.
 	LogFile     string `json:"logFile"`
 	LogMaxSize  int    `json:"logMaxSize"`
 	LogMaxAge   int    `json:"logMaxAge"`
@@ -156,9 +161,11 @@ func loadConf(stdin []byte) (*NetConf, error) {
 	if _, ok := cnilog.Level(lo.LogLevel); !ok {
 		return nil, fmt.Errorf("invalid network configuration: logOptions.logLevel %q is not one of debug, info, warn, error", lo.LogLevel)
 	}
-	if lo.LogFile == "" {
-		lo.LogFile = DefaultLogFile
+	path, err := cnilog.Path("logOptions.logFile", lo.LogFile, logFileName)
+	if err != nil {
+		return nil, fmt.Errorf("invalid network configuration: %w", err)
 	}
+	lo.LogFile = path
 	for _, f := range []struct {
 		key string
 		v   int

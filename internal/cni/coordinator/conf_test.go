@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	v1 "github.com/spiderpool-go/spiderpool/api/agent/v1"
+	"github.com/spiderpool-go/spiderpool/internal/cni/cnilog"
 )
 
 var allVersions = []string{"0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"}
@@ -43,17 +44,19 @@ func confJSON(ver, extra string) []byte {
 }
 
 func TestLoadConfEveryVersion(t *testing.T) {
+	t.Setenv(cnilog.DirEnv, "") // the node's default log directory
 	for _, ver := range allVersions {
 		t.Run(ver, func(t *testing.T) {
 			conf, err := loadConf(confJSON(ver, `"mode":"underlay","hostRuleTable":600,"podRPFilter":-1,"hostRPFilter":1,"txQueueLen":3000,
 				"podMACPrefix":"0a:1b","vethLinkAddress":"169.254.200.1","vethMTU":9000,"overlayPodCIDR":["10.233.64.0/18"],
 				"serviceCIDR":["10.233.0.0/18"],"hijackCIDR":["169.254.25.10/32"],"policyRoutes":[{"dst":"172.16.0.0/16","gw":"10.6.0.254"}],
 				"podDefaultCniNic":"eth0","multusNicPrefix":"net","detectIPConflict":true,"detectGateway":true,"tunePodRoutes":true,
-				"podDefaultRouteNic":"net1","logOptions":{"logLevel":"INFO","logFile":"/tmp/c.log"}`))
+				"podDefaultRouteNic":"net1","logOptions":{"logLevel":"INFO","logFile":"/var/log/spidernet/c.log"}`))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if conf.CNIVersion != ver || conf.LogOptions.LogLevel != "info" || conf.LogOptions.LogMaxSize != DefaultLogMaxSize {
+			if conf.CNIVersion != ver || conf.LogOptions.LogLevel != "info" || conf.LogOptions.LogMaxSize != DefaultLogMaxSize ||
+				conf.LogOptions.LogFile != "/var/log/spidernet/c.log" {
 				t.Errorf("cniVersion %s, logOptions %+v", conf.CNIVersion, conf.LogOptions)
 			}
 			prev, err := prevResult(conf)
@@ -76,6 +79,7 @@ func TestLoadConfEveryVersion(t *testing.T) {
 }
 
 func TestLoadConfErrors(t *testing.T) {
+	t.Setenv(cnilog.DirEnv, "")
 	tests := []struct {
 		name, extra, want string
 	}{
@@ -101,6 +105,9 @@ func TestLoadConfErrors(t *testing.T) {
 		{"podDefaultRouteNic", `"podDefaultRouteNic":"a-very-long-interface"`, "podDefaultRouteNic"},
 		{"logLevel", `"logOptions":{"logLevel":"trace"}`, "logOptions.logLevel"},
 		{"logMaxAge", `"logOptions":{"logMaxAge":-1}`, "logOptions.logMaxAge"},
+		{"logFile outside", `"logOptions":{"logFile":"/etc/shadow"}`, `logOptions.logFile "/etc/shadow": must be a file under /var/log/spidernet`},
+		{"logFile relative", `"logOptions":{"logFile":"coordinator.log"}`, `logOptions.logFile "coordinator.log": must be a file under /var/log/spidernet`},
+		{"logFile ..", `"logOptions":{"logFile":"/var/log/spidernet/../x.log"}`, `logOptions.logFile "/var/log/spidernet/../x.log": must be`},
 		{"tunePodRoutes type", `"tunePodRoutes":"yes"`, `"tunePodRoutes"`},
 	}
 	for _, tt := range tests {

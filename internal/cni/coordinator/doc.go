@@ -11,5 +11,9 @@
 // resolution and table numbering — are kept apart from the netlink work (internal/netlinkx) so
 // that they are tested without privileges.
 //
+// logOptions.logFile must lie under /var/log/spidernet, or under the directory the node operator
+// names in the plugin's environment variable SPIDERPOOL_CNI_LOG_DIR; any other fails the command
+// (internal/cni/cnilog says why).
+//
 // cmd/coordinator wires Funcs into skel; everything else lives here so tests can reach it.
 package coordinator

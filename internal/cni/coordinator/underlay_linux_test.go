@@ -23,6 +23,7 @@ import (
 	v1 "github.com/spiderpool-go/spiderpool/api/agent/v1"
 	"github.com/spiderpool-go/spiderpool/internal/agent/client"
 	"github.com/spiderpool-go/spiderpool/internal/agent/client/clienttest"
+	"github.com/spiderpool-go/spiderpool/internal/cni/cnilog"
 	"github.com/spiderpool-go/spiderpool/internal/netlinkx"
 	"github.com/spiderpool-go/spiderpool/internal/testutil"
 )
@@ -144,7 +145,10 @@ func newUnderlayEnv(t *testing.T) *underlayEnv {
 func newTestPlugin(t *testing.T, a *clienttest.Server) (*plugin, *bytes.Buffer, string) {
 	stdout := &bytes.Buffer{}
 	p := &plugin{stdout: stdout, socketPath: a.SocketPath, newAgent: func(s string) agent { return client.New(s) }}
-	return p, stdout, filepath.Join(t.TempDir(), "coordinator.log")
+	// The plugin's log directory is the test's, never the host's /var/log/spidernet.
+	logDir := t.TempDir()
+	t.Setenv(cnilog.DirEnv, logDir)
+	return p, stdout, filepath.Join(logDir, "coordinator.log")
 }
 
 func (e *underlayEnv) conf(ver, extra string) []byte {

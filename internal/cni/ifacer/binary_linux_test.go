@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 
+	"github.com/spiderpool-go/spiderpool/internal/cni/cnilog"
 	"github.com/spiderpool-go/spiderpool/internal/testutil/uml"
 )
 
@@ -32,15 +33,16 @@ func buildPlugin(t *testing.T) string {
 	return bin
 }
 
-// execPlugin runs the binary as a container runtime would: configuration on stdin, CNI_* in the
-// environment. It returns stdout and the exit error.
+// execPlugin runs the binary as a container runtime would: configuration on stdin, CNI_* and the
+// log directory the test set (SPIDERPOOL_CNI_LOG_DIR) in the environment. It returns stdout and
+// the exit error.
 func execPlugin(t *testing.T, bin, command string, stdin []byte) (string, error) {
 	t.Helper()
 	cmd := exec.Command(bin)
 	cmd.Env = []string{
 		"CNI_COMMAND=" + command, "CNI_CONTAINERID=4653bc4f24aabbccdd", "CNI_IFNAME=net1",
 		"CNI_NETNS=/var/run/netns/pod", "CNI_ARGS=K8S_POD_NAMESPACE=default;K8S_POD_NAME=nginx",
-		"CNI_PATH=" + filepath.Dir(bin),
+		"CNI_PATH=" + filepath.Dir(bin), cnilog.DirEnv + "=" + os.Getenv(cnilog.DirEnv),
 	}
 	cmd.Stdin = bytes.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
@@ -66,7 +68,9 @@ func cniError(t *testing.T, out string) (code int, msg string) {
 // touch no device: VERSION, configuration errors, DEL.
 func TestPluginBinary(t *testing.T) {
 	bin := buildPlugin(t)
-	logFile := filepath.Join(t.TempDir(), "ifacer.log")
+	logDir := t.TempDir()
+	t.Setenv(cnilog.DirEnv, logDir)
+	logFile := filepath.Join(logDir, "ifacer.log")
 	out, err := execPlugin(t, bin, "VERSION", []byte(`{"cniVersion":"1.1.0"}`))
 	if err != nil {
 		t.Fatalf("VERSION: %v", err)
@@ -87,6 +91,10 @@ func TestPluginBinary(t *testing.T) {
 			}
 			if out, err := execPlugin(t, bin, "DEL", confJSON(ver, `"interfaces":["nope0"],"vlanID":100,"logOptions":{"logFile":"`+logFile+`"}`, true)); err != nil || out != "" {
 				t.Errorf("DEL: %v, stdout %q", err, out)
+			}
+			out, err = execPlugin(t, bin, "DEL", confJSON(ver, `"interfaces":["nope0"],"logOptions":{"logFile":"/etc/shadow"}`, true))
+			if code, msg := cniError(t, out); err == nil || code != 7 || !strings.Contains(msg, `logOptions.logFile "/etc/shadow": must be a file under `+logDir) {
+				t.Errorf("DEL with logFile /etc/shadow: %v, code %d, msg %q", err, code, msg)
 			}
 		})
 	}

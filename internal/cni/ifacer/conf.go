@@ -19,11 +19,14 @@ import (
 const (
 	DefaultBondName        = "sp_bond0"
 	DefaultLogLevel        = "info"
-	DefaultLogFile         = "/var/log/spidernet/ifacer.log"
+	DefaultLogFile         = cnilog.DefaultDir + "/" + logFileName
 	maxVlanID              = 4094
 	maxBondMode            = 6 // balance-alb
 	maxInterfaceNameLength = 15
 )
+
+// logFileName is the log file in cnilog.Dir when logOptions.logFile is not set.
+const logFileName = "ifacer.log"
 
 // supportedVersions are the CNI spec versions of configurations (and prevResults) accepted.
 var supportedVersions = []string{"0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"}
@@ -54,7 +57,9 @@ type BondConf struct {
 // LogOptions is the logOptions object; after loadConf both fields hold their effective values.
 type LogOptions struct {
 	LogLevel string `json:"logLevel"`
-	LogFile  string `json:"logFile"`
+	// LogFile must be a file under /var/log/spidernet (cnilog.Dir): the plugin runs as root and a
+	// NetworkAttachmentDefinition's author must not choose which host file it writes.
+	LogFile string `json:"logFile"`
 }
 
 // BondOption is one "key=value" of bond.options. Num holds the value when it is a number: numbers
@@ -138,9 +143,11 @@ func (c *NetConf) validate() error {
 	if _, ok := cnilog.Level(lo.LogLevel); !ok {
 		return fmt.Errorf("logOptions.logLevel: %q is not one of debug, info, warn, error", lo.LogLevel)
 	}
-	if lo.LogFile == "" {
-		lo.LogFile = DefaultLogFile
+	path, err := cnilog.Path("logOptions.logFile", lo.LogFile, logFileName)
+	if err != nil {
+		return err
 	}
+	lo.LogFile = path
 	return nil
 }
 

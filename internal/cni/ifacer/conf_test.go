@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/spiderpool-go/spiderpool/internal/cni/cnilog"
 )
 
 var allVersions = []string{"0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"}
@@ -34,6 +36,7 @@ func confJSON(ver, extra string, prev bool) []byte {
 }
 
 func TestLoadConf(t *testing.T) {
+	t.Setenv(cnilog.DirEnv, "") // the node's default log directory
 	tests := []struct {
 		name, extra              string
 		wantBond, wantBase, vlan string
@@ -92,6 +95,7 @@ func TestLoadConf(t *testing.T) {
 }
 
 func TestLoadConfErrors(t *testing.T) {
+	t.Setenv(cnilog.DirEnv, "")
 	tests := []struct{ name, conf, want string }{
 		{"no interfaces", string(confJSON("1.0.0", "", false)), "interfaces: at least one interface is required"},
 		{"empty interfaces", string(confJSON("1.0.0", `"interfaces":[]`, false)), "interfaces: at least one"},
@@ -119,6 +123,9 @@ func TestLoadConfErrors(t *testing.T) {
 		{"bond option bad mac", string(confJSON("1.0.0", `"interfaces":["eth0"],"bond":{"options":"ad_actor_system=02:00"}`, false)), `option ad_actor_system: "02:00" is not a MAC address`},
 		{"bond a string", string(confJSON("1.0.0", `"interfaces":["eth0"],"bond":"bond0"`, false)), `key "bond" has the wrong type`},
 		{"log level", string(confJSON("1.0.0", `"interfaces":["eth0"],"logOptions":{"logLevel":"loud"}`, false)), `logOptions.logLevel: "loud" is not one of`},
+		{"log file outside", string(confJSON("1.0.0", `"interfaces":["eth0"],"logOptions":{"logFile":"/etc/shadow"}`, false)), `logOptions.logFile "/etc/shadow": must be a file under /var/log/spidernet`},
+		{"log file relative", string(confJSON("1.0.0", `"interfaces":["eth0"],"logOptions":{"logFile":"ifacer.log"}`, false)), `logOptions.logFile "ifacer.log": must be a file under /var/log/spidernet`},
+		{"log file ..", string(confJSON("1.0.0", `"interfaces":["eth0"],"logOptions":{"logFile":"/var/log/spidernet/../../etc/shadow"}`, false)), `logOptions.logFile "/var/log/spidernet/../../etc/shadow": must be`},
 		{"cni version", string(confJSON("2.0.0", `"interfaces":["eth0"]`, false)), `unsupported CNI version "2.0.0"`},
 		{"not json", `{"cniVersion":`, "parse network configuration"},
 		{"bad prevResult", `{"cniVersion":"1.0.0","name":"n","type":"ifacer","interfaces":["eth0"],"prevResult":{"ips":[{"address":"x"}]}}`, "parse prevResult"},

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 
+	"github.com/spiderpool-go/spiderpool/internal/cni/cnilog"
 	"github.com/spiderpool-go/spiderpool/internal/testutil/uml"
 )
 
@@ -25,7 +26,12 @@ var guestModules = []string{"dummy", "8021q", "bonding max_bonds=0"}
 
 func inGuest(t *testing.T) bool {
 	t.Helper()
-	return !uml.RunTestInGuest(t, uml.Options{Modules: guestModules, NICs: []uml.NIC{{Tap: "ifacer0", Name: "eth0"}}})
+	if uml.RunTestInGuest(t, uml.Options{Modules: guestModules, NICs: []uml.NIC{{Tap: "ifacer0", Name: "eth0"}}}) {
+		return false
+	}
+	// The guest sees the host's files: the plugin logs to the guest's own /tmp instead.
+	t.Setenv(cnilog.DirEnv, t.TempDir())
+	return true
 }
 
 // cmd runs one of the plugin's commands in-process and returns its stdout.
@@ -133,7 +139,9 @@ func TestPrivilegedVlan(t *testing.T) {
 	if !inGuest(t) {
 		return
 	}
-	logFile := filepath.Join(t.TempDir(), "ifacer.log")
+	logDir := t.TempDir()
+	t.Setenv(cnilog.DirEnv, logDir)
+	logFile := filepath.Join(logDir, "ifacer.log")
 	logOpts := fmt.Sprintf(`"logOptions":{"logLevel":"debug","logFile":%q}`, logFile)
 
 	t.Run("on the guest NIC, every version", func(t *testing.T) {

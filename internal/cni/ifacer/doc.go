@@ -10,5 +10,9 @@
 // network namespace (the host's, when run by a container runtime). Tests exercise bonds and
 // VLANs in user-mode-linux guests (internal/testutil/uml) because the CI host lacks both.
 //
+// logOptions.logFile must lie under /var/log/spidernet, or under the directory the node operator
+// names in the plugin's environment variable SPIDERPOOL_CNI_LOG_DIR; any other fails the command
+// (internal/cni/cnilog says why).
+//
 // cmd/ifacer wires Funcs into skel; everything else lives here so tests can reach it.
 package ifacer

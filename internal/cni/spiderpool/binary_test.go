@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	v1 "github.com/spiderpool-go/spiderpool/api/agent/v1"
 	"github.com/spiderpool-go/spiderpool/internal/agent/client/clienttest"
+	"github.com/spiderpool-go/spiderpool/internal/cni/cnilog"
 )
 
 // buildPlugin compiles cmd/spiderpool, so that the tests below run main.go's wiring as a runtime
@@ -38,6 +40,7 @@ func buildPlugin(t *testing.T) string {
 }
 
 // execPlugin runs the binary with a minimal environment and returns stdout, stderr and the error.
+// The environment holds the log directory the test set (newEnv), as a runtime would pass it.
 func execPlugin(t *testing.T, bin, command string, stdin []byte, extraEnv ...string) ([]byte, []byte, error) {
 	t.Helper()
 	cmd := exec.Command(bin)
@@ -50,6 +53,7 @@ func execPlugin(t *testing.T, bin, command string, stdin []byte, extraEnv ...str
 		"CNI_IFNAME=eth0",
 		"CNI_ARGS=" + testPodArgs,
 		"CNI_PATH=" + filepath.Dir(bin),
+		cnilog.DirEnv + "=" + os.Getenv(cnilog.DirEnv),
 	}, extraEnv...)
 	cmd.Stdin = bytes.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
@@ -140,6 +144,19 @@ func TestPluginBinary(t *testing.T) {
 		}
 		if cniErr.Code != types.ErrInternal || !strings.Contains(cniErr.Msg, msg) {
 			t.Errorf("CNI error = %+v, want code %d with %q", cniErr, types.ErrInternal, msg)
+		}
+	})
+
+	t.Run("log file outside the log directory is a CNI error", func(t *testing.T) {
+		e := newEnv(t)
+		stdout, stderr, err := execPlugin(t, bin, "ADD", e.conf("1.1.0", map[string]any{"log_file_path": "/etc/shadow"}))
+		var cniErr types.Error
+		if err == nil || json.Unmarshal(stdout, &cniErr) != nil || cniErr.Code != types.ErrInvalidNetworkConfig ||
+			!strings.Contains(cniErr.Msg, `ipam.log_file_path "/etc/shadow": must be a file under `+cnilog.Dir()) {
+			t.Errorf("ADD = %v\nstdout: %s\nstderr: %s", err, stdout, stderr)
+		}
+		if n := len(e.agent.RequestsTo(http.MethodPost, v1.PathIPAMIP)); n != 0 {
+			t.Errorf("%d allocation requests, want none", n)
 		}
 	})
 

@@ -18,11 +18,14 @@ import (
 const (
 	DefaultIPAMType        = "spiderpool"
 	DefaultLogLevel        = "DEBUG" // upstream's code default; its docs say INFO
-	DefaultLogFilePath     = "/var/log/spidernet/spiderpool.log"
+	DefaultLogFilePath     = cnilog.DefaultDir + "/" + logFileName
 	DefaultLogFileMaxSize  = 100 // MB
 	DefaultLogFileMaxAge   = 30  // days
 	DefaultLogFileMaxCount = 7
 )
+
+// logFileName is the log file in cnilog.Dir when log_file_path is not set.
+const logFileName = "spiderpool.log"
 
 // maxSocketPathLen is the longest path a unix socket address holds on Linux: sun_path is 108
 // bytes including the terminating NUL. A longer path would only fail later, at dial time, with a
@@ -57,10 +60,13 @@ type IPAMConfig struct {
 	IPAMUnixSocketPath string `json:"ipam_unix_socket_path"`
 
 	// LogLevel is DEBUG, INFO, WARN or ERROR (normalised to upper case).
-	LogLevel    string `json:"log_level"`
+	LogLevel string `json:"log_level"`
+	// LogFilePath must be a file under /var/log/spidernet (cnilog.Dir): the plugin runs as root
+	// and a NetworkAttachmentDefinition's author must not choose which host file it writes.
+	// Unset, it is spiderpool.log in that directory.
 	LogFilePath string `json:"log_file_path"`
-	// The rotation limits are passed to lumberjack unchanged, so an explicit 0 keeps its
-	// meaning there: 100 MB, no age limit, no count limit respectively.
+	// The rotation limits are passed to cnilog unchanged, so an explicit 0 keeps upstream's
+	// (lumberjack's) meaning: 100 MB, no age limit, no count limit respectively.
 	LogFileMaxSize  int `json:"log_file_max_size"`
 	LogFileMaxAge   int `json:"log_file_max_age"`
 	LogFileMaxCount int `json:"log_file_max_count"`
@@ -99,16 +105,14 @@ func loadConf(stdin []byte) (*NetConf, string, error) {
 	if ipam.LogLevel == "" {
 		ipam.LogLevel = DefaultLogLevel
 	}
-	if ipam.LogFilePath == "" {
-		ipam.LogFilePath = DefaultLogFilePath
-	}
 	if err := ipam.validate(); err != nil {
 		return nil, "", fmt.Errorf("invalid network configuration: %w", err)
 	}
 	return conf, conf.CNIVersion, nil
 }
 
-// validate checks the values that decoding alone cannot, and normalises LogLevel.
+// validate checks the values that decoding alone cannot, normalises LogLevel and LogFilePath and
+// fills in the default LogFilePath.
 func (c *IPAMConfig) validate() error {
 	for _, f := range []struct {
 		key   string
@@ -137,9 +141,11 @@ func (c *IPAMConfig) validate() error {
 	}
 	c.LogLevel = level
 
-	if strings.ContainsRune(c.LogFilePath, 0) {
-		return fmt.Errorf("ipam.log_file_path %q contains a NUL byte", c.LogFilePath)
+	path, err := cnilog.Path("ipam.log_file_path", c.LogFilePath, logFileName)
+	if err != nil {
+		return err
 	}
+	c.LogFilePath = path
 	for _, f := range []struct {
 		key string
 		v   int

@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	v1 "github.com/spiderpool-go/spiderpool/api/agent/v1"
+	"github.com/spiderpool-go/spiderpool/internal/cni/cnilog"
 )
 
 func defaultIPAM() IPAMConfig {
@@ -22,9 +23,11 @@ func defaultIPAM() IPAMConfig {
 }
 
 func TestLoadConf(t *testing.T) {
+	t.Setenv(cnilog.DirEnv, "") // the defaults of a node without the operator's override
 	tests := []struct {
 		name        string
 		stdin       string
+		env         string // SPIDERPOOL_CNI_LOG_DIR
 		wantVersion string
 		want        func(*IPAMConfig)
 	}{
@@ -53,7 +56,7 @@ func TestLoadConf(t *testing.T) {
 				"match_master_subnet":true,
 				"ipam_unix_socket_path":"/run/spidernet/agent.sock",
 				"log_level":"warn",
-				"log_file_path":"/tmp/sp/plugin.log",
+				"log_file_path":"/var/log/spidernet/sp/./plugin.log",
 				"log_file_max_size":10,
 				"log_file_max_age":2,
 				"log_file_max_count":3,
@@ -67,7 +70,7 @@ func TestLoadConf(t *testing.T) {
 				c.MatchMasterSubnet = true
 				c.IPAMUnixSocketPath = "/run/spidernet/agent.sock"
 				c.LogLevel = "WARN"
-				c.LogFilePath = "/tmp/sp/plugin.log"
+				c.LogFilePath = "/var/log/spidernet/sp/plugin.log"
 				c.LogFileMaxSize, c.LogFileMaxAge, c.LogFileMaxCount = 10, 2, 3
 			},
 		},
@@ -85,6 +88,20 @@ func TestLoadConf(t *testing.T) {
 			wantVersion: "0.3.1",
 		},
 		{
+			name:        "log file in the directory of SPIDERPOOL_CNI_LOG_DIR",
+			stdin:       `{"cniVersion":"1.0.0","name":"n","ipam":{"log_file_path":"/tmp/logs/x.log"}}`,
+			env:         "/tmp/logs",
+			wantVersion: "1.0.0",
+			want:        func(c *IPAMConfig) { c.LogFilePath = "/tmp/logs/x.log" },
+		},
+		{
+			name:        "default log file in the directory of SPIDERPOOL_CNI_LOG_DIR",
+			stdin:       `{"cniVersion":"1.0.0","name":"n"}`,
+			env:         "/tmp/logs",
+			wantVersion: "1.0.0",
+			want:        func(c *IPAMConfig) { c.LogFilePath = "/tmp/logs/spiderpool.log" },
+		},
+		{
 			name:        "log level is case-insensitive",
 			stdin:       `{"cniVersion":"0.3.1","name":"n","ipam":{"log_level":"Error"}}`,
 			wantVersion: "0.3.1",
@@ -93,6 +110,7 @@ func TestLoadConf(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(cnilog.DirEnv, tt.env)
 			conf, ver, err := loadConf([]byte(tt.stdin))
 			if err != nil {
 				t.Fatalf("loadConf: %v", err)
@@ -123,6 +141,7 @@ func TestLoadConfEverySupportedVersion(t *testing.T) {
 }
 
 func TestLoadConfErrors(t *testing.T) {
+	t.Setenv(cnilog.DirEnv, "")
 	tests := []struct {
 		name  string
 		stdin string
@@ -152,6 +171,15 @@ func TestLoadConfErrors(t *testing.T) {
 		{"negative max size", `{"cniVersion":"1.0.0","ipam":{"log_file_max_size":-1}}`, []string{"ipam.log_file_max_size", "negative"}},
 		{"negative max age", `{"cniVersion":"1.0.0","ipam":{"log_file_max_age":-1}}`, []string{"ipam.log_file_max_age", "negative"}},
 		{"negative max count", `{"cniVersion":"1.0.0","ipam":{"log_file_max_count":-7}}`, []string{"ipam.log_file_max_count", "negative"}},
+		{"log file outside the log directory", `{"cniVersion":"1.0.0","ipam":{"log_file_path":"/etc/shadow"}}`,
+			[]string{`invalid network configuration: ipam.log_file_path "/etc/shadow": must be a file under /var/log/spidernet`}},
+		{"relative log file", `{"cniVersion":"1.0.0","ipam":{"log_file_path":"spiderpool.log"}}`,
+			[]string{`ipam.log_file_path "spiderpool.log": must be a file under /var/log/spidernet`}},
+		{"log file escaping by ..", `{"cniVersion":"1.0.0","ipam":{"log_file_path":"/var/log/spidernet/../../../etc/shadow"}}`,
+			[]string{`ipam.log_file_path "/var/log/spidernet/../../../etc/shadow": must be a file under /var/log/spidernet`}},
+		{"log file is the log directory", `{"cniVersion":"1.0.0","ipam":{"log_file_path":"/var/log/spidernet"}}`,
+			[]string{"ipam.log_file_path", "must be a file under /var/log/spidernet"}},
+		{"log file with NUL", `{"cniVersion":"1.0.0","ipam":{"log_file_path":"/var/log/spidernet/a\u0000b"}}`, []string{"ipam.log_file_path", "NUL"}},
 		{"empty pool name", `{"cniVersion":"1.0.0","ipam":{"default_ipv6_ippool":["a"," "]}}`, []string{"ipam.default_ipv6_ippool[1]", "empty"}},
 	}
 	for _, tt := range tests {

@@ -11,7 +11,10 @@
 //
 // Its only output on stdout is the CNI result or the CNI error (written by skel). Logs go to the
 // file named in the configuration and nowhere else, because stdout belongs to the protocol and
-// the runtime's handling of stderr varies.
+// the runtime's handling of stderr varies. That file must lie under /var/log/spidernet, or under
+// the directory the node operator names in the plugin's environment variable
+// SPIDERPOOL_CNI_LOG_DIR; any other ipam.log_file_path fails the command (internal/cni/cnilog says
+// why: the plugin runs as root and a NetworkAttachmentDefinition's author chooses the path).
 //
 // cmd/spiderpool wires Funcs into skel; everything else lives here so tests can reach it.
 package spiderpool

@@ -15,22 +15,24 @@ import (
 )
 
 // FuzzLoadConf: no input panics; an accepted configuration has a supported version and values
-// the plugin can use as they are; and the normalised configuration is a fixed point (loading it
+// the plugin can use as they are (a log file under /var/log/spidernet among them); and the normalised configuration is a fixed point (loading it
 // again changes nothing).
 func FuzzLoadConf(f *testing.F) {
 	for _, s := range []string{
 		`{"cniVersion":"0.3.1","name":"n","type":"macvlan","ipam":{"type":"spiderpool"}}`,
 		`{"cniVersion":"1.1.0","name":"n"}`,
-		`{"cniVersion":"0.4.0","ipam":{"default_ipv4_ippool":["a","b*"],"default_ipv6_ippool":["c"],"clean_gateway":true,"match_master_subnet":true,"ipam_unix_socket_path":"/run/sp.sock","log_level":"info","log_file_path":"/tmp/x.log","log_file_max_size":1,"log_file_max_age":2,"log_file_max_count":3}}`,
+		`{"cniVersion":"0.4.0","ipam":{"default_ipv4_ippool":["a","b*"],"default_ipv6_ippool":["c"],"clean_gateway":true,"match_master_subnet":true,"ipam_unix_socket_path":"/run/sp.sock","log_level":"info","log_file_path":"/var/log/spidernet/x.log","log_file_max_size":1,"log_file_max_age":2,"log_file_max_count":3}}`,
 		`{"cniVersion":"1.0.0","ipam":{"log_file_max_size":null,"type":null}}`,
 		`{"cniVersion":"1.0.0","ipam":{"clean_gateway":"yes"}}`,
 		`{"cniVersion":"0.2.0"}`,
 		`{"cniVersion":"1.0.0","ipam":{"ipam_unix_socket_path":"rel"}}`,
+		`{"cniVersion":"1.0.0","ipam":{"log_file_path":"/var/log/spidernet/../../etc/shadow"}}`,
 		`{"cniVersion":"1.0.0","prevResult":{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.1/24"}]}}`,
 		`[]`, `null`, `{`,
 	} {
 		f.Add([]byte(s))
 	}
+	f.Setenv(cnilog.DirEnv, "")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		conf, ver, err := loadConf(data)
 		if err != nil {
@@ -48,6 +50,8 @@ func FuzzLoadConf(f *testing.F) {
 			t.Fatalf("accepted socket path %q", c.IPAMUnixSocketPath)
 		case c.Type == "" || c.LogFilePath == "":
 			t.Fatalf("empty default: %+v", c)
+		case !strings.HasPrefix(c.LogFilePath, cnilog.DefaultDir+"/") || c.LogFilePath != filepath.Clean(c.LogFilePath):
+			t.Fatalf("accepted log file %q", c.LogFilePath)
 		case c.LogFileMaxSize < 0 || c.LogFileMaxAge < 0 || c.LogFileMaxCount < 0:
 			t.Fatalf("negative rotation limit: %+v", c)
 		}

@@ -24,6 +24,7 @@ import (
 	v1 "github.com/spiderpool-go/spiderpool/api/agent/v1"
 	"github.com/spiderpool-go/spiderpool/internal/agent/client"
 	"github.com/spiderpool-go/spiderpool/internal/agent/client/clienttest"
+	"github.com/spiderpool-go/spiderpool/internal/cni/cnilog"
 )
 
 // allVersions are the CNI versions every ADD case runs with.
@@ -44,9 +45,12 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	// The plugin's log directory is the test's, never the host's /var/log/spidernet.
+	logDir := t.TempDir()
+	t.Setenv(cnilog.DirEnv, logDir)
 	e := &env{
 		agent:   clienttest.NewServer(t),
-		logPath: filepath.Join(t.TempDir(), "log", "spiderpool.log"),
+		logPath: filepath.Join(logDir, "log", "spiderpool.log"),
 		stdout:  &bytes.Buffer{},
 	}
 	e.p = &plugin{stdout: e.stdout, newAgent: func(s string) agent { return client.New(s) }}
@@ -817,7 +821,7 @@ func TestLogging(t *testing.T) {
 	t.Run("unusable log file disables logging, ADD still succeeds", func(t *testing.T) {
 		e := newEnv(t)
 		e.agent.Handle(http.MethodPost, v1.PathIPAMIP, okAnswer)
-		blocker := filepath.Join(t.TempDir(), "file")
+		blocker := filepath.Join(cnilog.Dir(), "file")
 		if err := os.WriteFile(blocker, nil, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -827,5 +831,41 @@ func TestLogging(t *testing.T) {
 			t.Fatalf("ADD: %v", err)
 		}
 		parseResult(t, "1.0.0", e.stdout.Bytes())
+	})
+	t.Run("a symlink in place of the log file is not followed, ADD still succeeds", func(t *testing.T) {
+		e := newEnv(t)
+		e.agent.Handle(http.MethodPost, v1.PathIPAMIP, okAnswer)
+		target := filepath.Join(t.TempDir(), "shadow")
+		if err := os.WriteFile(target, []byte("root:x:0:0\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(e.logPath), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, e.logPath); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.run("ADD", cmdArgs(e.conf("1.0.0", nil))); err != nil {
+			t.Fatalf("ADD: %v", err)
+		}
+		if b, _ := os.ReadFile(target); string(b) != "root:x:0:0\n" {
+			t.Errorf("the symlink's target was written:\n%s", b)
+		}
+	})
+	t.Run("a log file outside the log directory fails the command", func(t *testing.T) {
+		for i := range 3 {
+			e := newEnv(t)
+			path := []string{"/etc/shadow", "spiderpool.log", cnilog.Dir() + "/../shadow"}[i]
+			e.agent.Handle(http.MethodPost, v1.PathIPAMIP, okAnswer)
+			err := e.run("ADD", cmdArgs(e.conf("1.0.0", map[string]any{"log_file_path": path})))
+			var cniErr *types.Error
+			want := fmt.Sprintf("ipam.log_file_path %q: must be a file under %s", path, cnilog.Dir())
+			if !errors.As(err, &cniErr) || cniErr.Code != types.ErrInvalidNetworkConfig || !strings.Contains(cniErr.Msg, want) {
+				t.Errorf("ADD with log_file_path %q = %v, want code %d with %q", path, err, types.ErrInvalidNetworkConfig, want)
+			}
+			if n := len(e.agent.RequestsTo(http.MethodPost, v1.PathIPAMIP)); n != 0 {
+				t.Errorf("log_file_path %q: %d allocation requests, want none", path, n)
+			}
+		}
 	})
 }

@@ -26,7 +26,8 @@ import (
 )
 
 // Certificate lifetimes. The CA and the serving certificate are issued and rotated together, so the
-// CA key never needs to be stored: rotation makes a new CA and pushes it into the caBundles.
+// CA key never needs to be stored: rotation makes a new CA and pushes it into the caBundles, next to
+// the CA it replaced until that one expires (Certs.CABundle).
 const (
 	certValidity = 365 * 24 * time.Hour
 	// renewBefore is how long before expiry a stored certificate stops being reused.
@@ -36,11 +37,13 @@ const (
 	clockSkew = 5 * time.Minute
 )
 
-// Keys of the Secret, those of a kubernetes.io/tls Secret plus the CA as cert-manager writes it.
+// Keys of the Secret: those of a kubernetes.io/tls Secret, the CA as cert-manager writes it, and the
+// CA that the current one replaced (Certs.PreviousCA).
 const (
-	secretCertKey = corev1.TLSCertKey
-	secretKeyKey  = corev1.TLSPrivateKeyKey
-	secretCAKey   = "ca.crt"
+	secretCertKey       = corev1.TLSCertKey
+	secretKeyKey        = corev1.TLSPrivateKeyKey
+	secretCAKey         = "ca.crt"
+	secretPreviousCAKey = "previous-ca.crt"
 )
 
 // Certs is a CA and a serving certificate it signed, PEM encoded.
@@ -48,6 +51,58 @@ type Certs struct {
 	CACert []byte
 	Cert   []byte
 	Key    []byte
+	// PreviousCA is the CA of the pair this one replaced, kept so that the webhook configurations
+	// go on trusting the replicas that still serve the old pair (CABundle); nil when there is none.
+	PreviousCA []byte
+}
+
+// certsFromSecret reads the keys ensureSecretCerts writes.
+func certsFromSecret(s *corev1.Secret) *Certs {
+	return &Certs{CACert: s.Data[secretCAKey], Cert: s.Data[secretCertKey], Key: s.Data[secretKeyKey], PreviousCA: s.Data[secretPreviousCAKey]}
+}
+
+func (c *Certs) secretData() map[string][]byte {
+	data := map[string][]byte{secretCAKey: c.CACert, secretCertKey: c.Cert, secretKeyKey: c.Key}
+	if len(c.PreviousCA) != 0 {
+		data[secretPreviousCAKey] = c.PreviousCA
+	}
+	return data
+}
+
+// CABundle is what the webhook configurations must trust at now: the CA, then PreviousCA while it
+// has not expired, as concatenated PEM.
+//
+// Why until the previous CA expires rather than for a fixed period: each replica serves the pair it
+// last copied from the Secret and copies it again only every checkInterval, and no replica reports
+// what it serves, so nobody can tell when the last one has moved on. A serving certificate is never
+// valid longer than its CA, so trusting the previous CA until its NotAfter keeps every lagging
+// replica trusted for as long as its certificate could be accepted at all, and dropping it then
+// removes nothing that still works. In a running cluster a rotation for expiry happens at the first
+// check after less than renewBefore is left, so the overlap is close to renewBefore, some sixty
+// checkIntervals. An early rotation (new hosts, a damaged Secret) overlaps longer, which trusts
+// nothing new: the old CA's key was dropped once it had signed its one serving certificate.
+func (c *Certs) CABundle(now time.Time) ([]byte, error) {
+	ca, err := parseCertPEM(c.CACert)
+	if err != nil {
+		return nil, fmt.Errorf("CA certificate: %w", err)
+	}
+	bundle := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw})
+	if prev, err := parseCertPEM(c.PreviousCA); err == nil && now.Before(prev.NotAfter) && !bytes.Equal(prev.Raw, ca.Raw) {
+		bundle = append(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: prev.Raw})...)
+	}
+	return bundle, nil
+}
+
+// replacedCA returns the stored CA that a rotation at now replaces, to be kept as PreviousCA, or nil
+// when nothing can still be trusted under it (missing, not a CA, expired). Only one CA is kept: after
+// two rotations within checkInterval (hosts flapping between two versions of the controller during
+// a rollout) a replica still on the oldest pair is refused until its next check copies the new one.
+func replacedCA(stored []byte, now time.Time) []byte {
+	ca, err := parseCertPEM(stored)
+	if err != nil || !ca.IsCA || !now.Before(ca.NotAfter) {
+		return nil
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw})
 }
 
 // ServiceHosts returns the DNS names under which the apiserver reaches service in namespace.
@@ -179,8 +234,9 @@ func parseCertPEM(data []byte) (*x509.Certificate, error) {
 }
 
 // ensureSecretCerts returns the certificates stored in Secret key, reusing them while they are
-// good for hosts and replacing them (rotation) otherwise. Several controller replicas may race: the
-// loser of a create or update re-reads and takes what the winner stored.
+// good for hosts and replacing them (rotation) otherwise; a rotation keeps the CA it replaces as
+// PreviousCA. Several controller replicas may race: the loser of a create or update re-reads and
+// takes what the winner stored.
 func ensureSecretCerts(ctx context.Context, c client.Client, key client.ObjectKey, hosts []string, now time.Time) (*Certs, error) {
 	for attempt := 0; ; attempt++ {
 		certs, err := tryEnsureSecretCerts(ctx, c, key, hosts, now)
@@ -197,8 +253,9 @@ func tryEnsureSecretCerts(ctx context.Context, c client.Client, key client.Objec
 		return nil, fmt.Errorf("get Secret %s: %w", key, err)
 	}
 	exists := err == nil
+	var stored *Certs
 	if exists {
-		stored := &Certs{CACert: secret.Data[secretCAKey], Cert: secret.Data[secretCertKey], Key: secret.Data[secretKeyKey]}
+		stored = certsFromSecret(&secret)
 		if stored.Reusable(hosts, now) == nil {
 			return stored, nil
 		}
@@ -207,7 +264,10 @@ func tryEnsureSecretCerts(ctx context.Context, c client.Client, key client.Objec
 	if err != nil {
 		return nil, err
 	}
-	data := map[string][]byte{secretCAKey: certs.CACert, secretCertKey: certs.Cert, secretKeyKey: certs.Key}
+	if stored != nil {
+		certs.PreviousCA = replacedCA(stored.CACert, now)
+	}
+	data := certs.secretData()
 	if !exists {
 		secret = corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name},

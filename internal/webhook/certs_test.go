@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,11 +15,14 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 )
 
 var testHosts = append(ServiceHosts("spiderpool-controller", "kube-system"), "127.0.0.1", "::1")
@@ -257,4 +262,235 @@ func TestWriteServingFiles(t *testing.T) {
 	if diff := cmp.Diff([]string{"ca.crt", "tls.crt", "tls.key"}, names); diff != "" {
 		t.Errorf("files (-want +got):\n%s", diff)
 	}
+}
+
+// TestProvisionerRotationOverlap drives checks of one replica with an injected clock through a
+// rotation: from the rotation until the old CA expires, the configurations trust both CAs, so a
+// replica still serving the old pair is accepted; after that only the new CA.
+func TestProvisionerRotationOverlap(t *testing.T) {
+	ctx := context.Background()
+	c := newConfigClient(t)
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := start
+	p := &provisioner{
+		client: c,
+		opts:   Options{Namespace: "kube-system", SecretName: DefaultSecretName, CertDir: t.TempDir(), URLHost: "127.0.0.1"},
+		server: crwebhook.NewServer(crwebhook.Options{Port: 40000}),
+		now:    func() time.Time { return now },
+	}
+	hosts := p.hosts()
+	check := func(t *testing.T) (*Certs, [][]byte) {
+		t.Helper()
+		if err := p.sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var secret corev1.Secret
+		if err := c.Get(ctx, p.secretKey(), &secret); err != nil {
+			t.Fatal(err)
+		}
+		return certsFromSecret(&secret), configuredCAs(ctx, t, c)
+	}
+
+	first, cas := check(t)
+	if diff := cmp.Diff([][]byte{first.CACert}, cas); diff != "" {
+		t.Fatalf("caBundle before any rotation (-want +got):\n%s", diff)
+	}
+
+	// 29 days before expiry the check rotates; the Secret keeps the old CA, the bundle has both,
+	// and both the new pair and the old one (a replica that has not reloaded) verify against it.
+	now = start.Add(certValidity - 29*24*time.Hour)
+	rotated, cas := check(t)
+	if bytes.Equal(rotated.CACert, first.CACert) {
+		t.Fatal("not rotated 29 days before expiry")
+	}
+	if !bytes.Equal(rotated.PreviousCA, first.CACert) {
+		t.Errorf("Secret key %s does not hold the replaced CA", secretPreviousCAKey)
+	}
+	if diff := cmp.Diff([][]byte{rotated.CACert, first.CACert}, cas); diff != "" {
+		t.Fatalf("caBundle after the rotation (-want +got):\n%s", diff)
+	}
+	for name, served := range map[string]*Certs{"new pair": rotated, "old pair": first} {
+		if err := verifyWithBundle(served.Cert, cas, hosts, now); err != nil {
+			t.Errorf("%s not trusted during the overlap: %v", name, err)
+		}
+	}
+
+	// A day before the old CA expires it is still in; the next check after it expired drops it.
+	now = start.Add(certValidity - 24*time.Hour)
+	if _, cas = check(t); len(cas) != 2 {
+		t.Errorf("caBundle a day before the old CA expires holds %d CAs, want 2", len(cas))
+	}
+	now = start.Add(certValidity + time.Hour)
+	after, cas := check(t)
+	if !bytes.Equal(after.CACert, rotated.CACert) {
+		t.Fatal("rotated again although the new pair is good for 11 months")
+	}
+	if diff := cmp.Diff([][]byte{rotated.CACert}, cas); diff != "" {
+		t.Errorf("caBundle after the old CA expired (-want +got):\n%s", diff)
+	}
+}
+
+// TestApplyConfigurationsStaleReplica: a replica whose check read the Secret before another replica
+// rotated it must not write a bundle without the new CA. The other replica rotates and registers
+// between this replica's certificate check and its configuration update.
+func TestApplyConfigurationsStaleReplica(t *testing.T) {
+	ctx := context.Background()
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var other *provisioner
+	raced := false
+	c := newConfigClientWith(t, interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if _, ok := obj.(*admissionregistrationv1.MutatingWebhookConfiguration); ok && other != nil && !raced {
+				raced = true
+				if err := other.sync(ctx); err != nil {
+					return err
+				}
+			}
+			return c.Get(ctx, key, obj, opts...)
+		},
+	})
+	opts := Options{Namespace: "kube-system", SecretName: DefaultSecretName, URLHost: "127.0.0.1"}
+	newReplica := func(now time.Time) *provisioner {
+		o := opts
+		o.CertDir = t.TempDir()
+		return &provisioner{client: c, opts: o, server: crwebhook.NewServer(crwebhook.Options{Port: 40000}), now: func() time.Time { return now }}
+	}
+	// Both replicas start on the first pair. This one checks a minute before the pair is due for
+	// rotation, and the other a minute after, while this one is between its two steps.
+	if err := newReplica(start).sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var secret corev1.Secret
+	if err := c.Get(ctx, client.ObjectKey{Namespace: opts.Namespace, Name: opts.SecretName}, &secret); err != nil {
+		t.Fatal(err)
+	}
+	first := certsFromSecret(&secret)
+	due := start.Add(certValidity - renewBefore)
+	stale := newReplica(due.Add(-time.Minute))
+	other = newReplica(due.Add(time.Minute))
+	if err := stale.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !raced {
+		t.Fatal("the other replica never ran")
+	}
+	if err := c.Get(ctx, stale.secretKey(), &secret); err != nil {
+		t.Fatal(err)
+	}
+	stored := certsFromSecret(&secret)
+	if !bytes.Equal(stored.PreviousCA, first.CACert) {
+		t.Fatal("the other replica did not rotate the first pair")
+	}
+	if diff := cmp.Diff([][]byte{stored.CACert, stored.PreviousCA}, configuredCAs(ctx, t, c)); diff != "" {
+		t.Errorf("caBundle after the stale replica's check (-want +got):\n%s", diff)
+	}
+}
+
+func TestCABundle(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	cur, err := GenerateCerts(testHosts, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev, err := GenerateCerts(testHosts, now.Add(-300*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		certs   *Certs
+		at      time.Time
+		want    [][]byte
+		wantErr bool
+	}{
+		{"no previous", &Certs{CACert: cur.CACert}, now, [][]byte{cur.CACert}, false},
+		{"previous valid", &Certs{CACert: cur.CACert, PreviousCA: prev.CACert}, now, [][]byte{cur.CACert, prev.CACert}, false},
+		{"previous expired", &Certs{CACert: cur.CACert, PreviousCA: prev.CACert}, now.Add(66 * 24 * time.Hour), [][]byte{cur.CACert}, false},
+		{"previous garbage", &Certs{CACert: cur.CACert, PreviousCA: []byte("x")}, now, [][]byte{cur.CACert}, false},
+		{"previous is current", &Certs{CACert: cur.CACert, PreviousCA: cur.CACert}, now, [][]byte{cur.CACert}, false},
+		{"no CA", &Certs{PreviousCA: prev.CACert}, now, nil, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.certs.CABundle(tc.at)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("CABundle() error %v, want error %v", err, tc.wantErr)
+			}
+			if diff := cmp.Diff(tc.want, splitPEM(got)); diff != "" {
+				t.Errorf("CABundle() (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func newConfigClient(t *testing.T) client.Client {
+	return newConfigClientWith(t, interceptor.Funcs{})
+}
+
+func newConfigClientWith(t *testing.T, funcs interceptor.Funcs) client.Client {
+	t.Helper()
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	return fake.NewClientBuilder().WithScheme(s).WithInterceptorFuncs(funcs).Build()
+}
+
+// configuredCAs returns the CA bundle of every webhook, split into PEM certificates, after checking
+// that all webhooks of both configurations carry the same one.
+func configuredCAs(ctx context.Context, t *testing.T, c client.Client) [][]byte {
+	t.Helper()
+	var mut admissionregistrationv1.MutatingWebhookConfiguration
+	if err := c.Get(ctx, client.ObjectKey{Name: ConfigurationName}, &mut); err != nil {
+		t.Fatal(err)
+	}
+	var val admissionregistrationv1.ValidatingWebhookConfiguration
+	if err := c.Get(ctx, client.ObjectKey{Name: ConfigurationName}, &val); err != nil {
+		t.Fatal(err)
+	}
+	var bundles [][]byte
+	for _, w := range mut.Webhooks {
+		bundles = append(bundles, w.ClientConfig.CABundle)
+	}
+	for _, w := range val.Webhooks {
+		bundles = append(bundles, w.ClientConfig.CABundle)
+	}
+	if len(bundles) == 0 {
+		t.Fatal("no webhooks registered")
+	}
+	for _, b := range bundles[1:] {
+		if !bytes.Equal(b, bundles[0]) {
+			t.Fatal("webhooks carry different CA bundles")
+		}
+	}
+	return splitPEM(bundles[0])
+}
+
+func splitPEM(data []byte) [][]byte {
+	var out [][]byte
+	for {
+		var b *pem.Block
+		if b, data = pem.Decode(data); b == nil {
+			return out
+		}
+		out = append(out, pem.EncodeToMemory(b))
+	}
+}
+
+// verifyWithBundle verifies a serving certificate for every host the way the apiserver does.
+func verifyWithBundle(certPEM []byte, cas [][]byte, hosts []string, now time.Time) error {
+	cert, err := parseCertPEM(certPEM)
+	if err != nil {
+		return err
+	}
+	roots := x509.NewCertPool()
+	for _, ca := range cas {
+		roots.AppendCertsFromPEM(ca)
+	}
+	for _, h := range hosts {
+		if _, err := cert.Verify(x509.VerifyOptions{DNSName: h, Roots: roots, CurrentTime: now}); err != nil {
+			return fmt.Errorf("host %s: %w", h, err)
+		}
+	}
+	return nil
 }

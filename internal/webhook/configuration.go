@@ -121,32 +121,41 @@ func validatingConfiguration(cc clientConfigFor, caBundle []byte) *admissionregi
 
 // applyConfigurations creates or replaces both configurations. The webhooks list is ours alone, so
 // it is overwritten as a whole (a webhook removed from hookedKinds disappears from the cluster).
-func applyConfigurations(ctx context.Context, c client.Client, cc clientConfigFor, caBundle []byte) error {
-	mut := mutatingConfiguration(cc, caBundle)
-	if err := upsert(ctx, c, mut, &admissionregistrationv1.MutatingWebhookConfiguration{}, func(cur *admissionregistrationv1.MutatingWebhookConfiguration) {
-		cur.Webhooks = mut.Webhooks
-	}); err != nil {
+//
+// caBundle is called for each configuration after reading it and before writing it back, and is
+// to read the Secret then. The write is conditional on the resourceVersion read, so a replica cannot
+// put a bundle from before another replica's rotation over the rotated one: the rotating replica
+// writes the Secret before the configurations, so either this read of a configuration comes after
+// its write and the Secret read that follows sees the rotation, or its write comes after this read
+// and this update fails on the conflict (and is retried within retryInterval).
+func applyConfigurations(ctx context.Context, c client.Client, cc clientConfigFor, caBundle func(context.Context) ([]byte, error)) error {
+	mut := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: ConfigurationName}}
+	if err := upsert(ctx, c, mut, caBundle, func(ca []byte) { mut.Webhooks = mutatingConfiguration(cc, ca).Webhooks }); err != nil {
 		return fmt.Errorf("apply MutatingWebhookConfiguration %s: %w", ConfigurationName, err)
 	}
-	val := validatingConfiguration(cc, caBundle)
-	if err := upsert(ctx, c, val, &admissionregistrationv1.ValidatingWebhookConfiguration{}, func(cur *admissionregistrationv1.ValidatingWebhookConfiguration) {
-		cur.Webhooks = val.Webhooks
-	}); err != nil {
+	val := &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: ConfigurationName}}
+	if err := upsert(ctx, c, val, caBundle, func(ca []byte) { val.Webhooks = validatingConfiguration(cc, ca).Webhooks }); err != nil {
 		return fmt.Errorf("apply ValidatingWebhookConfiguration %s: %w", ConfigurationName, err)
 	}
 	return nil
 }
 
-func upsert[T client.Object](ctx context.Context, c client.Client, want, cur T, set func(T)) error {
-	err := c.Get(ctx, client.ObjectKeyFromObject(want), cur)
-	if apierrors.IsNotFound(err) {
-		return c.Create(ctx, want)
+// upsert reads obj, sets its webhooks with the CA bundle read after it, and creates or updates it.
+func upsert(ctx context.Context, c client.Client, obj client.Object, caBundle func(context.Context) ([]byte, error), set func(caBundle []byte)) error {
+	err := c.Get(ctx, client.ObjectKeyFromObject(obj), obj)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return err
 	}
+	exists := err == nil
+	ca, err := caBundle(ctx)
 	if err != nil {
 		return err
 	}
-	set(cur)
-	return c.Update(ctx, cur)
+	set(ca)
+	if !exists {
+		return c.Create(ctx, obj)
+	}
+	return c.Update(ctx, obj)
 }
 
 // urlBase formats https://host:port, bracketing IPv6 literals.

@@ -20,8 +20,8 @@ var (
 
 // IPPoolWebhook defaults and validates SpiderIPPools.
 type IPPoolWebhook struct {
-	// Reader lists the other pools and the subnets. It should read the apiserver, not a cache: two
-	// pools created in quick succession must see each other for the overlap rule.
+	// Reader lists the other pools and the subnets. Setup gives it the manager's cache: the overlap
+	// rule may then miss a pool created a moment before, which allocation catches (see Setup).
 	Reader                 client.Reader
 	EnableIPv4, EnableIPv6 bool
 }

@@ -19,7 +19,7 @@ var (
 
 // SubnetWebhook defaults and validates SpiderSubnets.
 type SubnetWebhook struct {
-	// Reader lists subnets and pools; see IPPoolWebhook.Reader for why it should not be a cache.
+	// Reader lists subnets and pools; like IPPoolWebhook.Reader it may be a cache (see Setup).
 	Reader                 client.Reader
 	EnableIPv4, EnableIPv6 bool
 }

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -35,7 +36,9 @@ const (
 	DefaultPort        = 5722
 	DefaultSecretName  = "spiderpool-controller-server-certs"
 	// checkInterval is how often ModeAuto re-checks the stored certificate; far below renewBefore,
-	// so a certificate is rotated weeks before it expires even if the controller never restarts.
+	// so a certificate is rotated weeks before it expires even if the controller never restarts,
+	// and every replica copies a pair another replica rotated in long before the caBundles stop
+	// trusting the old one (Certs.CABundle).
 	checkInterval = 12 * time.Hour
 	retryInterval = 10 * time.Second
 )
@@ -67,7 +70,7 @@ type Options struct {
 // +kubebuilder:rbac:groups=core,resources=secrets,verbs=get;create;update
 // +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations;validatingwebhookconfigurations,verbs=create
 // +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations;validatingwebhookconfigurations,verbs=get;update,resourceNames=spiderpool-controller
-// +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spiderippools;spidersubnets;spidermultusconfigs,verbs=list;get
+// +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spiderippools;spidersubnets;spidermultusconfigs,verbs=get;list;watch
 // +kubebuilder:rbac:groups=k8s.cni.cncf.io,resources=network-attachment-definitions,verbs=get
 
 // Setup registers the defaulters and validators of every kind with mgr's webhook server and, in
@@ -79,9 +82,19 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if err != nil {
 		return err
 	}
-	// The validators read the apiserver directly: a cached list would let two overlapping pools
-	// created back to back both pass.
-	reader := mgr.GetAPIReader()
+	// The validators read the other pools, subnets and SpiderMultusConfigs from the manager's
+	// informers rather than LISTing them on the apiserver for every request, a cost that grew with
+	// the cluster on every write. (NADs are read unstructured, which the manager's client does not
+	// cache: one GET.) An informer trails a write by a moment, so two pools, subnets or multus
+	// configs created back to back may both pass a rule that compares them. Live reads never closed
+	// that race either, since two requests admitted at once do not see each other, and so each rule
+	// is enforced again where it matters: allocation applies the pool overlap rule ordered by age
+	// (internal/ipam/overlap.go), a subnet never takes over a pool another subnet controls nor
+	// counts a pool's addresses outside its own, and a SpiderMultusConfig never overwrites a NAD
+	// another one controls (internal/controller). The other way round, an object deleted a moment
+	// ago may still be compared with, so its overlapping replacement under another name can be
+	// refused once; a retry passes.
+	reader := cacheReader{mgr.GetClient()}
 	ipv4, ipv6 := opts.EnableIPv4, opts.EnableIPv6
 	pool := &IPPoolWebhook{Reader: reader, EnableIPv4: ipv4, EnableIPv6: ipv6}
 	subnet := &SubnetWebhook{Reader: reader, EnableIPv4: ipv4, EnableIPv6: ipv6}
@@ -107,10 +120,10 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("webhook certificate client: %w", err)
 	}
-	p := &provisioner{client: c, opts: opts, server: mgr.GetWebhookServer()}
+	p := &provisioner{client: c, opts: opts, server: mgr.GetWebhookServer(), now: time.Now}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, err := p.ensureCerts(ctx, time.Now()); err != nil {
+	if err := p.ensureCerts(ctx); err != nil {
 		return err
 	}
 	if err := mgr.Add(p); err != nil {
@@ -156,27 +169,54 @@ func (o Options) complete(server crwebhook.Server) (Options, error) {
 	return o, nil
 }
 
-// provisioner keeps the certificate and the webhook configurations of ModeAuto up to date.
+// provisioner keeps the certificate and the webhook configurations of ModeAuto up to date. Every
+// replica runs one. The replica that rotates the Secret serves the new pair at once; the others copy
+// it at their next check (ensureCerts writes CertDir, whose certificate watcher reloads within
+// seconds), and until then the caBundles keep trusting the pair they serve (Certs.CABundle).
 type provisioner struct {
 	client client.Client
 	opts   Options
 	server crwebhook.Server
+	now    func() time.Time
 }
 
 func (p *provisioner) hosts() []string {
 	return hostsWith(ServiceHosts(p.opts.ServiceName, p.opts.Namespace), append([]string{p.opts.URLHost}, p.opts.ExtraHosts...))
 }
 
-func (p *provisioner) ensureCerts(ctx context.Context, now time.Time) (*Certs, error) {
-	key := client.ObjectKey{Namespace: p.opts.Namespace, Name: p.opts.SecretName}
-	certs, err := ensureSecretCerts(ctx, p.client, key, p.hosts(), now)
+func (p *provisioner) secretKey() client.ObjectKey {
+	return client.ObjectKey{Namespace: p.opts.Namespace, Name: p.opts.SecretName}
+}
+
+// ensureCerts makes sure the Secret holds a pair good for a while and serves that pair.
+func (p *provisioner) ensureCerts(ctx context.Context) error {
+	certs, err := ensureSecretCerts(ctx, p.client, p.secretKey(), p.hosts(), p.now())
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := writeServingFiles(p.opts.CertDir, certs); err != nil {
-		return nil, err
+	return writeServingFiles(p.opts.CertDir, certs)
+}
+
+// caBundle reads the CA bundle of the Secret as it is now; applyConfigurations says why it is not
+// taken from ensureCerts.
+func (p *provisioner) caBundle(ctx context.Context) ([]byte, error) {
+	var secret corev1.Secret
+	if err := p.client.Get(ctx, p.secretKey(), &secret); err != nil {
+		return nil, fmt.Errorf("get Secret %s: %w", p.secretKey(), err)
 	}
-	return certs, nil
+	bundle, err := certsFromSecret(&secret).CABundle(p.now())
+	if err != nil {
+		return nil, fmt.Errorf("CA bundle of Secret %s: %w", p.secretKey(), err)
+	}
+	return bundle, nil
+}
+
+// sync is one check: rotate the pair if due, serve it, and register the configurations.
+func (p *provisioner) sync(ctx context.Context) error {
+	if err := p.ensureCerts(ctx); err != nil {
+		return err
+	}
+	return applyConfigurations(ctx, p.client, p.clientConfig(), p.caBundle)
 }
 
 func (p *provisioner) clientConfig() clientConfigFor {
@@ -204,11 +244,7 @@ func (p *provisioner) Start(ctx context.Context) error {
 		// The configurations are re-applied on every check, not only on rotation, so that one
 		// edited or deleted by hand is repaired within checkInterval.
 		interval := checkInterval
-		certs, err := p.ensureCerts(ctx, time.Now())
-		if err == nil {
-			err = applyConfigurations(ctx, p.client, p.clientConfig(), certs.CACert)
-		}
-		if err != nil {
+		if err := p.sync(ctx); err != nil {
 			log.Error(err, "provision webhook certificate and configurations")
 			interval = retryInterval
 		}

@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -200,5 +202,41 @@ func TestMultusConfigDefaultLeavingCustom(t *testing.T) {
 				t.Errorf("enableCoordinator = %v, want %v", ptr.Deref(got, false), tc.want)
 			}
 		})
+	}
+}
+
+// notStartedReader fails like the manager's cache before it starts, the first n reads.
+type notStartedReader struct {
+	client.Reader
+	n int
+}
+
+func (r *notStartedReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	if r.n > 0 {
+		r.n--
+		return &cache.ErrCacheNotStarted{}
+	}
+	return r.Reader.List(ctx, list, opts...)
+}
+
+// TestCacheReaderWaitsForStart: a request that arrives between the webhook server's start and the
+// cache's is answered once the cache has started, not refused; a request whose deadline passes
+// first gets the error.
+func TestCacheReaderWaitsForStart(t *testing.T) {
+	r := cacheReader{&notStartedReader{Reader: newAPIClient(t, pool("a", "10.6.0.0/16")), n: 3}}
+	var pools v2beta1.SpiderIPPoolList
+	if err := r.List(context.Background(), &pools); err != nil {
+		t.Fatalf("List() = %v, want it to wait for the start", err)
+	}
+	if len(pools.Items) != 1 {
+		t.Errorf("listed %d pools, want 1", len(pools.Items))
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r = cacheReader{&notStartedReader{Reader: newAPIClient(t), n: 1 << 30}}
+	var notStarted *cache.ErrCacheNotStarted
+	if err := r.List(ctx, &pools); !errors.As(err, &notStarted) {
+		t.Errorf("List() with a done context = %v, want ErrCacheNotStarted", err)
 	}
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -33,7 +37,9 @@ const webhookNamespace = "default"
 // runningWebhooks is a manager serving our webhooks on 127.0.0.1, registered with the apiserver by
 // URL the way the sandbox runs an out-of-cluster controller.
 type runningWebhooks struct {
-	port    int
+	port int
+	// cache reads what the validators read: the manager's cache.
+	cache   client.Reader
 	cancel  context.CancelFunc
 	done    chan error
 	stopped bool
@@ -45,8 +51,14 @@ type runningWebhooks struct {
 // would refuse every later write of our kinds in this package.
 func startWebhooks(t *testing.T) *runningWebhooks {
 	t.Helper()
+	return startWebhooksWith(t, env.Config)
+}
+
+// startWebhooksWith is startWebhooks with the manager talking to the apiserver through restConfig.
+func startWebhooksWith(t *testing.T, restConfig *rest.Config) *runningWebhooks {
+	t.Helper()
 	port := freePort(t)
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                 env.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
@@ -60,7 +72,7 @@ func startWebhooks(t *testing.T) *runningWebhooks {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &runningWebhooks{port: port, done: make(chan error, 1)}
+	w := &runningWebhooks{port: port, cache: mgr.GetClient(), done: make(chan error, 1)}
 	t.Cleanup(func() { w.cleanup(t) })
 	err = webhook.Setup(mgr, webhook.Options{
 		Namespace:  webhookNamespace,
@@ -88,6 +100,20 @@ func (w *runningWebhooks) stop(t *testing.T) {
 	w.cancel()
 	if err := <-w.done; err != nil {
 		t.Errorf("manager: %v", err)
+	}
+}
+
+// cached waits until the manager's cache holds obj. The validators compare a new object with the
+// others in that cache, which may trail a create by a moment.
+func (w *runningWebhooks) cached(t *testing.T, obj client.Object) {
+	t.Helper()
+	got := obj.DeepCopyObject().(client.Object)
+	err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+		err := w.cache.Get(ctx, client.ObjectKeyFromObject(obj), got)
+		return err == nil && got.GetUID() == obj.GetUID(), nil
+	})
+	if err != nil {
+		t.Fatalf("%T %s never reached the webhooks' cache", obj, obj.GetName())
 	}
 }
 
@@ -216,6 +242,7 @@ func TestWebhooks(t *testing.T) {
 			t.Fatalf("create %T %s: %v", obj, obj.GetName(), err)
 		}
 		w.track(obj)
+		w.cached(t, obj)
 	}
 
 	t.Run("Configurations", func(t *testing.T) {
@@ -527,3 +554,165 @@ func TestControllerRunServesWebhooks(t *testing.T) {
 	bad := whPool("run-webhook-bad", "10.249.0.0/24", "10.249.1.5").Obj()
 	wantRejected(t, env.Client.Create(testContext(t), bad), "spec.ips[0]", "10.249.1.5")
 }
+
+// TestWebhookCARotationKeepsOldReplicaTrusted: a replica that has not yet reloaded the rotated
+// Secret keeps serving the old certificate, and the apiserver must still trust it. Replica A
+// finds a certificate 25 days from expiry and rotates it; replica B still serves the old one. With
+// A stopped and the configurations pointed at B (as the Service would send a request there), the
+// apiserver must still complete the TLS handshake: caBundle carries the old CA next to the new.
+func TestWebhookCARotationKeepsOldReplicaTrusted(t *testing.T) {
+	ctx := testContext(t)
+	c := env.Client
+	secretKey := client.ObjectKey{Namespace: webhookNamespace, Name: webhook.DefaultSecretName}
+	hosts := append(webhook.ServiceHosts(webhook.DefaultServiceName, webhookNamespace), "127.0.0.1")
+	old, err := webhook.GenerateCerts(hosts, time.Now().Add(-340*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: secretKey.Namespace, Name: secretKey.Name}}); client.IgnoreNotFound(err) != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: secretKey.Namespace, Name: secretKey.Name},
+		Type:       corev1.SecretTypeTLS,
+		Data:       map[string][]byte{"ca.crt": old.CACert, "tls.crt": old.Cert, "tls.key": old.Key},
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Replica B serves the old pair and registers nothing. Its cleanup is registered before A's, so
+	// it runs after A's has removed the configurations.
+	portB := freePort(t)
+	dirB := t.TempDir()
+	for name, data := range map[string][]byte{"tls.crt": old.Cert, "tls.key": old.Key} {
+		if err := os.WriteFile(filepath.Join(dirB, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mgrB, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:                 env.Scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
+		WebhookServer:          crwebhook.NewServer(crwebhook.Options{Host: "127.0.0.1", Port: portB, CertDir: dirB}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := webhook.Setup(mgrB, webhook.Options{Mode: webhook.ModeProvided, EnableIPv4: true, EnableIPv6: true}); err != nil {
+		t.Fatal(err)
+	}
+	ctxB, cancelB := context.WithCancel(context.Background())
+	doneB := make(chan error, 1)
+	go func() { doneB <- mgrB.Start(ctxB) }()
+	t.Cleanup(func() {
+		cancelB()
+		if err := <-doneB; err != nil {
+			t.Errorf("replica B: %v", err)
+		}
+	})
+
+	w := startWebhooks(t)
+	var secret corev1.Secret
+	if err := c.Get(ctx, secretKey, &secret); err != nil {
+		t.Fatal(err)
+	}
+	if string(secret.Data["ca.crt"]) == string(old.CACert) {
+		t.Fatal("replica A did not rotate a certificate 25 days from expiry")
+	}
+	w.stop(t)
+
+	base := fmt.Sprintf("https://127.0.0.1:%d", w.port)
+	toB := func(cc *admissionregistrationv1.WebhookClientConfig) {
+		cc.URL = ptr.To(strings.Replace(ptr.Deref(cc.URL, ""), base, fmt.Sprintf("https://127.0.0.1:%d", portB), 1))
+	}
+	var mut admissionregistrationv1.MutatingWebhookConfiguration
+	if err := c.Get(ctx, client.ObjectKey{Name: webhook.ConfigurationName}, &mut); err != nil {
+		t.Fatal(err)
+	}
+	for i := range mut.Webhooks {
+		toB(&mut.Webhooks[i].ClientConfig)
+	}
+	if err := c.Update(ctx, &mut); err != nil {
+		t.Fatal(err)
+	}
+	var val admissionregistrationv1.ValidatingWebhookConfiguration
+	if err := c.Get(ctx, client.ObjectKey{Name: webhook.ConfigurationName}, &val); err != nil {
+		t.Fatal(err)
+	}
+	for i := range val.Webhooks {
+		toB(&val.Webhooks[i].ClientConfig)
+	}
+	if err := c.Update(ctx, &val); err != nil {
+		t.Fatal(err)
+	}
+
+	// Until the apiserver has seen the new URLs it calls A, which is gone; afterwards B must answer.
+	var last error
+	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		err := c.Create(ctx, whPool("webhook-rotation", "10.238.0.0/24").Gateway("10.238.1.1").Obj(), client.DryRunAll)
+		if ctx.Err() == nil {
+			last = err
+		}
+		return err != nil && strings.Contains(err.Error(), "spec.gateway"), nil
+	})
+	if err != nil {
+		t.Fatalf("the apiserver does not reach the replica serving the pre-rotation certificate: last result %v", last)
+	}
+}
+
+// TestWebhookValidationReadsCache: the validators of pools and subnets read the other pools and
+// subnets from the manager's informers, not with a LIST on the apiserver per admission request.
+func TestWebhookValidationReadsCache(t *testing.T) {
+	var lists atomic.Int64
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+			p := req.URL.Path
+			if req.Method == http.MethodGet && req.URL.Query().Get("watch") != "true" &&
+				(strings.HasSuffix(p, "/spiderippools") || strings.HasSuffix(p, "/spidersubnets")) {
+				lists.Add(1)
+			}
+			return rt.RoundTrip(req)
+		})
+	})
+	w := startWebhooksWith(t, cfg)
+	ctx := testContext(t)
+	c := env.Client
+
+	existing := whPool("webhook-cache", "10.240.0.0/16", "10.240.0.10-10.240.0.20").Obj()
+	if err := c.Create(ctx, existing); err != nil {
+		t.Fatal(err)
+	}
+	w.track(existing)
+	w.cached(t, existing)
+
+	before := lists.Load()
+	const calls = 10
+	for i := range calls {
+		var err error
+		if i%2 == 0 {
+			err = c.Create(ctx, whPool(fmt.Sprintf("webhook-cache-%d", i), "10.240.0.0/16", fmt.Sprintf("10.240.1.%d", i)).Obj(), client.DryRunAll)
+		} else {
+			err = c.Create(ctx, &v2beta1.SpiderSubnet{
+				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("webhook-cache-%d", i)},
+				Spec:       v2beta1.SubnetSpec{Subnet: "10.239.0.0/16", IPs: []string{"10.239.0.1"}},
+			}, client.DryRunAll)
+		}
+		if err != nil {
+			t.Fatalf("admission call %d: %v", i, err)
+		}
+	}
+	// An informer may relist once after a broken watch; a LIST per request would be >= calls.
+	if n := lists.Load() - before; n > 2 {
+		t.Errorf("%d LISTs of pools and subnets on the apiserver for %d admission calls, want them served from the cache", n, calls)
+	}
+
+	// The rules still see the other pools, through the cache.
+	wantRejected(t, c.Create(ctx, whPool("webhook-cache-bad", "10.240.0.0/16", "10.240.0.15").Obj(), client.DryRunAll),
+		"spec.ips", `"webhook-cache"`)
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }

@@ -63,7 +63,11 @@ test-integration: ## suites against a real etcd + kube-apiserver
 test-e2e: images ## the guides' three scenarios and the sandbox command on the real cluster (root)
 	$(GO_TEST) -count=1 -timeout 45m ./test/e2e/...
 
-test: lint test-unit test-integration test-e2e ## everything CI runs
+test-faults: build ## the fault-injection suite: our binaries against a real control plane, one report line per fault class
+	@test -x $(TOOLS_BIN)/kube-apiserver || { echo "run make tools first"; exit 1; }
+	$(GO_TEST) -count=1 -v -timeout 25m -run '^TestFaults$$' ./test/faults/
+
+test: lint test-unit test-integration test-faults test-e2e ## everything CI runs
 
 BENCH_FLAGS ?=
 bench: ## benchmarks; prints figures and ratios (IPAM benchmark: JSON report in _output/bench)

@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -32,6 +36,11 @@ type Options struct {
 	// (Dir/apiserver) instead of fresh temporary directories: a process that outlives its parent
 	// can then be found by that path in its command line (the sandbox's down does).
 	Dir string
+	// APIServerArgs are extra kube-apiserver flags (name without dashes → value), e.g.
+	// "etcd-compaction-interval": "10s".
+	APIServerArgs map[string]string
+	// EtcdArgs are extra etcd flags, e.g. "max-request-bytes": "131072".
+	EtcdArgs map[string]string
 }
 
 // ServiceCIDR is the control plane's service range, the one of the guides' clusters.
@@ -84,6 +93,9 @@ func Start(opts Options) (*Env, error) {
 	// The guides' clusters use 10.233.0.0/18 for services (SPEC.md 12); the control plane does too,
 	// so that what the SpiderCoordinator detects from the apiserver matches the guides' output.
 	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", ServiceCIDR)
+	for k, v := range opts.APIServerArgs {
+		env.ControlPlane.GetAPIServer().Configure().Set(k, v)
+	}
 	if opts.Dir != "" {
 		env.ControlPlane.GetAPIServer().CertDir = filepath.Join(opts.Dir, "apiserver")
 		env.ControlPlane.Etcd = &envtest.Etcd{DataDir: filepath.Join(opts.Dir, "etcd")}
@@ -91,6 +103,14 @@ func Start(opts Options) (*Env, error) {
 			if err := os.MkdirAll(d, 0o700); err != nil {
 				return nil, fmt.Errorf("control plane directory: %w", err)
 			}
+		}
+	}
+	if len(opts.EtcdArgs) > 0 {
+		if env.ControlPlane.Etcd == nil {
+			env.ControlPlane.Etcd = &envtest.Etcd{}
+		}
+		for k, v := range opts.EtcdArgs {
+			env.ControlPlane.Etcd.Configure().Set(k, v)
 		}
 	}
 	cfg, err := env.Start()
@@ -156,6 +176,55 @@ func (e *Env) Stop() error {
 		return nil
 	}
 	return e.env.Stop()
+}
+
+// RestartAPIServer kills kube-apiserver (SIGKILL: a crash, no graceful drain of its watches) and
+// starts it again on the same port with the same certificates; etcd keeps running. The
+// environment must have been started with Options.Dir: without it envtest makes fresh
+// certificates that the clients' configurations no longer trust.
+func (e *Env) RestartAPIServer() error {
+	api := e.env.ControlPlane.GetAPIServer()
+	if api.CertDir == "" {
+		return errors.New("restart apiserver: the environment has no fixed directory (Options.Dir)")
+	}
+	pid, err := findProcess("kube-apiserver", "--cert-dir="+api.CertDir)
+	if err != nil {
+		return fmt.Errorf("restart apiserver: %w", err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("restart apiserver: kill %d: %w", pid, err)
+	}
+	if err := api.Stop(); err != nil { // reaps the killed process
+		return fmt.Errorf("restart apiserver: stop: %w", err)
+	}
+	if err := api.Start(); err != nil {
+		return fmt.Errorf("restart apiserver: start: %w", err)
+	}
+	return nil
+}
+
+// findProcess returns the pid of the process whose command line has binary's base name as its
+// first word and contains arg.
+func findProcess(binary, arg string) (int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmdline), "\x00")
+		if filepath.Base(args[0]) == binary && slices.Contains(args, arg) {
+			return pid, nil
+		}
+	}
+	return 0, fmt.Errorf("no %s process with %s", binary, arg)
 }
 
 // WaitFor polls cond every 50 ms until it returns true, an error, or ctx ends.

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -16,6 +18,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -150,8 +153,16 @@ func Run(ctx context.Context, cfg Config, restConfig *rest.Config) error {
 	if serveAPI {
 		probeAddr = "0"
 	}
+	// The coordinator watches two ConfigMaps (kubeadm-config, Cilium's); the cache holds
+	// ConfigMaps of their namespaces only, so that the controller needs no cluster-wide right to
+	// read ConfigMaps (the chart grants it in those namespaces).
+	configMapNS := map[string]cache.Config{metav1.NamespaceSystem: {}}
+	if ns, _, ok := strings.Cut(cfg.CiliumConfigMap, "/"); ok && ns != "" {
+		configMapNS[ns] = cache.Config{}
+	}
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                        NewScheme(),
+		Cache:                         cache.Options{ByObject: map[client.Object]cache.ByObject{&corev1.ConfigMap{}: {Namespaces: configMapNS}}},
 		Logger:                        logr.FromSlogHandler(log.Handler()), // this manager's, not the process-wide one
 		Metrics:                       metricsserver.Options{BindAddress: cfg.MetricsAddr},
 		HealthProbeBindAddress:        probeAddr,

@@ -81,6 +81,20 @@ func (m *manifests) typed(t *testing.T, kind, name string, out any) {
 	}
 }
 
+// typedIn is typed for an object of kind in namespace ns.
+func (m *manifests) typedIn(t *testing.T, kind, ns, name string, out any) {
+	t.Helper()
+	for _, o := range m.objs {
+		if o.GetKind() == kind && o.GetNamespace() == ns && o.GetName() == name {
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, out); err != nil {
+				t.Fatalf("convert %s %s/%s: %v", kind, ns, name, err)
+			}
+			return
+		}
+	}
+	t.Fatalf("no %s %s/%s rendered", kind, ns, name)
+}
+
 func (m *manifests) deployment(t *testing.T, name string) *appsv1.Deployment {
 	t.Helper()
 	var d appsv1.Deployment

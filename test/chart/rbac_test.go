@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
@@ -18,6 +19,13 @@ import (
 // markerRules runs controller-gen over the +kubebuilder:rbac markers of internal/... and returns
 // the rules of the ClusterRole it derives.
 func markerRules(t *testing.T) []rbacv1.PolicyRule {
+	cluster, _ := markerRoles(t)
+	return cluster
+}
+
+// markerRoles returns the rules controller-gen derives from the +kubebuilder:rbac markers: those
+// of the ClusterRole, and those of each namespaced marker by namespace.
+func markerRoles(t *testing.T) (cluster []rbacv1.PolicyRule, namespaced map[string][]rbacv1.PolicyRule) {
 	t.Helper()
 	bin, err := ToolsBin()
 	if err != nil {
@@ -41,20 +49,85 @@ func markerRules(t *testing.T) []rbacv1.PolicyRule {
 		}
 		t.Fatalf("controller-gen rbac: %v", err)
 	}
-	var roles []rbacv1.PolicyRule
+	namespaced = map[string][]rbacv1.PolicyRule{}
 	for _, doc := range strings.Split(string(out), "\n---\n") {
 		var r rbacv1.ClusterRole
 		if err := yaml.Unmarshal([]byte(doc), &r); err != nil {
 			t.Fatalf("controller-gen output: %v\n%s", err, doc)
 		}
-		if r.Kind == "ClusterRole" {
-			roles = append(roles, r.Rules...)
+		switch r.Kind {
+		case "ClusterRole":
+			cluster = append(cluster, r.Rules...)
+		case "Role":
+			namespaced[r.Namespace] = append(namespaced[r.Namespace], r.Rules...)
 		}
 	}
-	if len(roles) == 0 {
+	if len(cluster) == 0 {
 		t.Fatalf("controller-gen derived no rules:\n%s", out)
 	}
-	return roles
+	return cluster, namespaced
+}
+
+// TestChartControllerConfigMapsByNamespace: the controller reads ConfigMaps only in the
+// namespaces its namespaced markers name (kube-system, for kubeadm-config) and in the namespace
+// of global.ciliumConfigMap, through Roles there; never cluster-wide.
+func TestChartControllerConfigMapsByNamespace(t *testing.T) {
+	_, markerNS := markerRoles(t)
+	for _, c := range []struct {
+		args []string
+		want []string // namespaces whose Role grants the markers' ConfigMap rules
+	}{
+		{nil, []string{"kube-system"}},
+		{[]string{"--set", "global.ciliumConfigMap=cilium/cilium-config"}, []string{"cilium", "kube-system"}},
+	} {
+		m := render(t, c.args...)
+		cluster, _ := expand(m.clusterRole(t, controller).Rules)
+		for r := range cluster {
+			if r.resource == "configmaps" {
+				t.Errorf("%v: the ClusterRole grants %s", c.args, r)
+			}
+		}
+		granted := map[string]map[rule]bool{}
+		for _, o := range m.ofKind("Role") {
+			if o.GetName() != controller+"-configmaps" {
+				continue
+			}
+			var role rbacv1.Role
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &role); err != nil {
+				t.Fatal(err)
+			}
+			granted[role.Namespace], _ = expand(role.Rules)
+			var rb rbacv1.RoleBinding
+			m.typedIn(t, "RoleBinding", role.Namespace, role.Name, &rb)
+			if rb.RoleRef.Name != role.Name || len(rb.Subjects) != 1 || rb.Subjects[0].Name != controller {
+				t.Errorf("%v: RoleBinding %s/%s = %+v, want the controller bound to its Role", c.args, role.Namespace, rb.Name, rb)
+			}
+		}
+		var got []string
+		for ns := range granted {
+			got = append(got, ns)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%v: ConfigMap Roles in %v, want %v", c.args, got, c.want)
+		}
+		wantRules, _ := expand(markerNS["kube-system"])
+		if len(wantRules) == 0 {
+			t.Fatal("no namespaced marker for kube-system: the test no longer tests anything")
+		}
+		for _, ns := range c.want {
+			for r := range wantRules {
+				if !granted[ns][r] {
+					t.Errorf("%v: the Role in %s does not grant %s", c.args, ns, r)
+				}
+			}
+			for r := range granted[ns] {
+				if !wantRules[r] {
+					t.Errorf("%v: the Role in %s grants %s, which no marker asks for", c.args, ns, r)
+				}
+			}
+		}
+	}
 }
 
 // Permissions the chart grants the controller beyond the markers, each with the reason.

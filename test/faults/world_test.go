@@ -2,6 +2,7 @@ package faults
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -39,6 +40,8 @@ type world struct {
 	pools  []string
 	// podPrefix, when set, starts every pod name instead of the namespace.
 	podPrefix string
+	// podGrace is the pods' terminationGracePeriodSeconds; 0 means 2.
+	podGrace int64
 
 	mu     sync.Mutex
 	pods   map[string]*pod // live pods by name
@@ -120,6 +123,11 @@ func (w *world) createPool(name, subnet string, ips ...string) {
 
 // newPod creates a pod bound to node drawing from pool (its annotation ipam.spidernet.io/ippool).
 func (w *world) newPod(node, pool string) (*pod, error) {
+	return w.newOwnedPod(node, map[string]string{v2beta1.AnnoPodIPPool: fmt.Sprintf(`{"ipv4":[%q]}`, pool)}, nil, nil)
+}
+
+// newOwnedPod creates a pod bound to node with annotations, labels and owners.
+func (w *world) newOwnedPod(node string, anno, labels map[string]string, owners []metav1.OwnerReference) (*pod, error) {
 	w.mu.Lock()
 	w.seq++
 	prefix := w.ns
@@ -129,9 +137,8 @@ func (w *world) newPod(node, pool string) (*pod, error) {
 	name := fmt.Sprintf("%s-%04d", prefix, w.seq)
 	w.mu.Unlock()
 	obj := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: w.ns, Name: name,
-			Annotations: map[string]string{v2beta1.AnnoPodIPPool: fmt.Sprintf(`{"ipv4":[%q]}`, pool)}},
-		Spec: corev1.PodSpec{NodeName: node, TerminationGracePeriodSeconds: ptr.To[int64](2),
+		ObjectMeta: metav1.ObjectMeta{Namespace: w.ns, Name: name, Annotations: anno, Labels: labels, OwnerReferences: owners},
+		Spec: corev1.PodSpec{NodeName: node, TerminationGracePeriodSeconds: ptr.To(cmp.Or(w.podGrace, 2)),
 			Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -247,6 +254,9 @@ func (w *world) addRetry(p *pod, budget time.Duration) error {
 		time.Sleep(300 * time.Millisecond)
 	}
 }
+
+// clientGrace0 deletes at once, as the node's kubelet or the pod GC confirms a deletion.
+var clientGrace0 = client.GracePeriodSeconds(0)
 
 // remove takes a pod away: with del, as a live kubelet does (graceful deletion, CNI DEL, then the
 // object goes); without, as when its node is lost (force deletion, no DEL: the GC's case).

@@ -535,7 +535,8 @@ func leaderFailover(t *testing.T, rng *rand.Rand, ctl *proc) outcome {
 // nodeNotReady: a node goes NotReady and its pods are evicted (graceful deletion that no kubelet
 // completes). With zombieOnNotReadyNode=true (the chart's default) their addresses come back once
 // the grace period is over; with false they stay held, new pods cannot take them, until the pods
-// are force-deleted. The pool is exact-fit, so a wrongly freed address would be handed out.
+// are force-deleted. With zombieOnReadyNode=false the same holds on a Ready node whose kubelet is
+// slow to finish. The pool is exact-fit, so a wrongly freed address would be handed out.
 func nodeNotReady(t *testing.T, rng *rand.Rand, ctl *proc) outcome {
 	nodes := []string{"nr-0", "nr-1"}
 	w := newWorld(t, "f-notready", nodes...)
@@ -547,13 +548,21 @@ func nodeNotReady(t *testing.T, rng *rand.Rand, ctl *proc) outcome {
 		ctl.args = controllerArgs()
 		_ = ctl.Start()
 	}()
-	for _, keep := range []bool{false, true} {
+	for _, c := range []struct {
+		setting         string
+		nodeReady, keep bool
+	}{
+		{"--gc-zombie-on-not-ready-node=true", false, false}, // the chart's default
+		{"--gc-zombie-on-not-ready-node=false", false, true},
+		{"--gc-zombie-on-ready-node=false", true, true}, // a live but slow kubelet
+	} {
+		keep := c.keep
 		ctl.Stop()
-		ctl.args = controllerArgs(fmt.Sprintf("--gc-zombie-on-not-ready-node=%v", !keep))
+		ctl.args = controllerArgs(c.setting)
 		if err := ctl.Start(); err != nil {
 			t.Fatal(err)
 		}
-		setNodeReady(t, nodes[0], false)
+		setNodeReady(t, nodes[0], c.nodeReady)
 		injected++
 		var evicted []*pod
 		for _, p := range w.live() {
@@ -581,12 +590,18 @@ func nodeNotReady(t *testing.T, rng *rand.Rand, ctl *proc) outcome {
 			time.Sleep(15 * time.Second)
 			for _, p := range repl {
 				if err := w.add(p); err == nil {
-					t.Errorf("zombieOnNotReadyNode=false: %s got %s while the evicted pods may still run", p.obj.Name, p.addr)
+					t.Errorf("%s: %s got %s while the evicted pods may still run", c.setting, p.obj.Name, p.addr)
 				}
 				_, _ = w.cni("DEL", p)
 			}
-			// The node is deleted for good: the pod GC force-deletes its pods.
+			// A Ready node's kubelet finishes: DEL, then the deletion. A NotReady node is deleted
+			// for good: the pod GC force-deletes its pods.
 			for _, p := range evicted {
+				if c.nodeReady {
+					if err := retryDEL(context.Background(), w, p); err != nil {
+						t.Fatal(err)
+					}
+				}
 				if err := deleteRetrying(context.Background(), p.obj, client.GracePeriodSeconds(0)); err != nil {
 					t.Fatal(err)
 				}
@@ -754,7 +769,7 @@ func exactFitChurn(t *testing.T, rng *rand.Rand, ctl *proc) outcome {
 			}
 		}
 		// A fault, fired while the replacements come up.
-		fault := rng.IntN(7)
+		fault := rng.IntN(8)
 		var fire func()
 		switch fault {
 		case 0:
@@ -801,6 +816,12 @@ func exactFitChurn(t *testing.T, rng *rand.Rand, ctl *proc) outcome {
 		case 6:
 			proxy.Fail(func(r apiproxy.Request) bool { return strings.HasPrefix(r.Client, "agent-") && r.Verb != "watch" }, 1+rng.IntN(3), 500)
 			injected["API error"]++
+		case 7:
+			node := nodes[rng.IntN(len(nodes))]
+			m := apiproxy.On(agentClient(node), "watch", "", "-")
+			proxy.ExpireWatches(m, proxy.OpenWatches(m))
+			proxy.CutWatches(m)
+			injected["watches expired (410)"]++
 		}
 		var wg sync.WaitGroup
 		if fire != nil {

@@ -130,8 +130,11 @@ func NewGCReconciler(c client.Client, reader client.Reader, store ipam.Store, op
 }
 
 // windowEnd returns when terminating pod's window ends: deletionGracePeriodSeconds + 1 s (the
-// timestamp's rounding) + the delay after this controller first saw it terminating, and never
-// before deletionTimestamp + 1 s + the delay.
+// timestamp's rounding) + the delay after this controller first saw it terminating, all on this
+// controller's clock. deletionTimestamp, the API server's clock, is not compared with it: with the
+// controller's clock behind, that would keep addresses for the skew on top of the grace period,
+// and the window is never early without it (a pod is first seen terminating no sooner than its
+// deletion; a restarted controller starts its windows afresh).
 func (r *GCReconciler) windowEnd(pod *corev1.Pod) time.Time {
 	r.mu.Lock()
 	since, ok := r.terminatingSince[string(pod.UID)]
@@ -141,11 +144,7 @@ func (r *GCReconciler) windowEnd(pod *corev1.Pod) time.Time {
 	}
 	r.mu.Unlock()
 	grace := time.Duration(ptr.Deref(pod.DeletionGracePeriodSeconds, 0)) * time.Second
-	end := since.Add(grace + time.Second + r.opts.DeletingTimeoutDelay)
-	if byAPI := pod.DeletionTimestamp.Add(time.Second + r.opts.DeletingTimeoutDelay); byAPI.After(end) {
-		end = byAPI
-	}
-	return end
+	return since.Add(grace + time.Second + r.opts.DeletingTimeoutDelay)
 }
 
 // forget drops what windowEnd remembers of uid.

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -429,19 +430,27 @@ func TestGCStatefulSetToEndpoints(t *testing.T) {
 }
 
 // TestGCTerminatingClockSkew is part of defect 3 of the fault issue: with the controller's clock
-// five minutes ahead of the API server's, a pod deleted a moment ago looks five minutes past its
-// grace period. It keeps its IPs for its grace period on the controller's own clock.
+// five minutes ahead of the API server's, a pod deleted a moment ago looked five minutes past its
+// grace period (freed at once); five minutes behind, it looked five minutes short of it (held five
+// minutes too long, found by the fault suite). Either way it keeps its IPs for its grace period on
+// the controller's own clock, and no longer.
 func TestGCTerminatingClockSkew(t *testing.T) {
-	f := newGCFixture(t, GCOptions{}, basePool().Allocated("10.6.0.10", "default/web", "u1"),
-		gcPod("web", "u1", terminating(30, -5*time.Minute+30*time.Second)), gcEndpoint("web", "u1", "p", "10.6.0.10", ""))
-	res := f.reconcile(t, "web")
-	if recs := f.records(t); len(recs) != 1 || res.RequeueAfter != 31*time.Second {
-		t.Fatalf("right after the deletion: records %v, requeue %v; want the record kept and a look in 31s", recs, res.RequeueAfter)
-	}
-	f.r.now = func() time.Time { return gcNow.Add(res.RequeueAfter) }
-	f.reconcile(t, "web")
-	if recs := f.records(t); len(recs) != 0 {
-		t.Errorf("records after the grace period on the controller's clock: %v", recs)
+	for _, skew := range []time.Duration{5 * time.Minute, -5 * time.Minute} {
+		t.Run(fmt.Sprintf("controller clock %+v", skew), func(t *testing.T) {
+			// Deleted now with 30 s of grace, on the API server's clock: its deletionTimestamp
+			// is 30 s ahead of the API server, which is -skew from the controller's gcNow.
+			f := newGCFixture(t, GCOptions{}, basePool().Allocated("10.6.0.10", "default/web", "u1"),
+				gcPod("web", "u1", terminating(30, -skew+30*time.Second)), gcEndpoint("web", "u1", "p", "10.6.0.10", ""))
+			res := f.reconcile(t, "web")
+			if recs := f.records(t); len(recs) != 1 || res.RequeueAfter != 31*time.Second {
+				t.Fatalf("right after the deletion: records %v, requeue %v; want the record kept and a look in 31s", recs, res.RequeueAfter)
+			}
+			f.r.now = func() time.Time { return gcNow.Add(res.RequeueAfter) }
+			f.reconcile(t, "web")
+			if recs := f.records(t); len(recs) != 0 {
+				t.Errorf("records after the grace period on the controller's clock: %v", recs)
+			}
+		})
 	}
 }
 

@@ -4,8 +4,9 @@
 // metrics port, and the informer caches the handlers read.
 //
 // It owns the per-pod decisions around the pure IPAM core: which pod and
-// incarnation (UID) a request is for and whether it is still alive, the
-// pod's top controller, which interfaces one ADD allocates (every NIC of
+// incarnation (UID) a request is for (whether it is still alive and its top
+// controller are asked of internal/workload, so that the controller and
+// spiderpoolctl decide alike), which interfaces one ADD allocates (every NIC of
 // ipam.spidernet.io/ippools on the first call, SPEC.md 3.6), the pod's
 // SpiderEndpoint (create, idempotent reuse, replacement of a stale
 // incarnation's, deletion on release), releasing every record of a pod UID
@@ -13,6 +14,9 @@
 // SpiderCoordinator (SPEC.md 5.1), and the mapping of Go errors to HTTP
 // statuses and api/agent/v1 error codes, which happens in one function
 // (httpError).
+//
+// add.go holds the ADD as one pipeline, step after step; the StatefulSet
+// takeover, its one special flow, is in statefulset.go.
 //
 // Choosing pools and addresses belongs to internal/ipam and storage of
 // pool records to internal/ipam/kubestore; this package only calls them.

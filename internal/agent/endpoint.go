@@ -6,9 +6,7 @@ import (
 	"net/netip"
 	"slices"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -17,6 +15,16 @@ import (
 	"github.com/spiderpool-go/spiderpool/internal/ip"
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
 )
+
+// getCachedOrLive reads key into obj from the cache and, when the cache has
+// not seen it yet (new objects race the informers), from the API.
+func (s *Server) getCachedOrLive(ctx context.Context, key client.ObjectKey, obj client.Object) error {
+	err := s.cache.Get(ctx, key, obj)
+	if !apierrors.IsNotFound(err) {
+		return err
+	}
+	return s.live.Get(ctx, key, obj)
+}
 
 // readFrom says where getEndpoint reads.
 type readFrom int
@@ -115,142 +123,12 @@ func parseAddrPrefix(s *string) (netip.Addr, bool) {
 	return a, err == nil
 }
 
-// detailOf records an allocation result as an endpoint entry: the
-// addresses with their prefix, pools and gateways, and every route
-// returned (the pools' routes, then those of ipam.spidernet.io/routes).
-func detailOf(res *ipam.Result) v2beta1.IPAllocationDetail {
-	d := v2beta1.IPAllocationDetail{NIC: res.NIC, CleanGateway: new(res.CleanGateway)}
-	var routes []v2beta1.Route
-	for _, c := range res.IPs {
-		addr, pool := new(c.Address.String()), new(c.Pool)
-		var gw *string
-		if c.Gateway.IsValid() {
-			gw = new(c.Gateway.String())
-		}
-		if c.Version == 4 {
-			d.IPv4, d.IPv4Pool, d.IPv4Gateway = addr, pool, gw
-		} else {
-			d.IPv6, d.IPv6Pool, d.IPv6Gateway = addr, pool, gw
-		}
-		if c.Vlan != 0 && d.Vlan == nil {
-			d.Vlan = new(c.Vlan)
-		}
-		for _, r := range c.Routes {
-			routes = append(routes, v2beta1.Route{Dst: r.Dst.String(), Gw: r.Gw.String()})
-		}
-	}
-	for _, r := range res.Routes {
-		routes = append(routes, v2beta1.Route{Dst: r.Dst.String(), Gw: r.Gw.String()})
-	}
-	d.Routes = routes
-	return d
-}
-
-// response is the answer for one interface, built from its endpoint entry
-// whether it was allocated just now or earlier.
-func (s *Server) response(d *v2beta1.IPAllocationDetail) *v1.IpamAddResponse {
-	resp := &v1.IpamAddResponse{}
-	var vlan int64
-	if d.Vlan != nil {
-		vlan = *d.Vlan
-	}
-	for _, fam := range []struct {
-		version        int64
-		addr, pool, gw *string
-	}{{4, d.IPv4, d.IPv4Pool, d.IPv4Gateway}, {6, d.IPv6, d.IPv6Pool, d.IPv6Gateway}} {
-		if fam.addr == nil || *fam.addr == "" {
-			continue
-		}
-		c := v1.IPConfig{
-			Version:                   fam.version,
-			Address:                   *fam.addr,
-			IPPool:                    deref(fam.pool),
-			Gateway:                   deref(fam.gw),
-			Nic:                       d.NIC,
-			Vlan:                      vlan,
-			EnableIPConflictDetection: s.cfg.EnableIPConflictDetection,
-		}
-		// Probing a gateway the interface was not given makes no sense.
-		c.EnableGatewayDetection = s.cfg.EnableGatewayDetection && c.Gateway != ""
-		if d.MAC != nil {
-			c.Mac = *d.MAC
-		}
-		resp.IPs = append(resp.IPs, c)
-	}
-	for _, r := range d.Routes {
-		resp.Routes = append(resp.Routes, v1.Route{IfName: d.NIC, Dst: r.Dst, Gw: r.Gw})
-	}
-	return resp
-}
-
 func deref(p *string) string {
 	if p == nil {
 		return ""
 	}
 	return *p
 }
-
-// newEndpoint returns the endpoint of pod's first allocation. It is owned
-// by the pod (not as controller, and without blocking the pod's deletion)
-// so that the API garbage collector marks it for deletion with the pod;
-// the finalizer keeps it until its addresses are released. A StatefulSet
-// pod's endpoint has no owner when StatefulSet handling is on, because it
-// must outlive the pod.
-func (s *Server) newEndpoint(pod *corev1.Pod, ctrl ipam.Controller) *v2beta1.SpiderEndpoint {
-	ep := &v2beta1.SpiderEndpoint{
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace:  pod.Namespace,
-			Name:       pod.Name,
-			Finalizers: []string{v2beta1.Finalizer},
-		},
-		Status: v2beta1.WorkloadEndpointStatus{
-			Current:             v2beta1.PodIPAllocation{UID: string(pod.UID), Node: s.cfg.NodeName},
-			OwnerControllerType: ctrl.Kind,
-			OwnerControllerName: ctrl.Name,
-		},
-	}
-	if !(s.cfg.EnableStatefulSet && ctrl.Kind == kindStatefulSet) {
-		ep.OwnerReferences = []metav1.OwnerReference{{
-			APIVersion:         "v1",
-			Kind:               kindPod,
-			Name:               pod.Name,
-			UID:                pod.UID,
-			Controller:         new(false),
-			BlockOwnerDeletion: new(false),
-		}}
-	}
-	return ep
-}
-
-// persist records the entries add in pod's endpoint: it creates the
-// endpoint when ep is nil and updates ep otherwise, with ep's
-// resourceVersion. A write that lost a race fails with an AlreadyExists or
-// Conflict API error; the caller re-reads and re-plans.
-func (s *Server) persist(ctx context.Context, pod *corev1.Pod, ctrl ipam.Controller, ep *v2beta1.SpiderEndpoint, add []v2beta1.IPAllocationDetail) (*v2beta1.SpiderEndpoint, error) {
-	if ep == nil {
-		ep = s.newEndpoint(pod, ctrl)
-		ep.Status.Current.IPs = add
-		if err := s.live.Create(ctx, ep); err != nil {
-			return nil, fmt.Errorf("create SpiderEndpoint %s/%s: %w", ep.Namespace, ep.Name, err)
-		}
-		return ep, nil
-	}
-	upd := ep.DeepCopy()
-	upd.Status.Current.IPs = append(upd.Status.Current.IPs, add...)
-	upd.Status.Current.Node = s.cfg.NodeName
-	if upd.DeletionTimestamp == nil {
-		controllerutil.AddFinalizer(upd, v2beta1.Finalizer)
-	}
-	if err := s.live.Update(ctx, upd); err != nil {
-		return nil, fmt.Errorf("update SpiderEndpoint %s/%s: %w", ep.Namespace, ep.Name, err)
-	}
-	return upd, nil
-}
-
-// maxWriteAttempts bounds the re-reads after write conflicts on one
-// endpoint; only this agent writes a pod's endpoint while the pod runs
-// here, so conflicts come from a lagging cache and one re-read settles them.
-const maxWriteAttempts = 5
 
 // removeEndpoint removes the finalizer of ep and deletes it. An endpoint
 // that is already gone, or that was replaced by another object of the same

@@ -60,8 +60,9 @@ func (s *Server) release(ctx context.Context, a *releaseArgs) (string, error) {
 	if ep != nil && ep.Status.Current.UID != a.uid {
 		ep = nil
 	}
-	if ep != nil && s.cfg.EnableStatefulSet && ep.Status.OwnerControllerType == kindStatefulSet {
-		keep, err := workload.StatefulSetWantsPod(ctx, s.live, a.namespace, ep.Status.OwnerControllerName, a.name)
+	// The endpoint names the StatefulSet: the DEL does not read the pod.
+	if sts := workload.StatefulSetOf(nil, ep); sts != "" && s.cfg.EnableStatefulSet {
+		keep, err := workload.StatefulSetWantsPod(ctx, s.live, a.namespace, sts, a.name)
 		if err != nil {
 			return "", err
 		}
@@ -69,7 +70,7 @@ func (s *Server) release(ctx context.Context, a *releaseArgs) (string, error) {
 			if a.conflictIPs {
 				return "", &reasonError{ErrForbidden, fmt.Sprintf(
 					"pod %s belongs to StatefulSet %s and keeps its IP addresses: cannot release them for a conflict",
-					key, ep.Status.OwnerControllerName)}
+					key, sts)}
 			}
 			return outcomeKeptForSts, nil
 		}

@@ -21,6 +21,7 @@ import (
 	v1 "github.com/spiderpool-go/spiderpool/api/agent/v1"
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
+	"github.com/spiderpool-go/spiderpool/internal/workload"
 )
 
 // maxBodyBytes bounds request bodies; the largest legitimate one (an ADD
@@ -78,7 +79,7 @@ type Server struct {
 
 	ready  atomic.Bool
 	locks  keyedMutex
-	owners ownerCache
+	owners workload.OwnerCache
 }
 
 // NewServer returns a Server over deps. It answers NotReady until SetReady.

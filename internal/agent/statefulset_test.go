@@ -16,6 +16,7 @@ import (
 	v1 "github.com/spiderpool-go/spiderpool/api/agent/v1"
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
+	"github.com/spiderpool-go/spiderpool/internal/workload"
 )
 
 // staleEndpoint is the endpoint an earlier incarnation (UID old, on node
@@ -25,7 +26,7 @@ func staleEndpoint(name, old string, ips ...v2beta1.IPAllocationDetail) *v2beta1
 		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, Finalizers: []string{v2beta1.Finalizer}},
 		Status: v2beta1.WorkloadEndpointStatus{
 			Current:             v2beta1.PodIPAllocation{UID: old, Node: "worker", IPs: ips},
-			OwnerControllerType: kindStatefulSet, OwnerControllerName: "web",
+			OwnerControllerType: workload.KindStatefulSet, OwnerControllerName: "web",
 		},
 	}
 }
@@ -127,12 +128,12 @@ func TestAddStatefulSetTakeover(t *testing.T) {
 		wantQ       map[string]string
 	}{
 		{
-			name: "keeps the address", enabled: true, owner: kindStatefulSet,
+			name: "keeps the address", enabled: true, owner: workload.KindStatefulSet,
 			pool: p().Allocated("10.6.0.15", "default/web-0", "old").Obj(), wantAddr: "10.6.0.15/16",
 			wantP: map[string]string{"10.6.0.15": "new"}, wantQ: map[string]string{},
 		},
 		{
-			name: "feature off", owner: kindStatefulSet,
+			name: "feature off", owner: workload.KindStatefulSet,
 			pool: p().Allocated("10.6.0.15", "default/web-0", "old").Obj(), wantAddr: "10.6.0.10/16",
 			wantP: map[string]string{"10.6.0.10": "new"}, wantQ: map[string]string{},
 		},
@@ -142,24 +143,24 @@ func TestAddStatefulSetTakeover(t *testing.T) {
 			wantP: map[string]string{"10.6.0.10": "new"}, wantQ: map[string]string{},
 		},
 		{
-			name: "pool annotation changed", enabled: true, owner: kindStatefulSet,
+			name: "pool annotation changed", enabled: true, owner: workload.KindStatefulSet,
 			pool:        p().Allocated("10.6.0.15", "default/web-0", "old").Obj(),
 			annotations: map[string]string{v2beta1.AnnoPodIPPool: `{"ipv4":["q"]}`}, wantAddr: "10.7.0.10/16",
 			wantP: map[string]string{}, wantQ: map[string]string{"10.7.0.10": "new"},
 		},
 		{
-			name: "recorded pool filtered out on this node", enabled: true, owner: kindStatefulSet,
+			name: "recorded pool filtered out on this node", enabled: true, owner: workload.KindStatefulSet,
 			pool:        p().NodeName("worker").Allocated("10.6.0.15", "default/web-0", "old").Obj(),
 			annotations: map[string]string{v2beta1.AnnoPodIPPool: `{"ipv4":["p","q"]}`}, wantAddr: "10.7.0.10/16",
 			wantP: map[string]string{}, wantQ: map[string]string{"10.7.0.10": "new"},
 		},
 		{
-			name: "address lost to another pod", enabled: true, owner: kindStatefulSet,
+			name: "address lost to another pod", enabled: true, owner: workload.KindStatefulSet,
 			pool: p().Allocated("10.6.0.15", "default/thief", "thief").Obj(), wantAddr: "10.6.0.10/16",
 			wantP: map[string]string{"10.6.0.10": "new", "10.6.0.15": "thief"}, wantQ: map[string]string{},
 		},
 		{
-			name: "record already moved by an earlier attempt", enabled: true, owner: kindStatefulSet,
+			name: "record already moved by an earlier attempt", enabled: true, owner: workload.KindStatefulSet,
 			pool: p().Allocated("10.6.0.15", "default/web-0", "new").Obj(), wantAddr: "10.6.0.15/16",
 			wantP: map[string]string{"10.6.0.15": "new"}, wantQ: map[string]string{},
 		},
@@ -206,7 +207,7 @@ func TestAddStatefulSetTakeoverMultiNIC(t *testing.T) {
 	cfg.EnableStatefulSet = true
 	p := ipamtest.MakeIPPool("p").Subnet("10.6.0.0/16").IPs("10.6.0.10-10.6.0.20").Allocated("10.6.0.15", "default/web-0", "old").Obj()
 	q := ipamtest.MakeIPPool("q").Subnet("10.7.0.0/16").IPs("10.7.0.10-10.7.0.20").Allocated("10.7.0.15", "default/web-0", "old").Obj()
-	pod := makePod("web-0", "new").ownedBy("apps/v1", kindStatefulSet, "web", "sts-web").
+	pod := makePod("web-0", "new").ownedBy("apps/v1", workload.KindStatefulSet, "web", "sts-web").
 		anno(v2beta1.AnnoPodIPPools, `[{"interface":"eth0","ipv4":["p"]},{"interface":"net1","ipv4":["q"]}]`).obj()
 	net1 := v2beta1.IPAllocationDetail{NIC: "net1", IPv4: new("10.7.0.15/16"), IPv4Pool: new("q")}
 	ep := staleEndpoint("web-0", "old", eth0In("p", "10.6.0.15/16"), net1)
@@ -252,7 +253,7 @@ func TestAddStatefulSetTakeoverEndpointWriteFails(t *testing.T) {
 			cfg.EnableStatefulSet = true
 			pool := ipamtest.MakeIPPool("p").Default().Subnet("10.6.0.0/16").IPs("10.6.0.10-10.6.0.20").
 				Allocated("10.6.0.15", "default/web-0", "old").Obj()
-			pod := makePod("web-0", "new").ownedBy("apps/v1", kindStatefulSet, "web", "sts-web").obj()
+			pod := makePod("web-0", "new").ownedBy("apps/v1", workload.KindStatefulSet, "web", "sts-web").obj()
 			failures := tt.failures
 			e := newEnv(t, cfg, []*v2beta1.SpiderIPPool{pool},
 				baseObjects(pod, makeStatefulSet("web", 1), staleEndpoint("web-0", "old", eth0In("p", "10.6.0.15/16"))),
@@ -288,7 +289,7 @@ func TestAddStatefulSetTakeoverRacesOldDel(t *testing.T) {
 		cfg.EnableStatefulSet = true
 		pool := ipamtest.MakeIPPool("p").Default().Subnet("10.6.0.0/16").IPs("10.6.0.10-10.6.0.20").
 			Allocated("10.6.0.15", "default/web-0", "old").Obj()
-		pod := makePod("web-0", "new").ownedBy("apps/v1", kindStatefulSet, "web", "sts-web").obj()
+		pod := makePod("web-0", "new").ownedBy("apps/v1", workload.KindStatefulSet, "web", "sts-web").obj()
 		e := newEnv(t, cfg, []*v2beta1.SpiderIPPool{pool},
 			baseObjects(pod, makeStatefulSet("web", 1), staleEndpoint("web-0", "old", eth0In("p", "10.6.0.15/16"))))
 		var (
@@ -343,7 +344,7 @@ func TestAddStatefulSetTakeoverDualStack(t *testing.T) {
 					Allocated("fd00:6::15", "default/x", tt.v6Holder).Obj(),
 			}
 			d := v2beta1.IPAllocationDetail{NIC: "eth0", IPv4: new("10.6.0.15/16"), IPv4Pool: new("v4"), IPv6: new("fd00:6::15/64"), IPv6Pool: new("v6")}
-			pod := makePod("web-0", "new").ownedBy("apps/v1", kindStatefulSet, "web", "sts-web").obj()
+			pod := makePod("web-0", "new").ownedBy("apps/v1", workload.KindStatefulSet, "web", "sts-web").obj()
 			e := newEnv(t, cfg, pools, baseObjects(pod, makeStatefulSet("web", 1), staleEndpoint("web-0", "old", d)))
 
 			resp := e.mustAdd(addArgs("web-0", "new", "eth0"))
@@ -369,7 +370,7 @@ func TestAddStatefulSetTakeoverNICFromCNIConfig(t *testing.T) {
 	cfg.EnableStatefulSet = true
 	p := ipamtest.MakeIPPool("p").Default().Subnet("10.6.0.0/16").IPs("10.6.0.10-10.6.0.20").Allocated("10.6.0.15", "default/web-0", "old").Obj()
 	q := ipamtest.MakeIPPool("q").Subnet("10.7.0.0/16").IPs("10.7.0.10-10.7.0.20").Allocated("10.7.0.15", "default/web-0", "old").Obj()
-	pod := makePod("web-0", "new").ownedBy("apps/v1", kindStatefulSet, "web", "sts-web").obj()
+	pod := makePod("web-0", "new").ownedBy("apps/v1", workload.KindStatefulSet, "web", "sts-web").obj()
 	net1 := v2beta1.IPAllocationDetail{NIC: "net1", IPv4: new("10.7.0.15/16"), IPv4Pool: new("q")}
 	e := newEnv(t, cfg, []*v2beta1.SpiderIPPool{p, q}, baseObjects(pod, makeStatefulSet("web", 1),
 		staleEndpoint("web-0", "old", eth0In("p", "10.6.0.15/16"), net1)))

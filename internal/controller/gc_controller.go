@@ -15,7 +15,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -214,17 +213,7 @@ func podGonePredicate() predicate.Funcs {
 
 func podMayLeak(o client.Object) bool {
 	pod, ok := o.(*corev1.Pod)
-	return ok && !podAlive(pod)
-}
-
-// podAlive reports whether the pod may still use its addresses.
-func podAlive(pod *corev1.Pod) bool {
-	return pod.DeletionTimestamp == nil && !podFinished(pod)
-}
-
-// podFinished reports a terminal phase; evicted pods are Failed.
-func podFinished(pod *corev1.Pod) bool {
-	return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
+	return ok && !workload.PodAlive(pod)
 }
 
 // poolToPods maps a pool change to the pods of its records that the cache does not know as alive
@@ -251,7 +240,7 @@ func (r *GCReconciler) poolToPods(ctx context.Context, o client.Object) []reconc
 			continue
 		}
 		var pod corev1.Pod
-		if err := r.client.Get(ctx, key, &pod); err == nil && string(pod.UID) == a.PodUID && podAlive(&pod) {
+		if err := r.client.Get(ctx, key, &pod); err == nil && string(pod.UID) == a.PodUID && workload.PodAlive(&pod) {
 			continue
 		}
 		out = append(out, reconcile.Request{NamespacedName: key})
@@ -273,7 +262,7 @@ func (r *GCReconciler) statefulSetToEndpoints(ctx context.Context, o client.Obje
 	var out []reconcile.Request
 	for i := range eps.Items {
 		ep := &eps.Items[i]
-		if ep.Status.OwnerControllerType == "StatefulSet" && ep.Status.OwnerControllerName == o.GetName() {
+		if workload.StatefulSetOf(nil, ep) == o.GetName() {
 			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(ep)})
 		}
 	}
@@ -454,11 +443,11 @@ func (r *GCReconciler) decide(ctx context.Context, uid string, pod *corev1.Pod, 
 	}
 
 	if pod != nil && string(pod.UID) == uid {
-		if podAlive(pod) {
+		if workload.PodAlive(pod) {
 			return verdict{}, nil // never release the IP of a live pod
 		}
 		reason := GCReasonPodFinished
-		if !podFinished(pod) {
+		if !workload.PodFinished(pod) {
 			if left := r.windowEnd(pod).Sub(r.now()); left > 0 {
 				return verdict{wait: left}, nil
 			}
@@ -508,16 +497,7 @@ func (r *GCReconciler) statefulSetOf(pod *corev1.Pod, ep *v2beta1.SpiderEndpoint
 	if !r.opts.EnableStatefulSet {
 		return ""
 	}
-	if pod != nil {
-		if ref := metav1.GetControllerOf(pod); ref != nil && ref.Kind == "StatefulSet" && strings.HasPrefix(ref.APIVersion, appsv1.GroupName+"/") {
-			return ref.Name
-		}
-		return ""
-	}
-	if ep != nil && ep.Status.OwnerControllerType == "StatefulSet" {
-		return ep.Status.OwnerControllerName
-	}
-	return ""
+	return workload.StatefulSetOf(pod, ep)
 }
 
 func podNamespace(pod *corev1.Pod, ep *v2beta1.SpiderEndpoint) string {
@@ -652,7 +632,7 @@ func (r *GCReconciler) FullScan(ctx context.Context) error {
 	}
 	alive := make(map[types.NamespacedName]types.UID, len(pods.Items))
 	for i := range pods.Items {
-		if p := &pods.Items[i]; podAlive(p) {
+		if p := &pods.Items[i]; workload.PodAlive(p) {
 			alive[client.ObjectKeyFromObject(p)] = p.UID
 		}
 	}

@@ -12,7 +12,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
-	"github.com/spiderpool-go/spiderpool/internal/ip"
 )
 
 // IPPoolResync is how often a pool is reconciled without any event (SPEC.md 8.2).
@@ -78,11 +77,12 @@ func (r *IPPoolReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 		pool = *patched
 	}
 
-	total, err := totalIPs(&pool.Spec)
+	usable, err := pool.Spec.UsableIPs()
 	if err != nil {
 		// The webhook rejects such specs; one that got in while it was down has no meaningful count.
 		return reconcile.Result{RequeueAfter: IPPoolResync}, nil
 	}
+	total := usable.Count()
 	want := pool.DeepCopy()
 	want.Status.TotalIPCount = &total
 	count := int64(len(allocs))
@@ -99,23 +99,6 @@ func (r *IPPoolReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 		return reconcile.Result{}, client.IgnoreNotFound(fmt.Errorf("update counters of IPPool %q: %w", pool.Name, err))
 	}
 	return reconcile.Result{RequeueAfter: IPPoolResync}, nil
-}
-
-// totalIPs is the number of usable addresses: ips minus excludeIPs.
-func totalIPs(spec *v2beta1.IPPoolSpec) (int64, error) {
-	version := 0
-	if spec.IPVersion != nil {
-		version = int(*spec.IPVersion)
-	}
-	ips, err := ip.ParseSet(spec.IPs, version)
-	if err != nil {
-		return 0, err
-	}
-	exclude, err := ip.ParseSet(spec.ExcludeIPs, ips.Version())
-	if err != nil {
-		return 0, err
-	}
-	return ips.Subtract(exclude).Count(), nil
 }
 
 func equalCount(a, b *int64) bool {

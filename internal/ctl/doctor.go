@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"k8s.io/utils/ptr"
+
+	"github.com/spiderpool-go/spiderpool/internal/workload"
 )
 
 // The checks of doctor, the `check` of a Finding.
@@ -72,7 +74,7 @@ func Diagnose(ctx context.Context, s *Snapshot, opts DoctorOptions) ([]Finding, 
 			return v, nil
 		}
 		ep := x.endpoints[k]
-		sts := statefulSetOf(x.pods[k], ep)
+		sts := workload.StatefulSetOf(x.pods[k], ep)
 		v := false
 		// Like the GC: only what the endpoint names for that UID is kept for the member.
 		if sts != "" && ep != nil && ep.Status.Current.UID == uid {
@@ -95,7 +97,7 @@ func Diagnose(ctx context.Context, s *Snapshot, opts DoctorOptions) ([]Finding, 
 			return ok, "", err
 		}
 		state := podState(p, uid)
-		if sts := statefulSetOf(p, x.endpoints[k]); opts.EnableStatefulSet && sts != "" {
+		if sts := workload.StatefulSetOf(p, x.endpoints[k]); opts.EnableStatefulSet && sts != "" {
 			state += fmt.Sprintf(", and StatefulSet %s does not keep it", sts)
 		}
 		return false, state, nil

@@ -114,7 +114,7 @@ func lookupIP(ctx context.Context, c client.Reader, addr netip.Addr) (*IPReport,
 func (x *index) holder(k, uid, pool string, recorded bool, addr netip.Addr) Holder {
 	p, ep := x.pods[k], x.endpoints[k]
 	h := Holder{Pool: pool, Recorded: recorded, Pod: k, PodUID: uid, PodState: podState(p, uid), live: podHolds(p, uid),
-		StatefulSet: statefulSetOf(p, ep)}
+		StatefulSet: workload.StatefulSetOf(p, ep)}
 	if p != nil && string(p.UID) == uid {
 		h.Node = p.Spec.NodeName
 		for _, cs := range append(slices.Clone(p.Status.InitContainerStatuses), p.Status.ContainerStatuses...) {

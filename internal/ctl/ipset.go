@@ -9,8 +9,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,6 +19,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/internal/ip"
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/kubestore"
+	"github.com/spiderpool-go/spiderpool/internal/workload"
 )
 
 // setArgs are the flags of ip set.
@@ -82,7 +81,7 @@ func setIP(ctx context.Context, c client.Client, addr netip.Addr, a setArgs) (st
 	if err := c.Get(ctx, pk, pod); err != nil {
 		return "", fmt.Errorf("get pod %s: %w", pk, err)
 	}
-	if podFinished(pod) || pod.DeletionTimestamp != nil {
+	if !workload.PodAlive(pod) {
 		return "", fmt.Errorf("pod %s is %s: it will not use an IP", pk, podState(pod, string(pod.UID)))
 	}
 	if a.containerID != "" && !hasContainerID(pod, a.containerID) {
@@ -223,17 +222,18 @@ func writeSetEndpoint(ctx context.Context, c client.Client, pod *corev1.Pod, poo
 		create := apierrors.IsNotFound(err)
 		switch {
 		case create:
-			kind, name := topController(ctx, c, pod)
+			// A failed lookup of a ReplicaSet or Job leaves that owner as the top controller.
+			top, _ := workload.TopController(ctx, c, pod, nil)
 			ep = &v2beta1.SpiderEndpoint{
 				ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, Finalizers: []string{v2beta1.Finalizer}},
 				Status: v2beta1.WorkloadEndpointStatus{
 					Current:             v2beta1.PodIPAllocation{UID: string(pod.UID), Node: pod.Spec.NodeName, IPs: []v2beta1.IPAllocationDetail{}},
-					OwnerControllerType: kind, OwnerControllerName: name,
+					OwnerControllerType: top.Kind, OwnerControllerName: top.Name,
 				},
 			}
 			// Like the agent's: owned by the pod so that it goes with it, except a StatefulSet
 			// member's, which must outlive its pod.
-			if !(a.enableSts && kind == "StatefulSet") {
+			if !(a.enableSts && top.Kind == workload.KindStatefulSet) {
 				ep.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: pod.UID,
 					Controller: new(false), BlockOwnerDeletion: new(false)}}
 			}
@@ -269,31 +269,6 @@ func writeSetEndpoint(ctx context.Context, c client.Client, pod *corev1.Pod, poo
 		return "", fmt.Errorf("write SpiderEndpoint %s: %w", k, err)
 	}
 	return node, nil
-}
-
-// topController names the pod's top controller, one level above a ReplicaSet or Job, as the
-// agent records it; "Pod" and the pod's name when it has none.
-func topController(ctx context.Context, c client.Reader, pod *corev1.Pod) (kind, name string) {
-	ref := metav1.GetControllerOf(pod)
-	if ref == nil {
-		return "Pod", pod.Name
-	}
-	var owner client.Object
-	switch {
-	case ref.Kind == "ReplicaSet" && strings.HasPrefix(ref.APIVersion, appsv1.GroupName+"/"):
-		owner = &appsv1.ReplicaSet{}
-	case ref.Kind == "Job" && strings.HasPrefix(ref.APIVersion, batchv1.GroupName+"/"):
-		owner = &batchv1.Job{}
-	default:
-		return ref.Kind, ref.Name
-	}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: pod.Namespace, Name: ref.Name}, owner); err != nil || owner.GetUID() != ref.UID {
-		return ref.Kind, ref.Name
-	}
-	if up := metav1.GetControllerOf(owner); up != nil {
-		return up.Kind, up.Name
-	}
-	return ref.Kind, ref.Name
 }
 
 // hasContainerID reports whether one of pod's containers has ID id ("<runtime>://<id>" or the

@@ -8,13 +8,13 @@ import (
 	"slices"
 	"strings"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/ip"
+	"github.com/spiderpool-go/spiderpool/internal/workload"
 )
 
 // Snapshot is the cluster state the commands reason about. The doctor checks are pure functions
@@ -228,11 +228,6 @@ func nonEmpty(s ...string) []string {
 	return out
 }
 
-// podFinished reports a terminal phase (evicted pods are Failed).
-func podFinished(p *corev1.Pod) bool {
-	return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
-}
-
 // podState describes pod as the holder of a record of uid.
 func podState(p *corev1.Pod, uid string) string {
 	switch {
@@ -240,7 +235,7 @@ func podState(p *corev1.Pod, uid string) string {
 		return "gone"
 	case string(p.UID) != uid:
 		return fmt.Sprintf("replaced (pod now has UID %s)", p.UID)
-	case podFinished(p):
+	case workload.PodFinished(p):
 		return string(p.Status.Phase)
 	case p.DeletionTimestamp != nil:
 		return "Terminating"
@@ -252,24 +247,10 @@ func podState(p *corev1.Pod, uid string) string {
 }
 
 // podHolds reports whether pod is the live incarnation uid: it exists with that UID and has not
-// finished. A terminating pod still holds its addresses until its containers are gone.
+// finished. Unlike workload.PodAlive, a terminating pod still holds its addresses until its
+// containers are gone: spiderpoolctl reports it as a holder, never as a leak.
 func podHolds(p *corev1.Pod, uid string) bool {
-	return p != nil && string(p.UID) == uid && !podFinished(p)
-}
-
-// statefulSetOf names the StatefulSet of a pod name: from the pod's controller when it exists,
-// otherwise from the endpoint the agent kept for it.
-func statefulSetOf(p *corev1.Pod, ep *v2beta1.SpiderEndpoint) string {
-	if p != nil {
-		if ref := metav1.GetControllerOf(p); ref != nil && ref.Kind == "StatefulSet" && strings.HasPrefix(ref.APIVersion, appsv1.GroupName+"/") {
-			return ref.Name
-		}
-		return ""
-	}
-	if ep != nil && ep.Status.OwnerControllerType == "StatefulSet" {
-		return ep.Status.OwnerControllerName
-	}
-	return ""
+	return p != nil && string(p.UID) == uid && !workload.PodFinished(p)
 }
 
 // splitKey splits namespace/name.
@@ -280,13 +261,9 @@ func splitKey(s string) (namespace, name string) {
 
 // usable returns spec.ips minus spec.excludeIPs of p.
 func usable(p *v2beta1.SpiderIPPool) (ip.Set, error) {
-	ips, err := ip.ParseSet(p.Spec.IPs, 0)
+	set, err := p.Spec.UsableIPs()
 	if err != nil {
-		return ip.Set{}, fmt.Errorf("SpiderIPPool %s: spec.ips: %w", p.Name, err)
+		return ip.Set{}, fmt.Errorf("SpiderIPPool %s: %w", p.Name, err)
 	}
-	exclude, err := ip.ParseSet(p.Spec.ExcludeIPs, ips.Version())
-	if err != nil {
-		return ip.Set{}, fmt.Errorf("SpiderIPPool %s: spec.excludeIPs: %w", p.Name, err)
-	}
-	return ips.Subtract(exclude), nil
+	return set, nil
 }

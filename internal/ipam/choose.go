@@ -65,34 +65,20 @@ type change struct {
 // excludeIPs) and the records of status.allocatedIPs. pool is kept, not
 // copied, and must not be changed while the state is in use.
 func NewPoolState(pool *v2beta1.SpiderIPPool) (*PoolState, error) {
-	subnet, err := netip.ParsePrefix(pool.Spec.Subnet)
+	usable, err := pool.Spec.UsableIPs()
 	if err != nil {
-		return nil, fmt.Errorf("IPPool %q: spec.subnet: %w", pool.Name, err)
+		return nil, fmt.Errorf("IPPool %q: %w", pool.Name, err)
 	}
-	version := 4
-	if subnet.Addr().Is6() {
-		version = 6
-	}
-	if v := PoolVersion(pool); v != version {
-		return nil, fmt.Errorf("IPPool %q: spec.ipVersion %d does not match spec.subnet %s", pool.Name, v, subnet)
-	}
-	ips, err := ip.ParseSet(pool.Spec.IPs, version)
-	if err != nil {
-		return nil, fmt.Errorf("IPPool %q: spec.ips: %w", pool.Name, err)
-	}
-	exclude, err := ip.ParseSet(pool.Spec.ExcludeIPs, version)
-	if err != nil {
-		return nil, fmt.Errorf("IPPool %q: spec.excludeIPs: %w", pool.Name, err)
-	}
+	subnet := netip.MustParsePrefix(pool.Spec.Subnet) // UsableIPs parsed it
 	allocs, err := pool.Status.Allocations()
 	if err != nil {
 		return nil, fmt.Errorf("IPPool %q: %w", pool.Name, err)
 	}
 	s := &PoolState{
 		pool:    pool,
-		version: version,
+		version: usable.Version(),
 		subnet:  subnet,
-		usable:  ips.Subtract(exclude),
+		usable:  usable,
 		records: make(map[netip.Addr]Owner, len(allocs)),
 		used:    make([]netip.Addr, 0, len(allocs)),
 	}

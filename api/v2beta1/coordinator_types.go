@@ -20,6 +20,7 @@ type CoordinatorSpec struct {
 	PodCIDRType *string `json:"podCIDRType,omitempty"`
 
 	// hijackCIDR lists extra destinations the pod reaches through the host, e.g. nodelocaldns 169.254.0.0/16.
+	// Entries are CIDRs (host bits allowed, masked) or single addresses (their /32 or /128).
 	// +optional
 	HijackCIDR []string `json:"hijackCIDR,omitempty"`
 

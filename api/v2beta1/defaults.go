@@ -3,6 +3,7 @@ package v2beta1
 import (
 	"net/netip"
 	"slices"
+	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -14,7 +15,8 @@ import (
 // exactly as written so that validation reports it against the user's own text.
 
 // DefaultSpiderIPPool fills ipVersion from the subnet, the default/disable flags, the finalizer and
-// the ippool-cidr label, and rewrites ips and excludeIPs into their merged canonical form
+// the ippool-cidr label, rewrites spec.subnet and routes[].dst into canonical network form
+// ("10.6.0.1/16" becomes "10.6.0.0/16"), and ips and excludeIPs into their merged canonical form
 // ("10.6.0.1", "10.6.0.2-10.6.0.9" become "10.6.0.1-10.6.0.9").
 func DefaultSpiderIPPool(pool *SpiderIPPool) {
 	spec := &pool.Spec
@@ -24,28 +26,34 @@ func DefaultSpiderIPPool(pool *SpiderIPPool) {
 	if spec.Disable == nil {
 		spec.Disable = new(false)
 	}
-	defaultAddresses(&pool.ObjectMeta, LabelIPPoolCIDR, &spec.IPVersion, spec.Subnet, &spec.IPs, &spec.ExcludeIPs)
+	defaultAddresses(&pool.ObjectMeta, LabelIPPoolCIDR, &spec.IPVersion, &spec.Subnet, &spec.IPs, &spec.ExcludeIPs, spec.Routes)
 }
 
-// DefaultSpiderSubnet does for a SpiderSubnet what DefaultSpiderIPPool does for a pool.
+// DefaultSpiderSubnet does for a SpiderSubnet what DefaultSpiderIPPool does for a pool
+// ("2002::ac0f:0/64" becomes "2002::/64").
 func DefaultSpiderSubnet(subnet *SpiderSubnet) {
 	spec := &subnet.Spec
-	defaultAddresses(&subnet.ObjectMeta, LabelSubnetCIDR, &spec.IPVersion, spec.Subnet, &spec.IPs, &spec.ExcludeIPs)
+	defaultAddresses(&subnet.ObjectMeta, LabelSubnetCIDR, &spec.IPVersion, &spec.Subnet, &spec.IPs, &spec.ExcludeIPs, spec.Routes)
 }
 
-// defaultAddresses is what pools and subnets share: ipVersion from the subnet, merged canonical ips
-// and excludeIPs, the CIDR label cidrLabel, and the finalizer on objects not being deleted.
-func defaultAddresses(meta *metav1.ObjectMeta, cidrLabel string, ipVersion **int64, subnet string, ips, exclude *[]string) {
-	if *ipVersion == nil {
-		if p, err := ip.ParseCIDR(subnet); err == nil {
-			*ipVersion = new(int64(ip.Version(p.Addr())))
-		}
+// defaultAddresses is what pools and subnets share: the canonical subnet and route destinations,
+// ipVersion from the subnet, merged canonical ips and excludeIPs, the CIDR label cidrLabel, and the
+// finalizer on objects not being deleted. Storing one spelling per network keeps kubectl output,
+// label values and the CEL immutability rule in step with what the components compute.
+func defaultAddresses(meta *metav1.ObjectMeta, cidrLabel string, ipVersion **int64, subnet *string, ips, exclude *[]string, routes []Route) {
+	*subnet = canonicalCIDR(*subnet)
+	for i := range routes {
+		routes[i].Dst = canonicalCIDR(routes[i].Dst)
+	}
+	p, err := ip.ParsePrefixLenient(*subnet)
+	if *ipVersion == nil && err == nil {
+		*ipVersion = new(int64(ip.Version(p.Addr())))
 	}
 	version := defaultVersion(*ipVersion)
 	*ips = normalizeRanges(*ips, version)
 	*exclude = normalizeRanges(*exclude, version)
-	if ip.IsCanonicalCIDR(subnet) {
-		setLabel(&meta.Labels, cidrLabel, ip.ToLabelValue(subnet))
+	if err == nil {
+		setLabel(&meta.Labels, cidrLabel, ip.ToLabelValue(*subnet))
 	}
 	addFinalizer(&meta.Finalizers, meta.DeletionTimestamp == nil)
 }
@@ -122,6 +130,7 @@ func DefaultCoordinatorSpec(spec *CoordinatorSpec) {
 // DefaultSpiderCoordinator is the mutating webhook of the cluster-wide SpiderCoordinator: the schema
 // defaults, then what upstream's webhook adds (vethLinkAddress "", vethMTU 1500, the finalizer) and
 // its rewriting of single addresses in hijackCIDR and policyRoutes[].dst into /32 or /128 CIDRs.
+// CIDRs there are stored in canonical network form, as spec.subnet of a pool is.
 func DefaultSpiderCoordinator(c *SpiderCoordinator) {
 	DefaultCoordinatorSpec(&c.Spec)
 	if c.Spec.VethLinkAddress == nil {
@@ -131,21 +140,24 @@ func DefaultSpiderCoordinator(c *SpiderCoordinator) {
 		c.Spec.VethMTU = new(1500)
 	}
 	for i, s := range c.Spec.HijackCIDR {
-		c.Spec.HijackCIDR[i] = addrToCIDR(s)
+		c.Spec.HijackCIDR[i] = canonicalIPOrCIDR(s)
 	}
 	for i := range c.Spec.PolicyRoutes {
-		c.Spec.PolicyRoutes[i].Dst = addrToCIDR(c.Spec.PolicyRoutes[i].Dst)
+		c.Spec.PolicyRoutes[i].Dst = canonicalIPOrCIDR(c.Spec.PolicyRoutes[i].Dst)
 	}
 	addFinalizer(&c.ObjectMeta.Finalizers, c.DeletionTimestamp == nil)
 }
 
-// addrToCIDR turns a single address into its host CIDR and leaves anything else alone.
-func addrToCIDR(s string) string {
-	a, err := ip.ParseAddr(s)
-	if err != nil {
+// canonicalIPOrCIDR turns a single address into its host CIDR and a CIDR into its canonical
+// network form, and leaves anything else alone.
+func canonicalIPOrCIDR(s string) string {
+	if !strings.Contains(s, "/") {
+		if a, err := ip.ParseAddr(s); err == nil {
+			return ip.FormatPrefix(netip.PrefixFrom(a, a.BitLen()))
+		}
 		return s
 	}
-	return netip.PrefixFrom(a, a.BitLen()).String()
+	return canonicalCIDR(s)
 }
 
 // DefaultSpiderMultusConfig is the mutating webhook of SpiderMultusConfig, following upstream

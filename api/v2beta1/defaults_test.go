@@ -2,10 +2,13 @@ package v2beta1
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
 // jsonDiff compares two values through their JSON form, which is what the API server stores and
@@ -71,9 +74,9 @@ func TestDefaultSpiderIPPool(t *testing.T) {
 		},
 		{
 			name: "invalid subnet: no version, no label",
-			in:   makePool("p", "10.6.1.0/16").IPs("10.6.0.2", "10.6.0.1").Obj(),
+			in:   makePool("p", "10.6.1.0").IPs("10.6.0.2", "10.6.0.1").Obj(),
 			want: func() *SpiderIPPool {
-				p := makePool("p", "10.6.1.0/16").IPs("10.6.0.2", "10.6.0.1").Obj()
+				p := makePool("p", "10.6.1.0").IPs("10.6.0.2", "10.6.0.1").Obj()
 				p.Spec.Default, p.Spec.Disable = new(false), new(false)
 				p.Finalizers = []string{Finalizer}
 				return p
@@ -115,6 +118,105 @@ func TestDefaultSpiderIPPool(t *testing.T) {
 			again := tc.in.DeepCopy()
 			DefaultSpiderIPPool(again)
 			jsonDiff(t, tc.in, again)
+		})
+	}
+}
+
+// TestDefaultCanonicalCIDRs checks, by field path, that the mutating webhooks store every CIDR
+// field in canonical network form whatever spelling upstream accepts, derive ipVersion and the
+// CIDR label from it, and leave text they cannot parse for validation to report.
+func TestDefaultCanonicalCIDRs(t *testing.T) {
+	poolLabel := field.NewPath("metadata", "labels").Key(LabelIPPoolCIDR).String()
+	subnetLabel := field.NewPath("metadata", "labels").Key(LabelSubnetCIDR).String()
+	tests := []struct {
+		name string
+		obj  any // *SpiderIPPool, *SpiderSubnet or *SpiderCoordinator, defaulted in place
+		want map[string]string
+	}{
+		{
+			name: "pool with host bits, as in upstream's multi-interface example",
+			obj:  makePool("p", "10.6.0.1/16").IPs("10.6.168.101-10.6.168.110").Gateway("10.6.0.1").Obj(),
+			want: map[string]string{"spec.subnet": "10.6.0.0/16", "spec.ipVersion": "4", poolLabel: "10-6-0-0-16"},
+		},
+		{
+			name: "IPv6 pool and route destinations",
+			obj:  makePool("p", "FD00:0::1/64").Route("fd01:0:0::5/64", "fd00::1").Route("fd02::/48", "fd00::1").Obj(),
+			want: map[string]string{"spec.subnet": "fd00::/64", "spec.ipVersion": "6", poolLabel: "fd00---64",
+				"spec.routes[0].dst": "fd01::/64", "spec.routes[1].dst": "fd02::/48"},
+		},
+		{
+			name: "IPv4-mapped IPv6 stays in hex, the form the parsers read back",
+			obj:  makePool("p", "::ffff:a06:1/112").Obj(),
+			want: map[string]string{"spec.subnet": "::ffff:a06:0/112", "spec.ipVersion": "6", poolLabel: "ffff-a06-0-112"},
+		},
+		{
+			name: "canonical pool unchanged",
+			obj:  makePool("p", "10.6.0.0/16").Version(4).Route("10.7.0.0/16", "10.6.0.1").Obj(),
+			want: map[string]string{"spec.subnet": "10.6.0.0/16", "spec.ipVersion": "4", poolLabel: "10-6-0-0-16", "spec.routes[0].dst": "10.7.0.0/16"},
+		},
+		{
+			name: "unparsable text left as written",
+			obj:  makePool("p", "10.6.0.1").Route("10.7.0.0/40", "10.6.0.1").Route("10.8.0.1/16", "10.6.0.1").Obj(),
+			want: map[string]string{"spec.subnet": "10.6.0.1", "spec.routes[0].dst": "10.7.0.0/40", "spec.routes[1].dst": "10.8.0.0/16"},
+		},
+		{
+			name: "SpiderSubnet of upstream's example",
+			obj:  makeSubnet("s", "2002::ac0f:0/64").IPs("2002::ac0f:2-2002::ac0f:9").Route("2003::1/64", "2002::ac0f:1").Obj(),
+			want: map[string]string{"spec.subnet": "2002::/64", "spec.ipVersion": "6", subnetLabel: "2002---64", "spec.routes[0].dst": "2003::/64"},
+		},
+		{
+			name: "SpiderSubnet with host bits",
+			obj:  makeSubnet("s", "172.31.199.185/20").Obj(),
+			want: map[string]string{"spec.subnet": "172.31.192.0/20", "spec.ipVersion": "4", subnetLabel: "172-31-192-0-20"},
+		},
+		{
+			name: "SpiderCoordinator hijackCIDR and policyRoutes",
+			obj: &SpiderCoordinator{Spec: CoordinatorSpec{
+				HijackCIDR:   []string{"169.254.1.0/16", "10.96.0.10", "fd00:0::1/64", "bad"},
+				PolicyRoutes: []Route{{"10.7.0.1/16", "10.6.0.1"}, {"fd00::0:1", "fd00::1"}},
+			}},
+			want: map[string]string{"spec.hijackCIDR[0]": "169.254.0.0/16", "spec.hijackCIDR[1]": "10.96.0.10/32",
+				"spec.hijackCIDR[2]": "fd00::/64", "spec.hijackCIDR[3]": "bad",
+				"spec.policyRoutes[0].dst": "10.7.0.0/16", "spec.policyRoutes[1].dst": "fd00::1/128"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := map[string]string{}
+			put := func(p *field.Path, v string) { got[p.String()] = v }
+			addr := func(meta metav1.ObjectMeta, label string, version *int64, subnet string, routes []Route) {
+				put(subnetPath, subnet)
+				if version != nil {
+					put(ipVersionPath, strconv.FormatInt(*version, 10))
+				}
+				if v, ok := meta.Labels[label]; ok {
+					put(field.NewPath("metadata", "labels").Key(label), v)
+				}
+				for i, r := range routes {
+					put(routesPath.Index(i).Child("dst"), r.Dst)
+				}
+			}
+			switch o := tc.obj.(type) {
+			case *SpiderIPPool:
+				DefaultSpiderIPPool(o)
+				addr(o.ObjectMeta, LabelIPPoolCIDR, o.Spec.IPVersion, o.Spec.Subnet, o.Spec.Routes)
+			case *SpiderSubnet:
+				DefaultSpiderSubnet(o)
+				addr(o.ObjectMeta, LabelSubnetCIDR, o.Spec.IPVersion, o.Spec.Subnet, o.Spec.Routes)
+			case *SpiderCoordinator:
+				DefaultSpiderCoordinator(o)
+				for i, c := range o.Spec.HijackCIDR {
+					put(specPath.Child("hijackCIDR").Index(i), c)
+				}
+				for i, r := range o.Spec.PolicyRoutes {
+					put(specPath.Child("policyRoutes").Index(i).Child("dst"), r.Dst)
+				}
+			default:
+				t.Fatalf("unexpected %T", tc.obj)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("fields after defaulting (-want +got):\n%s", diff)
+			}
 		})
 	}
 }

@@ -5,7 +5,7 @@ import (
 )
 
 // IPPoolSpec is the desired state of a SpiderIPPool.
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.subnet) || self.subnet == oldSelf.subnet",message="spec.subnet is not changeable"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.subnet) || self.subnet == oldSelf.subnet || (isCIDR(self.subnet) && isCIDR(oldSelf.subnet) && cidr(self.subnet).masked() == cidr(oldSelf.subnet).masked())",message="spec.subnet is not changeable"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.ipVersion) || !has(self.ipVersion) || self.ipVersion == oldSelf.ipVersion",message="spec.ipVersion is not changeable"
 type IPPoolSpec struct {
 	// ipVersion is the IP family of the pool, 4 or 6. The webhook derives it from subnet when absent.
@@ -13,9 +13,12 @@ type IPPoolSpec struct {
 	// +optional
 	IPVersion *int64 `json:"ipVersion,omitempty"`
 
-	// subnet is the CIDR the pool's addresses belong to, in canonical network form (10.6.0.0/16).
+	// subnet is the CIDR the pool's addresses belong to, e.g. 10.6.0.0/16. As upstream, any valid CIDR is
+	// accepted, host bits and any IPv6 spelling included (10.6.0.1/16, 2002::ac0f:0/64); the webhook
+	// stores its canonical network form (10.6.0.0/16, 2002::/64), and changing it to another
+	// spelling of the same network is not a change.
 	// +kubebuilder:validation:MaxLength=64
-	// +kubebuilder:validation:XValidation:rule="isCIDR(self) && cidr(self) == cidr(self).masked()",message="must be a CIDR in canonical network form, e.g. 10.6.0.0/16"
+	// +kubebuilder:validation:XValidation:rule="isCIDR(self)",message="must be a CIDR, e.g. 10.6.0.0/16"
 	// +required
 	Subnet string `json:"subnet"`
 
@@ -73,7 +76,9 @@ type IPPoolSpec struct {
 
 // Route is a destination CIDR reached through a gateway.
 type Route struct {
-	// dst is the destination CIDR.
+	// dst is the destination CIDR. Host bits are accepted as upstream accepts them: 10.6.0.1/16 means
+	// 10.6.0.0/16, the form the webhooks of SpiderIPPool, SpiderSubnet and SpiderCoordinator store. In
+	// a coordinator's policyRoutes a single address stands for its /32 or /128.
 	// +required
 	Dst string `json:"dst"`
 

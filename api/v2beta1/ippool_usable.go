@@ -2,7 +2,6 @@ package v2beta1
 
 import (
 	"fmt"
-	"net/netip"
 
 	"github.com/spiderpool-go/spiderpool/internal/ip"
 )
@@ -15,14 +14,11 @@ import (
 // allocator leaves them out at each allocation. Errors name the field, not the pool; callers add
 // the pool.
 func (s *IPPoolSpec) UsableIPs() (ip.Set, error) {
-	subnet, err := netip.ParsePrefix(s.Subnet)
+	subnet, err := s.SubnetPrefix()
 	if err != nil {
 		return ip.Set{}, fmt.Errorf("spec.subnet: %w", err)
 	}
-	version := 4
-	if subnet.Addr().Is6() {
-		version = 6
-	}
+	version := ip.Version(subnet.Addr())
 	if s.IPVersion != nil && int(*s.IPVersion) != version {
 		return ip.Set{}, fmt.Errorf("spec.ipVersion %d does not match spec.subnet %s", *s.IPVersion, subnet)
 	}

@@ -42,7 +42,16 @@ func TestUsableIPs(t *testing.T) {
 		},
 		"bad subnet": {
 			spec: IPPoolSpec{Subnet: "10.6.0.0", IPs: []string{"10.6.0.10"}},
-			want: result{Err: `spec.subnet: netip.ParsePrefix("10.6.0.0"): no '/'`},
+			want: result{Err: `spec.subnet: invalid CIDR "10.6.0.0": invalid CIDR: no '/'`},
+		},
+		// Written past the webhook, a subnet keeps upstream's spelling; it is read masked.
+		"subnet with host bits": {
+			spec: IPPoolSpec{Subnet: "10.6.0.1/16", IPs: []string{"10.6.0.10-10.6.0.11"}},
+			want: result{Version: 4, IPs: []string{"10.6.0.10-10.6.0.11"}},
+		},
+		"IPv6 subnet with host bits": {
+			spec: IPPoolSpec{IPVersion: v(6), Subnet: "2002::ac0f:0/64", IPs: []string{"2002::ac0f:10"}},
+			want: result{Version: 6, IPs: []string{"2002::ac0f:10"}},
 		},
 		"ipVersion disagrees with subnet": {
 			spec: IPPoolSpec{IPVersion: v(6), Subnet: "10.6.0.0/16", IPs: []string{"10.6.0.10"}},

@@ -5,7 +5,7 @@ import (
 )
 
 // SubnetSpec is the desired state of a SpiderSubnet.
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.subnet) || self.subnet == oldSelf.subnet",message="spec.subnet is not changeable"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.subnet) || self.subnet == oldSelf.subnet || (isCIDR(self.subnet) && isCIDR(oldSelf.subnet) && cidr(self.subnet).masked() == cidr(oldSelf.subnet).masked())",message="spec.subnet is not changeable"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.ipVersion) || !has(self.ipVersion) || self.ipVersion == oldSelf.ipVersion",message="spec.ipVersion is not changeable"
 type SubnetSpec struct {
 	// ipVersion is the IP family, 4 or 6; derived from subnet when absent.
@@ -13,9 +13,11 @@ type SubnetSpec struct {
 	// +optional
 	IPVersion *int64 `json:"ipVersion,omitempty"`
 
-	// subnet is the CIDR, in canonical network form.
+	// subnet is the CIDR, written as in a SpiderIPPool: any valid CIDR (2002::ac0f:0/64), stored by the
+	// webhook in canonical network form (2002::/64). Pools of the same network belong to this subnet,
+	// whatever their spelling.
 	// +kubebuilder:validation:MaxLength=64
-	// +kubebuilder:validation:XValidation:rule="isCIDR(self) && cidr(self) == cidr(self).masked()",message="must be a CIDR in canonical network form, e.g. 10.6.0.0/16"
+	// +kubebuilder:validation:XValidation:rule="isCIDR(self)",message="must be a CIDR, e.g. 10.6.0.0/16"
 	// +required
 	Subnet string `json:"subnet"`
 

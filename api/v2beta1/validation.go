@@ -2,7 +2,6 @@ package v2beta1
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -98,23 +97,11 @@ type checkedSpec struct {
 // usable returns ips minus excludeIPs, the addresses the pool or subnet may hand out.
 func (c checkedSpec) usable() ip.Set { return c.ips.Subtract(c.excludeIPs) }
 
-// specVersion returns the family of a stored spec: ipVersion when it is 4 or 6, else the family of
-// the subnet, else 0.
-func specVersion(ipVersion *int64, subnet string) int {
-	if ipVersion != nil && (*ipVersion == IPv4 || *ipVersion == IPv6) {
-		return int(*ipVersion)
-	}
-	if p, err := ip.ParseCIDR(subnet); err == nil {
-		return ip.Version(p.Addr())
-	}
-	return 0
-}
-
 // parseSpecSets parses another object's spec for the cross-object checks. Those objects are already
 // stored; when one is broken there is nothing useful to compare against, so ok is false and the
 // caller skips it rather than blocking the object under review.
 func parseSpecSets(ipVersion *int64, subnet string, ips, excludeIPs []string) (version int, prefix netip.Prefix, usable ip.Set, ok bool) {
-	p, err := ip.ParseCIDR(subnet)
+	p, err := ip.ParsePrefixLenient(subnet)
 	if err != nil {
 		return 0, netip.Prefix{}, ip.Set{}, false
 	}
@@ -133,24 +120,31 @@ func parseSpecSets(ipVersion *int64, subnet string, ips, excludeIPs []string) (v
 	return version, p, in.Subtract(ex), true
 }
 
-// validateCIDR checks a subnet: a CIDR in canonical network form, written the canonical way. The
-// textual check matters for IPv6 ("fd00:0::/64" parses to fd00::/64): subnets are compared as
-// strings by label selectors and by tools, so one subnet must have exactly one spelling.
+// validateCIDR checks a CIDR field where upstream Spiderpool accepts any valid CIDR: spec.subnet,
+// routes[].dst, and the coordinator's hijackCIDR and policyRoutes[].dst. Host bits and any IPv6
+// spelling are accepted and the returned prefix is masked; the mutating webhook stores the
+// canonical spelling, and readers mask what got past it (see cidr.go).
 func validateCIDR(p *field.Path, s string) (netip.Prefix, *field.Error) {
 	if s == "" {
 		return netip.Prefix{}, field.Required(p, "a CIDR such as 10.6.0.0/16 is required")
 	}
-	prefix, err := ip.ParseCIDR(s)
+	prefix, err := ip.ParsePrefixLenient(s)
 	if err != nil {
-		if errors.Is(err, ip.ErrNotCanonical) {
-			if raw, perr := netip.ParsePrefix(s); perr == nil {
-				return netip.Prefix{}, field.Invalid(p, s, fmt.Sprintf("must be in canonical network form, use %q", raw.Masked().String()))
-			}
-		}
 		return netip.Prefix{}, field.Invalid(p, s, reason(err, s))
 	}
-	if prefix.String() != s {
-		return netip.Prefix{}, field.Invalid(p, s, fmt.Sprintf("must be written in canonical form, use %q", prefix.String()))
+	return prefix, nil
+}
+
+// validateCanonicalCIDR checks a CIDR our own components write (SpiderEndpoint routes, copied
+// from parsed pool routes): anything but the canonical spelling there is a bug, not a user's
+// choice.
+func validateCanonicalCIDR(p *field.Path, s string) (netip.Prefix, *field.Error) {
+	prefix, ferr := validateCIDR(p, s)
+	if ferr != nil {
+		return netip.Prefix{}, ferr
+	}
+	if c := ip.FormatPrefix(prefix); c != s {
+		return netip.Prefix{}, field.Invalid(p, s, fmt.Sprintf("must be written in canonical form, use %q", c))
 	}
 	return prefix, nil
 }
@@ -274,9 +268,9 @@ func validateAddrIn(p *field.Path, s string, version int, prefix netip.Prefix) (
 	return a, nil
 }
 
-// validateRoutes checks pool and subnet routes: dst a canonical CIDR of the family, not the default
-// route (that is what gateway is for), unique; gw inside the subnet, since the pod can only reach an
-// on-link next hop.
+// validateRoutes checks pool and subnet routes: dst a CIDR of the family (host bits allowed, as
+// upstream does; compared masked), not the default route (that is what gateway is for), unique; gw
+// inside the subnet, since the pod can only reach an on-link next hop.
 func validateRoutes(p *field.Path, routes []Route, version int, prefix netip.Prefix) field.ErrorList {
 	var errs field.ErrorList
 	seen := make(map[netip.Prefix]bool, len(routes))
@@ -424,7 +418,7 @@ func validateAllocatedIPs(st *IPPoolStatus) field.ErrorList {
 // A family disabled after the pool was created does not block updates of that pool: otherwise an
 // existing pool could not even have its finalizer removed.
 func ValidateSpiderIPPoolUpdate(newPool, oldPool *SpiderIPPool, enableIPv4, enableIPv6 bool) field.ErrorList {
-	oldVersion := specVersion(oldPool.Spec.IPVersion, oldPool.Spec.Subnet)
+	oldVersion := oldPool.Spec.Version()
 	errs := validateImmutable(newPool.Spec.IPVersion, oldPool.Spec.IPVersion, newPool.Spec.Subnet, oldPool.Spec.Subnet)
 	localErrs, c := validateIPPool(newPool, enableIPv4 || oldVersion == 4, enableIPv6 || oldVersion == 6)
 	errs = append(errs, localErrs...)
@@ -479,13 +473,16 @@ func ValidateSpiderIPPoolUpdate(newPool, oldPool *SpiderIPPool, enableIPv4, enab
 }
 
 // validateImmutable reports changes of ipVersion and subnet. A nil ipVersion on either side is not
-// a change: the mutating webhook fills it from the (unchanged) subnet.
+// a change: the mutating webhook fills it from the (unchanged) subnet. Nor is another spelling of
+// the same subnet: the webhook stores the canonical form, so an update re-sending a create's
+// "10.6.0.1/16" arrives as "10.6.0.0/16", while the stored object may still hold the spelling
+// written past the webhook.
 func validateImmutable(newVersion, oldVersion *int64, newSubnet, oldSubnet string) field.ErrorList {
 	var errs field.ErrorList
 	if newVersion != nil && oldVersion != nil && *newVersion != *oldVersion {
 		errs = append(errs, field.Forbidden(ipVersionPath, fmt.Sprintf("is not changeable (was %d)", *oldVersion)))
 	}
-	if newSubnet != oldSubnet {
+	if !SameCIDR(newSubnet, oldSubnet) {
 		errs = append(errs, field.Forbidden(subnetPath, fmt.Sprintf("is not changeable (was %s)", oldSubnet)))
 	}
 	return errs
@@ -572,7 +569,7 @@ func validateSubnet(subnet *SpiderSubnet, enableIPv4, enableIPv6 bool) (field.Er
 // immutable, and addresses handed to a controlled pool (oldSubnet's status.controlledIPPools) may not
 // leave the subnet's usable set.
 func ValidateSpiderSubnetUpdate(newSubnet, oldSubnet *SpiderSubnet, enableIPv4, enableIPv6 bool) field.ErrorList {
-	oldVersion := specVersion(oldSubnet.Spec.IPVersion, oldSubnet.Spec.Subnet)
+	oldVersion := oldSubnet.Spec.Version()
 	errs := validateImmutable(newSubnet.Spec.IPVersion, oldSubnet.Spec.IPVersion, newSubnet.Spec.Subnet, oldSubnet.Spec.Subnet)
 	localErrs, c := validateSubnet(newSubnet, enableIPv4 || oldVersion == 4, enableIPv6 || oldVersion == 6)
 	errs = append(errs, localErrs...)
@@ -748,7 +745,7 @@ func ValidateSpiderEndpoint(ep *SpiderEndpoint) field.ErrorList {
 		}
 		for j, r := range d.Routes {
 			rp := p.Child("routes").Index(j)
-			if _, ferr := validateCIDR(rp.Child("dst"), r.Dst); ferr != nil {
+			if _, ferr := validateCanonicalCIDR(rp.Child("dst"), r.Dst); ferr != nil {
 				errs = append(errs, ferr)
 			}
 			if _, ferr := validateAddrIn(rp.Child("gw"), r.Gw, 0, netip.Prefix{}); ferr != nil {
@@ -886,9 +883,10 @@ func ValidateCoordinatorSpec(spec *CoordinatorSpec, p *field.Path) field.ErrorLi
 	return errs
 }
 
-// validateIPOrCIDR accepts a canonical CIDR or a single address, which upstream's coordinator
-// treats as a /32 or /128 (and DefaultSpiderCoordinator rewrites so). Upstream also accepts CIDRs
-// with host bits set; the kernel refuses such a route, so we say so at admission instead.
+// validateIPOrCIDR accepts a CIDR or a single address, which upstream's coordinator treats as a /32
+// or /128 (and DefaultSpiderCoordinator rewrites so). Host bits are accepted as upstream accepts
+// them: DefaultSpiderCoordinator masks them, and the coordinator plugin masks every CIDR it reads
+// (a SpiderMultusConfig's copy reaches it as written), so the kernel never sees them.
 func validateIPOrCIDR(p *field.Path, s string) (netip.Prefix, *field.Error) {
 	if !strings.Contains(s, "/") && s != "" {
 		a, err := ip.ParseAddr(s)

@@ -144,8 +144,13 @@ func TestValidateSpiderIPPool(t *testing.T) {
 		// subnet.
 		{name: "subnet required", pool: makePool("p", "").Version(4).Obj(), want: []wantErr{required("spec.subnet")}},
 		{name: "subnet not a CIDR", pool: makePool("p", "10.6.0.0").Version(4).Obj(), want: []wantErr{invalid("spec.subnet")}},
-		{name: "subnet with host bits names canonical form", pool: makePool("p", "10.6.1.0/16").Version(4).Obj(), want: []wantErr{invalid("spec.subnet", `canonical network form, use "10.6.0.0/16"`)}},
-		{name: "IPv6 subnet not written canonically", pool: makePool("p", "fd00:0::/64").Obj(), want: []wantErr{invalid("spec.subnet", `use "fd00::/64"`)}},
+		// Any valid CIDR is accepted, as upstream does (its multi-interface and SpiderSubnet
+		// examples); the checks that build on it use the masked prefix.
+		{name: "subnet with host bits", pool: makePool("p", "10.6.0.1/16").Version(4).IPs("10.6.0.10-10.6.0.20").Gateway("10.6.0.1").Obj()},
+		{name: "IPv6 subnet with host bits and a long spelling", pool: makePool("p", "2002::ac0f:0/64").IPs("2002::ac0f:10").Route("2003:0::/64", "2002::1").Obj()},
+		{name: "ips outside the masked subnet", pool: makePool("p", "10.6.1.0/24").Version(4).IPs("10.6.1.1", "10.6.2.1").Obj(),
+			want: []wantErr{invalid("spec.ips[1]", "is not within spec.subnet 10.6.1.0/24")}},
+		{name: "host bits do not widen the family check", pool: makePool("p", "10.6.0.1/16").Version(6).Obj(), want: []wantErr{invalid("spec.subnet", "is an IPv4 CIDR")}},
 		{name: "subnet family differs from ipVersion", pool: makePool("p", "10.6.0.0/16").Version(6).Obj(), want: []wantErr{invalid("spec.subnet", "is an IPv4 CIDR, but spec.ipVersion is 6")}},
 
 		// ips and excludeIPs.
@@ -169,7 +174,10 @@ func TestValidateSpiderIPPool(t *testing.T) {
 		// routes.
 		{name: "route dst not a CIDR", pool: v4().Route("10.7.0.0", "10.6.0.1").Obj(), want: []wantErr{invalid("spec.routes[0].dst")}},
 		{name: "route dst empty", pool: v4().Route("", "10.6.0.1").Obj(), want: []wantErr{required("spec.routes[0].dst")}},
-		{name: "route dst with host bits", pool: v4().Route("10.7.1.0/16", "10.6.0.1").Obj(), want: []wantErr{invalid("spec.routes[0].dst", `"10.7.0.0/16"`)}},
+		{name: "route dst with host bits", pool: v4().Route("10.7.1.0/16", "10.6.0.1").Obj()},
+		{name: "route dsts equal once masked", pool: v4().Route("10.7.0.0/16", "10.6.0.1").Route("10.7.1.0/16", "10.6.0.2").Obj(),
+			want: []wantErr{duplicate("spec.routes[1].dst")}},
+		{name: "default route with host bits", pool: v4().Route("10.7.1.0/0", "10.6.0.1").Obj(), want: []wantErr{invalid("spec.routes[0].dst", "set spec.gateway instead")}},
 		{name: "route dst of other family", pool: v4().Route("fd00::/64", "10.6.0.1").Obj(), want: []wantErr{invalid("spec.routes[0].dst", "IPv6 CIDR")}},
 		{name: "IPv4 default route", pool: v4().Route("0.0.0.0/0", "10.6.0.1").Obj(), want: []wantErr{invalid("spec.routes[0].dst", "set spec.gateway instead")}},
 		{name: "IPv6 default route", pool: v6().Route("::/0", "fd00:10:6::1").Obj(), want: []wantErr{invalid("spec.routes[0].dst", "set spec.gateway instead")}},
@@ -258,6 +266,11 @@ func TestValidateSpiderIPPoolUpdate(t *testing.T) {
 		}},
 		{name: "subnet changed", new: makePool("p", "10.6.0.0/24").Version(4).IPs("10.6.0.10-10.6.0.20").Obj(), old: base().Obj(),
 			want: []wantErr{forbidden("spec.subnet", "is not changeable (was 10.6.0.0/16)")}},
+		// The webhook turns a re-sent "10.6.0.1/16" into "10.6.0.0/16" while the stored object may
+		// still hold the spelling written past it: another spelling of one network is no change.
+		{name: "subnet respelt", new: base().Obj(), old: makePool("p", "10.6.0.1/16").Version(4).IPs("10.6.0.10-10.6.0.20").Obj()},
+		{name: "subnet with host bits changed", new: makePool("p", "10.7.0.1/16").Version(4).Obj(), old: makePool("p", "10.6.0.1/16").Version(4).Obj(),
+			want: []wantErr{forbidden("spec.subnet", "is not changeable (was 10.6.0.1/16)")}},
 		{name: "allocated IP removed from ips", new: base().IPs("10.6.0.16-10.6.0.20", "10.6.0.10").Obj(), old: base().Obj(),
 			want: []wantErr{forbidden("spec.ips", "IP 10.6.0.15 is allocated to Pod default/b (uid uid-10.6.0.15) and cannot be removed from spec.ips")}},
 		{name: "allocated IP added to excludeIPs", new: base().Exclude("10.6.0.10").Obj(), old: base().Obj(),
@@ -376,7 +389,9 @@ func TestValidateSpiderSubnet(t *testing.T) {
 		{name: "controlled pools decode", subnet: v4().IPs("10.6.0.2-10.6.0.9").Controlled(map[string][]string{"p": {"10.6.0.2-10.6.0.3"}}).Obj()},
 		{name: "ipVersion not supported", subnet: v4().Version(7).Obj(), want: []wantErr{notSupported("spec.ipVersion")}},
 		{name: "IPv6 disabled", subnet: makeSubnet("s", "fd00::/64").Obj(), disable6: true, want: []wantErr{forbidden("spec.ipVersion", "IPv6 is disabled")}},
-		{name: "subnet not canonical", subnet: makeSubnet("s", "10.6.0.1/16").Obj(), want: []wantErr{invalid("spec.subnet", `"10.6.0.0/16"`)}},
+		{name: "subnet with host bits", subnet: makeSubnet("s", "10.6.0.1/16").IPs("10.6.0.2-10.6.0.9").Obj()},
+		{name: "IPv6 subnet of upstream's example", subnet: makeSubnet("s", "2002::ac0f:0/64").IPs("2002::ac0f:2-2002::ac0f:9").Gateway("2002::ac0f:1").Obj()},
+		{name: "subnet not a CIDR", subnet: makeSubnet("s", "2002::ac0f:0").Obj(), want: []wantErr{invalid("spec.subnet")}},
 		{name: "ips outside", subnet: v4().IPs("10.7.0.1").Obj(), want: []wantErr{invalid("spec.ips[0]", "not within spec.subnet")}},
 		{name: "excludeIPs invalid", subnet: v4().Exclude("10.6.0.1-").Obj(), want: []wantErr{invalid("spec.excludeIPs[0]")}},
 		{name: "gateway in ips", subnet: v4().IPs("10.6.0.1-10.6.0.9").Gateway("10.6.0.1").Obj(), want: []wantErr{invalid("spec.ips[0]", "contains spec.gateway")}},
@@ -406,6 +421,7 @@ func TestValidateSpiderSubnetUpdate(t *testing.T) {
 		{name: "unchanged", new: base().Obj(), old: base().Obj()},
 		{name: "unused IPs removed", new: base().IPs("10.6.0.10-10.6.0.20", "10.6.0.90-10.6.0.100").Obj(), old: base().Obj()},
 		{name: "subnet changed", new: makeSubnet("s", "10.6.0.0/24").Version(4).Obj(), old: base().Obj(), want: []wantErr{forbidden("spec.subnet", "is not changeable")}},
+		{name: "subnet respelt", new: makeSubnet("s", "2002::/64").Obj(), old: makeSubnet("s", "2002::ac0f:0/64").Obj()},
 		{name: "ipVersion changed", new: base().Version(6).Obj(), old: base().Obj(), want: []wantErr{forbidden("spec.ipVersion", "is not changeable"), invalid("spec.subnet")}},
 		{name: "IPs of a controlled pool removed", new: base().IPs("10.6.0.1-10.6.0.95").Obj(), old: base().Obj(),
 			want: []wantErr{forbidden("spec.ips", `IPs 10.6.0.96-10.6.0.100 are used by SpiderIPPool "pool-b" and cannot be removed`)}},
@@ -535,6 +551,9 @@ func TestValidateSpiderEndpoint(t *testing.T) {
 		{name: "vlan in range", ep: with(func(e *SpiderEndpoint) { v := int64(4094); e.Status.Current.IPs[0].Vlan = &v })},
 		{name: "mac invalid", ep: with(func(e *SpiderEndpoint) { e.Status.Current.IPs[1].MAC = s("zz") }), want: []wantErr{invalid("status.current.ips[1].mac")}},
 		{name: "route dst invalid", ep: with(func(e *SpiderEndpoint) { e.Status.Current.IPs[0].Routes[0].Dst = "x" }), want: []wantErr{invalid("status.current.ips[0].routes[0].dst")}},
+		// The agent writes the routes it parsed, so another spelling there is a bug, not a choice.
+		{name: "route dst not canonical", ep: with(func(e *SpiderEndpoint) { e.Status.Current.IPs[0].Routes[0].Dst = "10.7.1.0/16" }),
+			want: []wantErr{invalid("status.current.ips[0].routes[0].dst", `use "10.7.0.0/16"`)}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -559,7 +578,8 @@ func TestValidateCoordinatorSpec(t *testing.T) {
 		{name: "podCIDRType unsupported", spec: CoordinatorSpec{PodCIDRType: s("flannel")}, want: []wantErr{notSupported("spec.podCIDRType")}},
 		{name: "hijackCIDR invalid", spec: CoordinatorSpec{HijackCIDR: []string{"169.254.0.0/16", "169.254.0.0/33"}}, want: []wantErr{invalid("spec.hijackCIDR[1]")}},
 		{name: "hijackCIDR not an IP", spec: CoordinatorSpec{HijackCIDR: []string{"nodelocaldns"}}, want: []wantErr{invalid("spec.hijackCIDR[0]", "want a CIDR or an IP address")}},
-		{name: "hijackCIDR with host bits", spec: CoordinatorSpec{HijackCIDR: []string{"169.254.1.0/16"}}, want: []wantErr{invalid("spec.hijackCIDR[0]", `"169.254.0.0/16"`)}},
+		{name: "hijackCIDR with host bits", spec: CoordinatorSpec{HijackCIDR: []string{"169.254.1.0/16", "fd00:0::1/64"}}},
+		{name: "policyRoutes dst with host bits", spec: CoordinatorSpec{PolicyRoutes: []Route{{"10.7.1.0/16", "10.6.0.1"}}}},
 		{name: "policyRoutes dst invalid", spec: CoordinatorSpec{PolicyRoutes: []Route{{"10.7.0.0/40", "10.6.0.1"}}}, want: []wantErr{invalid("spec.policyRoutes[0].dst")}},
 		{name: "policyRoutes gw invalid", spec: CoordinatorSpec{PolicyRoutes: []Route{{"10.7.0.0/16", "gw"}}}, want: []wantErr{invalid("spec.policyRoutes[0].gw")}},
 		{name: "policyRoutes families differ", spec: CoordinatorSpec{PolicyRoutes: []Route{{"10.7.0.0/16", "fd00::1"}}}, want: []wantErr{invalid("spec.policyRoutes[0].gw", "same IP family")}},
@@ -1193,7 +1213,7 @@ func FuzzValidateSpiderIPPool(f *testing.F) {
 			return
 		}
 
-		prefix, err := ip.ParseCIDR(pool.Spec.Subnet)
+		prefix, err := ip.ParsePrefixLenient(pool.Spec.Subnet)
 		if err != nil {
 			t.Fatalf("accepted subnet %q does not parse: %v", pool.Spec.Subnet, err)
 		}
@@ -1227,6 +1247,14 @@ func FuzzValidateSpiderIPPool(f *testing.F) {
 		DefaultSpiderIPPool(pool)
 		if errs := ValidateSpiderIPPool(pool, true, true); len(errs) != 0 {
 			t.Fatalf("defaulting broke an accepted pool: %v", errs)
+		}
+		if want := ip.FormatPrefix(prefix); pool.Spec.Subnet != want {
+			t.Fatalf("defaulting stored subnet %q, want the canonical %q", pool.Spec.Subnet, want)
+		}
+		for i, r := range pool.Spec.Routes {
+			if p, err := r.DstPrefix(); err != nil || ip.FormatPrefix(p) != r.Dst {
+				t.Fatalf("defaulting stored routes[%d].dst %q, not canonical", i, r.Dst)
+			}
 		}
 		if got := inside("ips", pool.Spec.IPs); !got.Equal(inSet) {
 			t.Fatalf("defaulting changed ips from %s to %s", inSet, got)

@@ -445,6 +445,12 @@ func (r *AutoPoolReconciler) createPool(ctx context.Context, app *application, w
 	if err != nil {
 		return err
 	}
+	// The subnet may be stored as written past the webhook ("10.6.0.1/16"); the pool gets the
+	// canonical form the webhook would have given it.
+	cidr, err := subnet.Spec.SubnetPrefix()
+	if err != nil {
+		return fmt.Errorf("SpiderSubnet %q: spec.subnet: %w", subnet.Name, err)
+	}
 	version := int64(w.version)
 	pool := &v2beta1.SpiderIPPool{
 		ObjectMeta: metav1.ObjectMeta{
@@ -453,7 +459,7 @@ func (r *AutoPoolReconciler) createPool(ctx context.Context, app *application, w
 		},
 		Spec: v2beta1.IPPoolSpec{
 			IPVersion:   &version,
-			Subnet:      subnet.Spec.Subnet,
+			Subnet:      ip.FormatPrefix(cidr),
 			IPs:         set.Strings(),
 			Gateway:     subnet.Spec.Gateway,
 			Routes:      subnet.Spec.Routes,
@@ -610,13 +616,7 @@ func (r *AutoPoolReconciler) reclaim(ctx context.Context, kind workloadKind, key
 // freeIPs is the subnet's usable set minus the addresses of every pool of the same CIDR, whoever
 // owns it.
 func (r *AutoPoolReconciler) freeIPs(ctx context.Context, subnet *v2beta1.SpiderSubnet) (ip.Set, error) {
-	version := 0
-	if subnet.Spec.IPVersion != nil {
-		version = int(*subnet.Spec.IPVersion)
-	} else if p, err := ip.ParseCIDR(subnet.Spec.Subnet); err == nil {
-		version = ip.Version(p.Addr())
-	}
-	ips, err := ip.ParseSet(subnet.Spec.IPs, version)
+	ips, err := ip.ParseSet(subnet.Spec.IPs, subnet.Spec.Version())
 	if err != nil {
 		return ip.Set{}, fmt.Errorf("SpiderSubnet %q: %w", subnet.Name, err)
 	}
@@ -630,7 +630,7 @@ func (r *AutoPoolReconciler) freeIPs(ctx context.Context, subnet *v2beta1.Spider
 		return ip.Set{}, fmt.Errorf("list IPPools: %w", err)
 	}
 	for i := range pools.Items {
-		if !sameCIDR(pools.Items[i].Spec.Subnet, subnet.Spec.Subnet) {
+		if !v2beta1.SameCIDR(pools.Items[i].Spec.Subnet, subnet.Spec.Subnet) {
 			continue
 		}
 		used, err := ip.ParseSet(pools.Items[i].Spec.IPs, free.Version())

@@ -58,6 +58,28 @@ func onePool(t *testing.T, c client.Client, name string) *v2beta1.SpiderIPPool {
 	return &pools[0]
 }
 
+// A subnet and a pool written past the webhook keep upstream's spellings: the auto pool still
+// skips the pool's addresses and is created with the canonical subnet the webhook would store.
+func TestAutoPoolFromSubnetWithHostBits(t *testing.T) {
+	subnet := makeSubnet("s4", "10.171.0.1/16", []string{"10.171.0.10-10.171.0.60"}, nil)
+	subnet.Spec.IPVersion = nil
+	taken := makeSubnetPool("manual", "10.171.9.9/16", []string{"10.171.0.10-10.171.0.11"}, nil)
+	dep := makeAutoDeployment("spelt", 2, map[string]string{
+		v2beta1.AnnoSpiderSubnet:          `{"ipv4":["s4"]}`,
+		v2beta1.AnnoSpiderSubnetPoolIPNum: "2",
+	})
+	c := fake.NewClientBuilder().WithScheme(NewScheme()).WithObjects(subnet, taken, dep).
+		WithStatusSubresource(&v2beta1.SpiderIPPool{}).Build()
+
+	reconcileAuto(t, c, deploymentKind, "spelt")
+	pool := onePool(t, c, "spelt")
+	got := map[string]any{"subnet": pool.Spec.Subnet, "ips": pool.Spec.IPs}
+	want := map[string]any{"subnet": "10.171.0.0/16", "ips": []string{"10.171.0.12-10.171.0.13"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("auto pool (-want +got):\n%s", diff)
+	}
+}
+
 // A Deployment with /subnet gets one pool of replicas+N addresses, skipping addresses other pools
 // of the subnet hold, labelled and with podAffinity for the Deployment; it grows and shrinks with
 // the replica count and keeps allocated addresses on shrink.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -97,7 +96,7 @@ func (r *SubnetReconciler) subnetsOfPool(ctx context.Context, o client.Object) [
 	var subnets v2beta1.SpiderSubnetList
 	if err := r.client.List(ctx, &subnets); err == nil {
 		for i := range subnets.Items {
-			if sameCIDR(subnets.Items[i].Spec.Subnet, pool.Spec.Subnet) {
+			if v2beta1.SameCIDR(subnets.Items[i].Spec.Subnet, pool.Spec.Subnet) {
 				names[subnets.Items[i].Name] = true
 			}
 		}
@@ -148,7 +147,7 @@ func (r *SubnetReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 				pool = adopted
 			}
 			controlled = append(controlled, pool)
-		case owner != nil, deleting, pool.DeletionTimestamp != nil, !sameCIDR(pool.Spec.Subnet, subnet.Spec.Subnet):
+		case owner != nil, deleting, pool.DeletionTimestamp != nil, !v2beta1.SameCIDR(pool.Spec.Subnet, subnet.Spec.Subnet):
 			// Another controller's pool is never taken over; a terminating subnet or pool is not
 			// worth tying together for the moments either has left.
 		default:
@@ -251,13 +250,7 @@ func conflictRequeue(err error) (reconcile.Result, error) {
 // pool's excluded addresses or a stray address outside the subnet's ips never count as handed out.
 // An error means the subnet's own spec cannot be read.
 func subnetStatus(spec *v2beta1.SubnetSpec, pools []*v2beta1.SpiderIPPool) (v2beta1.SubnetStatus, error) {
-	version := 0
-	if spec.IPVersion != nil {
-		version = int(*spec.IPVersion)
-	} else if p, err := ip.ParseCIDR(spec.Subnet); err == nil {
-		version = ip.Version(p.Addr())
-	}
-	ips, err := ip.ParseSet(spec.IPs, version)
+	ips, err := ip.ParseSet(spec.IPs, spec.Version())
 	if err != nil {
 		return v2beta1.SubnetStatus{}, err
 	}
@@ -317,14 +310,4 @@ func subnetStatusEqual(a, b v2beta1.SubnetStatus) bool {
 	return equalCount(a.TotalIPCount, b.TotalIPCount) && equalCount(a.AllocatedIPCount, b.AllocatedIPCount) &&
 		(a.ControlledIPPools == nil) == (b.ControlledIPPools == nil) &&
 		(a.ControlledIPPools == nil || *a.ControlledIPPools == *b.ControlledIPPools)
-}
-
-// sameCIDR compares two CIDRs by value, so differently spelt IPv6 prefixes match.
-func sameCIDR(a, b string) bool {
-	if a == b {
-		return true
-	}
-	pa, errA := netip.ParsePrefix(a)
-	pb, errB := netip.ParsePrefix(b)
-	return errA == nil && errB == nil && pa == pb
 }

@@ -131,6 +131,30 @@ func TestSubnetReconcilerStatusAndAdoption(t *testing.T) {
 	}
 }
 
+// Objects written past the webhook keep upstream's spellings: a subnet "10.6.0.1/16" still adopts
+// and counts the pools of 10.6.0.0/16, and leaves those of 10.6.0.0/24 alone.
+func TestSubnetReconcilerAdoptsAnySpelling(t *testing.T) {
+	subnet := makeSubnet("s", "10.6.0.1/16", []string{"10.6.0.1-10.6.0.100"}, nil)
+	spelt := makeSubnetPool("spelt", "10.6.7.7/16", []string{"10.6.0.1-10.6.0.5"}, nil)
+	canonical := makeSubnetPool("canonical", "10.6.0.0/16", []string{"10.6.0.10"}, nil)
+	narrower := makeSubnetPool("narrower", "10.6.0.1/24", []string{"10.6.0.20"}, nil)
+	c := fake.NewClientBuilder().WithScheme(poolScheme(t)).
+		WithObjects(subnet, spelt, canonical, narrower).WithStatusSubresource(subnet, spelt, canonical, narrower).Build()
+
+	reconcileSubnet(t, c, "s")
+
+	got := getSubnet(t, c, "s")
+	if total, alloc := ptr.Deref(got.Status.TotalIPCount, -1), ptr.Deref(got.Status.AllocatedIPCount, -1); total != 100 || alloc != 6 {
+		t.Errorf("totalIPCount=%d allocatedIPCount=%d, want 100 and 6", total, alloc)
+	}
+	for name, want := range map[string]bool{"spelt": true, "canonical": true, "narrower": false} {
+		p := getSubnetPool(t, c, name)
+		if adopted := controllerUID(p) == subnet.UID; adopted != want {
+			t.Errorf("pool %s (subnet %s) adopted = %v, want %v", name, p.Spec.Subnet, adopted, want)
+		}
+	}
+}
+
 func TestSubnetReconcilerTotalCounts(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -245,6 +269,8 @@ func TestSubnetsOfPool(t *testing.T) {
 	}{
 		{"equal CIDR", makeSubnetPool("p", "10.6.0.0/16", nil, nil), []string{"a"}},
 		{"IPv6 spelt differently", v6, []string{"b"}},
+		{"host bits", makeSubnetPool("p", "10.6.0.1/16", nil, nil), []string{"a"}},
+		{"IPv6 host bits", makeSubnetPool("p", "fd00::ac0f:0/64", nil, nil), []string{"b"}},
 		{"no subnet", makeSubnetPool("p", "10.7.0.0/16", nil, nil), nil},
 		{"controller subnet", owned, []string{"gone"}},
 	}

@@ -101,7 +101,7 @@ func setIP(ctx context.Context, c client.Client, addr netip.Addr, a setArgs) (st
 	if err != nil {
 		return "", err
 	}
-	subnet, err := netip.ParsePrefix(pool.Spec.Subnet)
+	subnet, err := pool.Spec.SubnetPrefix()
 	if err != nil {
 		return "", fmt.Errorf("SpiderIPPool %s: spec.subnet: %w", pool.Name, err)
 	}

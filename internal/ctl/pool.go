@@ -67,7 +67,11 @@ func poolUsage(s *Snapshot, names []string) ([]PoolUsage, error) {
 			used[i] = r.Addr
 		}
 		ip.SortAddrs(used)
-		u := PoolUsage{Name: name, Version: ptr.Deref(p.Spec.IPVersion, int64(set.Version())), Subnet: p.Spec.Subnet,
+		subnet, err := p.Spec.SubnetPrefix() // parsed by usable; shown canonical whatever the spelling stored
+		if err != nil {
+			return nil, fmt.Errorf("SpiderIPPool %s: %w", name, err)
+		}
+		u := PoolUsage{Name: name, Version: ptr.Deref(p.Spec.IPVersion, int64(set.Version())), Subnet: ip.FormatPrefix(subnet),
 			Total: set.Count(), Allocated: int64(len(recs)), Free: set.FreeCount(used), Disabled: ptr.Deref(p.Spec.Disable, false)}
 		if len(p.Spec.NodeName) > 0 {
 			per := map[string]int64{}

@@ -161,10 +161,8 @@ func TestPlanErrorsNameTheValue(t *testing.T) {
 		mutate func(*Config)
 		want   []string // substrings of the error
 	}{
-		{"subnet not canonical", func(c *Config) { pool4(c); c.IPv4Pool.Subnet = "10.6.0.1/16" },
-			[]string{"clusterDefaultPool.ipv4Subnet", "SPIDERPOOL_INIT_CLUSTER_DEFAULT_POOL_IPV4_SUBNET", "--cluster-default-pool-ipv4-subnet", `"10.6.0.1/16"`}},
 		{"subnet garbage", func(c *Config) { pool4(c); c.IPv4Pool.Subnet = "ten-six" },
-			[]string{"clusterDefaultPool.ipv4Subnet", `"ten-six"`}},
+			[]string{"clusterDefaultPool.ipv4Subnet", "SPIDERPOOL_INIT_CLUSTER_DEFAULT_POOL_IPV4_SUBNET", "--cluster-default-pool-ipv4-subnet", `"ten-six"`}},
 		{"subnet of the wrong family", func(c *Config) {
 			pool4(c)
 			c.IPv4Pool.Subnet = "fd00::/64"
@@ -189,8 +187,8 @@ func TestPlanErrorsNameTheValue(t *testing.T) {
 			[]string{"coordinator.mode", "SPIDERPOOL_INIT_COORDINATOR_MODE", "sideways"}},
 		{"bad podCIDRType", func(c *Config) { c.Coordinator.PodCIDRType = "weave" },
 			[]string{"coordinator.podCIDRType", "SPIDERPOOL_INIT_COORDINATOR_POD_CIDR_TYPE"}},
-		{"bad hijackCIDR", func(c *Config) { c.Coordinator.HijackCIDR = []string{"10.0.0.0/8", "10.1.0.1/16"} },
-			[]string{"coordinator.hijackCIDR", "SPIDERPOOL_INIT_COORDINATOR_HIJACK_CIDR", "10.1.0.1/16"}},
+		{"bad hijackCIDR", func(c *Config) { c.Coordinator.HijackCIDR = []string{"10.0.0.0/8", "10.1.0.1/33"} },
+			[]string{"coordinator.hijackCIDR", "SPIDERPOOL_INIT_COORDINATOR_HIJACK_CIDR", "10.1.0.1/33"}},
 		{"bad policy route", func(c *Config) { c.Coordinator.PolicyRoutes = []v2beta1.Route{{Dst: "10.7.0.0/16", Gw: "fd00::1"}} },
 			[]string{"coordinator.policyRoutes", "fd00::1"}},
 		{"bad vethLinkAddress", func(c *Config) { c.Coordinator.VethLinkAddress = "fe80::1" },
@@ -230,7 +228,8 @@ func TestPlanObjects(t *testing.T) {
 	c.Namespace = "spiderpool"
 	c.IPv4Pool = PoolValues{Install: true, PoolName: "p4", SubnetName: "s4", Subnet: "10.6.0.0/16",
 		IPRanges: []string{"10.6.0.20", "10.6.0.10-10.6.0.19"}, Gateway: "10.6.0.1"}
-	c.IPv6Pool = PoolValues{Install: true, PoolName: "p6", SubnetName: "s6", Subnet: "fd00:6::/64", IPRanges: []string{"fd00:6::10-fd00:6::20"}}
+	// Any CIDR upstream accepts is planned in the canonical form the webhook would store.
+	c.IPv6Pool = PoolValues{Install: true, PoolName: "p6", SubnetName: "s6", Subnet: "fd00:6:0::1/64", IPRanges: []string{"fd00:6::10-fd00:6::20"}}
 	c.Coordinator.HijackCIDR = []string{"10.96.0.10"}
 	c.Multus.DefaultCNICRName = "ipvlan-ens5"
 	p, err := c.Plan()
@@ -248,8 +247,11 @@ func TestPlanObjects(t *testing.T) {
 		!cmp.Equal(v4.Spec.IPs, []string{"10.6.0.10-10.6.0.20"}) {
 		t.Errorf("IPv4 pool = %+v, want p4, default, version 4, gateway 10.6.0.1, merged ips", v4.Spec)
 	}
-	if v6 := p.Pools[1]; v6.Spec.Gateway != nil || *v6.Spec.IPVersion != 6 {
-		t.Errorf("IPv6 pool = %+v, want no gateway and version 6", v6.Spec)
+	if v6 := p.Pools[1]; v6.Spec.Gateway != nil || *v6.Spec.IPVersion != 6 || v6.Spec.Subnet != "fd00:6::/64" {
+		t.Errorf("IPv6 pool = %+v, want no gateway, version 6 and subnet fd00:6::/64", v6.Spec)
+	}
+	if s6 := p.Subnets[1]; s6.Spec.Subnet != "fd00:6::/64" {
+		t.Errorf("IPv6 subnet = %q, want fd00:6::/64", s6.Spec.Subnet)
 	}
 	if p.Subnets[0].Name != "s4" || p.Subnets[1].Name != "s6" {
 		t.Errorf("subnets %s, %s; want s4, s6", p.Subnets[0].Name, p.Subnets[1].Name)

@@ -7,22 +7,38 @@ import (
 	"strings"
 )
 
-// ParseCIDR parses a subnet as Spiderpool requires it: a valid CIDR in
-// canonical network form, i.e. without host bits ("10.6.0.0/16" is accepted,
-// "10.6.1.0/16" is rejected with a message naming "10.6.0.0/16"). Requiring
-// the canonical form avoids two spellings of one subnet, which matters because
-// subnets are also used as label values and object names. IPv4-mapped IPv6
-// prefixes and surrounding white space are rejected; zones are rejected by
-// net/netip itself.
+// ParseCIDR parses a CIDR in canonical network form, i.e. without host bits
+// ("10.6.0.0/16" is accepted, "10.6.1.0/16" is rejected with a message naming
+// "10.6.0.0/16"). It is for input where host bits are more likely a typo than
+// a request for the whole network, such as a CIDR entry of a list of
+// addresses (ParseSetWithCIDRs). The CIDR fields of the CRDs accept host bits
+// as upstream Spiderpool does and are read with ParsePrefixLenient. IPv4-mapped
+// IPv6 prefixes in dotted form and surrounding white space are rejected; zones
+// are rejected by net/netip itself.
 func ParseCIDR(s string) (netip.Prefix, error) {
-	p, err := parseCIDR(s)
+	p, err := parseCIDR(s, false)
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("invalid CIDR %q: %w", s, err)
 	}
 	return p, nil
 }
 
-func parseCIDR(s string) (netip.Prefix, error) {
+// ParsePrefixLenient parses a CIDR the way upstream Spiderpool accepts one in
+// spec.subnet and routes[].dst: host bits may be set ("10.6.0.1/16") and IPv6
+// may be spelt any valid way ("2002::ac0f:0/64"). The result is masked
+// (10.6.0.0/16, 2002::/64), so that two spellings of one network parse to
+// equal prefixes; FormatPrefix writes its one canonical spelling. Everything
+// else ParseCIDR rejects is rejected here too.
+func ParsePrefixLenient(s string) (netip.Prefix, error) {
+	p, err := parseCIDR(s, true)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("invalid CIDR %q: %w", s, err)
+	}
+	return p, nil
+}
+
+// parseCIDR parses s; lenient masks host bits away instead of rejecting them.
+func parseCIDR(s string, lenient bool) (netip.Prefix, error) {
 	if s == "" {
 		return netip.Prefix{}, ErrEmpty
 	}
@@ -36,16 +52,28 @@ func parseCIDR(s string) (netip.Prefix, error) {
 	if p.Addr().Is4In6() && strings.Contains(s, ".") {
 		return netip.Prefix{}, ErrMapped
 	}
-	if m := p.Masked(); m != p {
-		return netip.Prefix{}, fmt.Errorf("%w, want %q", ErrNotCanonical, FormatAddr(m.Addr())+"/"+strconv.Itoa(m.Bits()))
+	m := p.Masked()
+	if m != p && !lenient {
+		return netip.Prefix{}, fmt.Errorf("%w, want %q", ErrNotCanonical, FormatPrefix(m))
 	}
-	return p, nil
+	return m, nil
 }
 
 // IsCanonicalCIDR reports whether ParseCIDR accepts s.
 func IsCanonicalCIDR(s string) bool {
-	_, err := parseCIDR(s)
+	_, err := parseCIDR(s, false)
 	return err == nil
+}
+
+// FormatPrefix writes p as the CRDs store a CIDR: netip.Prefix.String, except
+// that an IPv4-mapped IPv6 address is written in hex as FormatAddr does, the
+// form the parsers of this package accept. For a masked prefix this is the
+// one canonical spelling ("2002::/64", never "2002:0::/64").
+func FormatPrefix(p netip.Prefix) string {
+	if !p.IsValid() {
+		return p.String()
+	}
+	return FormatAddr(p.Addr()) + "/" + strconv.Itoa(p.Bits())
 }
 
 // PrefixRange returns the range of all addresses covered by p (network to

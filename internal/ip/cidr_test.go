@@ -55,6 +55,60 @@ func TestParseCIDR(t *testing.T) {
 	}
 }
 
+// TestParsePrefixLenient covers the spellings upstream Spiderpool accepts in
+// spec.subnet and routes[].dst: each parses to its masked prefix, written
+// canonically by FormatPrefix.
+func TestParsePrefixLenient(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    string // FormatPrefix of the result
+		wantErr error
+	}{
+		{in: "10.6.0.0/16", want: "10.6.0.0/16"},
+		{in: "10.6.0.1/16", want: "10.6.0.0/16"}, // upstream's multi-interface example
+		{in: "10.6.212.145/32", want: "10.6.212.145/32"},
+		{in: "172.31.199.185/20", want: "172.31.192.0/20"},
+		{in: "0.0.0.0/0", want: "0.0.0.0/0"},
+		{in: "192.168.1.1/0", want: "0.0.0.0/0"},
+		{in: "2002::ac0f:0/64", want: "2002::/64"}, // upstream's SpiderSubnet example
+		{in: "FD00:0::/64", want: "fd00::/64"},
+		{in: "fd00:0000:0:0::1/120", want: "fd00::/120"},
+		{in: "::1/0", want: "::/0"},
+		{in: "::ffff:a00:1/104", want: "::ffff:a00:0/104"}, // IPv4-mapped in hex stays IPv6 and hex
+		{in: "10.6.0.1", wantErr: ErrInvalidCIDR},
+		{in: "10.6.0.0/33", wantErr: ErrInvalidCIDR},
+		{in: "10.6.0.0/016", wantErr: ErrInvalidCIDR},
+		{in: "fe80::1%eth0/64", wantErr: ErrInvalidCIDR},
+		{in: "::ffff:10.0.0.1/120", wantErr: ErrMapped},
+		{in: " 10.6.0.1/16", wantErr: ErrWhitespace},
+		{in: "", wantErr: ErrEmpty},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParsePrefixLenient(tt.in)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("ParsePrefixLenient(%q) error = %v, want %v", tt.in, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParsePrefixLenient(%q): %v", tt.in, err)
+			}
+			if got != got.Masked() {
+				t.Errorf("ParsePrefixLenient(%q) = %v, not masked", tt.in, got)
+			}
+			if s := FormatPrefix(got); s != tt.want {
+				t.Errorf("FormatPrefix(ParsePrefixLenient(%q)) = %q, want %q", tt.in, s, tt.want)
+			}
+			// The canonical spelling is what the strict parser accepts.
+			if back, err := ParseCIDR(tt.want); err != nil || back != got {
+				t.Errorf("ParseCIDR(%q) = %v, %v, want %v", tt.want, back, err, got)
+			}
+		})
+	}
+}
+
 func TestPrefixRange(t *testing.T) {
 	tests := []struct {
 		prefix string

@@ -1,7 +1,8 @@
 // Package ip owns Spiderpool's IP address arithmetic: parsing and printing the
 // address ranges stored in CRDs ("10.6.212.100-10.6.212.200", single
-// addresses, canonical CIDRs), normalised immutable address sets with union,
-// subtraction and intersection, overflow-free counting of pools as large as an
+// addresses, CIDRs read strictly or leniently and written canonically),
+// normalised immutable address sets with union, subtraction and
+// intersection, overflow-free counting of pools as large as an
 // IPv4 /8 or an IPv6 /64 (or /0), and the search for free addresses that the
 // allocator runs against the list of addresses already in use. Every operation
 // works on ranges rather than on individual addresses, so its cost depends on

@@ -50,7 +50,8 @@ var (
 	ErrInvalidCIDR = errors.New("invalid CIDR")
 
 	// ErrNotCanonical reports a CIDR with host bits set, e.g.
-	// "10.6.1.0/16"; the message names the canonical form.
+	// "10.6.1.0/16", where ParseCIDR wants the network itself; the message
+	// names the canonical form. ParsePrefixLenient masks such a CIDR instead.
 	ErrNotCanonical = errors.New("not in canonical network form")
 
 	// ErrFamilyMismatch reports an address or range whose family differs

@@ -1,6 +1,7 @@
 package ip
 
 import (
+	"errors"
 	"math/big"
 	"net/netip"
 	"strconv"
@@ -226,6 +227,57 @@ func FuzzParseCIDR(f *testing.F) {
 		}
 		if v := ToLabelValue(p.String()); len(v) > 63 || !labelValueRE.MatchString(v) || v == "" {
 			t.Fatalf("ToLabelValue(%v) = %q is not a label value", p, v)
+		}
+	})
+}
+
+// FuzzParsePrefixLenient checks the parser of the CRDs' CIDR fields against
+// net/netip: it accepts exactly what ParseCIDR accepts plus host bits, returns
+// the masked prefix, and FormatPrefix writes a spelling that both parsers read
+// back to the same prefix and that makes a valid label value.
+func FuzzParsePrefixLenient(f *testing.F) {
+	for _, s := range []string{
+		"10.6.0.1/16", "10.6.0.0/16", "2002::ac0f:0/64", "FD00:0::1/64", "::/0", "1.2.3.4/0",
+		"::ffff:a00:1/104", "::ffff:10.0.0.1/104", "fe80::1%eth0/64", "10.0.0.0/33", "10.0.0.0/08",
+		" 10.6.0.1/16", "10.6.0.1", "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParsePrefixLenient(s)
+		ref, referr := netip.ParsePrefix(s)
+		want := referr == nil && !(ref.Addr().Is4In6() && strings.Contains(s, "."))
+		if (err == nil) != want {
+			t.Fatalf("ParsePrefixLenient(%q) error = %v, netip says %v, %v", s, err, ref, referr)
+		}
+		strict, serr := ParseCIDR(s)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "invalid CIDR "+strconv.Quote(s)+": ") {
+				t.Fatalf("error %q does not name the input", err)
+			}
+			if serr == nil {
+				t.Fatalf("ParseCIDR accepted %q which ParsePrefixLenient rejects", s)
+			}
+			return
+		}
+		if p != ref.Masked() || p != p.Masked() {
+			t.Fatalf("ParsePrefixLenient(%q) = %v, want %v", s, p, ref.Masked())
+		}
+		if serr == nil && strict != p {
+			t.Fatalf("ParseCIDR(%q) = %v, ParsePrefixLenient = %v", s, strict, p)
+		}
+		if serr != nil && (!errors.Is(serr, ErrNotCanonical) || ref == ref.Masked()) {
+			t.Fatalf("ParseCIDR(%q) = %v, but the only difference allowed is host bits", s, serr)
+		}
+		canon := FormatPrefix(p)
+		if back, err := ParseCIDR(canon); err != nil || back != p {
+			t.Fatalf("ParseCIDR(FormatPrefix) %q = %v, %v, want %v", canon, back, err, p)
+		}
+		if back, err := ParsePrefixLenient(canon); err != nil || back != p || FormatPrefix(back) != canon {
+			t.Fatalf("ParsePrefixLenient(FormatPrefix) %q = %v, %v, want %v", canon, back, err, p)
+		}
+		if v := ToLabelValue(canon); len(v) > 63 || !labelValueRE.MatchString(v) || v == "" {
+			t.Fatalf("ToLabelValue(%q) = %q is not a label value", canon, v)
 		}
 	})
 }

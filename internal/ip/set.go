@@ -53,7 +53,7 @@ func parseSet(entries []string, version int, allowCIDR bool) (Set, error) {
 		)
 		if allowCIDR && strings.Contains(e, "/") {
 			var p netip.Prefix
-			if p, err = parseCIDR(e); err == nil {
+			if p, err = parseCIDR(e, false); err == nil {
 				r = PrefixRange(p)
 			}
 		} else {

@@ -59,7 +59,8 @@ type routeJSON struct {
 
 // MarshalJSON writes the {"dst","gw"} form of the CRDs and the annotation.
 func (r Route) MarshalJSON() ([]byte, error) {
-	return json.Marshal(routeJSON{Dst: r.Dst.String(), Gw: r.Gw.String()})
+	// ip's formatters write IPv4-mapped IPv6 addresses in hex, the form parseRoute reads back.
+	return json.Marshal(routeJSON{Dst: ip.FormatPrefix(r.Dst), Gw: ip.FormatAddr(r.Gw)})
 }
 
 // UnmarshalJSON reads and validates the {"dst","gw"} form.
@@ -76,10 +77,12 @@ func (r *Route) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// parseRoute validates one route: dst a canonical CIDR, gw an address of
-// the same family.
+// parseRoute validates one route: dst a CIDR, gw an address of the same
+// family. dst may have host bits set, as upstream accepts in pool routes and
+// in the routes annotation; it is masked, since the kernel refuses a route
+// to "10.6.0.1/16".
 func parseRoute(dst, gw string) (Route, error) {
-	p, err := ip.ParseCIDR(dst)
+	p, err := ip.ParsePrefixLenient(dst)
 	if err != nil {
 		return Route{}, fmt.Errorf("dst: %w", err)
 	}

@@ -120,9 +120,23 @@ func TestParseRoutes(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("got %v, want %v", got, want)
 	}
+	// Host bits and any IPv6 spelling are accepted, as upstream does, and masked: the kernel
+	// refuses a route to 10.0.1.0/16.
+	got, err = ParseRoutes(`[{"dst":"10.0.1.0/16","gw":"10.0.0.1"},{"dst":"2002::ac0f:0/64","gw":"2002::1"}]`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []Route{
+		{Dst: netip.MustParsePrefix("10.0.0.0/16"), Gw: netip.MustParseAddr("10.0.0.1")},
+		{Dst: netip.MustParsePrefix("2002::/64"), Gw: netip.MustParseAddr("2002::1")},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
 	for value, wantErr := range map[string]string{
 		`[{"dst":"10.0.0.0/16","gw":"fd00::1"}]`:                                              "route 0: dst 10.0.0.0/16 and gw fd00::1 are of different IP families",
-		`[{"dst":"10.0.1.0/16","gw":"10.0.0.1"}]`:                                             "route 0: dst: ",
+		`[{"dst":"10.0.1.0/33","gw":"10.0.0.1"}]`:                                             "route 0: dst: ",
+		`[{"dst":"10.0.1.0/16","gw":"10.0.0.1"},{"dst":"10.0.0.0/16","gw":"10.0.0.2"}]`:       "route 1: duplicate dst 10.0.0.0/16",
 		`[{"dst":"10.0.0.0/16","gw":"10.0.0"}]`:                                               "route 0: gw: ",
 		`[{"dst":"10.0.0.0/16","gw":"10.0.0.1"},{"dst":"10.0.0.0/16","gw":"10.0.0.2"}]`:       "route 1: duplicate dst 10.0.0.0/16",
 		`{"dst":"10.0.0.0/16","gw":"10.0.0.1"}`:                                               "json: cannot unmarshal object",
@@ -278,6 +292,7 @@ func FuzzParseRoutes(f *testing.F) {
 	for _, s := range []string{
 		`[{"dst":"172.10.40.0/24","gw":"172.18.40.1"}]`, `[{"dst":"fd00::/64","gw":"fd01::1"}]`,
 		`[{"dst":"0.0.0.0/0","gw":"1.1.1.1"}]`, `[]`, `[{"dst":"::ffff:1.2.3.0/120","gw":"1.2.3.4"}]`,
+		`[{"dst":"10.6.0.1/16","gw":"10.6.0.1"}]`, `[{"dst":"::ffff:a00:1/104","gw":"::ffff:a00:1"}]`,
 	} {
 		f.Add(s)
 	}

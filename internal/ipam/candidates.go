@@ -3,7 +3,6 @@ package ipam
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -386,12 +385,5 @@ func PoolVersion(p *v2beta1.SpiderIPPool) int {
 	if p.Spec.IPVersion != nil {
 		return int(*p.Spec.IPVersion)
 	}
-	pfx, err := netip.ParsePrefix(p.Spec.Subnet)
-	if err != nil {
-		return 0
-	}
-	if pfx.Addr().Is4() {
-		return 4
-	}
-	return 6
+	return p.Spec.Version()
 }

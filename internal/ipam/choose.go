@@ -69,7 +69,10 @@ func NewPoolState(pool *v2beta1.SpiderIPPool) (*PoolState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("IPPool %q: %w", pool.Name, err)
 	}
-	subnet := netip.MustParsePrefix(pool.Spec.Subnet) // UsableIPs parsed it
+	subnet, err := pool.Spec.SubnetPrefix() // masked: "10.6.0.1/16" written past the webhook is 10.6.0.0/16
+	if err != nil {
+		return nil, fmt.Errorf("IPPool %q: spec.subnet: %w", pool.Name, err)
+	}
 	allocs, err := pool.Status.Allocations()
 	if err != nil {
 		return nil, fmt.Errorf("IPPool %q: %w", pool.Name, err)

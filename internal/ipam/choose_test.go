@@ -216,3 +216,26 @@ func TestNewPoolStateErrors(t *testing.T) {
 		})
 	}
 }
+
+// A pool written past the webhook keeps upstream's spelling of its subnet; the state reads it
+// masked, so addresses get the subnet's prefix length and pools of one network compare equal.
+func TestNewPoolStateSubnetSpellings(t *testing.T) {
+	for _, tc := range []struct {
+		subnet, ips string
+		want        netip.Prefix
+	}{
+		{"10.6.0.1/16", "10.6.168.101-10.6.168.110", netip.MustParsePrefix("10.6.0.0/16")},
+		{"2002::ac0f:0/64", "2002::ac0f:10-2002::ac0f:20", netip.MustParsePrefix("2002::/64")},
+		{"FD00:0::/64", "fd00::10", netip.MustParsePrefix("fd00::/64")},
+	} {
+		t.Run(tc.subnet, func(t *testing.T) {
+			st := mustState(t, ipamtest.MakeIPPool("p").Subnet(tc.subnet).IPs(tc.ips).Obj())
+			if st.Subnet() != tc.want {
+				t.Errorf("Subnet() = %v, want %v", st.Subnet(), tc.want)
+			}
+			if want := mustSet(t, tc.ips); !st.Usable().Equal(want) {
+				t.Errorf("Usable() = %v, want %v", st.Usable(), want)
+			}
+		})
+	}
+}

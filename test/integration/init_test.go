@@ -282,12 +282,12 @@ func TestInitNeverRewritesAnAllocatedPool(t *testing.T) {
 
 func TestInitBadSubnetFailsNamingTheValue(t *testing.T) {
 	c := initConfig(t, "init-bad", "10.244.250.0/24", "10.244.250.10", "fd00:244::/120", "fd00:244::10")
-	c.IPv4Pool.Subnet = "10.244.250.7/24"
+	c.IPv4Pool.Subnet = "10.244.250.7/33" // host bits alone are fine: upstream accepts them, the pool gets 10.244.250.0/24
 	res, err := runInit(t, c)
 	if err == nil {
 		t.Fatalf("run succeeded (%+v), want an error", res)
 	}
-	for _, want := range []string{"clusterDefaultPool.ipv4Subnet", "SPIDERPOOL_INIT_CLUSTER_DEFAULT_POOL_IPV4_SUBNET", `"10.244.250.7/24"`} {
+	for _, want := range []string{"clusterDefaultPool.ipv4Subnet", "SPIDERPOOL_INIT_CLUSTER_DEFAULT_POOL_IPV4_SUBNET", `"10.244.250.7/33"`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %s", err, want)
 		}

@@ -112,6 +112,7 @@ func run() error {
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, `TCP address of /metrics; "0" disables (spiderpoolController.prometheus.port)`)
 	fs.BoolVar(&cfg.LeaderElection, "leader-elect", cfg.LeaderElection, "elect one active replica")
 	fs.StringVar(&cfg.CoordinatorName, "coordinator-name", cfg.CoordinatorName, "SpiderCoordinator whose status is kept (coordinator.name, env SPIDERPOOL_COORDINATOR_DEAFULT_NAME)")
+	fs.BoolVar(&cfg.EnsureCoordinator, "ensure-coordinator", cfg.EnsureCoordinator, "create the SpiderCoordinator --coordinator-name with the Helm defaults when it is missing (coordinator.enabled)")
 	fs.StringVar(&cfg.CNIConfigDir, "cni-config-dir", cfg.CNIConfigDir, "CNI configuration directory read for podCIDRType auto (env SPIDERPOOL_CNI_CONFIG_DIR)")
 	fs.StringVar(&cfg.CiliumConfigMap, "cilium-configmap", cfg.CiliumConfigMap, "Cilium's ConfigMap, namespace/name (global.ciliumConfigMap)")
 	fs.IntVar(&cfg.WebhookPort, "webhook-port", cfg.WebhookPort, "port of the admission webhooks; 0 disables them (spiderpoolController.webhookPort)")

@@ -314,6 +314,16 @@ func TestChartRefusesWhatBinariesCannotDo(t *testing.T) {
 		{[]string{"--set", "spiderpoolController.tls.method=provided"}, "spiderpoolController.tls.provided"},
 		{[]string{"--set", "ipam.enableIPv4=false", "--set", "ipam.enableIPv6=false"}, "enable at least one IP family"},
 		{[]string{"--set", "ipam.gc.statelessPod.enableGcRunningPodOnEmptyPodStatusIPs=true"}, "enableGcRunningPodOnEmptyPodStatusIPs=true: reclaiming"},
+		// spiderpool.checks.unbuilt: upstream features this release does not have.
+		{[]string{"--set", "multus.enableMultusConfig=false"}, "multus.enableMultusConfig=false"},
+		{[]string{"--set", "spiderpoolAgent.prometheus.enabledDebugMetric=true"}, "spiderpoolAgent.prometheus.enabledDebugMetric=true"},
+		{[]string{"--set", "spiderpoolAgent.prometheus.enabledRdmaMetric=true"}, "spiderpoolAgent.prometheus.enabledRdmaMetric=true"},
+		{[]string{"--set", "spiderpoolAgent.debug.gopsPort=6060"}, "spiderpoolAgent.debug.gopsPort=6060"},
+		{[]string{"--set", "spiderpoolController.debug.gopsPort=6061"}, "spiderpoolController.debug.gopsPort=6061"},
+		{[]string{"--set", "spiderpoolController.podResourceInject.enabled=true"}, "spiderpoolController.podResourceInject.enabled=true"},
+		{[]string{"--set", "sriov.install=true"}, "sriov.install=true"},
+		{[]string{"--set", "rdma.rdmaSharedDevicePlugin.install=true"}, "rdma.rdmaSharedDevicePlugin.install=true"},
+		{[]string{"--set", "grafanaDashboard.install=true"}, "grafanaDashboard.install=true"},
 	} {
 		_, err := Template(helm, dir, tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -510,6 +520,13 @@ func TestChartOtherLines(t *testing.T) {
 		e := envs(container(t, m.job(t, initJob).Spec.Template.Spec, initJob))
 		if e["SPIDERPOOL_INIT_MULTUS_INSTALL"] != "false" || e["SPIDERPOOL_INIT_COORDINATOR_ENABLED"] != "false" {
 			t.Errorf("init env %v", e)
+		}
+		// Nor may the controller create the default SpiderCoordinator behind spiderpool-init's back.
+		if f := flags(t, container(t, m.deployment(t, controller).Spec.Template.Spec, controller)); f["ensure-coordinator"] != "false" {
+			t.Errorf("coordinator.enabled=false: controller --ensure-coordinator=%q, want false", f["ensure-coordinator"])
+		}
+		if f := flags(t, container(t, render(t).deployment(t, controller).Spec.Template.Spec, controller)); f["ensure-coordinator"] != "true" {
+			t.Errorf("default: controller --ensure-coordinator=%q, want true", f["ensure-coordinator"])
 		}
 	})
 	t.Run("pod-network-controller", func(t *testing.T) {

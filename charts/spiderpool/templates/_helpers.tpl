@@ -101,6 +101,7 @@ either name, so renaming them here would point the apiserver at nothing.
 {{- if .Values.ipam.gc.statelessPod.enableGcRunningPodOnEmptyPodStatusIPs -}}
 {{- fail "ipam.gc.statelessPod.enableGcRunningPodOnEmptyPodStatusIPs=true: reclaiming the IPs of running pods without status.podIPs is not built in this release; leave it false" -}}
 {{- end -}}
+{{- include "spiderpool.checks.unbuilt" . -}}
 {{- if eq .Values.spiderpoolController.tls.method "auto" -}}
 {{- if ne (include "spiderpool.controller.name" .) "spiderpool-controller" -}}
 {{- fail (printf "spiderpoolController.name %q: with spiderpoolController.tls.method=auto the controller registers its webhooks for the Service \"spiderpool-controller\"; keep that name or use tls.method provided/certmanager" .Values.spiderpoolController.name) -}}
@@ -113,6 +114,43 @@ either name, so renaming them here would point the apiserver at nothing.
 {{- if not (and .Values.spiderpoolController.tls.provided.tlsCa .Values.spiderpoolController.tls.provided.tlsCert .Values.spiderpoolController.tls.provided.tlsKey) -}}
 {{- fail "spiderpoolController.tls.method=provided needs spiderpoolController.tls.provided.tlsCa, tlsCert and tlsKey (PEM)" -}}
 {{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+spiderpool.checks.unbuilt refuses upstream values whose feature this release does not have, so that
+setting one fails the install instead of being accepted and ignored. Their defaults render: they
+ask for nothing, or for something no value of this chart can turn on (gops). test/chart
+values_test.go holds every value of values.yaml to this: consumed, refused here, or exempt with a
+reason.
+*/}}
+{{- define "spiderpool.checks.unbuilt" -}}
+{{- if not .Values.multus.enableMultusConfig -}}
+{{- fail "multus.enableMultusConfig=false: spiderpool-controller always runs the SpiderMultusConfig controller and has no switch to stop it; leave it true" -}}
+{{- end -}}
+{{- if .Values.spiderpoolAgent.prometheus.enabledDebugMetric -}}
+{{- fail "spiderpoolAgent.prometheus.enabledDebugMetric=true: spiderpool-agent exports no debug_ metrics in this release; leave it false" -}}
+{{- end -}}
+{{- if .Values.spiderpoolAgent.prometheus.enabledRdmaMetric -}}
+{{- fail "spiderpoolAgent.prometheus.enabledRdmaMetric=true: RDMA is out of scope for spiderpool-go and spiderpool-agent exports no RDMA metrics; leave it false" -}}
+{{- end -}}
+{{- if ne (int .Values.spiderpoolAgent.debug.gopsPort) 5712 -}}
+{{- fail (printf "spiderpoolAgent.debug.gopsPort=%v: spiderpool-agent serves no gops agent, on any port; leave the default 5712" .Values.spiderpoolAgent.debug.gopsPort) -}}
+{{- end -}}
+{{- if ne (int .Values.spiderpoolController.debug.gopsPort) 5724 -}}
+{{- fail (printf "spiderpoolController.debug.gopsPort=%v: spiderpool-controller serves no gops agent, on any port; leave the default 5724" .Values.spiderpoolController.debug.gopsPort) -}}
+{{- end -}}
+{{- if .Values.spiderpoolController.podResourceInject.enabled -}}
+{{- fail "spiderpoolController.podResourceInject.enabled=true is not implemented by spiderpool-go (no webhook injects network resources into pods); leave it false" -}}
+{{- end -}}
+{{- if .Values.sriov.install -}}
+{{- fail "sriov.install=true: spiderpool-go does not deploy the SR-IOV network operator (out of scope); install it on its own and leave this false" -}}
+{{- end -}}
+{{- if .Values.rdma.rdmaSharedDevicePlugin.install -}}
+{{- fail "rdma.rdmaSharedDevicePlugin.install=true: spiderpool-go does not deploy the RDMA shared device plugin (out of scope); install it on its own and leave this false" -}}
+{{- end -}}
+{{- if .Values.grafanaDashboard.install -}}
+{{- fail "grafanaDashboard.install=true: spiderpool-go ships no Grafana dashboards; leave it false" -}}
 {{- end -}}
 {{- end -}}
 

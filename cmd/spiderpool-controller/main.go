@@ -114,6 +114,7 @@ func run() error {
 	fs.StringVar(&cfg.CoordinatorName, "coordinator-name", cfg.CoordinatorName, "SpiderCoordinator whose status is kept (coordinator.name, env SPIDERPOOL_COORDINATOR_DEAFULT_NAME)")
 	fs.BoolVar(&cfg.EnsureCoordinator, "ensure-coordinator", cfg.EnsureCoordinator, "create the SpiderCoordinator --coordinator-name with the Helm defaults when it is missing (coordinator.enabled)")
 	fs.StringVar(&cfg.CNIConfigDir, "cni-config-dir", cfg.CNIConfigDir, "CNI configuration directory read for podCIDRType auto (env SPIDERPOOL_CNI_CONFIG_DIR)")
+	fs.StringVar(&cfg.IPAMSocketPath, "ipam-unix-socket-path", cfg.IPAMSocketPath, "the agent's socket on the nodes, written into generated NADs when not the default (global.ipamUNIXSocketHostPath)")
 	fs.StringVar(&cfg.CiliumConfigMap, "cilium-configmap", cfg.CiliumConfigMap, "Cilium's ConfigMap, namespace/name (global.ciliumConfigMap)")
 	fs.IntVar(&cfg.WebhookPort, "webhook-port", cfg.WebhookPort, "port of the admission webhooks; 0 disables them (spiderpoolController.webhookPort)")
 	fs.StringVar(&cfg.WebhookHost, "webhook-host", cfg.WebhookHost, "bind address of the webhook server; empty means all")

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -16,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	agentv1 "github.com/spiderpool-go/spiderpool/api/agent/v1"
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 )
 
@@ -47,6 +49,9 @@ type MultusConfigReconciler struct {
 	client client.Client
 	// recorder may be nil: events are a courtesy to the user, never part of the outcome.
 	recorder events.EventRecorder
+	// IPAMSocketPath is the agent's socket on the nodes (Helm global.ipamUNIXSocketHostPath),
+	// written into generated NADs when it is not the plugin's default; "" means the default.
+	IPAMSocketPath string
 }
 
 var _ reconcile.Reconciler = &MultusConfigReconciler{}
@@ -85,7 +90,7 @@ func (r *MultusConfigReconciler) Reconcile(ctx context.Context, req reconcile.Re
 		r.event(&smc, corev1.EventTypeWarning, ReasonInvalidMultusConfig, "NAD not generated: %s", errs.ToAggregate().Error())
 		return reconcile.Result{}, nil
 	}
-	config, err := NADConfig(defaulted)
+	config, err := NADConfig(defaulted, cmp.Or(r.IPAMSocketPath, agentv1.DefaultSocketPath))
 	if err != nil {
 		r.event(&smc, corev1.EventTypeWarning, ReasonInvalidMultusConfig, "NAD not generated: %s", err.Error())
 		return reconcile.Result{}, nil

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strconv"
 
+	agentv1 "github.com/spiderpool-go/spiderpool/api/agent/v1"
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 )
 
@@ -67,9 +68,13 @@ func NADResourceName(smc *v2beta1.SpiderMultusConfig) string {
 // run v2beta1.DefaultSpiderMultusConfig on a copy first. NADConfig itself only treats a nil
 // cniType as custom and a nil enableCoordinator as true, the schema defaults.
 //
+// ipamSocket is the agent's socket on the nodes (Helm global.ipamUNIXSocketHostPath): when it is
+// not the plugin's default, the spiderpool IPAM entry carries it as ipam_unix_socket_path, so that
+// the plugin dials where the agent listens.
+//
 // Key order is fixed by the field order of the structs below; encoding/json is used for the
 // encoding itself so that strings are escaped exactly as upstream's json.Marshal escapes them.
-func NADConfig(smc *v2beta1.SpiderMultusConfig) (string, error) {
+func NADConfig(smc *v2beta1.SpiderMultusConfig, ipamSocket string) (string, error) {
 	spec := &smc.Spec
 	typ := nadCNIType(spec)
 	if typ == v2beta1.CniTypeCustom {
@@ -97,7 +102,7 @@ func NADConfig(smc *v2beta1.SpiderMultusConfig) (string, error) {
 		}
 		head = nadIfacer(c.Master, c.Bond, c.VlanID, true)
 		mainPlugins = []any{nadMacvlanConf{Type: v2beta1.CniTypeMacvlan, Master: master, Mode: "bridge", MTU: c.MTU,
-			IPAM: nadIPAM(withIPAM, c.SpiderpoolConfigPools, false)}}
+			IPAM: nadIPAM(withIPAM, c.SpiderpoolConfigPools, false, ipamSocket)}}
 	case v2beta1.CniTypeIPvlan:
 		c := spec.IPVlanConfig
 		if c == nil {
@@ -109,7 +114,7 @@ func NADConfig(smc *v2beta1.SpiderMultusConfig) (string, error) {
 		}
 		head = nadIfacer(c.Master, c.Bond, c.VlanID, true)
 		mainPlugins = []any{nadIpvlanConf{Type: v2beta1.CniTypeIPvlan, Master: master, MTU: c.MTU,
-			IPAM: nadIPAM(withIPAM, c.SpiderpoolConfigPools, false)}}
+			IPAM: nadIPAM(withIPAM, c.SpiderpoolConfigPools, false, ipamSocket)}}
 	case v2beta1.CniTypeVlan:
 		c := spec.VlanConfig
 		if c == nil {
@@ -123,7 +128,7 @@ func NADConfig(smc *v2beta1.SpiderMultusConfig) (string, error) {
 		}
 		head = nadIfacer(c.Master, c.Bond, nil, false)
 		conf := nadVlanConf{Type: v2beta1.CniTypeVlan, Master: master, MTU: c.MTU,
-			IPAM: nadIPAM(withIPAM, c.SpiderpoolConfigPools, false)}
+			IPAM: nadIPAM(withIPAM, c.SpiderpoolConfigPools, false, ipamSocket)}
 		if c.VlanMode != nil {
 			conf.VlanMode = *c.VlanMode
 		}
@@ -137,7 +142,7 @@ func NADConfig(smc *v2beta1.SpiderMultusConfig) (string, error) {
 			return "", errors.New("cniType sriov needs spec.sriov")
 		}
 		mainPlugins = []any{nadSriovConf{Vlan: c.VlanID, MinTxRate: c.MinTxRateMbps, MaxTxRate: c.MaxTxRateMbps,
-			Type: v2beta1.CniTypeSriov, IPAM: nadIPAM(withIPAM, c.SpiderpoolConfigPools, true)}}
+			Type: v2beta1.CniTypeSriov, IPAM: nadIPAM(withIPAM, c.SpiderpoolConfigPools, true, ipamSocket)}}
 		if c.RdmaIsolation != nil && *c.RdmaIsolation {
 			mainPlugins = append(mainPlugins, nadTypeOnly{Type: nadPluginRDMA})
 		}
@@ -152,21 +157,21 @@ func NADConfig(smc *v2beta1.SpiderMultusConfig) (string, error) {
 		}
 		mainPlugins = []any{nadIbSriovConf{Type: v2beta1.CniTypeIBSriov, Pkey: c.Pkey, LinkState: c.LinkState,
 			RdmaIsolation: c.RdmaIsolation, IBKubernetesEnabled: c.EnableIbKubernetes,
-			IPAM: nadIPAM(withIPAM, c.SpiderpoolConfigPools, false)}}
+			IPAM: nadIPAM(withIPAM, c.SpiderpoolConfigPools, false, ipamSocket)}}
 	case v2beta1.CniTypeIPoIB:
 		c := spec.IpoibConfig
 		if c == nil {
 			return "", errors.New("cniType ipoib needs spec.ipoib")
 		}
 		mainPlugins = []any{nadIpoibConf{Type: v2beta1.CniTypeIPoIB, Master: c.Master,
-			IPAM: nadIPAM(withIPAM, c.SpiderpoolConfigPools, false)}}
+			IPAM: nadIPAM(withIPAM, c.SpiderpoolConfigPools, false, ipamSocket)}}
 	case v2beta1.CniTypeOvs:
 		c := spec.OvsConfig
 		if c == nil {
 			return "", errors.New("cniType ovs needs spec.ovs")
 		}
 		conf := nadOvsConf{Vlan: c.VlanTag, Type: v2beta1.CniTypeOvs, BrName: c.BrName, DeviceID: c.DeviceID,
-			IPAM: nadIPAM(withIPAM, c.SpiderpoolConfigPools, false)}
+			IPAM: nadIPAM(withIPAM, c.SpiderpoolConfigPools, false, ipamSocket)}
 		if len(c.Trunk) > 0 {
 			conf.Trunk = c.Trunk
 		}
@@ -244,11 +249,14 @@ func nadIfacer(masters []string, bond *v2beta1.BondConfig, vlanID *int32, vlanOn
 	return []any{nadIfacerConf{VlanID: id, Type: nadPluginIfacer, Interfaces: masters, Bond: bond}}
 }
 
-func nadIPAM(enabled bool, pools *v2beta1.SpiderpoolPools, sriov bool) *nadIpamConf {
+func nadIPAM(enabled bool, pools *v2beta1.SpiderpoolPools, sriov bool, socket string) *nadIpamConf {
 	if !enabled {
 		return nil
 	}
 	c := &nadIpamConf{Type: nadPluginSpiderpool}
+	if socket != agentv1.DefaultSocketPath {
+		c.SocketPath = socket
+	}
 	if pools != nil {
 		c.DefaultIPv4IPPool = pools.IPv4IPPool
 		c.DefaultIPv6IPPool = pools.IPv6IPPool
@@ -323,6 +331,7 @@ type nadIpamConf struct {
 	DefaultIPv4IPPool []string `json:"default_ipv4_ippool,omitempty"`
 	DefaultIPv6IPPool []string `json:"default_ipv6_ippool,omitempty"`
 	MatchMasterSubnet bool     `json:"match_master_subnet,omitempty"`
+	SocketPath        string   `json:"ipam_unix_socket_path,omitempty"`
 }
 
 type nadMacvlanConf struct {

@@ -289,7 +289,7 @@ func TestNADConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := NADConfig(tt.smc)
+			got, err := NADConfig(tt.smc, "")
 			if err != nil {
 				t.Fatalf("NADConfig: %v", err)
 			}
@@ -352,7 +352,7 @@ func TestNADConfigErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := NADConfig(tt.smc)
+			got, err := NADConfig(tt.smc, "")
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("NADConfig = %q, %v; want an error containing %q", got, err, tt.want)
 			}
@@ -436,7 +436,7 @@ func FuzzNADConfig(f *testing.F) {
 			s.IpoibConfig = &v2beta1.SpiderIpoibCniConfig{Master: master}
 		})
 		smc := b.build()
-		out, err := NADConfig(smc)
+		out, err := NADConfig(smc, "")
 		if err != nil || out == "" {
 			return
 		}
@@ -482,4 +482,26 @@ func FuzzNADConfig(f *testing.F) {
 			t.Fatalf("cniVersion %q, want %q", top.CNIVersion, wantVersion)
 		}
 	})
+}
+
+// TestNADConfigIPAMSocket: global.ipamUNIXSocketHostPath reaches the generated NAD's spiderpool
+// IPAM entry when it moves the agent's socket, and leaves the NAD as upstream writes it otherwise.
+func TestNADConfigIPAMSocket(t *testing.T) {
+	smc := makeSMC("raw", "macvlan").with(func(s *v2beta1.MultusCNIConfigSpec) {
+		s.MacvlanConfig = &v2beta1.SpiderMacvlanCniConfig{Master: []string{"eth0"}}
+	}).raw()
+	const plain = `{"cniVersion":"0.3.1","name":"raw","plugins":[{"type":"macvlan","master":"eth0","mode":"bridge","ipam":{"type":"spiderpool"}},{"type":"coordinator"}]}`
+	for _, tc := range []struct{ socket, want string }{
+		{"", plain},
+		{"/var/run/spidernet/spiderpool.sock", plain},
+		{"/run/sp/agent.sock", `{"cniVersion":"0.3.1","name":"raw","plugins":[{"type":"macvlan","master":"eth0","mode":"bridge","ipam":{"type":"spiderpool","ipam_unix_socket_path":"/run/sp/agent.sock"}},{"type":"coordinator"}]}`},
+	} {
+		got, err := NADConfig(smc, tc.socket)
+		if err != nil {
+			t.Fatalf("socket %q: %v", tc.socket, err)
+		}
+		if got != tc.want {
+			t.Errorf("socket %q:\n got: %s\nwant: %s", tc.socket, got, tc.want)
+		}
+	}
 }

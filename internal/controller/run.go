@@ -60,6 +60,9 @@ type Config struct {
 	EnsureCoordinator bool
 	// CNIConfigDir is where podCIDRType auto finds the cluster network's CNI configuration.
 	CNIConfigDir string
+	// IPAMSocketPath is the agent's socket on the nodes (Helm global.ipamUNIXSocketHostPath),
+	// written into generated NADs when it is not the default; "" means the default.
+	IPAMSocketPath string
 	// CiliumConfigMap is "namespace/name" of Cilium's ConfigMap (Helm global.ciliumConfigMap).
 	CiliumConfigMap string
 	// WebhookPort serves the admission webhooks (Helm spiderpoolController.webhookPort); 0 disables them.
@@ -252,7 +255,9 @@ func setup(mgr ctrl.Manager, cfg Config, gcOut **GCReconciler) error {
 			return fmt.Errorf("set up auto-pool reconciler: %w", err)
 		}
 	}
-	if err := NewMultusConfigReconciler(mgr.GetClient(), recorder).SetupWithManager(mgr); err != nil {
+	mc := NewMultusConfigReconciler(mgr.GetClient(), recorder)
+	mc.IPAMSocketPath = cfg.IPAMSocketPath
+	if err := mc.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up SpiderMultusConfig reconciler: %w", err)
 	}
 	coord := NewCoordinatorReconciler(mgr.GetClient(), mgr.GetAPIReader())

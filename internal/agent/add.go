@@ -281,7 +281,7 @@ func (s *Server) request(ctx context.Context, pod *corev1.Pod, args *v1.IpamAddA
 		DefaultIPv4Pools:     args.DefaultIPv4IPPool,
 		DefaultIPv6Pools:     args.DefaultIPv6IPPool,
 		CleanGateway:         args.CleanGateway,
-		Controller:           ipam.Controller(ctrl),
+		Controller:           ctrl,
 	}, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/ipam"
 )
 
 // Kinds of top controllers the IPAM decisions single out, as SpiderEndpoints record them in
@@ -24,13 +25,8 @@ const (
 )
 
 // Controller names the top controller of a pod: the workload users name, which a SpiderEndpoint
-// records and pool selection by application matches.
-type Controller struct {
-	APIVersion string // "apps/v1"
-	Kind       string
-	Namespace  string
-	Name       string
-}
+// records and pool selection by application matches. It is the IPAM core's own type.
+type Controller = ipam.Controller
 
 // parents are the owners worth one more lookup: a ReplicaSet is normally run by a Deployment and a
 // Job by a CronJob, and the workload users name is the top one.

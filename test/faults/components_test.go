@@ -151,12 +151,13 @@ type agent struct {
 	socket string
 }
 
-// newAgent prepares (does not start) the agent of node, with the chart's defaults.
+// newAgent prepares (does not start) the agent of node, with the chart's defaults (probes and
+// metrics on, on free loopback ports since several agents share this host).
 func newAgent(t *testing.T, node string) *agent {
 	t.Helper()
 	socket := filepath.Join(workDir, "agent-"+node+".sock")
 	p := newProc(t, "agent-"+node, "spiderpool-agent",
-		"--node-name", node, "--socket-path", socket, "--health-addr", "127.0.0.1:0", "--metrics-addr", "")
+		"--node-name", node, "--socket-path", socket, "--health-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0")
 	return &agent{proc: p, node: node, socket: socket}
 }
 
@@ -180,13 +181,14 @@ func (a *agent) StartReady() error {
 	return nil
 }
 
-// controllerArgs are the chart's defaults for the controller out of cluster, but for the GC scan
-// period: ipam.gc.gcAll.intervalInSecond is 600 in the chart, 10 s here so that a leak is found
-// within the suite's time (the event-driven GC does not wait for it). Webhooks are off: nothing
-// here goes through admission, and without them two overlapping pools can be created at all.
+// controllerArgs are the chart's defaults for the controller out of cluster (probes, HTTP API and
+// metrics on, on free loopback ports since several replicas share this host), the GC's 600 s full
+// scan included: every leak here must be found by the event-driven GC or the startup scan, as in
+// production. Webhooks are off: nothing here goes through admission, and without them two
+// overlapping pools can be created at all.
 func controllerArgs(extra ...string) []string {
-	return append([]string{"--leader-elect", "--webhook-port", "0", "--health-addr", "0", "--metrics-addr", "0",
-		"--install-namespace", "kube-system", "--gc-interval", "10s"}, extra...)
+	return append([]string{"--leader-elect", "--webhook-port", "0", "--health-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0",
+		"--install-namespace", "kube-system"}, extra...)
 }
 
 // newController prepares (does not start) a spiderpool-controller replica.

@@ -30,8 +30,8 @@ const faultSeed = 20261203
 // addBudget is how long the stand-in kubelet keeps retrying one sandbox.
 const addBudget = 90 * time.Second
 
-// settleBudget is how long a class waits for the state to agree with its pods: GC scans every
-// 10 s and a killed controller's successor waits out the 15 s lease.
+// settleBudget is how long a class waits for the state to agree with its pods: the GC acts on
+// events and at its start, and a killed controller's successor waits out the 15 s lease.
 const settleBudget = 60 * time.Second
 
 // TestFaults runs every fault class in turn and prints one line per class. Each class ends with
@@ -353,6 +353,7 @@ func watchesExpired(t *testing.T, rng *rand.Rand, _ *proc) outcome {
 		t.Fatalf("agent %s has no watch open", victim)
 	}
 	injected := 0
+	expiredBefore := proxy.Injected()["expire"]
 	for round := range 2 {
 		if round > 0 {
 			// Every informer is back (they back off while refused) before the next cut.
@@ -404,6 +405,15 @@ func watchesExpired(t *testing.T, rng *rand.Rand, _ *proc) outcome {
 			}
 		}
 		failed += w.bringUp(3, "f-expire", nodes[:1], 3)
+	}
+	// Every re-watch the victim made after a cut met the 410 (not only the relist its refused
+	// watches cause anyway): each round expires as many watches as it had open.
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if err := testenv.WaitFor(ctx, func(context.Context) (bool, error) {
+		return proxy.Injected()["expire"]-expiredBefore >= 2*open, nil
+	}); err != nil {
+		t.Errorf("agent %s met %d answers 410 Expired, want %d (one per watch per round)", victim, proxy.Injected()["expire"]-expiredBefore, 2*open)
 	}
 	o := w.settle(settleBudget, failed)
 	o.injected = injected

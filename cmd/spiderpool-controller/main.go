@@ -127,6 +127,7 @@ func run() error {
 	fs.DurationVar(&cfg.GCInterval, "gc-interval", cfg.GCInterval, "period of the full GC scan (ipam.gc.gcAll.intervalInSecond, env SPIDERPOOL_GC_DEFAULT_INTERVAL_DURATION in seconds)")
 	fs.DurationVar(&cfg.GCDeletingTimeoutDelay, "gc-deleting-timeout-delay", cfg.GCDeletingTimeoutDelay, "extra time a terminating pod keeps its IPs after its grace period (ipam.gc.gcDeletingTimeOutPodDelay)")
 	fs.BoolVar(&cfg.GCZombieOnReadyNode, "gc-zombie-on-ready-node", cfg.GCZombieOnReadyNode, "a pod terminating past its grace period and delay on a Ready node gives its IPs back (ipam.gc.statelessPod.zombieOnReadyNode)")
+	fs.BoolVar(&cfg.GCCleanOutdatedEndpoints, "gc-clean-outdated-endpoints", cfg.GCCleanOutdatedEndpoints, "the full GC scan also deletes the SpiderEndpoint of a live pod that no IPPool holds a record for (ipam.enableCleanOutdatedEndpoint)")
 	fs.BoolVar(&cfg.GCZombieOnNotReadyNode, "gc-zombie-on-not-ready-node", cfg.GCZombieOnNotReadyNode, "the same on a node that is not Ready or gone; false keeps them while the node's containers may still run (ipam.gc.statelessPod.zombieOnNotReadyNode)")
 	fs.BoolVar(&cfg.EnableStatefulSet, "enable-statefulset", cfg.EnableStatefulSet, "StatefulSet members keep their IPs (ipam.enableStatefulSet)")
 	fs.BoolVar(&cfg.EnableSpiderSubnet, "enable-spider-subnet", cfg.EnableSpiderSubnet, "keep SpiderSubnet status and run auto pools (ipam.spiderSubnet.enable)")

@@ -45,17 +45,18 @@ const (
 	GCReasonPodFinished        = "pod_finished"
 	GCReasonTerminatingTimeout = "pod_terminating_timeout"
 	GCReasonOrphanEndpoint     = "orphan_endpoint"
+	GCReasonOutdatedEndpoint   = "outdated_endpoint"
 	GCReasonStatefulSetScaled  = "statefulset_scaled_down"
 )
 
 var (
 	gcCounts = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "spiderpool_ip_gc_counts",
-		Help: "IP records reclaimed by the garbage collector (orphan_endpoint counts deleted SpiderEndpoints).",
+		Help: "IP records reclaimed by the garbage collector (orphan_endpoint and outdated_endpoint count deleted SpiderEndpoints).",
 	}, []string{"reason"})
 	gcFailureCounts = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "spiderpool_ip_gc_failure_counts",
-		Help: "IP records (or SpiderEndpoints, for orphan_endpoint) the garbage collector failed to reclaim.",
+		Help: "IP records (or SpiderEndpoints, for orphan_endpoint and outdated_endpoint) the garbage collector failed to reclaim.",
 	}, []string{"reason"})
 	registerGCMetrics sync.Once
 )
@@ -77,6 +78,11 @@ type GCOptions struct {
 	// that is not Ready (or gone) keeps its IPs. A node whose kubelet died may still run the pod's
 	// containers, which keep answering for the address; this is the safe setting there.
 	KeepTerminatingOnNotReadyNode bool
+	// CleanOutdatedEndpoints is ipam.enableCleanOutdatedEndpoint: the full scan also deletes the
+	// SpiderEndpoint of a live pod when no pool holds a record for the pod any more (the pool was
+	// deleted, or its records were removed by hand), so that the endpoint stops claiming
+	// addresses nobody has. The endpoint of a pod that is gone is collected whatever this says.
+	CleanOutdatedEndpoints bool
 }
 
 // GCReconciler reclaims IP records and SpiderEndpoints whose pods are gone, were replaced, finished
@@ -381,7 +387,7 @@ func (r *GCReconciler) collect(ctx context.Context, key types.NamespacedName) (t
 		case len(errs) > 0:
 			// Keep the endpoint: it names the records the retry must still find.
 		default:
-			if err := r.deleteEndpoint(ctx, ep); err != nil {
+			if err := r.deleteEndpoint(ctx, ep, GCReasonOrphanEndpoint); err != nil {
 				gcFailureCounts.WithLabelValues(GCReasonOrphanEndpoint).Inc()
 				errs = append(errs, err)
 			}
@@ -547,8 +553,9 @@ func (r *GCReconciler) release(ctx context.Context, pool string, recs []record, 
 }
 
 // deleteEndpoint removes the finalizer of ep and deletes it, unless the object changed hands
-// meanwhile: an agent may have replaced it for a new incarnation of the pod.
-func (r *GCReconciler) deleteEndpoint(ctx context.Context, ep *v2beta1.SpiderEndpoint) error {
+// meanwhile: an agent may have replaced it for a new incarnation of the pod. reason labels the
+// metrics.
+func (r *GCReconciler) deleteEndpoint(ctx context.Context, ep *v2beta1.SpiderEndpoint, reason string) error {
 	key := client.ObjectKeyFromObject(ep)
 	fresh := &v2beta1.SpiderEndpoint{}
 	if err := r.reader.Get(ctx, key, fresh); err != nil {
@@ -580,8 +587,8 @@ func (r *GCReconciler) deleteEndpoint(ctx context.Context, ep *v2beta1.SpiderEnd
 		}
 		return fmt.Errorf("delete SpiderEndpoint %s: %w", key, err)
 	}
-	gcCounts.WithLabelValues(GCReasonOrphanEndpoint).Inc()
-	crlog.FromContext(ctx).Info("deleted orphan SpiderEndpoint", "endpoint", key.String(), "podUID", ep.Status.Current.UID)
+	gcCounts.WithLabelValues(reason).Inc()
+	crlog.FromContext(ctx).Info("deleted SpiderEndpoint", "endpoint", key.String(), "podUID", ep.Status.Current.UID, "reason", reason)
 	return nil
 }
 
@@ -638,6 +645,7 @@ func (r *GCReconciler) FullScan(ctx context.Context) error {
 	}
 
 	candidates := map[types.NamespacedName]bool{}
+	recorded := map[string]bool{} // pod namespace/name of every record, whatever its UID
 	var errs []error
 	for _, p := range pools {
 		allocs, err := p.Status.Allocations()
@@ -646,6 +654,7 @@ func (r *GCReconciler) FullScan(ctx context.Context) error {
 			continue
 		}
 		for _, a := range allocs {
+			recorded[a.NamespacedName] = true
 			key, ok := splitPodKey(a.NamespacedName)
 			if ok && string(alive[key]) != a.PodUID {
 				candidates[key] = true
@@ -673,7 +682,54 @@ func (r *GCReconciler) FullScan(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	if r.opts.CleanOutdatedEndpoints {
+		for i := range eps.Items {
+			ep := &eps.Items[i]
+			key := client.ObjectKeyFromObject(ep)
+			if ctx.Err() != nil || candidates[key] || recorded[key.String()] {
+				continue
+			}
+			if err := r.cleanOutdated(ctx, ep); err != nil {
+				gcFailureCounts.WithLabelValues(GCReasonOutdatedEndpoint).Inc()
+				errs = append(errs, err)
+			}
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// cleanOutdated deletes ep, the endpoint of a live pod that no cached pool record names, once the
+// pools it names, read from the API server, confirm that none holds a record for its pod: the cache
+// may not have seen an allocation the endpoint was written after.
+func (r *GCReconciler) cleanOutdated(ctx context.Context, ep *v2beta1.SpiderEndpoint) error {
+	name := client.ObjectKeyFromObject(ep).String()
+	pools := map[string]bool{}
+	for _, d := range ep.Status.Current.IPs {
+		for _, p := range []*string{d.IPv4Pool, d.IPv6Pool} {
+			if p != nil && *p != "" {
+				pools[*p] = true
+			}
+		}
+	}
+	for _, pool := range sortedKeys(pools) {
+		p := &v2beta1.SpiderIPPool{}
+		if err := r.reader.Get(ctx, types.NamespacedName{Name: pool}, p); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return fmt.Errorf("get IPPool %q for SpiderEndpoint %s: %w", pool, name, err)
+		}
+		allocs, err := p.Status.Allocations()
+		if err != nil {
+			return fmt.Errorf("IPPool %q: %w", pool, err)
+		}
+		for _, a := range allocs {
+			if a.NamespacedName == name {
+				return nil // backed after all
+			}
+		}
+	}
+	return r.deleteEndpoint(ctx, ep, GCReasonOutdatedEndpoint)
 }
 
 func minWait(cur, next time.Duration) time.Duration {

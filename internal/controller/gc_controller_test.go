@@ -517,7 +517,7 @@ func TestGCEndpointDeleteLosesToTakeover(t *testing.T) {
 		},
 	}).Build()
 	r := NewGCReconciler(c, c, ipamtest.NewStore(basePool().Obj()), GCOptions{})
-	if err := r.deleteEndpoint(context.Background(), ep.DeepCopy()); err != nil {
+	if err := r.deleteEndpoint(context.Background(), ep.DeepCopy(), GCReasonOrphanEndpoint); err != nil {
 		t.Fatal(err)
 	}
 	got := &v2beta1.SpiderEndpoint{}
@@ -527,5 +527,49 @@ func TestGCEndpointDeleteLosesToTakeover(t *testing.T) {
 	if !tookOver || got.Status.Current.UID != "new" || got.DeletionTimestamp != nil {
 		t.Errorf("took over %v, endpoint UID %q, deleting since %v; want the new incarnation's, not being deleted",
 			tookOver, got.Status.Current.UID, got.DeletionTimestamp)
+	}
+}
+
+// ipam.enableCleanOutdatedEndpoint: the full scan deletes the endpoint of a live pod that no pool
+// backs (confirmed on the API server's pools, not the cache) only when it is on.
+func TestGCCleanOutdatedEndpoints(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		t.Run(fmt.Sprintf("enableCleanOutdatedEndpoint=%v", on), func(t *testing.T) {
+			cached := basePool().Allocated("10.6.0.10", "default/backed", "b1")
+			// The API server's copy also holds a record the cache has not seen yet.
+			live := basePool().Allocated("10.6.0.10", "default/backed", "b1").Allocated("10.6.0.12", "default/new", "n1").Obj()
+			f := newGCFixture(t, GCOptions{CleanOutdatedEndpoints: on}, cached,
+				live,
+				gcPod("backed", "b1", phase(corev1.PodRunning)),
+				gcPod("new", "n1", phase(corev1.PodRunning)),
+				gcPod("stale", "s1", phase(corev1.PodRunning)),
+				gcPod("poolgone", "g1", phase(corev1.PodRunning)),
+				gcEndpoint("backed", "b1", "p", "10.6.0.10", ""),
+				gcEndpoint("new", "n1", "p", "10.6.0.12", ""),
+				gcEndpoint("stale", "s1", "p", "10.6.0.11", ""),    // p holds no record for it
+				gcEndpoint("poolgone", "g1", "q", "10.7.0.11", ""), // its pool was deleted
+			)
+			before := counterValue(t, gcCounts.WithLabelValues(GCReasonOutdatedEndpoint))
+			if err := f.r.FullScan(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]string{"backed": "b1", "new": "n1", "stale": "s1", "poolgone": "g1"}
+			deleted := 0.0
+			if on {
+				want["stale"], want["poolgone"] = "", ""
+				deleted = 2
+			}
+			for name, uid := range want {
+				if got := f.endpointUID(t, name); got != uid {
+					t.Errorf("endpoint %s UID = %q, want %q", name, got, uid)
+				}
+			}
+			if got := counterValue(t, gcCounts.WithLabelValues(GCReasonOutdatedEndpoint)) - before; got != deleted {
+				t.Errorf("outdated_endpoint grew by %v, want %v", got, deleted)
+			}
+			if diff := cmp.Diff(map[string]string{"10.6.0.10": "b1"}, f.records(t)); diff != "" {
+				t.Errorf("records changed (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

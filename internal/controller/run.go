@@ -90,6 +90,8 @@ type Config struct {
 	// zombieOnNotReadyNode: whether a pod terminating past its window gives its IPs back when its
 	// node is Ready, and when it is not.
 	GCZombieOnReadyNode, GCZombieOnNotReadyNode bool
+	// GCCleanOutdatedEndpoints is ipam.enableCleanOutdatedEndpoint (GCOptions.CleanOutdatedEndpoints).
+	GCCleanOutdatedEndpoints bool
 	// EnableSpiderSubnet is ipam.spiderSubnet.enable: SpiderSubnet status and auto pools run.
 	EnableSpiderSubnet bool
 	// EnableAutoPool is ipam.spiderSubnet.autoPool.enable: workloads naming a SpiderSubnet get
@@ -293,7 +295,8 @@ func setup(mgr ctrl.Manager, cfg Config, gcOut **GCReconciler) error {
 		store := kubestore.New(mgr.GetCache(), live, kubestore.Options{})
 		gc := NewGCReconciler(mgr.GetClient(), mgr.GetAPIReader(), store, GCOptions{
 			Interval: cfg.GCInterval, DeletingTimeoutDelay: cfg.GCDeletingTimeoutDelay, EnableStatefulSet: cfg.EnableStatefulSet,
-			KeepTerminatingOnReadyNode: !cfg.GCZombieOnReadyNode, KeepTerminatingOnNotReadyNode: !cfg.GCZombieOnNotReadyNode})
+			KeepTerminatingOnReadyNode: !cfg.GCZombieOnReadyNode, KeepTerminatingOnNotReadyNode: !cfg.GCZombieOnNotReadyNode,
+			CleanOutdatedEndpoints: cfg.GCCleanOutdatedEndpoints})
 		if err := gc.SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("set up IP GC: %w", err)
 		}

@@ -21,10 +21,6 @@ import (
 var exemptValues = map[string]string{
 	"ipam.enableKubevirtStaticIP": "KubeVirt is out of scope (SPEC.md 9): a VM's pod keeps no IP across restarts, so upstream's " +
 		"default true is not honoured and false, the only other setting, is what spiderpool-go does anyway",
-	"ipam.enableCleanOutdatedEndpoint": "spiderpool-agent always retires the SpiderEndpoint of an older incarnation of a pod on ADD " +
-		"(internal/agent/add.go), which is upstream's true; upstream's default false cannot turn that off, nor be refused",
-	"spiderpoolAgent.tuneSysctlConfig": "spiderpool-agent tunes no sysctl: upstream's default true is not honoured and false, the " +
-		"only other setting, is what spiderpool-go does anyway",
 }
 
 // valueFlips are the changed settings of leaves whose generic change (bool negated, number + 1,

@@ -5,7 +5,7 @@ import (
 )
 
 // HelmDefaultCoordinator is the SpiderCoordinator of the Helm chart's coordinator.* defaults
-// (SPEC.md 9): what spiderpool-init creates without overrides, and what the controller creates
+// (docs/design/behaviour.md#spiderpool-init (values: docs/reference/helm-values.md#coordinator)): what spiderpool-init creates without overrides, and what the controller creates
 // when none of that name exists.
 func HelmDefaultCoordinator(name string) *SpiderCoordinator {
 	c := &SpiderCoordinator{

@@ -13,8 +13,11 @@ type CoordinatorSpec struct {
 	// +optional
 	Mode *string `json:"mode,omitempty"`
 
-	// podCIDRType is where the overlay pod CIDRs are read from. Optional here because a
-	// SpiderMultusConfig inherits it from the SpiderCoordinator.
+	// podCIDRType is where the controller reads the overlay pod CIDRs (status.overlayPodCIDR) from:
+	// cluster (kubeadm-config's podSubnet or kube-controller-manager's --cluster-cidr), calico (its
+	// IPPools), cilium (its configuration), none (no overlay), or auto (chosen from the first CNI
+	// configuration file on the controller's node). Optional here because a SpiderMultusConfig
+	// inherits it from the SpiderCoordinator.
 	// +kubebuilder:validation:Enum=auto;cluster;calico;cilium;none
 	// +optional
 	PodCIDRType *string `json:"podCIDRType,omitempty"`
@@ -42,7 +45,8 @@ type CoordinatorSpec struct {
 	// +optional
 	PodDefaultRouteNIC *string `json:"podDefaultRouteNIC,omitempty"`
 
-	// hostRuleTable is the host routing table holding routes to pod addresses.
+	// hostRuleTable is the host's policy routing table holding the routes to pod addresses; not
+	// one of the kernel's tables 253, 254 and 255.
 	// +kubebuilder:default=500
 	// +optional
 	HostRuleTable *int `json:"hostRuleTable,omitempty"`

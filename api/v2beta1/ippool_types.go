@@ -82,7 +82,8 @@ type Route struct {
 	// +required
 	Dst string `json:"dst"`
 
-	// gw is the next hop, inside the pool's subnet.
+	// gw is the next hop, an address of the same family as dst. In a pool or subnet it must lie
+	// inside spec.subnet.
 	// +required
 	Gw string `json:"gw"`
 }

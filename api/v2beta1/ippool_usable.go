@@ -32,3 +32,25 @@ func (s *IPPoolSpec) UsableIPs() (ip.Set, error) {
 	}
 	return ips.Subtract(exclude), nil
 }
+
+// Usage returns how many addresses the pool may hand out (UsableIPs) and how many records it holds:
+// status.allocatedIPCount, which every writer of the records keeps equal to them (SetAllocations),
+// or the records themselves counted when the count is missing. It is what the metrics of both
+// daemons report per pool, read without decoding the records of every pool at every scrape.
+func (p *SpiderIPPool) Usage() (total, allocated int64, err error) {
+	usable, err := p.Spec.UsableIPs()
+	if err != nil {
+		return 0, 0, fmt.Errorf("IPPool %q: %w", p.Name, err)
+	}
+	switch {
+	case p.Status.AllocatedIPCount != nil:
+		allocated = *p.Status.AllocatedIPCount
+	case p.Status.AllocatedIPs != nil:
+		records, err := p.Status.Allocations()
+		if err != nil {
+			return 0, 0, fmt.Errorf("IPPool %q: %w", p.Name, err)
+		}
+		allocated = int64(len(records))
+	}
+	return usable.Count(), allocated, nil
+}

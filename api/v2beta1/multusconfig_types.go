@@ -56,7 +56,8 @@ type MultusCNIConfigSpec struct {
 	// +optional
 	CoordinatorConfig *CoordinatorSpec `json:"coordinator,omitempty"`
 
-	// chainCNIJsonData are plugin objects (JSON strings) inserted after the main plugin.
+	// chainCNIJsonData are plugin objects, each a JSON object in a string, inserted into the
+	// generated chain after the main plugin (and before coordinator).
 	// +optional
 	ChainCNIJsonData []string `json:"chainCNIJsonData"`
 
@@ -215,7 +216,7 @@ type SpiderIBSriovCniConfig struct {
 	// +optional
 	Pkey *string `json:"pkey,omitempty"`
 
-	// linkState is enforced on the VF.
+	// linkState is the link state set on the VF: auto (follows the physical port), enable or disable.
 	// +kubebuilder:validation:Enum=auto;enable;disable
 	// +kubebuilder:default=enable
 	// +optional
@@ -312,7 +313,8 @@ type BondConfig struct {
 
 // SpiderpoolPools are the default pools of a network's IPAM configuration.
 type SpiderpoolPools struct {
-	// matchMasterSubnet (sriov only) keeps only pools whose subnet matches the VF's parent interface.
+	// matchMasterSubnet keeps only the pools whose subnet holds an address of the VF's parent
+	// interface (PF). Only cniType sriov may set it true; the other types refuse it.
 	// +kubebuilder:default=false
 	// +optional
 	MatchMasterSubnet *bool `json:"matchMasterSubnet,omitempty"`

@@ -1,4 +1,4 @@
-// Package v1 holds the wire types of spiderpool-agent's unix-socket HTTP API (SPEC.md section 7.2):
+// Package v1 holds the wire types of spiderpool-agent's unix-socket HTTP API (docs/design/behaviour.md#agent-api):
 // what the spiderpool and coordinator CNI plugins send and receive. It imports only the standard
 // library, so that the plugin binaries stay small and the agent and plugins share one definition.
 //

@@ -36,15 +36,41 @@ type IpamAddArgs struct {
 	DefaultIPv4IPPool []string `json:"defaultIPv4IPPool,omitempty"`
 	DefaultIPv6IPPool []string `json:"defaultIPv6IPPool,omitempty"`
 	CleanGateway      bool     `json:"cleanGateway,omitempty"`
-	MatchMasterSubnet bool     `json:"matchMasterSubnet,omitempty"`
+	// MatchMasterSubnet is the CNI configuration's match_master_subnet: only the pools whose
+	// subnet holds an address of Master serve the interface. It requires Master.
+	MatchMasterSubnet bool `json:"matchMasterSubnet,omitempty"`
+	// Master (ours, optional) is the host interface behind IfName, which the plugin finds when
+	// matchMasterSubnet is set: for an SR-IOV VF, its PF. The plugin finds it because only it can:
+	// it runs as root on the host and enters the pod's network namespace, the agent does neither.
+	// Ignored when matchMasterSubnet is false; required when it is true.
+	Master *Master `json:"master,omitempty"`
+}
+
+// Master is a host interface and the addresses it carries on the host.
+type Master struct {
+	// Name is the interface's name on the host, e.g. "ens1f0". Required.
+	Name string `json:"name"`
+	// Addresses are the interface's addresses with their prefix lengths, e.g. "10.20.0.5/24";
+	// empty when it has none (then no pool matches).
+	Addresses []string `json:"addresses,omitempty"`
 }
 
 // Validate reports the first missing required field.
 func (a *IpamAddArgs) Validate() error {
-	return required(map[string]string{
+	if err := required(map[string]string{
 		"containerID": a.ContainerID, "ifName": a.IfName, "netNamespace": a.NetNamespace,
 		"podNamespace": a.PodNamespace, "podName": a.PodName, "podUID": a.PodUID,
-	})
+	}); err != nil {
+		return err
+	}
+	if !a.MatchMasterSubnet {
+		return nil
+	}
+	if a.Master == nil {
+		return &Error{Code: CodeInvalidRequest, Message: "missing required field(s): master " +
+			"(matchMasterSubnet is true: the spiderpool plugin sends the master it found for match_master_subnet)"}
+	}
+	return required(map[string]string{"master.name": a.Master.Name})
 }
 
 // IpamAddResponse is what the interface was given.

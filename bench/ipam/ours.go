@@ -14,7 +14,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
@@ -23,6 +22,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/internal/ip"
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
 	"github.com/spiderpool-go/spiderpool/internal/testutil"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
 // runOurs measures our IPAM through the real plugin binary and one in-process agent per node:
@@ -34,9 +34,9 @@ func runOurs(ctx context.Context, env *testenv.Env, o options, work string, r *r
 	}
 	plugin := filepath.Join(work, "spiderpool")
 	step("building the spiderpool plugin")
-	build := exec.CommandContext(ctx, "go", "build", "-o", plugin, "./cmd/spiderpool")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
+	goBuild := exec.CommandContext(ctx, "go", "build", "-o", plugin, "./cmd/spiderpool")
+	goBuild.Dir = root
+	if out, err := goBuild.CombinedOutput(); err != nil {
 		return fmt.Errorf("build plugin: %v: %s", err, out)
 	}
 	// The plugin processes inherit this: they log under work, never to the host's /var/log/spidernet.
@@ -47,8 +47,7 @@ func runOurs(ctx context.Context, env *testenv.Env, o options, work string, r *r
 	nodes := make([]string, o.nodes)
 	for i := range nodes {
 		nodes[i] = fmt.Sprintf("node-%02d", i)
-		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodes[i]}}
-		if err := env.Client.Create(ctx, n); err != nil {
+		if err := env.Client.Create(ctx, build.Node(nodes[i])); err != nil {
 			return fmt.Errorf("create node: %w", err)
 		}
 	}
@@ -57,10 +56,7 @@ func runOurs(ctx context.Context, env *testenv.Env, o options, work string, r *r
 	var createErr error
 	var mu sync.Mutex
 	testutil.Parallel(o.pods, 32, func(i int) {
-		p := &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("bench-%05d", i)},
-			Spec:       corev1.PodSpec{NodeName: nodes[i%o.nodes], Containers: []corev1.Container{{Name: "c", Image: "pause"}}},
-		}
+		p := build.Pod("default", fmt.Sprintf("bench-%05d", i), build.OnNode(nodes[i%o.nodes]), build.Container("c", "pause"))
 		if err := env.Client.Create(ctx, p); err != nil {
 			mu.Lock()
 			createErr = err
@@ -119,11 +115,7 @@ func runMode(ctx context.Context, env *testenv.Env, o options, work, plugin stri
 	for range o.pods - 1 {
 		last = last.Next()
 	}
-	pool := &v2beta1.SpiderIPPool{
-		ObjectMeta: metav1.ObjectMeta{Name: poolName},
-		Spec: v2beta1.IPPoolSpec{IPVersion: new(int64(4)), Subnet: "10.64.0.0/14", Default: new(true),
-			IPs: []string{ip.Range{First: first, Last: last}.String()}},
-	}
+	pool := build.Pool(poolName, "10.64.0.0/14", build.Default(), build.IPs(ip.Range{First: first, Last: last}.String()))
 	if err := env.Client.Create(ctx, pool); err != nil {
 		return nil, fmt.Errorf("create pool: %w", err)
 	}

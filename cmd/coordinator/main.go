@@ -3,9 +3,7 @@
 package main
 
 import (
-	"github.com/containernetworking/cni/pkg/skel"
-	"github.com/containernetworking/cni/pkg/version"
-
+	"github.com/spiderpool-go/spiderpool/internal/cni/cnirun"
 	"github.com/spiderpool-go/spiderpool/internal/cni/coordinator"
 )
 
@@ -13,5 +11,5 @@ import (
 var buildVersion = "devel"
 
 func main() {
-	skel.PluginMainFuncs(coordinator.Funcs(), version.PluginSupports(coordinator.SupportedVersions()...), "coordinator CNI plugin "+buildVersion)
+	cnirun.Main(coordinator.Funcs(), coordinator.SupportedVersions(), "coordinator CNI plugin "+buildVersion)
 }

@@ -3,9 +3,7 @@
 package main
 
 import (
-	"github.com/containernetworking/cni/pkg/skel"
-	"github.com/containernetworking/cni/pkg/version"
-
+	"github.com/spiderpool-go/spiderpool/internal/cni/cnirun"
 	"github.com/spiderpool-go/spiderpool/internal/cni/ifacer"
 )
 
@@ -13,5 +11,5 @@ import (
 var buildVersion = "devel"
 
 func main() {
-	skel.PluginMainFuncs(ifacer.Funcs(), version.PluginSupports(ifacer.SupportedVersions()...), "ifacer CNI plugin "+buildVersion)
+	cnirun.Main(ifacer.Funcs(), ifacer.SupportedVersions(), "ifacer CNI plugin "+buildVersion)
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
 	"github.com/spiderpool-go/spiderpool/internal/logging"
 	"github.com/spiderpool-go/spiderpool/internal/multusconf"
+	"github.com/spiderpool-go/spiderpool/internal/nodesysctl"
 )
 
 func main() {
@@ -36,9 +37,12 @@ func main() {
 			run = func() error { return multusConfig(os.Args[2:], os.Stdout) }
 		case "multus-kubeconfig":
 			run = func() error { return multusKubeconfig(os.Args[2:]) }
+		case "tune-sysctl":
+			run = func() error { return tuneSysctl(os.Args[2:], os.Stdout) }
 		}
 	}
-	if err := run(); err != nil {
+	// -h on a subcommand is a request, not a failure: the flag set has printed the help.
+	if err := run(); err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "spiderpool-agent:", err)
 		os.Exit(1)
 	}
@@ -58,6 +62,37 @@ func installCNI(args []string) error {
 		return err
 	}
 	fmt.Printf("installed %s into %s\n", strings.Join(names, ", "), *to)
+	return nil
+}
+
+// tuneSysctl is `spiderpool-agent tune-sysctl`: the DaemonSet's privileged init container sets the
+// node's network sysctls with it when spiderpoolAgent.tuneSysctlConfig is on (the agent itself runs
+// without privileges, and /proc/sys is read-only to it).
+func tuneSysctl(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("spiderpool-agent tune-sysctl", flag.ContinueOnError)
+	root := fs.String("proc-sys", "/proc/sys", "where the sysctls are, in the host network namespace")
+	ipv4 := fs.Bool("enable-ipv4", true, "write the IPv4 settings (ipam.enableIPv4)")
+	ipv6 := fs.Bool("enable-ipv6", true, "write the IPv6 settings (ipam.enableIPv6)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("tune-sysctl: unexpected arguments %q", fs.Args())
+	}
+	res, err := nodesysctl.Apply(*root, *ipv4, *ipv6)
+	for _, r := range res {
+		switch {
+		case r.Missing:
+			fmt.Fprintf(stdout, "%s: not in this kernel, skipped\n", r.Name)
+		case r.Old == r.Value:
+			fmt.Fprintf(stdout, "%s = %s already\n", r.Name, r.Value)
+		default:
+			fmt.Fprintf(stdout, "%s = %s (was %s): %s\n", r.Name, r.Value, r.Old, r.Why)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("tune-sysctl: %w", err)
+	}
 	return nil
 }
 
@@ -150,9 +185,11 @@ func run() error {
 	fs.StringVar(&cfg.SocketPath, "socket-path", cfg.SocketPath, "unix socket of the plugin API (Helm global.ipamUNIXSocketHostPath)")
 	fs.StringVar(&cfg.HealthAddr, "health-addr", cfg.HealthAddr, "TCP address of the probes (spiderpoolAgent.httpPort)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, `TCP address of /metrics; "" disables (spiderpoolAgent.prometheus.port)`)
+	fs.BoolVar(&cfg.DebugMetrics, "debug-metrics", cfg.DebugMetrics, "export the spiderpool_debug_ metrics too (spiderpoolAgent.prometheus.enabledDebugMetric)")
 	fs.BoolVar(&cfg.EnableIPv4, "enable-ipv4", cfg.EnableIPv4, "give every interface an IPv4 address (ipam.enableIPv4)")
 	fs.BoolVar(&cfg.EnableIPv6, "enable-ipv6", cfg.EnableIPv6, "give every interface an IPv6 address (ipam.enableIPv6)")
 	fs.BoolVar(&cfg.EnableStatefulSet, "enable-statefulset", cfg.EnableStatefulSet, "keep the addresses of StatefulSet pods across recreation (ipam.enableStatefulSet)")
+	fs.BoolVar(&cfg.EnableKubevirtStaticIP, "enable-kubevirt-static-ip", cfg.EnableKubevirtStaticIP, "a KubeVirt VM keeps its addresses across its pods, in the SpiderEndpoint of its VirtualMachineInstance (ipam.enableKubevirtStaticIP)")
 	fs.BoolVar(&cfg.EnableAutoPool, "enable-auto-pool", cfg.EnableAutoPool, "ipam.spiderSubnet.enable and autoPool.enable")
 	fs.StringVar(&cfg.InstallNamespace, "install-namespace", cfg.InstallNamespace, "Spiderpool's namespace (env SPIDERPOOL_NAMESPACE)")
 	fs.StringVar(&cfg.ClusterDefaultNAD, "cluster-default-nad", cfg.ClusterDefaultNAD, "Multus cluster network, name or namespace/name (multus.multusCNI.defaultCniCRName)")

@@ -71,7 +71,8 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "cleanup" {
 		run = func() error { return cleanup(os.Args[2:]) }
 	}
-	if err := run(); err != nil {
+	// -h on a subcommand is a request, not a failure: the flag set has printed the help.
+	if err := run(); err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "spiderpool-controller:", err)
 		os.Exit(1)
 	}
@@ -108,8 +109,9 @@ func run() error {
 	fs := flag.NewFlagSet("spiderpool-controller", flag.ContinueOnError)
 	fs.StringVar(&cfg.InstallNamespace, "install-namespace", cfg.InstallNamespace, "Spiderpool's namespace, where the leader-election lease lives (env SPIDERPOOL_NAMESPACE)")
 	fs.StringVar(&cfg.HealthAddr, "health-addr", cfg.HealthAddr, `TCP address of /healthz, /readyz and the HTTP API; "0" disables (spiderpoolController.httpPort)`)
-	fs.BoolVar(&cfg.HTTPAPI, "http-api", cfg.HTTPAPI, "serve POST /v1/ipam/gc_ips and GET /v1/ipam/status on the health address (used by spiderpoolctl)")
+	fs.BoolVar(&cfg.HTTPAPI, "http-api", cfg.HTTPAPI, "serve POST /v1/ipam/gc_ips, GET /v1/ipam/status and PUT /v1/ipam/ip on the health address (loopback only; used by spiderpoolctl)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, `TCP address of /metrics; "0" disables (spiderpoolController.prometheus.port)`)
+	fs.BoolVar(&cfg.DebugMetrics, "debug-metrics", cfg.DebugMetrics, "export the spiderpool_debug_ metrics too (spiderpoolController.prometheus.enabledDebugMetric)")
 	fs.BoolVar(&cfg.LeaderElection, "leader-elect", cfg.LeaderElection, "elect one active replica")
 	fs.StringVar(&cfg.CoordinatorName, "coordinator-name", cfg.CoordinatorName, "SpiderCoordinator whose status is kept (coordinator.name, env SPIDERPOOL_COORDINATOR_DEAFULT_NAME)")
 	fs.BoolVar(&cfg.EnsureCoordinator, "ensure-coordinator", cfg.EnsureCoordinator, "create the SpiderCoordinator --coordinator-name with the Helm defaults when it is missing (coordinator.enabled)")
@@ -130,6 +132,7 @@ func run() error {
 	fs.BoolVar(&cfg.GCCleanOutdatedEndpoints, "gc-clean-outdated-endpoints", cfg.GCCleanOutdatedEndpoints, "the full GC scan also deletes the SpiderEndpoint of a live pod that no IPPool holds a record for (ipam.enableCleanOutdatedEndpoint)")
 	fs.BoolVar(&cfg.GCZombieOnNotReadyNode, "gc-zombie-on-not-ready-node", cfg.GCZombieOnNotReadyNode, "the same on a node that is not Ready or gone; false keeps them while the node's containers may still run (ipam.gc.statelessPod.zombieOnNotReadyNode)")
 	fs.BoolVar(&cfg.EnableStatefulSet, "enable-statefulset", cfg.EnableStatefulSet, "StatefulSet members keep their IPs (ipam.enableStatefulSet)")
+	fs.BoolVar(&cfg.EnableKubevirtStaticIP, "enable-kubevirt-static-ip", cfg.EnableKubevirtStaticIP, "the GC keeps a KubeVirt VM's addresses while its VirtualMachineInstance or VirtualMachine exists (ipam.enableKubevirtStaticIP)")
 	fs.BoolVar(&cfg.EnableSpiderSubnet, "enable-spider-subnet", cfg.EnableSpiderSubnet, "keep SpiderSubnet status and run auto pools (ipam.spiderSubnet.enable)")
 	fs.BoolVar(&cfg.EnableAutoPool, "enable-auto-pool", cfg.EnableAutoPool, "give workloads naming a SpiderSubnet auto IPPools (ipam.spiderSubnet.autoPool.enable)")
 	fs.IntVar(&cfg.AutoPoolDefaultRedundant, "auto-pool-default-redundant-ip-number", cfg.AutoPoolDefaultRedundant, "IPs beyond the replicas in an auto pool without ipam.spidernet.io/ippool-ip-number (ipam.spiderSubnet.autoPool.defaultRedundantIPNumber)")

@@ -3,9 +3,7 @@
 package main
 
 import (
-	"github.com/containernetworking/cni/pkg/skel"
-	"github.com/containernetworking/cni/pkg/version"
-
+	"github.com/spiderpool-go/spiderpool/internal/cni/cnirun"
 	"github.com/spiderpool-go/spiderpool/internal/cni/spiderpool"
 )
 
@@ -13,5 +11,5 @@ import (
 var buildVersion = "devel"
 
 func main() {
-	skel.PluginMainFuncs(spiderpool.Funcs(), version.PluginSupports(spiderpool.SupportedVersions()...), "spiderpool IPAM plugin "+buildVersion)
+	cnirun.Main(spiderpool.Funcs(), spiderpool.SupportedVersions(), "spiderpool IPAM plugin "+buildVersion)
 }

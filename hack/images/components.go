@@ -30,7 +30,7 @@ const MultusBinDir = "/usr/src/multus-cni/bin"
 // and its version tags the image.
 const multusModule = "gopkg.in/k8snetworkplumbingwg/multus-cni.v4"
 
-// Components returns the images, ours (DESIGN.md section 2 names their binaries) and those the
+// Components returns the images, ours (the binaries of cmd/) and those the
 // chart and the user guides run: Multus, the reference plugins, pause, busybox and nginx.
 func Components() []Component {
 	cni := func(n string) File { return File{Name: n, Dirs: []string{"/usr/bin", CNIInstallDir}} }

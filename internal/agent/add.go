@@ -58,7 +58,7 @@ type addition struct {
 //     that DEL freed); a stale entry is dropped and the interface allocated
 //     afresh.
 //  3. Plan the interfaces to allocate: with ipam.spidernet.io/ippools, every
-//     listed interface the endpoint lacks (SPEC.md 3.6).
+//     listed interface the endpoint lacks (docs/design/behaviour.md#dual-stack-and-multiple-nics).
 //  4. Allocate them.
 //  5. Persist them in the endpoint.
 //  6. Answer from the endpoint's entry.
@@ -87,9 +87,13 @@ func (s *Server) add(ctx context.Context, args *v1.IpamAddArgs) (_ *v1.IpamAddRe
 	}
 	defer unlock()
 
-	// 1. Resolve the pod.
+	// 1. Resolve the pod. The pods of a KubeVirt VM share the endpoint and
+	// the records of its VMI (kubevirt.go).
 	if a.pod, a.base, err = s.resolvePod(ctx, a.key, args); err != nil {
 		return nil, err
+	}
+	if vmi := s.staticVMI(a.base.Controller); vmi != "" {
+		a.key.Name, a.base.PodName = vmi, vmi
 	}
 
 	// Undo: on failure, release what the core handed out and the endpoint
@@ -122,7 +126,7 @@ func (s *Server) add(ctx context.Context, args *v1.IpamAddArgs) (_ *v1.IpamAddRe
 			s.log.Warn("release addresses handed out twice", keyPod, a.key.String(), keyPodUID, args.PodUID, keyError, err)
 		}
 	}
-	return s.response(findNIC(ep, args.IfName)), nil
+	return withDNS(s.response(findNIC(ep, args.IfName)), a.pod), nil
 }
 
 // addOnce is one attempt of steps 2 to 5 of add. It reads the endpoint from
@@ -189,7 +193,7 @@ func (s *Server) addOnce(ctx context.Context, a *addition, attempt int) (_ *v2be
 	}
 
 	// 5. Persist.
-	written, err := s.persist(ctx, a.pod, a.base.Controller, ep, details)
+	written, err := s.persist(ctx, a.key, a.pod, a.base.Controller, ep, details)
 	if err != nil {
 		return nil, apierrors.IsAlreadyExists(err) || apierrors.IsConflict(err), err
 	}
@@ -215,6 +219,14 @@ func (s *Server) resolvePod(ctx context.Context, key client.ObjectKey, args *v1.
 	}
 	base, err := s.request(ctx, pod, args)
 	if err != nil {
+		return nil, nil, err
+	}
+	// Checked before anything is allocated: the DNS annotation (dns.go)
+	// and, for match_master_subnet, the master the request carries (master.go).
+	if _, err := podDNS(pod); err != nil {
+		return nil, nil, err
+	}
+	if base.Master, err = requestMaster(args); err != nil {
 		return nil, nil, err
 	}
 	return pod, base, nil
@@ -377,7 +389,7 @@ func (s *Server) dropEntry(ctx context.Context, key client.ObjectKey, uid, nic s
 // nicsToAllocate returns the interfaces one ADD for ifName allocates: with
 // ipam.spidernet.io/ippools naming ifName, every interface the annotation
 // names pools for and ep does not record yet, in annotation order (the
-// first NIC's call allocates them all, SPEC.md 3.6); otherwise ifName.
+// first NIC's call allocates them all, docs/design/behaviour.md#dual-stack-and-multiple-nics); otherwise ifName.
 func nicsToAllocate(pod *corev1.Pod, ifName string, ep *v2beta1.SpiderEndpoint) ([]string, error) {
 	v, ok := pod.Annotations[v2beta1.AnnoPodIPPools]
 	if !ok {
@@ -403,10 +415,10 @@ func nicsToAllocate(pod *corev1.Pod, ifName string, ep *v2beta1.SpiderEndpoint) 
 // Step 4: the allocation.
 
 // allocate asks the core for each of nics in turn. The CNI configuration's
-// defaults and clean_gateway belong to the asked interface only; the
-// others take theirs from the annotation. Each call is told the addresses
-// of the pod's other interfaces so that it never mistakes one of them for
-// a retry of its own. It returns the entries allocated and every address
+// defaults, clean_gateway and match_master_subnet belong to the asked
+// interface only; the others take theirs from the annotation. Each call
+// is told the addresses of the pod's other interfaces so that it never
+// mistakes one of them for a retry of its own. It returns the entries allocated and every address
 // handed out, also when it fails half way.
 func (s *Server) allocate(ctx context.Context, base *ipam.Request, args *v1.IpamAddArgs, nics []string, ep *v2beta1.SpiderEndpoint) ([]v2beta1.IPAllocationDetail, []ipam.PoolIP, error) {
 	var (
@@ -418,7 +430,7 @@ func (s *Server) allocate(ctx context.Context, base *ipam.Request, args *v1.Ipam
 		req := *base
 		req.IfName = nic
 		if nic != args.IfName {
-			req.DefaultIPv4Pools, req.DefaultIPv6Pools, req.CleanGateway = nil, nil, false
+			req.DefaultIPv4Pools, req.DefaultIPv6Pools, req.CleanGateway, req.Master = nil, nil, false, nil
 		}
 		req.OtherNICIPs = slices.Clone(others)
 		res, err := s.ipam.Allocate(ctx, &req)
@@ -474,11 +486,11 @@ func detailOf(res *ipam.Result) v2beta1.IPAllocationDetail {
 // the finalizer keeps it until its addresses are released. A StatefulSet
 // pod's endpoint has no owner when StatefulSet handling is on, because it
 // must outlive the pod.
-func (s *Server) newEndpoint(pod *corev1.Pod, ctrl ipam.Controller) *v2beta1.SpiderEndpoint {
+func (s *Server) newEndpoint(key client.ObjectKey, pod *corev1.Pod, ctrl ipam.Controller) *v2beta1.SpiderEndpoint {
 	ep := &v2beta1.SpiderEndpoint{
 		ObjectMeta: metav1.ObjectMeta{
-			Namespace:  pod.Namespace,
-			Name:       pod.Name,
+			Namespace:  key.Namespace,
+			Name:       key.Name,
 			Finalizers: []string{v2beta1.Finalizer},
 		},
 		Status: v2beta1.WorkloadEndpointStatus{
@@ -487,7 +499,7 @@ func (s *Server) newEndpoint(pod *corev1.Pod, ctrl ipam.Controller) *v2beta1.Spi
 			OwnerControllerName: ctrl.Name,
 		},
 	}
-	if !(s.cfg.EnableStatefulSet && ctrl.Kind == workload.KindStatefulSet) {
+	if !(s.cfg.EnableStatefulSet && ctrl.Kind == workload.KindStatefulSet) && s.staticVMI(ctrl) == "" {
 		ep.OwnerReferences = []metav1.OwnerReference{{
 			APIVersion:         "v1",
 			Kind:               workload.KindPod,
@@ -504,9 +516,9 @@ func (s *Server) newEndpoint(pod *corev1.Pod, ctrl ipam.Controller) *v2beta1.Spi
 // endpoint when ep is nil and updates ep otherwise, with ep's
 // resourceVersion. A write that lost a race fails with an AlreadyExists or
 // Conflict API error; the caller re-reads and re-plans.
-func (s *Server) persist(ctx context.Context, pod *corev1.Pod, ctrl ipam.Controller, ep *v2beta1.SpiderEndpoint, add []v2beta1.IPAllocationDetail) (*v2beta1.SpiderEndpoint, error) {
+func (s *Server) persist(ctx context.Context, key client.ObjectKey, pod *corev1.Pod, ctrl ipam.Controller, ep *v2beta1.SpiderEndpoint, add []v2beta1.IPAllocationDetail) (*v2beta1.SpiderEndpoint, error) {
 	if ep == nil {
-		ep = s.newEndpoint(pod, ctrl)
+		ep = s.newEndpoint(key, pod, ctrl)
 		ep.Status.Current.IPs = add
 		if err := s.live.Create(ctx, ep); err != nil {
 			return nil, fmt.Errorf("create SpiderEndpoint %s/%s: %w", ep.Namespace, ep.Name, err)

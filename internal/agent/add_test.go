@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
@@ -21,6 +22,7 @@ import (
 	v1 "github.com/spiderpool-go/spiderpool/api/agent/v1"
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
 // The Alibaba Cloud guide: helm install ... --set ipam.enableStatefulSet=false
@@ -41,18 +43,19 @@ func TestAddPublicCloudTopology(t *testing.T) {
 	}
 	var objs []client.Object
 	for i, tt := range tests {
-		b := makePod(tt.pod, fmt.Sprint("uid-", i)).node(tt.node).ownedBy("apps/v1", "DaemonSet", "test-app", "ds")
+		opts := []build.Option{build.OnNode(tt.node), build.ControlledBy("apps/v1", "DaemonSet", "test-app", "ds")}
 		if tt.network != "" {
-			b.anno(v2beta1.AnnoMultusDefaultNetwork, tt.network)
+			opts = append(opts, build.Annotation(v2beta1.AnnoMultusDefaultNetwork, tt.network))
 		}
-		objs = append(objs, b.obj())
+		objs = append(objs, newPod(tt.pod, fmt.Sprint("uid-", i), opts...))
 	}
 	envs := map[string]*testEnv{}
 	for _, node := range []string{"master", "worker"} {
 		cfg := testConfig()
 		cfg.NodeName = node
 		cfg.ClusterDefaultNAD = "ipvlan-eth0"
-		envs[node] = newEnv(t, cfg, ipamtest.PublicCloudPools(), append(objs, makeNode(node), makeNamespace("default")))
+		envs[node] = newEnv(t, cfg, ipamtest.PublicCloudPools(), append(objs, build.Node(node, build.Label("kubernetes.io/hostname", node)),
+			build.Namespace("default", build.Label("kubernetes.io/metadata.name", "default"))))
 	}
 	for i, tt := range tests {
 		t.Run(tt.node+"/"+tt.pod, func(t *testing.T) {
@@ -78,8 +81,8 @@ func TestAddPublicCloudTopology(t *testing.T) {
 }
 
 func TestAddIsIdempotent(t *testing.T) {
-	pool := ipamtest.MakeIPPool("p").Default().Subnet("10.6.0.0/16").IPs("10.6.0.10-10.6.0.20").Gateway("10.6.0.1").Obj()
-	e := newEnv(t, testConfig(), []*v2beta1.SpiderIPPool{pool}, baseObjects(makePod("web", "u1").obj()))
+	pool := build.Pool("p", "10.6.0.0/16", build.Default(), build.IPs("10.6.0.10-10.6.0.20"), build.Gateway("10.6.0.1"))
+	e := newEnv(t, testConfig(), []*v2beta1.SpiderIPPool{pool}, baseObjects(newPod("web", "u1")))
 
 	first := e.mustAdd(addArgs("web", "u1", "eth0"))
 	writes, _ := e.store.Stats()
@@ -118,8 +121,8 @@ func TestAddMultiNICFromIPPoolsAnnotation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			pod := makePod("multi", "u1").anno(v2beta1.AnnoPodIPPools, tt.annotation).
-				anno(v2beta1.AnnoMultusNetworks, "kube-system/ipvlan-eth1").obj()
+			pod := newPod("multi", "u1", build.Annotation(v2beta1.AnnoPodIPPools, tt.annotation),
+				build.Annotation(v2beta1.AnnoMultusNetworks, "kube-system/ipvlan-eth1"))
 			cfg := testConfig()
 			cfg.ClusterDefaultNAD = "ipvlan-eth0"
 			pools := ipamtest.PublicCloudPools()
@@ -160,8 +163,8 @@ func TestAddMultiNICFromIPPoolsAnnotation(t *testing.T) {
 // even when both come from one pool and the cache has not seen the
 // endpoint written by the first call yet.
 func TestAddSecondNICWithLaggingCache(t *testing.T) {
-	pool := ipamtest.MakeIPPool("p").Default().Subnet("10.6.0.0/16").IPs("10.6.0.10-10.6.0.20").Obj()
-	pod := makePod("two", "u1").anno(v2beta1.AnnoMultusNetworks, "macvlan").obj()
+	pool := build.Pool("p", "10.6.0.0/16", build.Default(), build.IPs("10.6.0.10-10.6.0.20"))
+	pod := newPod("two", "u1", build.Annotation(v2beta1.AnnoMultusNetworks, "macvlan"))
 	e := newEnv(t, testConfig(), []*v2beta1.SpiderIPPool{pool}, baseObjects(pod),
 		withCache(func(r client.Reader) client.Reader { return hideEndpoints{r} }))
 
@@ -189,8 +192,8 @@ func TestAddSecondNICWithLaggingCache(t *testing.T) {
 }
 
 func TestAddRefusals(t *testing.T) {
-	full := ipamtest.MakeIPPool("full").Default().Subnet("10.6.0.0/16").IPs("10.6.0.10").Allocated("10.6.0.10", "default/other", "o1").Obj()
-	elsewhere := ipamtest.MakeIPPool("elsewhere").Default().Subnet("10.7.0.0/16").IPs("10.7.0.10").NodeName("worker").Obj()
+	full := build.Pool("full", "10.6.0.0/16", build.Default(), build.IPs("10.6.0.10"), build.Allocated("10.6.0.10", "default/other", "o1"))
+	elsewhere := build.Pool("elsewhere", "10.7.0.0/16", build.Default(), build.IPs("10.7.0.10"), build.NodeName("worker"))
 	tests := []struct {
 		name     string
 		pools    []*v2beta1.SpiderIPPool
@@ -202,51 +205,51 @@ func TestAddRefusals(t *testing.T) {
 		contains []string
 	}{
 		{
-			name: "terminating pod", pod: makePod("x", "u1").terminating().obj(),
+			name: "terminating pod", pod: newPod("x", "u1", build.DeletedAt(time.Now()), build.Finalizer("test/keep")),
 			status: http.StatusGone, code: v1.CodeDeadPod,
 			contains: []string{"dead Pod default/x, we cannot allocate IP addresees to it"},
 		},
 		{
-			name: "finished pod", pod: makePod("x", "u1").phase(corev1.PodSucceeded).obj(),
+			name: "finished pod", pod: newPod("x", "u1", build.Phase(corev1.PodSucceeded)),
 			status: http.StatusGone, code: v1.CodeDeadPod, contains: []string{"dead Pod default/x"},
 		},
 		{
-			name: "UID mismatch", pod: makePod("x", "u-new").obj(),
+			name: "UID mismatch", pod: newPod("x", "u-new"),
 			status: http.StatusNotFound, code: v1.CodeNotFound,
 			contains: []string{"pod default/x has UID u-new, not u1"},
 		},
 		{
-			name: "unknown pod", pod: makePod("y", "u1").obj(),
+			name: "unknown pod", pod: newPod("y", "u1"),
 			status: http.StatusNotFound, code: v1.CodeNotFound, contains: []string{"pod default/x not found"},
 		},
 		{
-			name: "pod of another node", pod: makePod("x", "u1").node("worker").obj(),
+			name: "pod of another node", pod: newPod("x", "u1", build.OnNode("worker")),
 			status: http.StatusBadRequest, code: v1.CodeInvalidRequest, contains: []string{"runs on node worker"},
 		},
 		{
-			name: "missing fields", pod: makePod("x", "u1").obj(), args: func(a *v1.IpamAddArgs) { a.IfName, a.ContainerID = "", "" },
+			name: "missing fields", pod: newPod("x", "u1"), args: func(a *v1.IpamAddArgs) { a.IfName, a.ContainerID = "", "" },
 			status: http.StatusBadRequest, code: v1.CodeInvalidRequest, contains: []string{"missing required field(s): containerID, ifName"},
 		},
 		{
-			name: "pool exhausted", pools: []*v2beta1.SpiderIPPool{full}, pod: makePod("x", "u1").obj(),
+			name: "pool exhausted", pools: []*v2beta1.SpiderIPPool{full}, pod: newPod("x", "u1"),
 			status: http.StatusInternalServerError, code: v1.CodePoolExhausted,
 			contains: []string{"failed to allocate any IPv4 IP address to NIC eth0 from IPPools [full]", "all IP addresses used out"},
 		},
 		{
-			name: "no candidate", pools: []*v2beta1.SpiderIPPool{elsewhere}, pod: makePod("x", "u1").obj(),
+			name: "no candidate", pools: []*v2beta1.SpiderIPPool{elsewhere}, pod: newPod("x", "u1"),
 			status: http.StatusInternalServerError, code: v1.CodeNoCandidatePool,
 			contains: []string{"no IPPool available, all IPv4 IPPools [elsewhere] of eth0 filtered out", "elsewhere: "},
 		},
 		{
-			name: "unknown pool in annotation", pod: makePod("x", "u1").anno(v2beta1.AnnoPodIPPool, `{"ipv4":["nope"]}`).obj(),
+			name: "unknown pool in annotation", pod: newPod("x", "u1", build.Annotation(v2beta1.AnnoPodIPPool, `{"ipv4":["nope"]}`)),
 			status: http.StatusInternalServerError, code: v1.CodeNoCandidatePool, contains: []string{"nope"},
 		},
 		{
-			name: "bad annotation", pod: makePod("x", "u1").anno(v2beta1.AnnoPodIPPools, `[{"ipv4":["a"]}`).obj(),
+			name: "bad annotation", pod: newPod("x", "u1", build.Annotation(v2beta1.AnnoPodIPPools, `[{"ipv4":["a"]}`)),
 			status: http.StatusBadRequest, code: v1.CodeInvalidRequest, contains: []string{v2beta1.AnnoPodIPPools},
 		},
 		{
-			name: "not ready", pod: makePod("x", "u1").obj(), opts: []envOption{notReady()},
+			name: "not ready", pod: newPod("x", "u1"), opts: []envOption{notReady()},
 			status: http.StatusServiceUnavailable, code: v1.CodeNotReady, contains: []string{"not ready"},
 		},
 	}
@@ -254,7 +257,7 @@ func TestAddRefusals(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			pools := tt.pools
 			if pools == nil {
-				pools = []*v2beta1.SpiderIPPool{ipamtest.MakeIPPool("p").Default().Subnet("10.8.0.0/16").IPs("10.8.0.10").Obj()}
+				pools = []*v2beta1.SpiderIPPool{build.Pool("p", "10.8.0.0/16", build.Default(), build.IPs("10.8.0.10"))}
 			}
 			e := newEnv(t, testConfig(), pools, baseObjects(tt.pod), tt.opts...)
 			args := addArgs("x", "u1", "eth0")
@@ -305,23 +308,23 @@ func TestAddBadBodies(t *testing.T) {
 // The endpoint records what the interface was given, its owner
 // (ReplicaSet -> Deployment, Job -> CronJob) and the pod reference.
 func TestAddPersistsEndpoint(t *testing.T) {
-	pool := ipamtest.MakeIPPool("p").Default().Subnet("10.6.0.0/16").IPs("10.6.0.10-10.6.0.20").Gateway("10.6.0.1").
-		Route("10.7.0.0/16", "10.6.0.254").Obj()
+	pool := build.Pool("p", "10.6.0.0/16", build.Default(), build.IPs("10.6.0.10-10.6.0.20"), build.Gateway("10.6.0.1"),
+		build.Route("10.7.0.0/16", "10.6.0.254"))
 	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "nginx-4653bc4f24", UID: "rs-uid",
-		OwnerReferences: []metav1.OwnerReference{controllerRef("apps/v1", "Deployment", "nginx", "deploy-uid")}}}
+		OwnerReferences: []metav1.OwnerReference{build.ControllerRef("apps/v1", "Deployment", "nginx", "deploy-uid")}}}
 	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "backup-2901", UID: "job-uid",
-		OwnerReferences: []metav1.OwnerReference{controllerRef("batch/v1", "CronJob", "backup", "cron-uid")}}}
+		OwnerReferences: []metav1.OwnerReference{build.ControllerRef("batch/v1", "CronJob", "backup", "cron-uid")}}}
 	tests := []struct {
 		name             string
 		pod              *corev1.Pod
 		wantKind, wantCt string
 	}{
-		{"deployment", makePod("nginx-4653bc4f24-rswak", "u1").ownedBy("apps/v1", "ReplicaSet", "nginx-4653bc4f24", "rs-uid").
-			anno(v2beta1.AnnoPodRoutes, `[{"dst":"172.10.40.0/24","gw":"10.6.0.253"},{"dst":"172.10.41.0/24","gw":"192.168.1.1"}]`).obj(),
+		{"deployment", newPod("nginx-4653bc4f24-rswak", "u1", build.ControlledBy("apps/v1", "ReplicaSet", "nginx-4653bc4f24", "rs-uid"),
+			build.Annotation(v2beta1.AnnoPodRoutes, `[{"dst":"172.10.40.0/24","gw":"10.6.0.253"},{"dst":"172.10.41.0/24","gw":"192.168.1.1"}]`)),
 			"Deployment", "nginx"},
-		{"cronjob", makePod("backup-2901-abcde", "u1").ownedBy("batch/v1", "Job", "backup-2901", "job-uid").obj(), "CronJob", "backup"},
-		{"orphan replicaset", makePod("lone-abcde", "u1").ownedBy("apps/v1", "ReplicaSet", "lone", "lone-uid").obj(), "ReplicaSet", "lone"},
-		{"bare pod", makePod("bare", "u1").obj(), "Pod", "bare"},
+		{"cronjob", newPod("backup-2901-abcde", "u1", build.ControlledBy("batch/v1", "Job", "backup-2901", "job-uid")), "CronJob", "backup"},
+		{"orphan replicaset", newPod("lone-abcde", "u1", build.ControlledBy("apps/v1", "ReplicaSet", "lone", "lone-uid")), "ReplicaSet", "lone"},
+		{"bare pod", newPod("bare", "u1"), "Pod", "bare"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -368,9 +371,10 @@ func TestAddPersistsEndpoint(t *testing.T) {
 func TestAddStatefulSetEndpointHasNoOwner(t *testing.T) {
 	cfg := testConfig()
 	cfg.EnableStatefulSet = true
-	pool := ipamtest.MakeIPPool("p").Default().Subnet("10.6.0.0/16").IPs("10.6.0.10-10.6.0.20").Obj()
-	pod := makePod("db-0", "u1").ownedBy("apps/v1", "StatefulSet", "db", "sts-db").obj()
-	e := newEnv(t, cfg, []*v2beta1.SpiderIPPool{pool}, baseObjects(pod, makeStatefulSet("db", 1)))
+	pool := build.Pool("p", "10.6.0.0/16", build.Default(), build.IPs("10.6.0.10-10.6.0.20"))
+	pod := newPod("db-0", "u1", build.ControlledBy("apps/v1", "StatefulSet", "db", "sts-db"))
+	sts := build.StatefulSet("default", "db", build.UID("sts-db"), build.Replicas(1))
+	e := newEnv(t, cfg, []*v2beta1.SpiderIPPool{pool}, baseObjects(pod, sts))
 	e.mustAdd(addArgs("db-0", "u1", "eth0"))
 	ep := e.endpoint("default", "db-0")
 	if len(ep.OwnerReferences) != 0 || ep.Status.OwnerControllerType != "StatefulSet" || ep.Status.OwnerControllerName != "db" {
@@ -381,16 +385,11 @@ func TestAddStatefulSetEndpointHasNoOwner(t *testing.T) {
 // An endpoint left by an earlier incarnation of the pod (same name, other
 // UID) is retired: its records are released and the new pod starts afresh.
 func TestAddReplacesStaleEndpoint(t *testing.T) {
-	pool := ipamtest.MakeIPPool("p").Default().Subnet("10.6.0.0/16").IPs("10.6.0.10-10.6.0.20").
-		Allocated("10.6.0.10", "default/web", "old").Allocated("10.6.0.11", "default/keep", "k").Obj()
-	stale := &v2beta1.SpiderEndpoint{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web", Finalizers: []string{v2beta1.Finalizer}},
-		Status: v2beta1.WorkloadEndpointStatus{
-			Current:             v2beta1.PodIPAllocation{UID: "old", Node: "worker", IPs: []v2beta1.IPAllocationDetail{{NIC: "eth0", IPv4: new("10.6.0.10/16"), IPv4Pool: new("p")}}},
-			OwnerControllerType: "Pod", OwnerControllerName: "web",
-		},
-	}
-	e := newEnv(t, testConfig(), []*v2beta1.SpiderIPPool{pool}, baseObjects(makePod("web", "new").obj(), stale))
+	pool := build.Pool("p", "10.6.0.0/16", build.Default(), build.IPs("10.6.0.10-10.6.0.20"),
+		build.Allocated("10.6.0.10", "default/web", "old"), build.Allocated("10.6.0.11", "default/keep", "k"))
+	stale := build.Endpoint("default", "web", build.Finalizer(v2beta1.Finalizer), build.PodUID("old"), build.OnNode("worker"),
+		build.IPv4("eth0", "10.6.0.10/16", "p"), build.TopController("Pod", "web"))
+	e := newEnv(t, testConfig(), []*v2beta1.SpiderIPPool{pool}, baseObjects(newPod("web", "new"), stale))
 	resp := e.mustAdd(addArgs("web", "new", "eth0"))
 	if resp.IPs[0].Address != "10.6.0.10/16" {
 		t.Errorf("new pod got %s, want the freed 10.6.0.10/16", resp.IPs[0].Address)
@@ -408,9 +407,9 @@ func TestAddReplacesStaleEndpoint(t *testing.T) {
 // If the endpoint cannot be written, the addresses just allocated are
 // released: nothing leaks.
 func TestAddReleasesWhenEndpointWriteFails(t *testing.T) {
-	pool := ipamtest.MakeIPPool("p").Default().Subnet("10.6.0.0/16").IPs("10.6.0.10-10.6.0.20").Obj()
+	pool := build.Pool("p", "10.6.0.0/16", build.Default(), build.IPs("10.6.0.10-10.6.0.20"))
 	boom := errors.New("etcd is on fire")
-	e := newEnv(t, testConfig(), []*v2beta1.SpiderIPPool{pool}, baseObjects(makePod("web", "u1").obj()),
+	e := newEnv(t, testConfig(), []*v2beta1.SpiderIPPool{pool}, baseObjects(newPod("web", "u1")),
 		withInterceptor(interceptor.Funcs{Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
 			if _, ok := obj.(*v2beta1.SpiderEndpoint); ok {
 				return boom
@@ -430,8 +429,8 @@ func TestAddReleasesWhenEndpointWriteFails(t *testing.T) {
 // Endpoint writes that keep losing races give up with Conflict and leave
 // no record behind.
 func TestAddGivesUpOnEndlessConflicts(t *testing.T) {
-	pool := ipamtest.MakeIPPool("p").Default().Subnet("10.6.0.0/16").IPs("10.6.0.10-10.6.0.20").Obj()
-	e := newEnv(t, testConfig(), []*v2beta1.SpiderIPPool{pool}, baseObjects(makePod("web", "u1").obj()),
+	pool := build.Pool("p", "10.6.0.0/16", build.Default(), build.IPs("10.6.0.10-10.6.0.20"))
+	e := newEnv(t, testConfig(), []*v2beta1.SpiderIPPool{pool}, baseObjects(newPod("web", "u1")),
 		withInterceptor(interceptor.Funcs{Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
 			if _, ok := obj.(*v2beta1.SpiderEndpoint); ok {
 				return apierrors.NewAlreadyExists(v2beta1.Resource("spiderendpoints"), obj.GetName())
@@ -450,10 +449,10 @@ func TestAddGivesUpOnEndlessConflicts(t *testing.T) {
 // Many pods at once on one pool: every one gets its own address.
 func TestAddConcurrentPods(t *testing.T) {
 	const pods = 24
-	pool := ipamtest.MakeIPPool("p").Default().Subnet("10.6.0.0/16").IPs("10.6.0.10-10.6.0.200").Obj()
+	pool := build.Pool("p", "10.6.0.0/16", build.Default(), build.IPs("10.6.0.10-10.6.0.200"))
 	var objs []client.Object
 	for i := range pods {
-		objs = append(objs, makePod(fmt.Sprint("pod-", i), fmt.Sprint("u", i)).obj())
+		objs = append(objs, newPod(fmt.Sprint("pod-", i), fmt.Sprint("u", i)))
 	}
 	e := newEnv(t, testConfig(), []*v2beta1.SpiderIPPool{pool}, baseObjects(objs...))
 	e.store.SetConflictRate(0.3, 7)
@@ -492,10 +491,10 @@ func TestAddDualStackAndDetectionFlags(t *testing.T) {
 	cfg.EnableIPConflictDetection = true
 	cfg.EnableGatewayDetection = true
 	pools := []*v2beta1.SpiderIPPool{
-		ipamtest.MakeIPPool("v4").Default().Subnet("10.6.0.0/16").IPs("10.6.0.10-10.6.0.20").Gateway("10.6.0.1").Obj(),
-		ipamtest.MakeIPPool("v6").Default().Subnet("fd00:6::/64").IPs("fd00:6::10-fd00:6::20").Obj(),
+		build.Pool("v4", "10.6.0.0/16", build.Default(), build.IPs("10.6.0.10-10.6.0.20"), build.Gateway("10.6.0.1")),
+		build.Pool("v6", "fd00:6::/64", build.Default(), build.IPs("fd00:6::10-fd00:6::20")),
 	}
-	e := newEnv(t, cfg, pools, baseObjects(makePod("web", "u1").obj()))
+	e := newEnv(t, cfg, pools, baseObjects(newPod("web", "u1")))
 	resp := e.mustAdd(addArgs("web", "u1", "eth0"))
 	want := []v1.IPConfig{
 		{Version: 4, Address: "10.6.0.10/16", IPPool: "v4", Gateway: "10.6.0.1", Nic: "eth0",

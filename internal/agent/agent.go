@@ -68,21 +68,23 @@ func Run(ctx context.Context, cfg Config, restConfig *rest.Config) error {
 		return err
 	}
 
-	metrics := NewMetrics()
+	metrics := NewMetrics(MetricsOptions{Debug: cfg.DebugMetrics})
 	store := kubestore.New(informers, live, kubestore.Options{
 		NodeName:  cfg.NodeName,
 		Unbatched: cfg.Unbatched,
 		Observer:  metrics,
 	})
 	metrics.CollectPools(store)
+	// The requests' pool updates, measured (queue wait, lost races) on their way to the store.
+	observed := metrics.ObserveStore(store)
 	icfg := cfg.ipamConfig()
 	icfg.SearchOffset = store.SearchOffset
 	icfg.Quarantine = ipam.NewQuarantine(cfg.ConflictQuarantine)
 	srv, err := NewServer(cfg, Deps{
 		Cache:      informers,
 		Live:       live,
-		IPAM:       ipam.New(store, icfg),
-		Store:      store,
+		IPAM:       ipam.New(observed, icfg),
+		Store:      observed,
 		Metrics:    metrics,
 		Quarantine: icfg.Quarantine,
 	})

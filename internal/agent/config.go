@@ -11,7 +11,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/internal/multusconf"
 )
 
-// Defaults of Config (SPEC.md sections 7.2 and 9).
+// Defaults of Config (docs/reference/flags.md#spiderpool-agent).
 const (
 	DefaultHealthAddr       = ":5710"
 	DefaultMetricsAddr      = ":5711"
@@ -42,6 +42,10 @@ type Config struct {
 	// MetricsAddr serves /metrics; empty disables it.
 	MetricsAddr string
 
+	// DebugMetrics exports the spiderpool_debug_ metric families too
+	// (spiderpoolAgent.prometheus.enabledDebugMetric).
+	DebugMetrics bool
+
 	// EnableIPv4 and EnableIPv6 are ipam.enableIPv4 / ipam.enableIPv6.
 	EnableIPv4, EnableIPv6 bool
 
@@ -49,6 +53,12 @@ type Config struct {
 	// its StatefulSet will recreate keeps its SpiderEndpoint and addresses
 	// on DEL.
 	EnableStatefulSet bool
+
+	// EnableKubevirtStaticIP is ipam.enableKubevirtStaticIP: the pods of a
+	// KubeVirt virtual machine share one SpiderEndpoint and one set of pool
+	// records, named after its VirtualMachineInstance, and keep the
+	// addresses across restarts and live migrations while the VM exists.
+	EnableKubevirtStaticIP bool
 
 	// InstallNamespace is Spiderpool's namespace: the namespace of a
 	// multusName or default network given without one.
@@ -81,8 +91,9 @@ type Config struct {
 	MaxRecords int
 
 	// EnableAutoPool is ipam.spiderSubnet.enable together with
-	// autoPool.enable; it only changes how subnet annotations are refused
-	// until auto-created pools are implemented.
+	// autoPool.enable: pods annotated with ipam.spidernet.io/subnet(s) get
+	// their addresses from the pools the controller creates for their
+	// application; without it such a pod's ADD is refused.
 	EnableAutoPool bool
 
 	// EnableIPConflictDetection and EnableGatewayDetection are
@@ -109,21 +120,22 @@ type Config struct {
 // node nodeName.
 func DefaultConfig(nodeName string) Config {
 	return Config{
-		NodeName:          nodeName,
-		SocketPath:        v1.DefaultSocketPath,
-		HealthAddr:        DefaultHealthAddr,
-		MetricsAddr:       DefaultMetricsAddr,
-		EnableIPv4:        true,
-		EnableIPv6:        true,
-		EnableStatefulSet: true,
-		EnableAutoPool:    true,
-		InstallNamespace:  DefaultInstallNamespace,
-		CoordinatorName:   DefaultCoordinatorName,
-		AllocateTimeout:   DefaultAllocateTimeout,
-		ShutdownTimeout:   DefaultShutdownTimeout,
-		MaxRecords:        ipam.DefaultMaxRecords,
-		KubeAPIQPS:        DefaultKubeAPIQPS,
-		KubeAPIBurst:      DefaultKubeAPIBurst,
+		NodeName:               nodeName,
+		SocketPath:             v1.DefaultSocketPath,
+		HealthAddr:             DefaultHealthAddr,
+		MetricsAddr:            DefaultMetricsAddr,
+		EnableIPv4:             true,
+		EnableIPv6:             true,
+		EnableStatefulSet:      true,
+		EnableKubevirtStaticIP: true,
+		EnableAutoPool:         true,
+		InstallNamespace:       DefaultInstallNamespace,
+		CoordinatorName:        DefaultCoordinatorName,
+		AllocateTimeout:        DefaultAllocateTimeout,
+		ShutdownTimeout:        DefaultShutdownTimeout,
+		MaxRecords:             ipam.DefaultMaxRecords,
+		KubeAPIQPS:             DefaultKubeAPIQPS,
+		KubeAPIBurst:           DefaultKubeAPIBurst,
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 	v1 "github.com/spiderpool-go/spiderpool/api/agent/v1"
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
-	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
 // frozenEndpoints is an informer that stopped seeing SpiderEndpoint changes at freeze: it keeps
@@ -89,10 +89,10 @@ func TestAddAfterDelWithLaggingCache(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			pool := ipamtest.MakeIPPool("p").Default().Subnet("10.6.0.0/16").IPs("10.6.0.10-10.6.0.20").Obj()
+			pool := build.Pool("p", "10.6.0.0/16", build.Default(), build.IPs("10.6.0.10-10.6.0.20"))
 			frozen := &frozenEndpoints{}
 			e := newEnv(t, testConfig(), []*v2beta1.SpiderIPPool{pool},
-				baseObjects(makePod("web", "u1").obj(), makePod("other", "u2").obj()),
+				baseObjects(newPod("web", "u1"), newPod("other", "u2")),
 				withCache(func(r client.Reader) client.Reader { frozen.Reader = r; return frozen }))
 
 			first := e.mustAdd(addArgs("web", "u1", "eth0"))

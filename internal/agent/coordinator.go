@@ -19,7 +19,7 @@ const (
 	defaultVethMTU       = 1500
 )
 
-// coordinatorConfig answers GET /v1/coordinator/config (SPEC.md 5.1): the
+// coordinatorConfig answers GET /v1/coordinator/config (docs/design/behaviour.md#coordinator-configuration): the
 // SpiderCoordinator's spec with defaults, the CIDRs of its status, and the
 // pod's default-route-nic annotation in place of spec.podDefaultRouteNIC.
 // A missing or not Synced SpiderCoordinator fails with NotReady, which

@@ -180,7 +180,7 @@ func (s *Server) workloadEndpoint(ctx context.Context, namespace, name string) (
 	if err := s.checkReady(); err != nil {
 		return nil, err
 	}
-	ep, err := s.getEndpoint(ctx, client.ObjectKey{Namespace: namespace, Name: name}, fromCacheOrLive)
+	ep, err := s.endpointOfPod(ctx, client.ObjectKey{Namespace: namespace, Name: name})
 	if err != nil {
 		return nil, err
 	}
@@ -188,8 +188,8 @@ func (s *Server) workloadEndpoint(ctx context.Context, namespace, name string) (
 		return nil, &reasonError{ErrNotFound, fmt.Sprintf("SpiderEndpoint %s/%s not found", namespace, name)}
 	}
 	we := &v1.WorkloadEndpoint{
-		PodNamespace: ep.Namespace,
-		PodName:      ep.Name,
+		PodNamespace: namespace,
+		PodName:      name,
 		PodUID:       ep.Status.Current.UID,
 		Node:         ep.Status.Current.Node,
 		Interfaces:   make([]v1.InterfaceEndpoint, 0, len(ep.Status.Current.IPs)),

@@ -12,12 +12,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
@@ -27,6 +24,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
 // testEnv is an agent Server on a real unix socket, over ipamtest's store
@@ -92,7 +90,7 @@ func newEnv(t *testing.T, cfg Config, pools []*v2beta1.SpiderIPPool, objs []clie
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	kube := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(objs...).WithInterceptorFuncs(setup.funcs).Build()
 	store := ipamtest.NewStore(pools...)
-	metrics := NewMetrics()
+	metrics := NewMetrics(MetricsOptions{Debug: true})
 	metrics.CollectPools(store)
 	var cache client.Reader = kube
 	if setup.wrapCache != nil {
@@ -104,7 +102,8 @@ func newEnv(t *testing.T, cfg Config, pools []*v2beta1.SpiderIPPool, objs []clie
 	}
 	icfg := cfg.ipamConfig()
 	icfg.Quarantine = ipam.NewQuarantine(cfg.ConflictQuarantine)
-	srv, err := NewServer(cfg, Deps{Cache: cache, Live: kube, IPAM: ipam.New(store, icfg), Store: store, Metrics: metrics, Quarantine: icfg.Quarantine})
+	observed := metrics.ObserveStore(store)
+	srv, err := NewServer(cfg, Deps{Cache: cache, Live: kube, IPAM: ipam.New(observed, icfg), Store: observed, Metrics: metrics, Quarantine: icfg.Quarantine})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,68 +261,20 @@ func addArgs(name, uid, ifName string) v1.IpamAddArgs {
 	}
 }
 
-// Object builders.
-
-func makeNode(name string) *corev1.Node {
-	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"kubernetes.io/hostname": name}}}
+// newPod is the pod default/name with UID uid and label app=name, pending on node master where the
+// tests' agent runs; opts change the rest.
+func newPod(name, uid string, opts ...build.Option) *corev1.Pod {
+	defaults := []build.Option{build.UID(uid), build.Label("app", name), build.OnNode("master"), build.Phase(corev1.PodPending)}
+	return build.Pod("default", name, append(defaults, opts...)...)
 }
 
-func makeNamespace(name string) *corev1.Namespace {
-	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"kubernetes.io/metadata.name": name}}}
-}
-
-type podBuilder struct{ pod corev1.Pod }
-
-func makePod(name, uid string) *podBuilder {
-	return &podBuilder{pod: corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, UID: types.UID(uid), Labels: map[string]string{"app": name}},
-		Spec:       corev1.PodSpec{NodeName: "master"},
-		Status:     corev1.PodStatus{Phase: corev1.PodPending},
-	}}
-}
-
-func (b *podBuilder) anno(k, v string) *podBuilder {
-	if b.pod.Annotations == nil {
-		b.pod.Annotations = map[string]string{}
-	}
-	b.pod.Annotations[k] = v
-	return b
-}
-
-func (b *podBuilder) node(n string) *podBuilder { b.pod.Spec.NodeName = n; return b }
-
-func (b *podBuilder) phase(p corev1.PodPhase) *podBuilder { b.pod.Status.Phase = p; return b }
-
-// terminating gives the pod a deletion timestamp (and the finalizer the
-// fake API wants with it).
-func (b *podBuilder) terminating() *podBuilder {
-	b.pod.DeletionTimestamp = new(metav1.Now())
-	b.pod.Finalizers = []string{"test/keep"}
-	return b
-}
-
-// ownedBy makes the pod controlled by apiVersion/kind name.
-func (b *podBuilder) ownedBy(apiVersion, kind, name, uid string) *podBuilder {
-	b.pod.OwnerReferences = append(b.pod.OwnerReferences, controllerRef(apiVersion, kind, name, uid))
-	return b
-}
-
-func (b *podBuilder) obj() *corev1.Pod { return b.pod.DeepCopy() }
-
-func controllerRef(apiVersion, kind, name, uid string) metav1.OwnerReference {
-	return metav1.OwnerReference{APIVersion: apiVersion, Kind: kind, Name: name, UID: types.UID(uid), Controller: new(true)}
-}
-
-func makeStatefulSet(name string, replicas int32) *appsv1.StatefulSet {
-	return &appsv1.StatefulSet{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, UID: types.UID("sts-" + name)},
-		Spec:       appsv1.StatefulSetSpec{Replicas: &replicas},
-	}
-}
-
+// makePod(name, uid).obj() is newPod(name, uid) for master_test.go, which another change is moving
+// out of this package; it goes once that file calls newPod.
 // baseObjects are the node and namespaces every test needs.
 func baseObjects(objs ...client.Object) []client.Object {
-	return append([]client.Object{makeNode("master"), makeNamespace("default"), makeNamespace("kube-system")}, objs...)
+	return append([]client.Object{build.Node("master", build.Label("kubernetes.io/hostname", "master")),
+		build.Namespace("default", build.Label("kubernetes.io/metadata.name", "default")),
+		build.Namespace("kube-system", build.Label("kubernetes.io/metadata.name", "kube-system"))}, objs...)
 }
 
 // hideEndpoints is a cache that has not seen any SpiderEndpoint yet.

@@ -28,10 +28,11 @@ type releaseArgs struct {
 const (
 	outcomeReleased      = "released"
 	outcomeKeptForSts    = "kept for StatefulSet"
+	outcomeKeptForVM     = "kept for KubeVirt VM"
 	outcomeNothingToFree = "nothing held"
 )
 
-// release answers DELETE /v1/ipam/ip and /v1/ipam/ips (SPEC.md 3.9). It
+// release answers DELETE /v1/ipam/ip and /v1/ipam/ips (docs/design/behaviour.md#release-on-del). It
 // releases every record of the pod UID (every interface) in the pools its
 // SpiderEndpoint names or, without an endpoint of this UID, in the cached
 // pools whose records mention the UID, then deletes the endpoint. An endpoint of another UID belongs to a newer
@@ -59,6 +60,25 @@ func (s *Server) release(ctx context.Context, a *releaseArgs) (string, error) {
 	}
 	if ep != nil && ep.Status.Current.UID != a.uid {
 		ep = nil
+	}
+	if ep == nil && s.cfg.EnableKubevirtStaticIP {
+		// The pod of a KubeVirt VM: its VMI's endpoint names its UID (kubevirt.go).
+		if ep, err = s.vmiEndpointOf(ctx, a.namespace, a.uid); err != nil {
+			return "", err
+		}
+	}
+	if vmi := workload.VMIOfEndpoint(ep); vmi != "" && s.cfg.EnableKubevirtStaticIP {
+		keep, err := workload.VMWantsAddresses(ctx, s.live, a.namespace, vmi)
+		if err != nil {
+			return "", err
+		}
+		if keep {
+			if a.conflictIPs {
+				return "", &reasonError{ErrForbidden, fmt.Sprintf(
+					"pod %s runs KubeVirt VM %s, which keeps its IP addresses: cannot release them for a conflict", key, vmi)}
+			}
+			return outcomeKeptForVM, nil
+		}
 	}
 	// The endpoint names the StatefulSet: the DEL does not read the pod.
 	if sts := workload.StatefulSetOf(nil, ep); sts != "" && s.cfg.EnableStatefulSet {

@@ -12,13 +12,14 @@ import (
 	v1 "github.com/spiderpool-go/spiderpool/api/agent/v1"
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
 func TestDelReleasesEverythingAndIsIdempotent(t *testing.T) {
 	pools := ipamtest.PublicCloudPools()
-	pod := makePod("multi", "u1").
-		anno(v2beta1.AnnoPodIPPools, `[{"interface":"eth0","ipv4":["master-172"]},{"interface":"net1","ipv4":["master-192"]}]`).
-		anno(v2beta1.AnnoMultusNetworks, "kube-system/ipvlan-eth1").obj()
+	pod := newPod("multi", "u1",
+		build.Annotation(v2beta1.AnnoPodIPPools, `[{"interface":"eth0","ipv4":["master-172"]},{"interface":"net1","ipv4":["master-192"]}]`),
+		build.Annotation(v2beta1.AnnoMultusNetworks, "kube-system/ipvlan-eth1"))
 	cfg := testConfig()
 	cfg.ClusterDefaultNAD = "ipvlan-eth0"
 	e := newEnv(t, cfg, pools, baseObjects(pod))
@@ -59,14 +60,8 @@ func TestDelReleasesEverythingAndIsIdempotent(t *testing.T) {
 // endpoint names; DEL finds them by the pod UID, in the pools the endpoint
 // names or, without an endpoint, in every pool.
 func TestDelReleasesUnnamedRecords(t *testing.T) {
-	withEndpoint := &v2beta1.SpiderEndpoint{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web", Finalizers: []string{v2beta1.Finalizer}},
-		Status: v2beta1.WorkloadEndpointStatus{
-			Current: v2beta1.PodIPAllocation{UID: "u1", Node: "master", IPs: []v2beta1.IPAllocationDetail{
-				{NIC: "eth0", IPv4: new("10.6.0.10/16"), IPv4Pool: new("p")}}},
-			OwnerControllerType: "Pod", OwnerControllerName: "web",
-		},
-	}
+	withEndpoint := build.Endpoint("default", "web", build.Finalizer(v2beta1.Finalizer), build.PodUID("u1"), build.OnNode("master"),
+		build.IPv4("eth0", "10.6.0.10/16", "p"), build.TopController("Pod", "web"))
 	tests := []struct {
 		name string
 		objs []client.Object
@@ -76,9 +71,9 @@ func TestDelReleasesUnnamedRecords(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			pool := ipamtest.MakeIPPool("p").Default().Subnet("10.6.0.0/16").IPs("10.6.0.10-10.6.0.20").
-				Allocated("10.6.0.10", "default/web", "u1").Allocated("10.6.0.12", "default/web", "u1").
-				Allocated("10.6.0.11", "default/other", "u2").Obj()
+			pool := build.Pool("p", "10.6.0.0/16", build.Default(), build.IPs("10.6.0.10-10.6.0.20"),
+				build.Allocated("10.6.0.10", "default/web", "u1"), build.Allocated("10.6.0.12", "default/web", "u1"),
+				build.Allocated("10.6.0.11", "default/other", "u2"))
 			e := newEnv(t, testConfig(), []*v2beta1.SpiderIPPool{pool}, baseObjects(tt.objs...))
 			if apiErr := e.del("default", "web", "u1", "eth0"); apiErr != nil {
 				t.Fatal(apiErr)
@@ -97,9 +92,9 @@ func TestDelReleasesUnnamedRecords(t *testing.T) {
 // A late DEL of an old incarnation leaves the new incarnation's endpoint
 // and addresses alone.
 func TestDelOfOldIncarnation(t *testing.T) {
-	pool := ipamtest.MakeIPPool("p").Default().Subnet("10.6.0.0/16").IPs("10.6.0.10-10.6.0.20").
-		Allocated("10.6.0.10", "default/web", "old").Obj()
-	e := newEnv(t, testConfig(), []*v2beta1.SpiderIPPool{pool}, baseObjects(makePod("web", "new").obj()))
+	pool := build.Pool("p", "10.6.0.0/16", build.Default(), build.IPs("10.6.0.10-10.6.0.20"),
+		build.Allocated("10.6.0.10", "default/web", "old"))
+	e := newEnv(t, testConfig(), []*v2beta1.SpiderIPPool{pool}, baseObjects(newPod("web", "new")))
 	e.mustAdd(addArgs("web", "new", "eth0"))
 	if apiErr := e.del("default", "web", "old", "eth0"); apiErr != nil {
 		t.Fatal(apiErr)
@@ -112,11 +107,11 @@ func TestDelOfOldIncarnation(t *testing.T) {
 	}
 }
 
-// SPEC.md 3.9: with ipam.enableStatefulSet a StatefulSet pod that will be
+// docs/design/behaviour.md#statefulset-fixed-ips: with ipam.enableStatefulSet a StatefulSet pod that will be
 // recreated keeps its endpoint and addresses; once the StatefulSet no
 // longer wants it (scaled down), DEL releases.
 func TestDelStatefulSetPod(t *testing.T) {
-	pool := ipamtest.MakeIPPool("p").Default().Subnet("10.6.0.0/16").IPs("10.6.0.10-10.6.0.20").Obj()
+	pool := build.Pool("p", "10.6.0.0/16", build.Default(), build.IPs("10.6.0.10-10.6.0.20"))
 	tests := []struct {
 		name        string
 		enabled     bool
@@ -134,8 +129,9 @@ func TestDelStatefulSetPod(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := testConfig()
 			cfg.EnableStatefulSet = tt.enabled
-			pod := makePod("db-1", "u1").ownedBy("apps/v1", "StatefulSet", "db", "sts-db").obj()
-			e := newEnv(t, cfg, []*v2beta1.SpiderIPPool{pool}, baseObjects(pod, makeStatefulSet("db", tt.replicas)))
+			pod := newPod("db-1", "u1", build.ControlledBy("apps/v1", "StatefulSet", "db", "sts-db"))
+			sts := build.StatefulSet("default", "db", build.UID("sts-db"), build.Replicas(tt.replicas))
+			e := newEnv(t, cfg, []*v2beta1.SpiderIPPool{pool}, baseObjects(pod, sts))
 			e.mustAdd(addArgs("db-1", "u1", "eth0"))
 
 			status, apiErr := e.do(http.MethodDelete, v1.PathIPAMIPs, v1.IpamBatchDelArgs{
@@ -160,8 +156,8 @@ func TestDelStatefulSetPod(t *testing.T) {
 // An endpoint that another party is already deleting (it carries a
 // deletion timestamp) is released and disappears once the finalizer is off.
 func TestDelTerminatingEndpoint(t *testing.T) {
-	pool := ipamtest.MakeIPPool("p").Default().Subnet("10.6.0.0/16").IPs("10.6.0.10-10.6.0.20").Obj()
-	e := newEnv(t, testConfig(), []*v2beta1.SpiderIPPool{pool}, baseObjects(makePod("web", "u1").obj()))
+	pool := build.Pool("p", "10.6.0.0/16", build.Default(), build.IPs("10.6.0.10-10.6.0.20"))
+	e := newEnv(t, testConfig(), []*v2beta1.SpiderIPPool{pool}, baseObjects(newPod("web", "u1")))
 	e.mustAdd(addArgs("web", "u1", "eth0"))
 	ep := e.endpoint("default", "web")
 	if err := e.kube.Delete(context.Background(), ep); err != nil {
@@ -182,8 +178,8 @@ func TestDelTerminatingEndpoint(t *testing.T) {
 }
 
 func TestWorkloadEndpoint(t *testing.T) {
-	pool := ipamtest.MakeIPPool("p").Default().Subnet("10.6.0.0/16").IPs("10.6.0.10-10.6.0.20").Gateway("10.6.0.1").Obj()
-	e := newEnv(t, testConfig(), []*v2beta1.SpiderIPPool{pool}, baseObjects(makePod("web", "u1").obj()))
+	pool := build.Pool("p", "10.6.0.0/16", build.Default(), build.IPs("10.6.0.10-10.6.0.20"), build.Gateway("10.6.0.1"))
+	e := newEnv(t, testConfig(), []*v2beta1.SpiderIPPool{pool}, baseObjects(newPod("web", "u1")))
 	e.mustAdd(addArgs("web", "u1", "eth0"))
 
 	we, _, apiErr := e.workloadEndpoint("default", "web")
@@ -229,7 +225,7 @@ func TestCoordinatorConfig(t *testing.T) {
 				HostRuleTable: 500, PodRPFilter: 0, VethMTU: 1500},
 		},
 		{
-			// The Calico-overlay guide's object (SPEC.md 8.1).
+			// The Calico-overlay guide's object (docs/guides/calico-overlay.md#1-install).
 			name: "calico overlay guide",
 			scc: &v2beta1.SpiderCoordinator{Spec: v2beta1.CoordinatorSpec{
 				Mode: new("overlay"), PodCIDRType: new("calico"), HostRuleTable: new(500), HijackCIDR: []string{"169.254.0.0/16"},
@@ -252,11 +248,7 @@ func TestCoordinatorConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			pod := makePod("web", "u1")
-			for k, v := range tt.podAnno {
-				pod.anno(k, v)
-			}
-			objs := baseObjects(pod.obj())
+			objs := baseObjects(newPod("web", "u1", build.Annotations(tt.podAnno)))
 			if tt.scc != nil {
 				scc := tt.scc.DeepCopy()
 				scc.ObjectMeta = metav1.ObjectMeta{Name: "default"}

@@ -112,7 +112,7 @@ func (s *Server) checkReady() error {
 	return nil
 }
 
-// Handler returns the API of the unix socket (SPEC.md 7.2).
+// Handler returns the API of the unix socket (docs/design/behaviour.md#agent-api).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	s.addProbes(mux)
@@ -154,7 +154,7 @@ func (s *Server) handleAdd(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := time.Now()
-	resp, err := s.add(r.Context(), &args)
+	resp, err := s.add(withRequestKind(r.Context(), kindAllocation), &args)
 	s.metrics.observeAllocation(time.Since(start), err)
 	log := s.log.With(keyPod, args.PodNamespace+"/"+args.PodName, keyPodUID, args.PodUID,
 		keyIfName, args.IfName, keyContainerID, args.ContainerID, keyDuration, time.Since(start))
@@ -203,7 +203,7 @@ func (s *Server) handleBatchDel(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) serveRelease(w http.ResponseWriter, r *http.Request, args *releaseArgs) {
 	start := time.Now()
-	released, err := s.release(r.Context(), args)
+	released, err := s.release(withRequestKind(r.Context(), kindRelease), args)
 	s.metrics.observeRelease(time.Since(start), err)
 	log := s.log.With(keyPod, args.namespace+"/"+args.name, keyPodUID, args.uid,
 		keyIfName, args.ifName, keyContainerID, args.containerID, keyDuration, time.Since(start))

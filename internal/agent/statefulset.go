@@ -15,23 +15,28 @@ import (
 	"github.com/spiderpool-go/spiderpool/internal/workload"
 )
 
-// A StatefulSet pod's new incarnation keeps the addresses of the old one (SPEC.md 3.7): when
+// A StatefulSet pod's new incarnation keeps the addresses of the old one (docs/design/behaviour.md#statefulset-fixed-ips): when
 // add finds the endpoint of an earlier incarnation, takesOver decides and takeOver moves the
 // addresses to the new pod UID; every other earlier incarnation's endpoint is retired.
 
 // takesOver reports whether the pod controlled by ctrl takes over the
-// addresses of ep, the endpoint of an earlier incarnation: only with
-// ipam.enableStatefulSet, for an apps/v1 StatefulSet, and not when the
-// endpoint is already being deleted (whoever deletes it releases its UID's
-// records). The version is checked exactly, as it always was here, while
+// addresses of ep, the endpoint of an earlier incarnation: with
+// ipam.enableStatefulSet, for an apps/v1 StatefulSet; with
+// ipam.enableKubevirtStaticIP, for a KubeVirt VMI's next pod (kubevirt.go);
+// and never when the endpoint is already being deleted (whoever deletes it
+// releases its UID's records). The version is checked exactly, as it always was here, while
 // workload.StatefulSetOf (the GC's and spiderpoolctl's test) accepts any
 // version of the apps group; the StatefulSet controller writes apps/v1.
 func (s *Server) takesOver(ctrl ipam.Controller, ep *v2beta1.SpiderEndpoint) bool {
-	return s.cfg.EnableStatefulSet && ctrl.Kind == workload.KindStatefulSet && ctrl.APIVersion == appsv1.SchemeGroupVersion.String() && ep.DeletionTimestamp == nil
+	if ep.DeletionTimestamp != nil {
+		return false
+	}
+	return (s.cfg.EnableStatefulSet && ctrl.Kind == workload.KindStatefulSet && ctrl.APIVersion == appsv1.SchemeGroupVersion.String()) ||
+		s.staticVMI(ctrl) != "" // a KubeVirt VM's next pod (kubevirt.go)
 }
 
 // takeOver hands the addresses of ep, the endpoint of an earlier
-// incarnation of a StatefulSet pod, to the pod of base (SPEC.md 3.7). An
+// incarnation of a StatefulSet pod, to the pod of base (docs/design/behaviour.md#statefulset-fixed-ips). An
 // interface keeps its addresses when each recorded pool is still among the
 // candidates the pod would be given now (ipam.Select and ipam.Filter) and
 // the old UID still holds the record: the record is rewritten to the new

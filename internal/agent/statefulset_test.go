@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -15,40 +16,47 @@ import (
 
 	v1 "github.com/spiderpool-go/spiderpool/api/agent/v1"
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
-	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 	"github.com/spiderpool-go/spiderpool/internal/workload"
 )
 
 // staleEndpoint is the endpoint an earlier incarnation (UID old, on node
-// worker) of StatefulSet pod default/name left behind.
-func staleEndpoint(name, old string, ips ...v2beta1.IPAllocationDetail) *v2beta1.SpiderEndpoint {
-	return &v2beta1.SpiderEndpoint{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, Finalizers: []string{v2beta1.Finalizer}},
-		Status: v2beta1.WorkloadEndpointStatus{
-			Current:             v2beta1.PodIPAllocation{UID: old, Node: "worker", IPs: ips},
-			OwnerControllerType: workload.KindStatefulSet, OwnerControllerName: "web",
-		},
+// worker) of StatefulSet pod default/name left behind, holding the
+// addresses ips give it.
+func staleEndpoint(name, old string, ips ...build.Option) *v2beta1.SpiderEndpoint {
+	meta := []build.Option{build.Finalizer(v2beta1.Finalizer), build.PodUID(old), build.OnNode("worker"),
+		build.TopController(workload.KindStatefulSet, "web")}
+	return build.Endpoint("default", name, append(meta, ips...)...)
+}
+
+// eth0In gives an endpoint's eth0 the address addr of pool, with pool p's
+// gateway 10.6.0.1.
+func eth0In(pool, addr string) build.Option {
+	return func(ep metav1.Object) {
+		build.IPv4("eth0", addr, pool)(ep)
+		build.IPv4Gateway("eth0", "10.6.0.1")(ep)
 	}
 }
 
-func eth0In(pool, addr string) v2beta1.IPAllocationDetail {
-	return v2beta1.IPAllocationDetail{NIC: "eth0", IPv4: new(addr), IPv4Pool: new(pool), IPv4Gateway: new("10.6.0.1")}
+// webSet is the StatefulSet default/web of replicas, with UID sts-web.
+func webSet(replicas int32) *appsv1.StatefulSet {
+	return build.StatefulSet("default", "web", build.UID("sts-web"), build.Replicas(replicas))
 }
 
-// The whole life of a StatefulSet pod on one agent (SPEC.md 3.7, 3.9): the
+// The whole life of a StatefulSet pod on one agent (docs/design/behaviour.md#statefulset-fixed-ips, #release-on-del): the
 // DEL of web-0 keeps its address, the recreated web-0 (new UID) gets it
 // back with the pool record rewritten, a retried ADD changes nothing and a
 // late DEL of the old incarnation frees nothing.
 func TestAddStatefulSetNewIncarnationKeepsAddress(t *testing.T) {
 	cfg := testConfig()
 	cfg.EnableStatefulSet = true
-	pool := ipamtest.MakeIPPool("p").Default().Subnet("10.6.0.0/16").IPs("10.6.0.10-10.6.0.20").Gateway("10.6.0.1").Obj()
-	sts := makeStatefulSet("web", 2)
-	web0 := makePod("web-0", "old").ownedBy("apps/v1", "StatefulSet", "web", string(sts.UID)).obj()
-	web1 := makePod("web-1", "w1").ownedBy("apps/v1", "StatefulSet", "web", string(sts.UID)).obj()
+	pool := build.Pool("p", "10.6.0.0/16", build.Default(), build.IPs("10.6.0.10-10.6.0.20"), build.Gateway("10.6.0.1"))
+	sts := webSet(2)
+	web0 := newPod("web-0", "old", build.ControlledBy("apps/v1", "StatefulSet", "web", string(sts.UID)))
+	web1 := newPod("web-1", "w1", build.ControlledBy("apps/v1", "StatefulSet", "web", string(sts.UID)))
 	// filler holds the lowest address until web-0 has its own: once it is
 	// freed, a fresh allocation for the new web-0 would take that one.
-	filler := makePod("filler", "f").obj()
+	filler := newPod("filler", "f")
 	e := newEnv(t, cfg, []*v2beta1.SpiderIPPool{pool}, baseObjects(sts, web0, web1, filler))
 
 	e.mustAdd(addArgs("filler", "f", "eth0"))
@@ -64,7 +72,7 @@ func TestAddStatefulSetNewIncarnationKeepsAddress(t *testing.T) {
 	if err := e.kube.Delete(ctx, web0); err != nil {
 		t.Fatal(err)
 	}
-	reborn := makePod("web-0", "new").ownedBy("apps/v1", "StatefulSet", "web", string(sts.UID)).obj()
+	reborn := newPod("web-0", "new", build.ControlledBy("apps/v1", "StatefulSet", "web", string(sts.UID)))
 	if err := e.kube.Create(ctx, reborn); err != nil {
 		t.Fatal(err)
 	}
@@ -113,10 +121,11 @@ func TestAddStatefulSetNewIncarnationKeepsAddress(t *testing.T) {
 // What an ADD of the new incarnation web-0 (UID new) does with the
 // endpoint of the old one (UID old, 10.6.0.15 of pool p).
 func TestAddStatefulSetTakeover(t *testing.T) {
-	p := func() *ipamtest.PoolBuilder {
-		return ipamtest.MakeIPPool("p").Default().Subnet("10.6.0.0/16").IPs("10.6.0.10-10.6.0.20").Gateway("10.6.0.1")
+	p := func(opts ...build.Option) *v2beta1.SpiderIPPool {
+		defaults := []build.Option{build.Default(), build.IPs("10.6.0.10-10.6.0.20"), build.Gateway("10.6.0.1")}
+		return build.Pool("p", "10.6.0.0/16", append(defaults, opts...)...)
 	}
-	q := ipamtest.MakeIPPool("q").Subnet("10.7.0.0/16").IPs("10.7.0.10-10.7.0.20").Obj()
+	q := build.Pool("q", "10.7.0.0/16", build.IPs("10.7.0.10-10.7.0.20"))
 	tests := []struct {
 		name        string
 		enabled     bool
@@ -129,39 +138,39 @@ func TestAddStatefulSetTakeover(t *testing.T) {
 	}{
 		{
 			name: "keeps the address", enabled: true, owner: workload.KindStatefulSet,
-			pool: p().Allocated("10.6.0.15", "default/web-0", "old").Obj(), wantAddr: "10.6.0.15/16",
+			pool: p(build.Allocated("10.6.0.15", "default/web-0", "old")), wantAddr: "10.6.0.15/16",
 			wantP: map[string]string{"10.6.0.15": "new"}, wantQ: map[string]string{},
 		},
 		{
 			name: "feature off", owner: workload.KindStatefulSet,
-			pool: p().Allocated("10.6.0.15", "default/web-0", "old").Obj(), wantAddr: "10.6.0.10/16",
+			pool: p(build.Allocated("10.6.0.15", "default/web-0", "old")), wantAddr: "10.6.0.10/16",
 			wantP: map[string]string{"10.6.0.10": "new"}, wantQ: map[string]string{},
 		},
 		{
 			name: "not a StatefulSet pod", enabled: true,
-			pool: p().Allocated("10.6.0.15", "default/web-0", "old").Obj(), wantAddr: "10.6.0.10/16",
+			pool: p(build.Allocated("10.6.0.15", "default/web-0", "old")), wantAddr: "10.6.0.10/16",
 			wantP: map[string]string{"10.6.0.10": "new"}, wantQ: map[string]string{},
 		},
 		{
 			name: "pool annotation changed", enabled: true, owner: workload.KindStatefulSet,
-			pool:        p().Allocated("10.6.0.15", "default/web-0", "old").Obj(),
+			pool:        p(build.Allocated("10.6.0.15", "default/web-0", "old")),
 			annotations: map[string]string{v2beta1.AnnoPodIPPool: `{"ipv4":["q"]}`}, wantAddr: "10.7.0.10/16",
 			wantP: map[string]string{}, wantQ: map[string]string{"10.7.0.10": "new"},
 		},
 		{
 			name: "recorded pool filtered out on this node", enabled: true, owner: workload.KindStatefulSet,
-			pool:        p().NodeName("worker").Allocated("10.6.0.15", "default/web-0", "old").Obj(),
+			pool:        p(build.NodeName("worker"), build.Allocated("10.6.0.15", "default/web-0", "old")),
 			annotations: map[string]string{v2beta1.AnnoPodIPPool: `{"ipv4":["p","q"]}`}, wantAddr: "10.7.0.10/16",
 			wantP: map[string]string{}, wantQ: map[string]string{"10.7.0.10": "new"},
 		},
 		{
 			name: "address lost to another pod", enabled: true, owner: workload.KindStatefulSet,
-			pool: p().Allocated("10.6.0.15", "default/thief", "thief").Obj(), wantAddr: "10.6.0.10/16",
+			pool: p(build.Allocated("10.6.0.15", "default/thief", "thief")), wantAddr: "10.6.0.10/16",
 			wantP: map[string]string{"10.6.0.10": "new", "10.6.0.15": "thief"}, wantQ: map[string]string{},
 		},
 		{
 			name: "record already moved by an earlier attempt", enabled: true, owner: workload.KindStatefulSet,
-			pool: p().Allocated("10.6.0.15", "default/web-0", "new").Obj(), wantAddr: "10.6.0.15/16",
+			pool: p(build.Allocated("10.6.0.15", "default/web-0", "new")), wantAddr: "10.6.0.15/16",
 			wantP: map[string]string{"10.6.0.15": "new"}, wantQ: map[string]string{},
 		},
 	}
@@ -169,16 +178,13 @@ func TestAddStatefulSetTakeover(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := testConfig()
 			cfg.EnableStatefulSet = tt.enabled
-			b := makePod("web-0", "new")
+			opts := []build.Option{build.Annotations(tt.annotations)}
 			if tt.owner != "" {
-				b.ownedBy("apps/v1", tt.owner, "web", "sts-web")
-			}
-			for k, v := range tt.annotations {
-				b.anno(k, v)
+				opts = append(opts, build.ControlledBy("apps/v1", tt.owner, "web", "sts-web"))
 			}
 			ep := staleEndpoint("web-0", "old", eth0In("p", "10.6.0.15/16"))
 			e := newEnv(t, cfg, []*v2beta1.SpiderIPPool{tt.pool, q.DeepCopy()},
-				baseObjects(b.obj(), makeStatefulSet("web", 2), ep))
+				baseObjects(newPod("web-0", "new", opts...), webSet(2), ep))
 
 			resp := e.mustAdd(addArgs("web-0", "new", "eth0"))
 			if len(resp.IPs) != 1 || resp.IPs[0].Address != tt.wantAddr {
@@ -205,13 +211,13 @@ func TestAddStatefulSetTakeover(t *testing.T) {
 func TestAddStatefulSetTakeoverMultiNIC(t *testing.T) {
 	cfg := testConfig()
 	cfg.EnableStatefulSet = true
-	p := ipamtest.MakeIPPool("p").Subnet("10.6.0.0/16").IPs("10.6.0.10-10.6.0.20").Allocated("10.6.0.15", "default/web-0", "old").Obj()
-	q := ipamtest.MakeIPPool("q").Subnet("10.7.0.0/16").IPs("10.7.0.10-10.7.0.20").Allocated("10.7.0.15", "default/web-0", "old").Obj()
-	pod := makePod("web-0", "new").ownedBy("apps/v1", workload.KindStatefulSet, "web", "sts-web").
-		anno(v2beta1.AnnoPodIPPools, `[{"interface":"eth0","ipv4":["p"]},{"interface":"net1","ipv4":["q"]}]`).obj()
-	net1 := v2beta1.IPAllocationDetail{NIC: "net1", IPv4: new("10.7.0.15/16"), IPv4Pool: new("q")}
+	p := build.Pool("p", "10.6.0.0/16", build.IPs("10.6.0.10-10.6.0.20"), build.Allocated("10.6.0.15", "default/web-0", "old"))
+	q := build.Pool("q", "10.7.0.0/16", build.IPs("10.7.0.10-10.7.0.20"), build.Allocated("10.7.0.15", "default/web-0", "old"))
+	pod := newPod("web-0", "new", build.ControlledBy("apps/v1", workload.KindStatefulSet, "web", "sts-web"),
+		build.Annotation(v2beta1.AnnoPodIPPools, `[{"interface":"eth0","ipv4":["p"]},{"interface":"net1","ipv4":["q"]}]`))
+	net1 := build.IPv4("net1", "10.7.0.15/16", "q")
 	ep := staleEndpoint("web-0", "old", eth0In("p", "10.6.0.15/16"), net1)
-	e := newEnv(t, cfg, []*v2beta1.SpiderIPPool{p, q}, baseObjects(pod, makeStatefulSet("web", 1), ep))
+	e := newEnv(t, cfg, []*v2beta1.SpiderIPPool{p, q}, baseObjects(pod, webSet(1), ep))
 
 	if resp := e.mustAdd(addArgs("web-0", "new", "eth0")); resp.IPs[0].Address != "10.6.0.15/16" {
 		t.Errorf("eth0 answer %+v", resp.IPs)
@@ -251,12 +257,12 @@ func TestAddStatefulSetTakeoverEndpointWriteFails(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := testConfig()
 			cfg.EnableStatefulSet = true
-			pool := ipamtest.MakeIPPool("p").Default().Subnet("10.6.0.0/16").IPs("10.6.0.10-10.6.0.20").
-				Allocated("10.6.0.15", "default/web-0", "old").Obj()
-			pod := makePod("web-0", "new").ownedBy("apps/v1", workload.KindStatefulSet, "web", "sts-web").obj()
+			pool := build.Pool("p", "10.6.0.0/16", build.Default(), build.IPs("10.6.0.10-10.6.0.20"),
+				build.Allocated("10.6.0.15", "default/web-0", "old"))
+			pod := newPod("web-0", "new", build.ControlledBy("apps/v1", workload.KindStatefulSet, "web", "sts-web"))
 			failures := tt.failures
 			e := newEnv(t, cfg, []*v2beta1.SpiderIPPool{pool},
-				baseObjects(pod, makeStatefulSet("web", 1), staleEndpoint("web-0", "old", eth0In("p", "10.6.0.15/16"))),
+				baseObjects(pod, webSet(1), staleEndpoint("web-0", "old", eth0In("p", "10.6.0.15/16"))),
 				withInterceptor(interceptor.Funcs{Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
 					if _, ok := obj.(*v2beta1.SpiderEndpoint); ok && failures > 0 {
 						failures--
@@ -287,11 +293,11 @@ func TestAddStatefulSetTakeoverRacesOldDel(t *testing.T) {
 	for i := range 20 {
 		cfg := testConfig()
 		cfg.EnableStatefulSet = true
-		pool := ipamtest.MakeIPPool("p").Default().Subnet("10.6.0.0/16").IPs("10.6.0.10-10.6.0.20").
-			Allocated("10.6.0.15", "default/web-0", "old").Obj()
-		pod := makePod("web-0", "new").ownedBy("apps/v1", workload.KindStatefulSet, "web", "sts-web").obj()
+		pool := build.Pool("p", "10.6.0.0/16", build.Default(), build.IPs("10.6.0.10-10.6.0.20"),
+			build.Allocated("10.6.0.15", "default/web-0", "old"))
+		pod := newPod("web-0", "new", build.ControlledBy("apps/v1", workload.KindStatefulSet, "web", "sts-web"))
 		e := newEnv(t, cfg, []*v2beta1.SpiderIPPool{pool},
-			baseObjects(pod, makeStatefulSet("web", 1), staleEndpoint("web-0", "old", eth0In("p", "10.6.0.15/16"))))
+			baseObjects(pod, webSet(1), staleEndpoint("web-0", "old", eth0In("p", "10.6.0.15/16"))))
 		var (
 			wg     sync.WaitGroup
 			delErr *v1.Error
@@ -338,14 +344,14 @@ func TestAddStatefulSetTakeoverDualStack(t *testing.T) {
 			cfg.EnableIPv6 = true
 			cfg.EnableStatefulSet = true
 			pools := []*v2beta1.SpiderIPPool{
-				ipamtest.MakeIPPool("v4").Default().Subnet("10.6.0.0/16").IPs("10.6.0.10-10.6.0.20").
-					Allocated("10.6.0.15", "default/web-0", "old").Obj(),
-				ipamtest.MakeIPPool("v6").Default().Subnet("fd00:6::/64").IPs("fd00:6::10-fd00:6::20").
-					Allocated("fd00:6::15", "default/x", tt.v6Holder).Obj(),
+				build.Pool("v4", "10.6.0.0/16", build.Default(), build.IPs("10.6.0.10-10.6.0.20"),
+					build.Allocated("10.6.0.15", "default/web-0", "old")),
+				build.Pool("v6", "fd00:6::/64", build.Default(), build.IPs("fd00:6::10-fd00:6::20"),
+					build.Allocated("fd00:6::15", "default/x", tt.v6Holder)),
 			}
-			d := v2beta1.IPAllocationDetail{NIC: "eth0", IPv4: new("10.6.0.15/16"), IPv4Pool: new("v4"), IPv6: new("fd00:6::15/64"), IPv6Pool: new("v6")}
-			pod := makePod("web-0", "new").ownedBy("apps/v1", workload.KindStatefulSet, "web", "sts-web").obj()
-			e := newEnv(t, cfg, pools, baseObjects(pod, makeStatefulSet("web", 1), staleEndpoint("web-0", "old", d)))
+			ep := staleEndpoint("web-0", "old", build.IPv4("eth0", "10.6.0.15/16", "v4"), build.IPv6("eth0", "fd00:6::15/64", "v6"))
+			pod := newPod("web-0", "new", build.ControlledBy("apps/v1", workload.KindStatefulSet, "web", "sts-web"))
+			e := newEnv(t, cfg, pools, baseObjects(pod, webSet(1), ep))
 
 			resp := e.mustAdd(addArgs("web-0", "new", "eth0"))
 			if len(resp.IPs) != 2 || resp.IPs[0].Address != tt.wantV4 || resp.IPs[1].Address != tt.wantV6 {
@@ -368,11 +374,12 @@ func TestAddStatefulSetTakeoverDualStack(t *testing.T) {
 func TestAddStatefulSetTakeoverNICFromCNIConfig(t *testing.T) {
 	cfg := testConfig()
 	cfg.EnableStatefulSet = true
-	p := ipamtest.MakeIPPool("p").Default().Subnet("10.6.0.0/16").IPs("10.6.0.10-10.6.0.20").Allocated("10.6.0.15", "default/web-0", "old").Obj()
-	q := ipamtest.MakeIPPool("q").Subnet("10.7.0.0/16").IPs("10.7.0.10-10.7.0.20").Allocated("10.7.0.15", "default/web-0", "old").Obj()
-	pod := makePod("web-0", "new").ownedBy("apps/v1", workload.KindStatefulSet, "web", "sts-web").obj()
-	net1 := v2beta1.IPAllocationDetail{NIC: "net1", IPv4: new("10.7.0.15/16"), IPv4Pool: new("q")}
-	e := newEnv(t, cfg, []*v2beta1.SpiderIPPool{p, q}, baseObjects(pod, makeStatefulSet("web", 1),
+	p := build.Pool("p", "10.6.0.0/16", build.Default(), build.IPs("10.6.0.10-10.6.0.20"),
+		build.Allocated("10.6.0.15", "default/web-0", "old"))
+	q := build.Pool("q", "10.7.0.0/16", build.IPs("10.7.0.10-10.7.0.20"), build.Allocated("10.7.0.15", "default/web-0", "old"))
+	pod := newPod("web-0", "new", build.ControlledBy("apps/v1", workload.KindStatefulSet, "web", "sts-web"))
+	net1 := build.IPv4("net1", "10.7.0.15/16", "q")
+	e := newEnv(t, cfg, []*v2beta1.SpiderIPPool{p, q}, baseObjects(pod, webSet(1),
 		staleEndpoint("web-0", "old", eth0In("p", "10.6.0.15/16"), net1)))
 
 	if resp := e.mustAdd(addArgs("web-0", "new", "eth0")); resp.IPs[0].Address != "10.6.0.15/16" {

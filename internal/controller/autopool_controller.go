@@ -41,7 +41,7 @@ import (
 const AutoPoolDrainRetry = 5 * time.Second
 
 // AutoPoolReconciler creates, resizes and reclaims the SpiderIPPools that SpiderSubnets hand to
-// workloads whose pod template carries ipam.spidernet.io/subnet(s) (SPEC.md 3.8).
+// workloads whose pod template carries ipam.spidernet.io/subnet(s) (docs/design/behaviour.md#subnets-and-auto-created-pools).
 //
 // One instance serves every workload kind: its mutex serialises the carving of subnet addresses,
 // which reads "free = subnet − every pool of the subnet" and then writes a pool, so two workloads
@@ -80,7 +80,7 @@ var (
 	jobKind         = workloadKind{batchv1.SchemeGroupVersion.WithKind("Job"), func() client.Object { return &batchv1.Job{} }}
 	cronJobKind     = workloadKind{batchv1.SchemeGroupVersion.WithKind("CronJob"), func() client.Object { return &batchv1.CronJob{} }}
 
-	// autoPoolKinds are the workloads that get auto pools (SPEC.md 3.8).
+	// autoPoolKinds are the workloads that get auto pools (docs/design/behaviour.md#subnets-and-auto-created-pools).
 	autoPoolKinds = []workloadKind{deploymentKind, replicaSetKind, statefulSetKind, daemonSetKind, jobKind, cronJobKind}
 )
 

@@ -18,17 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
-
-func makeAutoDeployment(name string, replicas int32, anno map[string]string) *appsv1.Deployment {
-	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, UID: types.UID("uid-" + name)},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To(replicas),
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Annotations: anno}},
-		},
-	}
-}
 
 func reconcileAuto(t *testing.T, c client.Client, kind workloadKind, name string) reconcile.Result {
 	t.Helper()
@@ -61,13 +52,10 @@ func onePool(t *testing.T, c client.Client, name string) *v2beta1.SpiderIPPool {
 // A subnet and a pool written past the webhook keep upstream's spellings: the auto pool still
 // skips the pool's addresses and is created with the canonical subnet the webhook would store.
 func TestAutoPoolFromSubnetWithHostBits(t *testing.T) {
-	subnet := makeSubnet("s4", "10.171.0.1/16", []string{"10.171.0.10-10.171.0.60"}, nil)
-	subnet.Spec.IPVersion = nil
-	taken := makeSubnetPool("manual", "10.171.9.9/16", []string{"10.171.0.10-10.171.0.11"}, nil)
-	dep := makeAutoDeployment("spelt", 2, map[string]string{
-		v2beta1.AnnoSpiderSubnet:          `{"ipv4":["s4"]}`,
-		v2beta1.AnnoSpiderSubnetPoolIPNum: "2",
-	})
+	subnet := build.Subnet("s4", "10.171.0.1/16", build.UID("uid-s4"), build.NoVersion(), build.IPs("10.171.0.10-10.171.0.60"))
+	taken := build.Pool("manual", "10.171.9.9/16", build.UID("uid-manual"), build.IPs("10.171.0.10-10.171.0.11"))
+	dep := build.Deployment("default", "spelt", build.UID("uid-spelt"), build.Replicas(2), build.Template(
+		build.Annotation(v2beta1.AnnoSpiderSubnet, `{"ipv4":["s4"]}`), build.Annotation(v2beta1.AnnoSpiderSubnetPoolIPNum, "2")))
 	c := fake.NewClientBuilder().WithScheme(NewScheme()).WithObjects(subnet, taken, dep).
 		WithStatusSubresource(&v2beta1.SpiderIPPool{}).Build()
 
@@ -84,13 +72,10 @@ func TestAutoPoolFromSubnetWithHostBits(t *testing.T) {
 // of the subnet hold, labelled and with podAffinity for the Deployment; it grows and shrinks with
 // the replica count and keeps allocated addresses on shrink.
 func TestAutoPoolDeploymentLifecycle(t *testing.T) {
-	subnet := makeSubnet("s4", "10.170.0.0/16", []string{"10.170.0.10-10.170.0.60"}, nil)
-	subnet.Spec.Gateway = ptr.To("10.170.0.1")
-	taken := makeSubnetPool("manual", "10.170.0.0/16", []string{"10.170.0.10-10.170.0.11"}, nil)
-	dep := makeAutoDeployment("nginx", 2, map[string]string{
-		v2beta1.AnnoSpiderSubnet:          `{"ipv4":["s4"]}`,
-		v2beta1.AnnoSpiderSubnetPoolIPNum: "+1",
-	})
+	subnet := build.Subnet("s4", "10.170.0.0/16", build.UID("uid-s4"), build.IPs("10.170.0.10-10.170.0.60"), build.Gateway("10.170.0.1"))
+	taken := build.Pool("manual", "10.170.0.0/16", build.UID("uid-manual"), build.IPs("10.170.0.10-10.170.0.11"))
+	dep := build.Deployment("default", "nginx", build.UID("uid-nginx"), build.Replicas(2), build.Template(
+		build.Annotation(v2beta1.AnnoSpiderSubnet, `{"ipv4":["s4"]}`), build.Annotation(v2beta1.AnnoSpiderSubnetPoolIPNum, "+1")))
 	c := fake.NewClientBuilder().WithScheme(NewScheme()).WithObjects(subnet, taken, dep).
 		WithStatusSubresource(&v2beta1.SpiderIPPool{}).Build()
 	ctx := context.Background()
@@ -186,17 +171,13 @@ func TestAutoPoolDeploymentLifecycle(t *testing.T) {
 // ippool-reclaim false keeps the pool after the workload is gone, and a new workload of the same
 // name takes it over (uid label updated) instead of carving a second pool.
 func TestAutoPoolKeptForReuse(t *testing.T) {
-	subnet := makeSubnet("s4", "10.170.0.0/16", []string{"10.170.0.10-10.170.0.60"}, nil)
+	subnet := build.Subnet("s4", "10.170.0.0/16", build.UID("uid-s4"), build.IPs("10.170.0.10-10.170.0.60"))
 	anno := map[string]string{
 		v2beta1.AnnoSpiderSubnets:         `[{"interface":"net1","ipv4":["s4"]}]`,
 		v2beta1.AnnoSpiderSubnetPoolIPNum: "3",
 		v2beta1.AnnoSpiderSubnetReclaimIP: "false",
 	}
-	sts := &appsv1.StatefulSet{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "db", UID: "uid-1"},
-		Spec: appsv1.StatefulSetSpec{Replicas: ptr.To[int32](5),
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Annotations: anno}}},
-	}
+	sts := build.StatefulSet("default", "db", build.UID("uid-1"), build.Replicas(5), build.Template(build.Annotations(anno)))
 	c := fake.NewClientBuilder().WithScheme(NewScheme()).WithObjects(subnet, sts).Build()
 	ctx := context.Background()
 
@@ -256,11 +237,13 @@ func TestDesiredIPs(t *testing.T) {
 // (or 2^31-1 replicas) got the controller to allocate a slice of that size before looking at the
 // subnet. Now nothing is created, nothing is allocated and a Warning names the annotation.
 func TestAutoPoolAbsurdSize(t *testing.T) {
-	subnet := makeSubnet("s4", "10.170.0.0/16", []string{"10.170.0.10-10.170.0.60"}, nil)
+	subnet := build.Subnet("s4", "10.170.0.0/16", build.UID("uid-s4"), build.IPs("10.170.0.10-10.170.0.60"))
 	for name, dep := range map[string]*appsv1.Deployment{
-		"huge-annotation": makeAutoDeployment("huge-annotation", 2, map[string]string{
-			v2beta1.AnnoSpiderSubnet: `{"ipv4":["s4"]}`, v2beta1.AnnoSpiderSubnetPoolIPNum: "100000000000"}),
-		"huge-replicas": makeAutoDeployment("huge-replicas", 2147483647, map[string]string{v2beta1.AnnoSpiderSubnet: `{"ipv4":["s4"]}`}),
+		"huge-annotation": build.Deployment("default", "huge-annotation", build.UID("uid-huge-annotation"), build.Replicas(2),
+			build.Template(build.Annotation(v2beta1.AnnoSpiderSubnet, `{"ipv4":["s4"]}`),
+				build.Annotation(v2beta1.AnnoSpiderSubnetPoolIPNum, "100000000000"))),
+		"huge-replicas": build.Deployment("default", "huge-replicas", build.UID("uid-huge-replicas"), build.Replicas(2147483647),
+			build.Template(build.Annotation(v2beta1.AnnoSpiderSubnet, `{"ipv4":["s4"]}`))),
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := fake.NewClientBuilder().WithScheme(NewScheme()).WithObjects(subnet.DeepCopy(), dep).
@@ -290,9 +273,9 @@ func TestAutoPoolAbsurdSize(t *testing.T) {
 // A pool whose spec.ips is a whole IPv6 /64 (an auto pool edited by hand) shrinks by walking only
 // the addresses it gives back, not by listing the pool.
 func TestAutoPoolShrinkHugePool(t *testing.T) {
-	subnet := makeSubnet("s6", "fd00:170::/64", []string{"fd00:170::a-fd00:170::ffff:ffff:ffff:ffff"}, nil)
-	subnet.Spec.IPVersion = ptr.To(int64(6))
-	dep := makeAutoDeployment("v6", 2, map[string]string{v2beta1.AnnoSpiderSubnet: `{"ipv6":["s6"]}`})
+	subnet := build.Subnet("s6", "fd00:170::/64", build.UID("uid-s6"), build.IPs("fd00:170::a-fd00:170::ffff:ffff:ffff:ffff"))
+	dep := build.Deployment("default", "v6", build.UID("uid-v6"), build.Replicas(2),
+		build.Template(build.Annotation(v2beta1.AnnoSpiderSubnet, `{"ipv6":["s6"]}`)))
 	c := fake.NewClientBuilder().WithScheme(NewScheme()).WithObjects(subnet, dep).
 		WithStatusSubresource(&v2beta1.SpiderIPPool{}).Build()
 	reconcileAuto(t, c, deploymentKind, "v6")
@@ -317,7 +300,7 @@ func TestAutoPoolNameLength(t *testing.T) {
 // The other kinds: a DaemonSet is sized by the nodes, a CronJob by its jobs' parallelism, and a
 // ReplicaSet or Job with a controller gets nothing (its controller's pool serves its pods).
 func TestAutoPoolOtherKinds(t *testing.T) {
-	subnet := makeSubnet("s4", "10.170.0.0/16", []string{"10.170.0.10-10.170.0.60"}, nil)
+	subnet := build.Subnet("s4", "10.170.0.0/16", build.UID("uid-s4"), build.IPs("10.170.0.10-10.170.0.60"))
 	tmpl := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{
 		v2beta1.AnnoSpiderSubnet: `{"ipv4":["s4"]}`,
 	}}}
@@ -332,7 +315,7 @@ func TestAutoPoolOtherKinds(t *testing.T) {
 		Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To[int32](2), Template: tmpl}}
 	var objs []client.Object
 	for _, n := range []string{"n1", "n2", "n3", "n4"} {
-		objs = append(objs, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}})
+		objs = append(objs, build.Node(n))
 	}
 	objs = append(objs, subnet, ds, cj, owned, standalone)
 	c := fake.NewClientBuilder().WithScheme(NewScheme()).WithObjects(objs...).Build()
@@ -357,12 +340,13 @@ func TestAutoPoolOtherKinds(t *testing.T) {
 
 // A workload naming a subnet that does not exist yet is retried later, not failed.
 func TestAutoPoolWaitsForSubnet(t *testing.T) {
-	dep := makeAutoDeployment("early", 1, map[string]string{v2beta1.AnnoSpiderSubnet: `{"ipv4":["later"]}`})
+	dep := build.Deployment("default", "early", build.UID("uid-early"), build.Replicas(1),
+		build.Template(build.Annotation(v2beta1.AnnoSpiderSubnet, `{"ipv4":["later"]}`)))
 	c := fake.NewClientBuilder().WithScheme(NewScheme()).WithObjects(dep).Build()
 	if res := reconcileAuto(t, c, deploymentKind, "early"); res.RequeueAfter != AutoPoolSubnetRetry {
 		t.Errorf("requeue %v, want %v", res.RequeueAfter, AutoPoolSubnetRetry)
 	}
-	if err := c.Create(context.Background(), makeSubnet("later", "10.170.0.0/16", []string{"10.170.0.10-10.170.0.60"}, nil)); err != nil {
+	if err := c.Create(context.Background(), build.Subnet("later", "10.170.0.0/16", build.UID("uid-later"), build.IPs("10.170.0.10-10.170.0.60"))); err != nil {
 		t.Fatal(err)
 	}
 	reconcileAuto(t, c, deploymentKind, "early")

@@ -64,7 +64,7 @@ var errNoClusterSource = fmt.Errorf("%w: Neither kubeadm-config ConfigMap nor ku
 	"create ConfigMap kube-system/kubeadm-config with key ClusterConfiguration holding networking.podSubnet and networking.serviceSubnet", errNotReady)
 
 // CoordinatorReconciler keeps SpiderCoordinator status (overlayPodCIDR, serviceCIDR, phase, reason)
-// in step with the cluster's networks (SPEC 8.1).
+// in step with the cluster's networks (docs/design/behaviour.md#spidercoordinator-status).
 type CoordinatorReconciler struct {
 	client client.Client
 	// reader reads the sources uncached: they are watched as metadata only (see SetupWithManager), so

@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
 func testScheme(t *testing.T) *runtime.Scheme {
@@ -63,18 +64,12 @@ func testMapper(apis clusterAPIs) meta.RESTMapper {
 	return m
 }
 
-func makeCoordinator(podCIDRType string) *v2beta1.SpiderCoordinator {
-	return &v2beta1.SpiderCoordinator{
-		ObjectMeta: metav1.ObjectMeta{Name: "default"},
-		Spec: v2beta1.CoordinatorSpec{
-			Mode:          ptr.To("auto"),
-			PodCIDRType:   ptr.To(podCIDRType),
-			HijackCIDR:    []string{"169.254.0.0/16"},
-			TunePodRoutes: ptr.To(true),
-			HostRuleTable: ptr.To(500),
-			PodRPFilter:   ptr.To(0),
-		},
-	}
+// coordinator is the SpiderCoordinator default the chart installs, with podCIDRType.
+func coordinator(podCIDRType string) *v2beta1.SpiderCoordinator {
+	return build.Coordinator("default", build.PodCIDRType(podCIDRType), build.With(func(c *v2beta1.SpiderCoordinator) {
+		c.Spec.Mode, c.Spec.HijackCIDR, c.Spec.TunePodRoutes = ptr.To("auto"), []string{"169.254.0.0/16"}, ptr.To(true)
+		c.Spec.HostRuleTable, c.Spec.PodRPFilter = ptr.To(500), ptr.To(0)
+	}))
 }
 
 func kubeadmConfig(text string) *corev1.ConfigMap {
@@ -89,15 +84,17 @@ func guideKubeadmConfig() *corev1.ConfigMap {
 	return kubeadmConfig("networking:\n  podSubnet: 10.244.64.0/18\n  serviceSubnet: 10.233.0.0/18\n")
 }
 
+// controllerManagerPod is kubeadm's static kube-controller-manager pod, run with args.
 func controllerManagerPod(args ...string) *corev1.Pod {
-	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "kube-controller-manager-master1", Labels: map[string]string{"component": "kube-controller-manager", "tier": "control-plane"}},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{
-			Name:    "kube-controller-manager",
-			Command: []string{"kube-controller-manager", "--allocate-node-cidrs=true"},
-			Args:    args,
-		}}},
-	}
+	return build.Pod("kube-system", "kube-controller-manager-master1",
+		build.Label("component", "kube-controller-manager"), build.Label("tier", "control-plane"),
+		build.With(func(p *corev1.Pod) {
+			p.Spec.Containers = []corev1.Container{{
+				Name:    "kube-controller-manager",
+				Command: []string{"kube-controller-manager", "--allocate-node-cidrs=true"},
+				Args:    args,
+			}}
+		}))
 }
 
 func ciliumConfig(data map[string]string) *corev1.ConfigMap {
@@ -250,7 +247,7 @@ func TestCoordinatorStatus(t *testing.T) {
 			want: synced([]string{"10.244.64.0/18"}, []string{"10.233.0.0/18"}),
 		},
 		{
-			// SPEC 8.1 oracle: the Calico-overlay guide's status.
+			// docs/guides/calico-overlay.md#4-what-you-should-see oracle: the Calico-overlay guide's status.
 			name: "calico", podCIDRType: "calico", apis: clusterAPIs{calico: true},
 			objs: []client.Object{
 				guideKubeadmConfig(),
@@ -323,7 +320,7 @@ func TestCoordinatorStatus(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t, tt.apis, nil, append(tt.objs, makeCoordinator(tt.podCIDRType))...)
+			f := newFixture(t, tt.apis, nil, append(tt.objs, coordinator(tt.podCIDRType))...)
 			if tt.cniConfig != "" {
 				if err := os.WriteFile(filepath.Join(f.r.CNIConfigDir, "10-main.conflist"), []byte(tt.cniConfig), 0o600); err != nil {
 					t.Fatal(err)
@@ -354,7 +351,7 @@ func TestCoordinatorStatus(t *testing.T) {
 }
 
 func TestCoordinatorTurnsSyncedWhenKubeadmConfigAppears(t *testing.T) {
-	f := newFixture(t, clusterAPIs{}, nil, makeCoordinator("cluster"))
+	f := newFixture(t, clusterAPIs{}, nil, coordinator("cluster"))
 	if _, got := f.reconcile(t); got.Status.Phase != "NotReady" {
 		t.Fatalf("status = %+v, want NotReady", got.Status)
 	}
@@ -375,7 +372,7 @@ func TestCoordinatorStatusWrittenOnlyOnChange(t *testing.T) {
 			return c.SubResource(sub).Update(ctx, obj, opts...)
 		},
 	}
-	f := newFixture(t, clusterAPIs{}, funcs, guideKubeadmConfig(), makeCoordinator("cluster"))
+	f := newFixture(t, clusterAPIs{}, funcs, guideKubeadmConfig(), coordinator("cluster"))
 	_, first := f.reconcile(t)
 	_, second := f.reconcile(t)
 	if statusWrites != 1 {
@@ -396,7 +393,7 @@ func TestCoordinatorAPIErrorKeepsStatus(t *testing.T) {
 			return c.Get(ctx, key, obj, opts...)
 		},
 	}
-	coord := makeCoordinator("cluster")
+	coord := coordinator("cluster")
 	coord.Status = synced([]string{"10.244.64.0/18"}, []string{"10.233.0.0/18"})
 	f := newFixture(t, clusterAPIs{}, funcs, coord)
 	if _, err := f.r.Reconcile(context.Background(), f.req); !errors.Is(err, boom) {
@@ -412,7 +409,7 @@ func TestCoordinatorAPIErrorKeepsStatus(t *testing.T) {
 }
 
 func TestCoordinatorDeletionRemovesFinalizer(t *testing.T) {
-	coord := makeCoordinator("cluster")
+	coord := coordinator("cluster")
 	coord.Finalizers = []string{v2beta1.Finalizer}
 	f := newFixture(t, clusterAPIs{}, nil, guideKubeadmConfig(), coord)
 	if err := f.c.Delete(context.Background(), coord.DeepCopy()); err != nil {
@@ -445,7 +442,7 @@ func TestCoordinatorNotReadyEvents(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t, clusterAPIs{}, nil, append(tt.objs, makeCoordinator(tt.podCIDRType))...)
+			f := newFixture(t, clusterAPIs{}, nil, append(tt.objs, coordinator(tt.podCIDRType))...)
 			rec := events.NewFakeRecorder(10)
 			f.r.Recorder = rec
 			f.reconcile(t)

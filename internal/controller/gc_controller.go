@@ -35,10 +35,11 @@ import (
 	"github.com/spiderpool-go/spiderpool/internal/workload"
 )
 
-// DefaultGCInterval is ipam.gc.gcAll.intervalInSecond (SPEC.md 3.10).
+// DefaultGCInterval is ipam.gc.gcAll.intervalInSecond (docs/design/behaviour.md#garbage-collection).
 const DefaultGCInterval = 600 * time.Second
 
-// Reasons of a reclaimed IP, the `reason` label of the GC metrics.
+// Reasons of a reclaimed IP, the `reason` label of the GC metrics. A new one also goes in gcReasons
+// (metrics.go), which makes its series exist from the start.
 const (
 	GCReasonPodDeleted         = "pod_deleted"
 	GCReasonPodUIDChanged      = "pod_uid_changed"
@@ -47,17 +48,19 @@ const (
 	GCReasonOrphanEndpoint     = "orphan_endpoint"
 	GCReasonOutdatedEndpoint   = "outdated_endpoint"
 	GCReasonStatefulSetScaled  = "statefulset_scaled_down"
+	GCReasonVMGone             = "kubevirt_vm_gone"
 )
 
 var (
+	// Names and help texts are listed with the controller's other families in metrics.go.
 	gcCounts = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "spiderpool_ip_gc_counts",
-		Help: "IP records reclaimed by the garbage collector (orphan_endpoint and outdated_endpoint count deleted SpiderEndpoints).",
-	}, []string{"reason"})
+		Name: metricGCCounts,
+		Help: helpGCCounts,
+	}, []string{labelReason})
 	gcFailureCounts = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "spiderpool_ip_gc_failure_counts",
-		Help: "IP records (or SpiderEndpoints, for orphan_endpoint and outdated_endpoint) the garbage collector failed to reclaim.",
-	}, []string{"reason"})
+		Name: metricGCFailureCounts,
+		Help: helpGCFailureCounts,
+	}, []string{labelReason})
 	registerGCMetrics sync.Once
 )
 
@@ -69,7 +72,7 @@ type GCOptions struct {
 	// terminating pod keeps its IPs. Its kubelet may be down and never send DEL.
 	DeletingTimeoutDelay time.Duration
 	// EnableStatefulSet is ipam.enableStatefulSet: a StatefulSet pod that its StatefulSet expects
-	// keeps its endpoint and IPs while it is gone (SPEC.md 3.7).
+	// keeps its endpoint and IPs while it is gone (docs/design/behaviour.md#statefulset-fixed-ips).
 	EnableStatefulSet bool
 	// KeepTerminatingOnReadyNode is ipam.gc.statelessPod.zombieOnReadyNode=false: a pod past its
 	// window on a Ready node keeps its IPs (its kubelet is up and sends DEL when it is done).
@@ -83,10 +86,14 @@ type GCOptions struct {
 	// deleted, or its records were removed by hand), so that the endpoint stops claiming
 	// addresses nobody has. The endpoint of a pod that is gone is collected whatever this says.
 	CleanOutdatedEndpoints bool
+	// EnableKubevirtStaticIP is ipam.enableKubevirtStaticIP: the records and endpoint named after a
+	// KubeVirt VirtualMachineInstance are kept while a pod of it runs, or while the VMI or its
+	// VirtualMachine exists for the endpoint's pod UID (decideVMI).
+	EnableKubevirtStaticIP bool
 }
 
 // GCReconciler reclaims IP records and SpiderEndpoints whose pods are gone, were replaced, finished
-// or stayed terminating too long (SPEC.md 3.10): the kubelet's CNI DEL is the normal release path,
+// or stayed terminating too long (docs/design/behaviour.md#garbage-collection): the kubelet's CNI DEL is the normal release path,
 // and this is the safety net for the DELs that never came.
 //
 // It is keyed by pod namespace/name. Every decision is made on a fresh read of the pod from the API
@@ -184,16 +191,35 @@ func (r *GCReconciler) nodeReady(ctx context.Context, name string) (bool, error)
 // SetupWithManager watches pods and pools and adds the periodic full scan, which runs on the leader
 // only like the reconcilers.
 func (r *GCReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.opts.EnableKubevirtStaticIP {
+		if err := mgr.GetFieldIndexer().IndexField(context.Background(), &corev1.Pod{}, podVMIIndex, indexPodVMI); err != nil {
+			return fmt.Errorf("index pods by KubeVirt VMI: %w", err)
+		}
+	}
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("ipgc").
 		For(&corev1.Pod{}, builder.WithPredicates(podGonePredicate())).
 		Watches(&v2beta1.SpiderIPPool{}, handler.EnqueueRequestsFromMapFunc(r.poolToPods)).
 		Watches(&appsv1.StatefulSet{}, handler.EnqueueRequestsFromMapFunc(r.statefulSetToEndpoints)).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.podToVMI), builder.WithPredicates(podGonePredicate())).
 		Complete(r)
 	if err != nil {
 		return err
 	}
 	return mgr.Add(manager.RunnableFunc(r.runFullScans))
+}
+
+// podToVMI maps the end of a KubeVirt VM's pod to its VMI's records and endpoint, which are named
+// after the VMI: a VM deleted with its last pod is reclaimed now rather than at the next full scan.
+func (r *GCReconciler) podToVMI(_ context.Context, o client.Object) []reconcile.Request {
+	pod, ok := o.(*corev1.Pod)
+	if !ok || !r.opts.EnableKubevirtStaticIP {
+		return nil
+	}
+	if vmi := workload.VMIOf(pod); vmi != "" {
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: pod.Namespace, Name: vmi}}}
+	}
+	return nil
 }
 
 // TriggerFullScan asks for a full scan now (POST /v1/ipam/gc_ips). Triggers arriving while one is
@@ -285,6 +311,7 @@ func splitPodKey(s string) (types.NamespacedName, bool) {
 
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=kubevirt.io,resources=virtualmachineinstances;virtualmachines,verbs=get
 // +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spiderippools,verbs=get;list;watch
 // +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spiderippools/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=spiderpool.spidernet.io,resources=spiderendpoints,verbs=get;list;watch;update;patch;delete
@@ -347,7 +374,13 @@ func (r *GCReconciler) collect(ctx context.Context, key types.NamespacedName) (t
 		if v, ok := verdicts[uid]; ok {
 			return v, nil
 		}
-		v, err := r.decide(ctx, uid, pod, ep)
+		v, vm, err := r.decideVMI(ctx, key, uid, pod, ep)
+		if err != nil {
+			return verdict{}, err
+		}
+		if !vm {
+			v, err = r.decide(ctx, uid, pod, ep)
+		}
 		if err != nil {
 			return verdict{}, err
 		}
@@ -435,12 +468,12 @@ func (r *GCReconciler) recordsOf(ctx context.Context, key types.NamespacedName) 
 	return out, nil
 }
 
-// decide applies SPEC.md 3.10 to the records of uid, given the pod as the API server has it now
+// decide applies docs/design/behaviour.md#garbage-collection to the records of uid, given the pod as the API server has it now
 // (nil when gone) and its endpoint (nil when gone).
 func (r *GCReconciler) decide(ctx context.Context, uid string, pod *corev1.Pod, ep *v2beta1.SpiderEndpoint) (verdict, error) {
 	sts := r.statefulSetOf(pod, ep)
 	// A StatefulSet's member keeps what its endpoint holds while the StatefulSet expects it back
-	// (SPEC.md 3.7); records no endpoint names for that UID are kept for nothing.
+	// (docs/design/behaviour.md#statefulset-fixed-ips); records no endpoint names for that UID are kept for nothing.
 	keptForSts := func() (bool, error) {
 		if sts == "" {
 			return false, nil
@@ -495,6 +528,71 @@ func (r *GCReconciler) decide(ctx context.Context, uid string, pod *corev1.Pod, 
 		}
 	}
 	return verdict{release: true, reason: reason}, nil
+}
+
+// decideVMI decides for the records and endpoint of uid under key when they are a KubeVirt VM's,
+// named after its VMI rather than a pod (internal/agent/kubevirt.go); vm is false for anything
+// else, which decide handles. A live pod of the VMI with that UID keeps them, as any live pod
+// does; otherwise the endpoint's pod UID keeps them while the VMI or its VM exists, for the VM's
+// next pod to take over. Records of any other UID are leftovers of an earlier pod.
+func (r *GCReconciler) decideVMI(ctx context.Context, key types.NamespacedName, uid string, pod *corev1.Pod, ep *v2beta1.SpiderEndpoint) (_ verdict, vm bool, _ error) {
+	if !r.opts.EnableKubevirtStaticIP || (pod != nil && string(pod.UID) == uid) {
+		return verdict{}, false, nil
+	}
+	owner, err := r.vmiPod(ctx, key, uid)
+	if err != nil {
+		return verdict{}, true, err
+	}
+	vmiEndpoint := ep != nil && workload.VMIOfEndpoint(ep) == key.Name
+	switch {
+	case owner != nil && workload.PodAlive(owner):
+		return verdict{}, true, nil // never release the IP of a live pod
+	case owner == nil && !vmiEndpoint:
+		return verdict{}, false, nil
+	case vmiEndpoint && ep.Status.Current.UID == uid:
+		keep, err := workload.VMWantsAddresses(ctx, r.reader, key.Namespace, key.Name)
+		if err != nil || keep {
+			return verdict{}, true, err
+		}
+	}
+	return verdict{release: true, reason: GCReasonVMGone}, true, nil
+}
+
+// podVMIIndex indexes cached pods by the name of the KubeVirt VMI controlling them, so that the
+// GC finds a VM's pods without listing a namespace's pods for every candidate.
+const podVMIIndex = "spiderpool.spidernet.io/kubevirt-vmi"
+
+func indexPodVMI(o client.Object) []string {
+	if pod, ok := o.(*corev1.Pod); ok {
+		if vmi := workload.VMIOf(pod); vmi != "" {
+			return []string{vmi}
+		}
+	}
+	return nil
+}
+
+// vmiPod returns the pod of UID uid that VMI key controls, or nil: found in the cache, confirmed
+// on the API server.
+func (r *GCReconciler) vmiPod(ctx context.Context, key types.NamespacedName, uid string) (*corev1.Pod, error) {
+	var pods corev1.PodList
+	if err := r.client.List(ctx, &pods, client.InNamespace(key.Namespace), client.MatchingFields{podVMIIndex: key.Name}); err != nil {
+		return nil, fmt.Errorf("list pods in %s: %w", key.Namespace, err)
+	}
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if string(p.UID) != uid || workload.VMIOf(p) != key.Name {
+			continue
+		}
+		live := &corev1.Pod{}
+		if err := r.reader.Get(ctx, client.ObjectKeyFromObject(p), live); err != nil {
+			return nil, client.IgnoreNotFound(fmt.Errorf("get pod %s/%s: %w", p.Namespace, p.Name, err))
+		}
+		if live.UID != p.UID {
+			return nil, nil
+		}
+		return live, nil
+	}
+	return nil, nil
 }
 
 // statefulSetOf returns the StatefulSet whose member the pod name is when StatefulSet handling is

@@ -9,12 +9,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
@@ -22,61 +20,32 @@ import (
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
 var gcNow = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-// gcPod builds pod default/name with uid.
-func gcPod(name, uid string, mutate ...func(*corev1.Pod)) *corev1.Pod {
-	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, UID: types.UID(uid)}}
-	for _, m := range mutate {
-		m(p)
-	}
-	return p
+// gcPod is pod default/name with uid.
+func gcPod(name, uid string, opts ...build.Option) *corev1.Pod {
+	return build.Pod("default", name, append([]build.Option{build.UID(uid)}, opts...)...)
 }
 
-// terminating marks the pod deleted with a grace period that ends at gcNow+endsIn.
-func terminating(grace int64, endsIn time.Duration) func(*corev1.Pod) {
-	return func(p *corev1.Pod) {
-		p.DeletionTimestamp = &metav1.Time{Time: gcNow.Add(endsIn)}
-		p.DeletionGracePeriodSeconds = &grace
-		p.Finalizers = []string{"test/keep"} // the fake client refuses a deleted object without one
-	}
+// terminatingPod is gcPod deleted with a grace period of grace seconds that ends at gcNow+endsIn,
+// holding the finalizer the fake client refuses a deleted object without.
+func terminatingPod(name, uid string, grace int64, endsIn time.Duration, opts ...build.Option) *corev1.Pod {
+	deleted := []build.Option{build.DeletedAt(gcNow.Add(endsIn)), build.DeletionGrace(grace), build.Finalizer("test/keep")}
+	return gcPod(name, uid, append(deleted, opts...)...)
 }
 
-func phase(ph corev1.PodPhase) func(*corev1.Pod) {
-	return func(p *corev1.Pod) { p.Status.Phase = ph }
-}
-
-func ownedBySts(sts string) func(*corev1.Pod) {
-	return func(p *corev1.Pod) {
-		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: sts, UID: "sts-uid", Controller: ptr.To(true)}}
-	}
-}
-
-// gcEndpoint builds the endpoint the agent writes for pod default/name.
+// gcEndpoint is the endpoint the agent writes for pod default/name (of StatefulSet sts, unless
+// "") on node1: addr/24 of pool on eth0.
 func gcEndpoint(name, uid, pool, addr string, sts string) *v2beta1.SpiderEndpoint {
-	ep := &v2beta1.SpiderEndpoint{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, Finalizers: []string{v2beta1.Finalizer}},
-		Status: v2beta1.WorkloadEndpointStatus{
-			Current: v2beta1.PodIPAllocation{UID: uid, Node: "node1", IPs: []v2beta1.IPAllocationDetail{
-				{NIC: "eth0", IPv4: ptr.To(addr + "/24"), IPv4Pool: ptr.To(pool)},
-			}},
-			OwnerControllerType: "Pod",
-			OwnerControllerName: name,
-		},
-	}
+	top := build.TopController("Pod", name)
 	if sts != "" {
-		ep.Status.OwnerControllerType, ep.Status.OwnerControllerName = "StatefulSet", sts
+		top = build.TopController("StatefulSet", sts)
 	}
-	return ep
-}
-
-func gcStatefulSet(name string, replicas int32) *appsv1.StatefulSet {
-	return &appsv1.StatefulSet{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
-		Spec:       appsv1.StatefulSetSpec{Replicas: &replicas},
-	}
+	return build.Endpoint("default", name, build.Finalizer(v2beta1.Finalizer), build.PodUID(uid), build.OnNode("node1"),
+		build.IPv4("eth0", addr+"/24", pool), top)
 }
 
 type gcFixture struct {
@@ -85,17 +54,18 @@ type gcFixture struct {
 	store *ipamtest.Store
 }
 
-func newGCFixture(t *testing.T, opts GCOptions, pool *ipamtest.PoolBuilder, objs ...client.Object) *gcFixture {
+func newGCFixture(t *testing.T, opts GCOptions, pool *v2beta1.SpiderIPPool, objs ...client.Object) *gcFixture {
 	t.Helper()
-	c := fake.NewClientBuilder().WithScheme(NewScheme()).WithObjects(objs...).Build()
-	store := ipamtest.NewStore(pool.Obj())
+	c := fake.NewClientBuilder().WithScheme(NewScheme()).WithObjects(objs...).WithIndex(&corev1.Pod{}, podVMIIndex, indexPodVMI).Build()
+	store := ipamtest.NewStore(pool)
 	r := NewGCReconciler(c, c, store, opts)
 	r.now = func() time.Time { return gcNow }
 	return &gcFixture{r: r, c: c, store: store}
 }
 
-func basePool() *ipamtest.PoolBuilder {
-	return ipamtest.MakeIPPool("p").Subnet("10.6.0.0/24").IPs("10.6.0.10-10.6.0.20")
+// basePool is pool p of 10.6.0.10-10.6.0.20, with the records opts give it.
+func basePool(opts ...build.Option) *v2beta1.SpiderIPPool {
+	return build.Pool("p", "10.6.0.0/24", append([]build.Option{build.IPs("10.6.0.10-10.6.0.20")}, opts...)...)
 }
 
 // records returns the pool's records as IP -> pod UID.
@@ -139,7 +109,7 @@ func TestGCRules(t *testing.T) {
 		name        string
 		pod         string
 		opts        GCOptions
-		pool        *ipamtest.PoolBuilder
+		pool        *v2beta1.SpiderIPPool
 		objs        []client.Object
 		wantRecords map[string]string
 		wantEP      string // UID of the endpoint left, "" when deleted
@@ -149,15 +119,15 @@ func TestGCRules(t *testing.T) {
 		{
 			name:        "live pod with the same UID is never released",
 			pod:         "web",
-			pool:        basePool().Allocated("10.6.0.10", "default/web", "u1"),
-			objs:        []client.Object{gcPod("web", "u1", phase(corev1.PodRunning)), gcEndpoint("web", "u1", "p", "10.6.0.10", "")},
+			pool:        basePool(build.Allocated("10.6.0.10", "default/web", "u1")),
+			objs:        []client.Object{gcPod("web", "u1", build.Phase(corev1.PodRunning)), gcEndpoint("web", "u1", "p", "10.6.0.10", "")},
 			wantRecords: map[string]string{"10.6.0.10": "u1"},
 			wantEP:      "u1",
 		},
 		{
 			name:        "pod deleted",
 			pod:         "web",
-			pool:        basePool().Allocated("10.6.0.10", "default/web", "u1").Allocated("10.6.0.11", "default/other", "o1"),
+			pool:        basePool(build.Allocated("10.6.0.10", "default/web", "u1"), build.Allocated("10.6.0.11", "default/other", "o1")),
 			objs:        []client.Object{gcEndpoint("web", "u1", "p", "10.6.0.10", ""), gcPod("other", "o1")},
 			wantRecords: map[string]string{"10.6.0.11": "o1"},
 			wantReason:  GCReasonPodDeleted,
@@ -165,8 +135,8 @@ func TestGCRules(t *testing.T) {
 		{
 			name:        "pod recreated: the old record goes, the new pod's record and endpoint stay",
 			pod:         "web",
-			pool:        basePool().Allocated("10.6.0.10", "default/web", "old").Allocated("10.6.0.12", "default/web", "new"),
-			objs:        []client.Object{gcPod("web", "new", phase(corev1.PodRunning)), gcEndpoint("web", "new", "p", "10.6.0.12", "")},
+			pool:        basePool(build.Allocated("10.6.0.10", "default/web", "old"), build.Allocated("10.6.0.12", "default/web", "new")),
+			objs:        []client.Object{gcPod("web", "new", build.Phase(corev1.PodRunning)), gcEndpoint("web", "new", "p", "10.6.0.12", "")},
 			wantRecords: map[string]string{"10.6.0.12": "new"},
 			wantEP:      "new",
 			wantReason:  GCReasonPodUIDChanged,
@@ -174,7 +144,7 @@ func TestGCRules(t *testing.T) {
 		{
 			name:        "recreated pod's stale endpoint is deleted",
 			pod:         "web",
-			pool:        basePool().Allocated("10.6.0.10", "default/web", "old"),
+			pool:        basePool(build.Allocated("10.6.0.10", "default/web", "old")),
 			objs:        []client.Object{gcPod("web", "new"), gcEndpoint("web", "old", "p", "10.6.0.10", "")},
 			wantRecords: map[string]string{},
 			wantReason:  GCReasonPodUIDChanged,
@@ -182,16 +152,16 @@ func TestGCRules(t *testing.T) {
 		{
 			name:        "succeeded pod",
 			pod:         "job",
-			pool:        basePool().Allocated("10.6.0.10", "default/job", "u1"),
-			objs:        []client.Object{gcPod("job", "u1", phase(corev1.PodSucceeded))},
+			pool:        basePool(build.Allocated("10.6.0.10", "default/job", "u1")),
+			objs:        []client.Object{gcPod("job", "u1", build.Phase(corev1.PodSucceeded))},
 			wantRecords: map[string]string{},
 			wantReason:  GCReasonPodFinished,
 		},
 		{
 			name:        "failed (evicted) pod",
 			pod:         "job",
-			pool:        basePool().Allocated("10.6.0.10", "default/job", "u1"),
-			objs:        []client.Object{gcPod("job", "u1", phase(corev1.PodFailed))},
+			pool:        basePool(build.Allocated("10.6.0.10", "default/job", "u1")),
+			objs:        []client.Object{gcPod("job", "u1", build.Phase(corev1.PodFailed))},
 			wantRecords: map[string]string{},
 			wantReason:  GCReasonPodFinished,
 		},
@@ -200,8 +170,8 @@ func TestGCRules(t *testing.T) {
 			// whole grace period on this controller's clock (TestGCTerminatingClockSkew).
 			name:        "terminating past its grace period by the API server's clock, first seen now",
 			pod:         "web",
-			pool:        basePool().Allocated("10.6.0.10", "default/web", "u1"),
-			objs:        []client.Object{gcPod("web", "u1", terminating(30, -2*time.Second)), gcEndpoint("web", "u1", "p", "10.6.0.10", "")},
+			pool:        basePool(build.Allocated("10.6.0.10", "default/web", "u1")),
+			objs:        []client.Object{terminatingPod("web", "u1", 30, -2*time.Second), gcEndpoint("web", "u1", "p", "10.6.0.10", "")},
 			wantRecords: map[string]string{"10.6.0.10": "u1"},
 			wantEP:      "u1",
 			wantRequeue: true,
@@ -209,8 +179,8 @@ func TestGCRules(t *testing.T) {
 		{
 			name:        "terminating within its grace period",
 			pod:         "web",
-			pool:        basePool().Allocated("10.6.0.10", "default/web", "u1"),
-			objs:        []client.Object{gcPod("web", "u1", terminating(30, 10*time.Second)), gcEndpoint("web", "u1", "p", "10.6.0.10", "")},
+			pool:        basePool(build.Allocated("10.6.0.10", "default/web", "u1")),
+			objs:        []client.Object{terminatingPod("web", "u1", 30, 10*time.Second), gcEndpoint("web", "u1", "p", "10.6.0.10", "")},
 			wantRecords: map[string]string{"10.6.0.10": "u1"},
 			wantEP:      "u1",
 			wantRequeue: true,
@@ -219,8 +189,8 @@ func TestGCRules(t *testing.T) {
 			name:        "terminating past the grace period but within the extra delay",
 			pod:         "web",
 			opts:        GCOptions{DeletingTimeoutDelay: time.Minute},
-			pool:        basePool().Allocated("10.6.0.10", "default/web", "u1"),
-			objs:        []client.Object{gcPod("web", "u1", terminating(30, -time.Second))},
+			pool:        basePool(build.Allocated("10.6.0.10", "default/web", "u1")),
+			objs:        []client.Object{terminatingPod("web", "u1", 30, -time.Second)},
 			wantRecords: map[string]string{"10.6.0.10": "u1"},
 			wantRequeue: true,
 		},
@@ -228,8 +198,8 @@ func TestGCRules(t *testing.T) {
 			name:        "StatefulSet member briefly gone is kept",
 			pod:         "db-1",
 			opts:        GCOptions{EnableStatefulSet: true},
-			pool:        basePool().Allocated("10.6.0.10", "default/db-1", "u1"),
-			objs:        []client.Object{gcStatefulSet("db", 3), gcEndpoint("db-1", "u1", "p", "10.6.0.10", "db")},
+			pool:        basePool(build.Allocated("10.6.0.10", "default/db-1", "u1")),
+			objs:        []client.Object{build.StatefulSet("default", "db", build.Replicas(3)), gcEndpoint("db-1", "u1", "p", "10.6.0.10", "db")},
 			wantRecords: map[string]string{"10.6.0.10": "u1"},
 			wantEP:      "u1",
 		},
@@ -237,8 +207,8 @@ func TestGCRules(t *testing.T) {
 			name: "StatefulSet member that finished is kept for its next incarnation",
 			pod:  "db-1",
 			opts: GCOptions{EnableStatefulSet: true},
-			pool: basePool().Allocated("10.6.0.10", "default/db-1", "u1"),
-			objs: []client.Object{gcStatefulSet("db", 3), gcPod("db-1", "u1", ownedBySts("db"), phase(corev1.PodFailed)),
+			pool: basePool(build.Allocated("10.6.0.10", "default/db-1", "u1")),
+			objs: []client.Object{build.StatefulSet("default", "db", build.Replicas(3)), gcPod("db-1", "u1", build.ControlledBy("apps/v1", "StatefulSet", "db", "sts-uid"), build.Phase(corev1.PodFailed)),
 				gcEndpoint("db-1", "u1", "p", "10.6.0.10", "db")},
 			wantRecords: map[string]string{"10.6.0.10": "u1"},
 			wantEP:      "u1",
@@ -247,8 +217,8 @@ func TestGCRules(t *testing.T) {
 			name:        "StatefulSet scaled down",
 			pod:         "db-1",
 			opts:        GCOptions{EnableStatefulSet: true},
-			pool:        basePool().Allocated("10.6.0.10", "default/db-1", "u1"),
-			objs:        []client.Object{gcStatefulSet("db", 1), gcEndpoint("db-1", "u1", "p", "10.6.0.10", "db")},
+			pool:        basePool(build.Allocated("10.6.0.10", "default/db-1", "u1")),
+			objs:        []client.Object{build.StatefulSet("default", "db", build.Replicas(1)), gcEndpoint("db-1", "u1", "p", "10.6.0.10", "db")},
 			wantRecords: map[string]string{},
 			wantReason:  GCReasonStatefulSetScaled,
 		},
@@ -256,7 +226,7 @@ func TestGCRules(t *testing.T) {
 			name:        "StatefulSet deleted",
 			pod:         "db-0",
 			opts:        GCOptions{EnableStatefulSet: true},
-			pool:        basePool().Allocated("10.6.0.10", "default/db-0", "u1"),
+			pool:        basePool(build.Allocated("10.6.0.10", "default/db-0", "u1")),
 			objs:        []client.Object{gcEndpoint("db-0", "u1", "p", "10.6.0.10", "db")},
 			wantRecords: map[string]string{},
 			wantReason:  GCReasonStatefulSetScaled,
@@ -264,8 +234,8 @@ func TestGCRules(t *testing.T) {
 		{
 			name:        "StatefulSet handling off: a gone member is reclaimed like any pod",
 			pod:         "db-1",
-			pool:        basePool().Allocated("10.6.0.10", "default/db-1", "u1"),
-			objs:        []client.Object{gcStatefulSet("db", 3), gcEndpoint("db-1", "u1", "p", "10.6.0.10", "db")},
+			pool:        basePool(build.Allocated("10.6.0.10", "default/db-1", "u1")),
+			objs:        []client.Object{build.StatefulSet("default", "db", build.Replicas(3)), gcEndpoint("db-1", "u1", "p", "10.6.0.10", "db")},
 			wantRecords: map[string]string{},
 			wantReason:  GCReasonPodDeleted,
 		},
@@ -273,8 +243,8 @@ func TestGCRules(t *testing.T) {
 			name: "StatefulSet member recreated: records its endpoint does not name are leaks",
 			pod:  "db-1",
 			opts: GCOptions{EnableStatefulSet: true},
-			pool: basePool().Allocated("10.6.0.10", "default/db-1", "old").Allocated("10.6.0.11", "default/db-1", "new"),
-			objs: []client.Object{gcStatefulSet("db", 3), gcPod("db-1", "new", ownedBySts("db"), phase(corev1.PodRunning)),
+			pool: basePool(build.Allocated("10.6.0.10", "default/db-1", "old"), build.Allocated("10.6.0.11", "default/db-1", "new")),
+			objs: []client.Object{build.StatefulSet("default", "db", build.Replicas(3)), gcPod("db-1", "new", build.ControlledBy("apps/v1", "StatefulSet", "db", "sts-uid"), build.Phase(corev1.PodRunning)),
 				gcEndpoint("db-1", "new", "p", "10.6.0.11", "db")},
 			wantRecords: map[string]string{"10.6.0.11": "new"},
 			wantEP:      "new",
@@ -325,8 +295,8 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 // The terminating pod is looked at again when its window closes, and released then. The window
 // runs on this controller's clock from its first sighting of the deletion.
 func TestGCTerminatingRequeuedUntilDeadline(t *testing.T) {
-	f := newGCFixture(t, GCOptions{DeletingTimeoutDelay: 5 * time.Second}, basePool().Allocated("10.6.0.10", "default/web", "u1"),
-		gcPod("web", "u1", terminating(30, 10*time.Second)))
+	f := newGCFixture(t, GCOptions{DeletingTimeoutDelay: 5 * time.Second}, basePool(build.Allocated("10.6.0.10", "default/web", "u1")),
+		terminatingPod("web", "u1", 30, 10*time.Second))
 	res := f.reconcile(t, "web")
 	if res.RequeueAfter != 36*time.Second {
 		t.Fatalf("RequeueAfter = %v, want 36s (the whole grace from the first sighting + delay + 1s of timestamp rounding)", res.RequeueAfter)
@@ -341,13 +311,13 @@ func TestGCTerminatingRequeuedUntilDeadline(t *testing.T) {
 // A release races with an agent that gives the address to a new incarnation between the GC's
 // decision and its write: the UID-matching release leaves the new record alone.
 func TestGCReleaseNeverFreesANewerIncarnation(t *testing.T) {
-	f := newGCFixture(t, GCOptions{}, basePool().Allocated("10.6.0.10", "default/web", "old"))
+	f := newGCFixture(t, GCOptions{}, basePool(build.Allocated("10.6.0.10", "default/web", "old")))
 	recs, err := f.r.recordsOf(context.Background(), types.NamespacedName{Namespace: "default", Name: "web"})
 	if err != nil || len(recs) != 1 {
 		t.Fatalf("recordsOf = %v, %v", recs, err)
 	}
 	// Meanwhile the old record was released by a DEL and the address handed to the new pod.
-	f.store.Put(basePool().Allocated("10.6.0.10", "default/web", "new").Obj())
+	f.store.Put(basePool(build.Allocated("10.6.0.10", "default/web", "new")))
 	if err := f.r.release(context.Background(), "p", recs, map[string]verdict{"old": {release: true, reason: GCReasonPodDeleted}}); err != nil {
 		t.Fatal(err)
 	}
@@ -358,14 +328,14 @@ func TestGCReleaseNeverFreesANewerIncarnation(t *testing.T) {
 
 // The full scan reclaims leaked records and orphan endpoints, and leaves live pods alone.
 func TestGCFullScan(t *testing.T) {
-	pool := basePool().
-		Allocated("10.6.0.10", "default/live", "l1").
-		Allocated("10.6.0.11", "default/gone", "g1").
-		Allocated("10.6.0.12", "default/recreated", "r-old").
-		Allocated("10.6.0.13", "default/recreated", "r-new")
+	pool := basePool(
+		build.Allocated("10.6.0.10", "default/live", "l1"),
+		build.Allocated("10.6.0.11", "default/gone", "g1"),
+		build.Allocated("10.6.0.12", "default/recreated", "r-old"),
+		build.Allocated("10.6.0.13", "default/recreated", "r-new"))
 	f := newGCFixture(t, GCOptions{}, pool,
-		gcPod("live", "l1", phase(corev1.PodRunning)),
-		gcPod("recreated", "r-new", phase(corev1.PodRunning)),
+		gcPod("live", "l1", build.Phase(corev1.PodRunning)),
+		gcPod("recreated", "r-new", build.Phase(corev1.PodRunning)),
 		gcEndpoint("live", "l1", "p", "10.6.0.10", ""),
 		gcEndpoint("recreated", "r-new", "p", "10.6.0.13", ""),
 		gcEndpoint("orphan", "o1", "p", "10.6.0.19", ""), // its record is already gone
@@ -390,12 +360,12 @@ func TestGCFullScan(t *testing.T) {
 
 // Pool events enqueue only the pods the cache does not know as alive with the record's UID.
 func TestGCPoolToPods(t *testing.T) {
-	pool := basePool().
-		Allocated("10.6.0.10", "default/live", "l1").
-		Allocated("10.6.0.11", "default/gone", "g1").
-		Allocated("10.6.0.12", "default/recreated", "r-old")
+	pool := basePool(
+		build.Allocated("10.6.0.10", "default/live", "l1"),
+		build.Allocated("10.6.0.11", "default/gone", "g1"),
+		build.Allocated("10.6.0.12", "default/recreated", "r-old"))
 	f := newGCFixture(t, GCOptions{}, pool, gcPod("live", "l1"), gcPod("recreated", "r-new"))
-	got := f.r.poolToPods(context.Background(), pool.Obj())
+	got := f.r.poolToPods(context.Background(), pool)
 	names := map[string]bool{}
 	for _, r := range got {
 		names[r.String()] = true
@@ -417,14 +387,14 @@ func TestGCStatefulSetToEndpoints(t *testing.T) {
 	}
 	f := newGCFixture(t, GCOptions{EnableStatefulSet: true}, basePool(), objs...)
 	names := map[string]bool{}
-	for _, r := range f.r.statefulSetToEndpoints(context.Background(), gcStatefulSet("db", 1)) {
+	for _, r := range f.r.statefulSetToEndpoints(context.Background(), build.StatefulSet("default", "db", build.Replicas(1))) {
 		names[r.String()] = true
 	}
 	if diff := cmp.Diff(map[string]bool{"default/db-0": true, "default/db-1": true}, names); diff != "" {
 		t.Errorf("requests (-want +got):\n%s", diff)
 	}
 	f = newGCFixture(t, GCOptions{}, basePool(), objs...)
-	if got := f.r.statefulSetToEndpoints(context.Background(), gcStatefulSet("db", 1)); len(got) != 0 {
+	if got := f.r.statefulSetToEndpoints(context.Background(), build.StatefulSet("default", "db", build.Replicas(1))); len(got) != 0 {
 		t.Errorf("requests with StatefulSet handling off: %v", got)
 	}
 }
@@ -439,8 +409,8 @@ func TestGCTerminatingClockSkew(t *testing.T) {
 		t.Run(fmt.Sprintf("controller clock %+v", skew), func(t *testing.T) {
 			// Deleted now with 30 s of grace, on the API server's clock: its deletionTimestamp
 			// is 30 s ahead of the API server, which is -skew from the controller's gcNow.
-			f := newGCFixture(t, GCOptions{}, basePool().Allocated("10.6.0.10", "default/web", "u1"),
-				gcPod("web", "u1", terminating(30, -skew+30*time.Second)), gcEndpoint("web", "u1", "p", "10.6.0.10", ""))
+			f := newGCFixture(t, GCOptions{}, basePool(build.Allocated("10.6.0.10", "default/web", "u1")),
+				terminatingPod("web", "u1", 30, -skew+30*time.Second), gcEndpoint("web", "u1", "p", "10.6.0.10", ""))
 			res := f.reconcile(t, "web")
 			if recs := f.records(t); len(recs) != 1 || res.RequeueAfter != 31*time.Second {
 				t.Fatalf("right after the deletion: records %v, requeue %v; want the record kept and a look in 31s", recs, res.RequeueAfter)
@@ -462,7 +432,6 @@ func TestGCTerminatingNodeSettings(t *testing.T) {
 		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name},
 			Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: ready}}}}
 	}
-	onNode := func(n string) func(*corev1.Pod) { return func(p *corev1.Pod) { p.Spec.NodeName = n } }
 	for _, tc := range []struct {
 		name     string
 		opts     GCOptions
@@ -479,9 +448,9 @@ func TestGCTerminatingNodeSettings(t *testing.T) {
 		{"ready node, zombieOnNotReadyNode=false", GCOptions{KeepTerminatingOnNotReadyNode: true}, "up", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newGCFixture(t, tc.opts, basePool().Allocated("10.6.0.10", "default/web", "u1"),
+			f := newGCFixture(t, tc.opts, basePool(build.Allocated("10.6.0.10", "default/web", "u1")),
 				node("up", corev1.ConditionTrue), node("down", corev1.ConditionFalse), node("unknown", corev1.ConditionUnknown),
-				gcPod("web", "u1", terminating(30, 0), onNode(tc.nodeName)), gcEndpoint("web", "u1", "p", "10.6.0.10", ""))
+				terminatingPod("web", "u1", 30, 0, build.OnNode(tc.nodeName)), gcEndpoint("web", "u1", "p", "10.6.0.10", ""))
 			f.reconcile(t, "web") // first sighting
 			f.r.now = func() time.Time { return gcNow.Add(time.Hour) }
 			f.reconcile(t, "web")
@@ -516,7 +485,7 @@ func TestGCEndpointDeleteLosesToTakeover(t *testing.T) {
 			return cl.Update(ctx, cur)
 		},
 	}).Build()
-	r := NewGCReconciler(c, c, ipamtest.NewStore(basePool().Obj()), GCOptions{})
+	r := NewGCReconciler(c, c, ipamtest.NewStore(basePool()), GCOptions{})
 	if err := r.deleteEndpoint(context.Background(), ep.DeepCopy(), GCReasonOrphanEndpoint); err != nil {
 		t.Fatal(err)
 	}
@@ -535,15 +504,15 @@ func TestGCEndpointDeleteLosesToTakeover(t *testing.T) {
 func TestGCCleanOutdatedEndpoints(t *testing.T) {
 	for _, on := range []bool{false, true} {
 		t.Run(fmt.Sprintf("enableCleanOutdatedEndpoint=%v", on), func(t *testing.T) {
-			cached := basePool().Allocated("10.6.0.10", "default/backed", "b1")
+			cached := basePool(build.Allocated("10.6.0.10", "default/backed", "b1"))
 			// The API server's copy also holds a record the cache has not seen yet.
-			live := basePool().Allocated("10.6.0.10", "default/backed", "b1").Allocated("10.6.0.12", "default/new", "n1").Obj()
+			live := basePool(build.Allocated("10.6.0.10", "default/backed", "b1"), build.Allocated("10.6.0.12", "default/new", "n1"))
 			f := newGCFixture(t, GCOptions{CleanOutdatedEndpoints: on}, cached,
 				live,
-				gcPod("backed", "b1", phase(corev1.PodRunning)),
-				gcPod("new", "n1", phase(corev1.PodRunning)),
-				gcPod("stale", "s1", phase(corev1.PodRunning)),
-				gcPod("poolgone", "g1", phase(corev1.PodRunning)),
+				gcPod("backed", "b1", build.Phase(corev1.PodRunning)),
+				gcPod("new", "n1", build.Phase(corev1.PodRunning)),
+				gcPod("stale", "s1", build.Phase(corev1.PodRunning)),
+				gcPod("poolgone", "g1", build.Phase(corev1.PodRunning)),
 				gcEndpoint("backed", "b1", "p", "10.6.0.10", ""),
 				gcEndpoint("new", "n1", "p", "10.6.0.12", ""),
 				gcEndpoint("stale", "s1", "p", "10.6.0.11", ""),    // p holds no record for it
@@ -569,6 +538,50 @@ func TestGCCleanOutdatedEndpoints(t *testing.T) {
 			}
 			if diff := cmp.Diff(map[string]string{"10.6.0.10": "b1"}, f.records(t)); diff != "" {
 				t.Errorf("records changed (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// A KubeVirt VM's records and endpoint are named after its VMI, so no pod has their name: a live
+// virt-launcher pod with the record's UID keeps them (an ADD between its pool write and its
+// endpoint write looks just like this), and records of any other pod UID of the VM are released.
+// Keeping them for a VM that still exists is tested against a real API server
+// (test/integration TestKubeVirtVMKeepsItsAddress): this fake client has no KubeVirt kinds, so
+// here the VM is gone.
+func TestGCKubeVirtRecords(t *testing.T) {
+	launcher := func(name, uid string) *corev1.Pod {
+		return gcPod(name, uid, build.Phase(corev1.PodRunning), build.ControlledBy("kubevirt.io/v1", "VirtualMachineInstance", "vm1", "vmi-uid"))
+	}
+	vmEndpoint := func(uid, addr string) *v2beta1.SpiderEndpoint {
+		ep := gcEndpoint("vm1", uid, "p", addr, "")
+		ep.Status.OwnerControllerType, ep.Status.OwnerControllerName = "VirtualMachineInstance", "vm1"
+		return ep
+	}
+	for _, tc := range []struct {
+		name     string
+		on       bool
+		objs     []client.Object
+		want     map[string]string // records left
+		endpoint string            // UID of endpoint vm1 left, "" for none
+	}{
+		{"live pod, endpoint not written yet", true, []client.Object{launcher("virt-launcher-vm1-a", "u1")},
+			map[string]string{"10.6.0.10": "u1", "10.6.0.11": "u1"}, ""},
+		{"live pod with its endpoint", true, []client.Object{launcher("virt-launcher-vm1-a", "u1"), vmEndpoint("u1", "10.6.0.10")},
+			map[string]string{"10.6.0.10": "u1", "10.6.0.11": "u1"}, "u1"},
+		{"pod gone, VM gone", true, []client.Object{vmEndpoint("u1", "10.6.0.10")}, map[string]string{}, ""},
+		{"handling off: a pod named vm1 never existed", false, []client.Object{launcher("virt-launcher-vm1-a", "u1")}, map[string]string{}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pool := basePool(build.Allocated("10.6.0.10", "default/vm1", "u1"), build.Allocated("10.6.0.11", "default/vm1", "u1"),
+				build.Allocated("10.6.0.12", "default/vm1", "u0")) // an earlier pod's leftover
+			f := newGCFixture(t, GCOptions{EnableKubevirtStaticIP: tc.on}, pool, tc.objs...)
+			f.reconcile(t, "vm1")
+			if diff := cmp.Diff(tc.want, f.records(t)); diff != "" {
+				t.Errorf("records (-want +got):\n%s", diff)
+			}
+			if got := f.endpointUID(t, "vm1"); got != tc.endpoint {
+				t.Errorf("endpoint vm1 UID = %q, want %q", got, tc.endpoint)
 			}
 		})
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 )
 
-// IPPoolResync is how often a pool is reconciled without any event (SPEC.md 8.2).
+// IPPoolResync is how often a pool is reconciled without any event (docs/design/behaviour.md#controller-reconcilers).
 const IPPoolResync = 300 * time.Second
 
 // IPPoolReconciler keeps a SpiderIPPool's counters and finalizer right. It never touches the

@@ -33,7 +33,7 @@ const (
 )
 
 const (
-	// multusConfigResync is upstream's resync period (SPEC.md 8.2). Owned NADs already trigger a
+	// multusConfigResync is upstream's resync period (docs/design/behaviour.md#controller-reconcilers). Owned NADs already trigger a
 	// reconcile when they change, so this only matters for a NAD that loses its owner reference
 	// and for NADs created by others under the name a SpiderMultusConfig wants.
 	multusConfigResync = 60 * time.Second
@@ -42,7 +42,7 @@ const (
 )
 
 // MultusConfigReconciler generates, for every SpiderMultusConfig, the NetworkAttachmentDefinition
-// of SPEC.md section 4 and keeps it in step: same namespace, name from the cr-name annotation or the
+// of docs/design/behaviour.md#nad-generation and keeps it in step: same namespace, name from the cr-name annotation or the
 // SpiderMultusConfig, annotations copied, config from NADConfig, and a controller reference so that
 // the NAD is garbage-collected with its SpiderMultusConfig.
 type MultusConfigReconciler struct {
@@ -136,7 +136,7 @@ func (r *MultusConfigReconciler) Reconcile(ctx context.Context, req reconcile.Re
 		return reconcile.Result{RequeueAfter: multusConfigResync}, nil
 	}
 
-	// A NAD that no live SpiderMultusConfig controls is taken over (SPEC.md 1.5), including one
+	// A NAD that no live SpiderMultusConfig controls is taken over (docs/design/behaviour.md#nad-generation), including one
 	// left by a deleted SpiderMultusConfig of the same name that the garbage collector has not
 	// removed yet. Owner references of other kinds that do not control the NAD are kept.
 	nad.SetAnnotations(want.GetAnnotations())
@@ -174,7 +174,7 @@ func (r *MultusConfigReconciler) ownedByOtherMultusConfig(ctx context.Context, n
 	return other.UID == owner.UID, nil
 }
 
-// desiredNAD is the NAD generated for smc: SPEC.md section 4's name, annotations, owner and config.
+// desiredNAD is the NAD generated for smc: docs/design/behaviour.md#nad-generation's name, annotations, owner and config.
 func desiredNAD(smc *v2beta1.SpiderMultusConfig, key client.ObjectKey, config string) *unstructured.Unstructured {
 	nad := &unstructured.Unstructured{}
 	nad.SetGroupVersionKind(NADGVK)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -16,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
 const ipvlanEth0Config = `{"cniVersion":"0.3.1","name":"ipvlan-eth0","plugins":[{"type":"ipvlan","master":"eth0","mtu":0,"ipam":{"type":"spiderpool"}},{"tunePodRoutes":true,"mode":"auto","type":"coordinator"}]}`
@@ -23,34 +25,16 @@ const ipvlanEth0Config = `{"cniVersion":"0.3.1","name":"ipvlan-eth0","plugins":[
 // storedIPVlanEth0 is the Alibaba guide's ipvlan-eth0 as the API server stores it without the
 // mutating webhook: CRD schema defaults only, no spec.coordinator.
 func storedIPVlanEth0() *v2beta1.SpiderMultusConfig {
-	return &v2beta1.SpiderMultusConfig{
-		ObjectMeta: metav1.ObjectMeta{Name: "ipvlan-eth0", Namespace: "kube-system", UID: "uid-ipvlan-eth0",
-			Annotations: map[string]string{"example.com/team": "net"}},
-		Spec: v2beta1.MultusCNIConfigSpec{
-			CniType:           new("ipvlan"),
-			EnableCoordinator: new(true),
-			DisableIPAM:       new(false),
-			IPVlanConfig:      &v2beta1.SpiderIPvlanCniConfig{Master: []string{"eth0"}, MTU: new(int32(0))},
-		},
-	}
+	return build.MultusConfig("kube-system", "ipvlan-eth0", build.UID("uid-ipvlan-eth0"), build.Annotation("example.com/team", "net"),
+		build.CNIType("ipvlan"), build.With(func(smc *v2beta1.SpiderMultusConfig) {
+			smc.Spec.EnableCoordinator, smc.Spec.DisableIPAM = new(true), new(false)
+			smc.Spec.IPVlanConfig = &v2beta1.SpiderIPvlanCniConfig{Master: []string{"eth0"}, MTU: new(int32(0))}
+		}))
 }
 
-func smcOwnerRef(name string, uid types.UID) metav1.OwnerReference {
-	return metav1.OwnerReference{APIVersion: "spiderpool.spidernet.io/v2beta1", Kind: "SpiderMultusConfig",
-		Name: name, UID: uid, Controller: new(true), BlockOwnerDeletion: new(true)}
-}
-
-func makeNAD(ns, name, config string, annotations map[string]string, owners ...metav1.OwnerReference) *unstructured.Unstructured {
-	nad := &unstructured.Unstructured{}
-	nad.SetGroupVersionKind(NADGVK)
-	nad.SetNamespace(ns)
-	nad.SetName(name)
-	nad.SetAnnotations(annotations)
-	nad.SetOwnerReferences(owners)
-	if config != "" {
-		nad.Object["spec"] = map[string]any{"config": config}
-	}
-	return nad
+// smcOwner is the owner reference the controller gives the NAD of SpiderMultusConfig name with uid.
+func smcOwner(name, uid string) metav1.OwnerReference {
+	return build.BlockingControllerRef("spiderpool.spidernet.io/v2beta1", "SpiderMultusConfig", name, uid)
 }
 
 type smcFixture struct {
@@ -118,18 +102,17 @@ func TestMultusConfigCreatesNAD(t *testing.T) {
 	if diff := cmp.Diff(map[string]string{"example.com/team": "net"}, nad.GetAnnotations()); diff != "" {
 		t.Errorf("annotations (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]metav1.OwnerReference{smcOwnerRef("ipvlan-eth0", "uid-ipvlan-eth0")}, nad.GetOwnerReferences()); diff != "" {
+	if diff := cmp.Diff([]metav1.OwnerReference{smcOwner("ipvlan-eth0", "uid-ipvlan-eth0")}, nad.GetOwnerReferences()); diff != "" {
 		t.Errorf("ownerReferences (-want +got):\n%s", diff)
 	}
 }
 
 func TestMultusConfigNADNameAndResourceAnnotation(t *testing.T) {
-	smc := &v2beta1.SpiderMultusConfig{
-		ObjectMeta: metav1.ObjectMeta{Name: "sriov-smc", Namespace: "default", UID: "u1",
-			Annotations: map[string]string{v2beta1.AnnoMultusConfigName: "sriov-rdma"}},
-		Spec: v2beta1.MultusCNIConfigSpec{CniType: new("sriov"), SriovConfig: &v2beta1.SpiderSRIOVCniConfig{
-			ResourceName: new("spidernet.io/mellanoxrdma"), VlanID: new(int32(100)), RdmaIsolation: new(true)}},
-	}
+	smc := build.MultusConfig("default", "sriov-smc", build.UID("u1"), build.Annotation(v2beta1.AnnoMultusConfigName, "sriov-rdma"),
+		build.CNIType("sriov"), build.With(func(smc *v2beta1.SpiderMultusConfig) {
+			smc.Spec.SriovConfig = &v2beta1.SpiderSRIOVCniConfig{
+				ResourceName: new("spidernet.io/mellanoxrdma"), VlanID: new(int32(100)), RdmaIsolation: new(true)}
+		}))
 	f := newSMCFixture(t, smc)
 	f.reconcile(t, "default", "sriov-smc")
 	nad := f.nad(t, "default", "sriov-rdma")
@@ -144,22 +127,24 @@ func TestMultusConfigNADNameAndResourceAnnotation(t *testing.T) {
 }
 
 func TestMultusConfigUpdatesNAD(t *testing.T) {
-	ref := smcOwnerRef("ipvlan-eth0", "uid-ipvlan-eth0")
+	ref := smcOwner("ipvlan-eth0", "uid-ipvlan-eth0")
+	team := build.Annotation("example.com/team", "net")
 	tests := []struct {
 		name string
 		nad  *unstructured.Unstructured
 	}{
-		{"stale config", makeNAD("kube-system", "ipvlan-eth0", `{"old":true}`, map[string]string{"example.com/team": "net"}, ref)},
-		{"no config", makeNAD("kube-system", "ipvlan-eth0", "", map[string]string{"example.com/team": "net"}, ref)},
-		{"extra annotation", makeNAD("kube-system", "ipvlan-eth0", ipvlanEth0Config, map[string]string{"example.com/team": "net", "x": "y"}, ref)},
-		{"missing annotation", makeNAD("kube-system", "ipvlan-eth0", ipvlanEth0Config, nil, ref)},
-		{"owner reference removed", makeNAD("kube-system", "ipvlan-eth0", ipvlanEth0Config, map[string]string{"example.com/team": "net"})},
-		{"no controller owner is taken over, other owners kept", makeNAD("kube-system", "ipvlan-eth0", `{}`, nil,
-			metav1.OwnerReference{APIVersion: "v1", Kind: "ConfigMap", Name: "keep", UID: "cm"})},
-		{"controller gone (SpiderMultusConfig recreated with a new UID)", makeNAD("kube-system", "ipvlan-eth0", `{}`, nil,
-			smcOwnerRef("ipvlan-eth0", "uid-of-deleted-smc"))},
-		{"controlled by another kind", makeNAD("kube-system", "ipvlan-eth0", `{}`, nil,
-			metav1.OwnerReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "d", UID: "d", Controller: new(true)})},
+		{"stale config", build.NAD("kube-system", "ipvlan-eth0", build.NADConfig(`{"old":true}`), team, build.Owner(ref))},
+		{"no config", build.NAD("kube-system", "ipvlan-eth0", team, build.Owner(ref))},
+		{"extra annotation", build.NAD("kube-system", "ipvlan-eth0", build.NADConfig(ipvlanEth0Config), team, build.Annotation("x", "y"),
+			build.Owner(ref))},
+		{"missing annotation", build.NAD("kube-system", "ipvlan-eth0", build.NADConfig(ipvlanEth0Config), build.Owner(ref))},
+		{"owner reference removed", build.NAD("kube-system", "ipvlan-eth0", build.NADConfig(ipvlanEth0Config), team)},
+		{"no controller owner is taken over, other owners kept", build.NAD("kube-system", "ipvlan-eth0", build.NADConfig(`{}`),
+			build.Owner(metav1.OwnerReference{APIVersion: "v1", Kind: "ConfigMap", Name: "keep", UID: "cm"}))},
+		{"controller gone (SpiderMultusConfig recreated with a new UID)", build.NAD("kube-system", "ipvlan-eth0", build.NADConfig(`{}`),
+			build.Owner(smcOwner("ipvlan-eth0", "uid-of-deleted-smc")))},
+		{"controlled by another kind", build.NAD("kube-system", "ipvlan-eth0", build.NADConfig(`{}`),
+			build.ControlledBy("apps/v1", "Deployment", "d", "d"))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -210,8 +195,8 @@ func TestMultusConfigLeavesNADOfAnotherMultusConfig(t *testing.T) {
 	intruder.Name, intruder.UID = "intruder", "uid-intruder"
 	intruder.Annotations = map[string]string{v2beta1.AnnoMultusConfigName: "ipvlan-eth0"}
 	intruder.Spec.IPVlanConfig.Master = []string{"eth9"}
-	theirs := makeNAD("kube-system", "ipvlan-eth0", ipvlanEth0Config, map[string]string{"example.com/team": "net"},
-		smcOwnerRef("ipvlan-eth0", "uid-ipvlan-eth0"))
+	theirs := build.NAD("kube-system", "ipvlan-eth0", build.NADConfig(ipvlanEth0Config), build.Annotation("example.com/team", "net"),
+		build.Owner(smcOwner("ipvlan-eth0", "uid-ipvlan-eth0")))
 
 	f := newSMCFixture(t, owner, intruder, theirs)
 	before := f.nad(t, "kube-system", "ipvlan-eth0").GetResourceVersion()
@@ -227,9 +212,8 @@ func TestMultusConfigLeavesNADOfAnotherMultusConfig(t *testing.T) {
 }
 
 func TestMultusConfigWaitsForDeletingNAD(t *testing.T) {
-	deleting := makeNAD("kube-system", "ipvlan-eth0", `{"old":true}`, nil, smcOwnerRef("ipvlan-eth0", "uid-ipvlan-eth0"))
-	deleting.SetFinalizers([]string{"example.com/hold"})
-	deleting.SetDeletionTimestamp(new(metav1.Now()))
+	deleting := build.NAD("kube-system", "ipvlan-eth0", build.NADConfig(`{"old":true}`), build.Owner(smcOwner("ipvlan-eth0", "uid-ipvlan-eth0")),
+		build.Finalizer("example.com/hold"), build.DeletedAt(time.Now()))
 	f := newSMCFixture(t, storedIPVlanEth0(), deleting)
 	res := f.reconcile(t, "kube-system", "ipvlan-eth0")
 	if res.RequeueAfter != nadDeletionPoll {
@@ -258,7 +242,7 @@ func TestMultusConfigInvalidIsNotGenerated(t *testing.T) {
 }
 
 func TestMultusConfigCustomWithoutConfig(t *testing.T) {
-	smc := &v2beta1.SpiderMultusConfig{ObjectMeta: metav1.ObjectMeta{Name: "default-net", Namespace: "kube-system", UID: "u"}}
+	smc := build.MultusConfig("kube-system", "default-net", build.UID("u"))
 	f := newSMCFixture(t, smc)
 	f.reconcile(t, "kube-system", "default-net")
 	nad := f.nad(t, "kube-system", "default-net")

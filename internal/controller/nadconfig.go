@@ -13,7 +13,7 @@ import (
 )
 
 // DefaultCNIVersion is the NAD cniVersion when the SpiderMultusConfig has no
-// multus.spidernet.io/cni-version annotation (SPEC.md section 0).
+// multus.spidernet.io/cni-version annotation (docs/design/behaviour.md#nad-generation).
 const DefaultCNIVersion = "0.3.1"
 
 // Plugin types that the generator writes besides the main plugin.
@@ -60,7 +60,7 @@ func NADResourceName(smc *v2beta1.SpiderMultusConfig) string {
 }
 
 // NADConfig returns the spec.config of the NetworkAttachmentDefinition generated for smc, exactly
-// as SPEC.md section 4 lays it out, or "" when the NAD carries no configuration (cniType custom
+// as docs/design/behaviour.md#nad-generation lays it out, or "" when the NAD carries no configuration (cniType custom
 // with an empty customCNI).
 //
 // The output depends on which optional fields are set, not only on their values (a nil mtu is
@@ -317,7 +317,7 @@ func nadDeref(s *string) string {
 	return *s
 }
 
-// The structs below fix the key order of the generated JSON (SPEC.md section 4). Pointers with
+// The structs below fix the key order of the generated JSON (docs/design/behaviour.md#nad-generation). Pointers with
 // omitempty are written whenever set, zero included, which is what makes "mtu":0 appear.
 
 type nadConfList struct {

@@ -7,44 +7,27 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
-// smcBuilder builds SpiderMultusConfigs the way a user writes them; build() then defaults them the
-// way the mutating webhook does, which is what the generator is fed in production too.
-type smcBuilder struct{ smc v2beta1.SpiderMultusConfig }
-
-func makeSMC(name, cniType string) *smcBuilder {
-	b := &smcBuilder{smc: v2beta1.SpiderMultusConfig{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
-	}}
-	b.smc.Spec.CniType = new(cniType)
-	return b
-}
-
-func (b *smcBuilder) annotate(k, v string) *smcBuilder {
-	if b.smc.Annotations == nil {
-		b.smc.Annotations = map[string]string{}
-	}
-	b.smc.Annotations[k] = v
-	return b
-}
-
-func (b *smcBuilder) with(f func(*v2beta1.MultusCNIConfigSpec)) *smcBuilder {
-	f(&b.smc.Spec)
-	return b
-}
-
-func (b *smcBuilder) build() *v2beta1.SpiderMultusConfig {
-	smc := b.smc.DeepCopy()
+// multusConfig is the SpiderMultusConfig default/name of cniType as the generator meets it in
+// production: written by a user (opts), then defaulted by the mutating webhook.
+func multusConfig(name, cniType string, opts ...build.Option) *v2beta1.SpiderMultusConfig {
+	smc := rawMultusConfig(name, cniType, opts...)
 	v2beta1.DefaultSpiderMultusConfig(smc)
 	return smc
 }
 
-// raw returns the object without webhook defaulting.
-func (b *smcBuilder) raw() *v2beta1.SpiderMultusConfig { return b.smc.DeepCopy() }
+// rawMultusConfig is multusConfig without the webhook's defaults.
+func rawMultusConfig(name, cniType string, opts ...build.Option) *v2beta1.SpiderMultusConfig {
+	return build.MultusConfig("default", name, append([]build.Option{build.CNIType(cniType)}, opts...)...)
+}
+
+// spec applies f to the spec of a SpiderMultusConfig.
+func spec(f func(*v2beta1.MultusCNIConfigSpec)) build.Option {
+	return build.With(func(smc *v2beta1.SpiderMultusConfig) { f(&smc.Spec) })
+}
 
 const coordDefault = `{"tunePodRoutes":true,"mode":"auto","type":"coordinator"}`
 
@@ -54,95 +37,96 @@ func TestNADConfig(t *testing.T) {
 		smc  *v2beta1.SpiderMultusConfig
 		want string
 	}{
-		// The four examples of SPEC.md section 4, byte for byte.
+		// Upstream's four generated NAD configurations, byte for byte (the generation rules:
+		// docs/design/behaviour.md#nad-generation).
 		{
 			name: "spec example: Alibaba ipvlan-eth0",
-			smc: makeSMC("ipvlan-eth0", "ipvlan").with(func(s *v2beta1.MultusCNIConfigSpec) {
+			smc: multusConfig("ipvlan-eth0", "ipvlan", spec(func(s *v2beta1.MultusCNIConfigSpec) {
 				s.EnableCoordinator = new(true)
 				s.IPVlanConfig = &v2beta1.SpiderIPvlanCniConfig{Master: []string{"eth0"}}
-			}).build(),
+			})),
 			want: `{"cniVersion":"0.3.1","name":"ipvlan-eth0","plugins":[{"type":"ipvlan","master":"eth0","mtu":0,"ipam":{"type":"spiderpool"}},{"tunePodRoutes":true,"mode":"auto","type":"coordinator"}]}`,
 		},
 		{
 			name: "spec example: Calico-overlay macvlan-ens192",
-			smc: makeSMC("macvlan-ens192", "macvlan").with(func(s *v2beta1.MultusCNIConfigSpec) {
+			smc: multusConfig("macvlan-ens192", "macvlan", spec(func(s *v2beta1.MultusCNIConfigSpec) {
 				s.MacvlanConfig = &v2beta1.SpiderMacvlanCniConfig{
 					Master: []string{"ens192"}, VlanID: new(int32(0)),
 					SpiderpoolConfigPools: &v2beta1.SpiderpoolPools{IPv4IPPool: []string{"10-6-v4"}},
 				}
-			}).build(),
+			})),
 			want: `{"cniVersion":"0.3.1","name":"macvlan-ens192","plugins":[{"type":"macvlan","master":"ens192","mode":"bridge","mtu":0,"ipam":{"type":"spiderpool","default_ipv4_ippool":["10-6-v4"]}},{"tunePodRoutes":true,"mode":"auto","type":"coordinator"}]}`,
 		},
 		{
 			name: "spec example: macvlan vlan 100",
-			smc: makeSMC("macvlan-vlan100", "macvlan").with(func(s *v2beta1.MultusCNIConfigSpec) {
+			smc: multusConfig("macvlan-vlan100", "macvlan", spec(func(s *v2beta1.MultusCNIConfigSpec) {
 				s.MacvlanConfig = &v2beta1.SpiderMacvlanCniConfig{Master: []string{"ens192"}, VlanID: new(int32(100))}
-			}).build(),
+			})),
 			want: `{"cniVersion":"0.3.1","name":"macvlan-vlan100","plugins":[{"vlanID":100,"type":"ifacer","interfaces":["ens192"]},{"type":"macvlan","master":"ens192.100","mode":"bridge","mtu":0,"ipam":{"type":"spiderpool"}},{"tunePodRoutes":true,"mode":"auto","type":"coordinator"}]}`,
 		},
 		{
 			name: "spec example: sriov rdma",
-			smc: makeSMC("sriov-rdma", "sriov").with(func(s *v2beta1.MultusCNIConfigSpec) {
+			smc: multusConfig("sriov-rdma", "sriov", spec(func(s *v2beta1.MultusCNIConfigSpec) {
 				s.SriovConfig = &v2beta1.SpiderSRIOVCniConfig{
 					ResourceName: new("spidernet.io/mellanoxrdma"), VlanID: new(int32(100)), RdmaIsolation: new(true),
 				}
-			}).build(),
+			})),
 			want: `{"cniVersion":"0.3.1","name":"sriov-rdma","plugins":[{"vlan":100,"min_tx_rate":0,"max_tx_rate":0,"type":"sriov","ipam":{"type":"spiderpool"}},{"type":"rdma"},{"tunePodRoutes":true,"mode":"auto","type":"coordinator"}]}`,
 		},
 
 		// Every cniType, vlan and bond variant.
 		{
 			name: "ipvlan vlan puts ifacer first and suffixes the master",
-			smc: makeSMC("ipv", "ipvlan").with(func(s *v2beta1.MultusCNIConfigSpec) {
+			smc: multusConfig("ipv", "ipvlan", spec(func(s *v2beta1.MultusCNIConfigSpec) {
 				s.IPVlanConfig = &v2beta1.SpiderIPvlanCniConfig{Master: []string{"eth1"}, VlanID: new(int32(7)), MTU: new(int32(1450))}
-			}).build(),
+			})),
 			want: `{"cniVersion":"0.3.1","name":"ipv","plugins":[{"vlanID":7,"type":"ifacer","interfaces":["eth1"]},{"type":"ipvlan","master":"eth1.7","mtu":1450,"ipam":{"type":"spiderpool"}},` + coordDefault + `]}`,
 		},
 		{
 			name: "macvlan bond: master is the bond, ifacer carries the bond",
-			smc: makeSMC("bonded", "macvlan").with(func(s *v2beta1.MultusCNIConfigSpec) {
+			smc: multusConfig("bonded", "macvlan", spec(func(s *v2beta1.MultusCNIConfigSpec) {
 				s.MacvlanConfig = &v2beta1.SpiderMacvlanCniConfig{
 					Master: []string{"ens192", "ens224"}, Bond: &v2beta1.BondConfig{Name: "bond0", Mode: 1},
 				}
-			}).build(),
+			})),
 			want: `{"cniVersion":"0.3.1","name":"bonded","plugins":[{"type":"ifacer","interfaces":["ens192","ens224"],"bond":{"name":"bond0","mode":1,"options":""}},{"type":"macvlan","master":"bond0","mode":"bridge","mtu":0,"ipam":{"type":"spiderpool"}},` + coordDefault + `]}`,
 		},
 		{
 			name: "ipvlan bond with vlan",
-			smc: makeSMC("bonded", "ipvlan").with(func(s *v2beta1.MultusCNIConfigSpec) {
+			smc: multusConfig("bonded", "ipvlan", spec(func(s *v2beta1.MultusCNIConfigSpec) {
 				s.IPVlanConfig = &v2beta1.SpiderIPvlanCniConfig{
 					Master: []string{"eth0", "eth1"}, VlanID: new(int32(200)),
 					Bond: &v2beta1.BondConfig{Name: "bond1", Mode: 4, Options: new("miimon=100")},
 				}
-			}).build(),
+			})),
 			want: `{"cniVersion":"0.3.1","name":"bonded","plugins":[{"vlanID":200,"type":"ifacer","interfaces":["eth0","eth1"],"bond":{"name":"bond1","mode":4,"options":"miimon=100"}},{"type":"ipvlan","master":"bond1.200","mtu":0,"ipam":{"type":"spiderpool"}},` + coordDefault + `]}`,
 		},
 		{
 			name: "vlan manual",
-			smc: makeSMC("v10", "vlan").with(func(s *v2beta1.MultusCNIConfigSpec) {
+			smc: multusConfig("v10", "vlan", spec(func(s *v2beta1.MultusCNIConfigSpec) {
 				s.VlanConfig = &v2beta1.SpiderVlanCniConfig{Master: []string{"eth0"}, VlanID: new(int32(10))}
-			}).build(),
+			})),
 			want: `{"cniVersion":"0.3.1","name":"v10","plugins":[{"type":"vlan","master":"eth0","vlanMode":"manual","vlanId":10,"mtu":0,"ipam":{"type":"spiderpool"}},` + coordDefault + `]}`,
 		},
 		{
 			name: "vlan auto has no vlanId",
-			smc: makeSMC("vauto", "vlan").with(func(s *v2beta1.MultusCNIConfigSpec) {
+			smc: multusConfig("vauto", "vlan", spec(func(s *v2beta1.MultusCNIConfigSpec) {
 				s.VlanConfig = &v2beta1.SpiderVlanCniConfig{Master: []string{"eth0"}, VlanMode: new("auto")}
-			}).build(),
+			})),
 			want: `{"cniVersion":"0.3.1","name":"vauto","plugins":[{"type":"vlan","master":"eth0","vlanMode":"auto","mtu":0,"ipam":{"type":"spiderpool"}},` + coordDefault + `]}`,
 		},
 		{
 			name: "vlan bond: ifacer builds the bond only, master has no suffix",
-			smc: makeSMC("vbond", "vlan").with(func(s *v2beta1.MultusCNIConfigSpec) {
+			smc: multusConfig("vbond", "vlan", spec(func(s *v2beta1.MultusCNIConfigSpec) {
 				s.VlanConfig = &v2beta1.SpiderVlanCniConfig{
 					Master: []string{"eth0", "eth1"}, VlanID: new(int32(30)), Bond: &v2beta1.BondConfig{Name: "bond0"},
 				}
-			}).build(),
+			})),
 			want: `{"cniVersion":"0.3.1","name":"vbond","plugins":[{"type":"ifacer","interfaces":["eth0","eth1"],"bond":{"name":"bond0","mode":0,"options":""}},{"type":"vlan","master":"bond0","vlanMode":"manual","vlanId":30,"mtu":0,"ipam":{"type":"spiderpool"}},` + coordDefault + `]}`,
 		},
 		{
 			name: "sriov: pools, matchMasterSubnet, rates, chain before coordinator, tuning last",
-			smc: makeSMC("sriov", "sriov").with(func(s *v2beta1.MultusCNIConfigSpec) {
+			smc: multusConfig("sriov", "sriov", spec(func(s *v2beta1.MultusCNIConfigSpec) {
 				s.SriovConfig = &v2beta1.SpiderSRIOVCniConfig{
 					ResourceName: new("spidernet.io/vf"), MTU: new(int32(9000)), MinTxRateMbps: new(10), MaxTxRateMbps: new(100),
 					SpiderpoolConfigPools: &v2beta1.SpiderpoolPools{
@@ -150,61 +134,61 @@ func TestNADConfig(t *testing.T) {
 					},
 				}
 				s.ChainCNIJsonData = []string{`{"type":"bandwidth","ingressRate":100}`}
-			}).build(),
+			})),
 			want: `{"cniVersion":"0.3.1","name":"sriov","plugins":[{"vlan":0,"min_tx_rate":10,"max_tx_rate":100,"type":"sriov","ipam":{"type":"spiderpool","default_ipv4_ippool":["v4-*"],"default_ipv6_ippool":["v6"],"match_master_subnet":true}},{"ingressRate":100,"type":"bandwidth"},` + coordDefault + `,{"type":"tuning","mtu":9000}]}`,
 		},
 		{
 			name: "ib-sriov",
-			smc: makeSMC("ib", "ib-sriov").with(func(s *v2beta1.MultusCNIConfigSpec) {
+			smc: multusConfig("ib", "ib-sriov", spec(func(s *v2beta1.MultusCNIConfigSpec) {
 				s.IbSriovConfig = &v2beta1.SpiderIBSriovCniConfig{ResourceName: new("spidernet.io/ib"), Pkey: new("0x6611")}
-			}).build(),
+			})),
 			want: `{"cniVersion":"0.3.1","name":"ib","plugins":[{"type":"ib-sriov","pkey":"0x6611","link_state":"enable","rdmaIsolation":true,"ibKubernetesEnabled":false,"ipam":{"type":"spiderpool"}},` + coordDefault + `]}`,
 		},
 		{
 			name: "ipoib",
-			smc: makeSMC("ipoib", "ipoib").with(func(s *v2beta1.MultusCNIConfigSpec) {
+			smc: multusConfig("ipoib", "ipoib", spec(func(s *v2beta1.MultusCNIConfigSpec) {
 				s.IpoibConfig = &v2beta1.SpiderIpoibCniConfig{Master: "ib0",
 					SpiderpoolConfigPools: &v2beta1.SpiderpoolPools{IPv6IPPool: []string{"ib-v6"}}}
-			}).build(),
+			})),
 			want: `{"cniVersion":"0.3.1","name":"ipoib","plugins":[{"type":"ipoib","master":"ib0","ipam":{"type":"spiderpool","default_ipv6_ippool":["ib-v6"]}},` + coordDefault + `]}`,
 		},
 		{
 			name: "ovs with deviceID and trunk",
-			smc: makeSMC("ovs", "ovs").with(func(s *v2beta1.MultusCNIConfigSpec) {
+			smc: multusConfig("ovs", "ovs", spec(func(s *v2beta1.MultusCNIConfigSpec) {
 				s.OvsConfig = &v2beta1.SpiderOvsCniConfig{BrName: "br1", VlanTag: new(int32(5)), DeviceID: "0000:3b:00.2",
 					Trunk: []*v2beta1.Trunk{{MinID: new(uint(10)), MaxID: new(uint(20))}, {ID: new(uint(30))}}}
-			}).build(),
+			})),
 			want: `{"cniVersion":"0.3.1","name":"ovs","plugins":[{"vlan":5,"type":"ovs","bridge":"br1","deviceID":"0000:3b:00.2","ipam":{"type":"spiderpool"},"trunk":[{"minID":10,"maxID":20},{"id":30}]},` + coordDefault + `]}`,
 		},
 		{
 			name: "ovs defaults",
-			smc: makeSMC("ovs", "ovs").with(func(s *v2beta1.MultusCNIConfigSpec) {
+			smc: multusConfig("ovs", "ovs", spec(func(s *v2beta1.MultusCNIConfigSpec) {
 				s.OvsConfig = &v2beta1.SpiderOvsCniConfig{BrName: "br1"}
-			}).build(),
+			})),
 			want: `{"cniVersion":"0.3.1","name":"ovs","plugins":[{"vlan":0,"type":"ovs","bridge":"br1","ipam":{"type":"spiderpool"}},` + coordDefault + `]}`,
 		},
 
 		// IPAM, coordinator and chain switches.
 		{
 			name: "disableIPAM leaves the ipam object out",
-			smc: makeSMC("noipam", "macvlan").with(func(s *v2beta1.MultusCNIConfigSpec) {
+			smc: multusConfig("noipam", "macvlan", spec(func(s *v2beta1.MultusCNIConfigSpec) {
 				s.DisableIPAM = new(true)
 				s.MacvlanConfig = &v2beta1.SpiderMacvlanCniConfig{Master: []string{"eth0"},
 					SpiderpoolConfigPools: &v2beta1.SpiderpoolPools{IPv4IPPool: []string{"ignored"}}}
-			}).build(),
+			})),
 			want: `{"cniVersion":"0.3.1","name":"noipam","plugins":[{"type":"macvlan","master":"eth0","mode":"bridge","mtu":0},` + coordDefault + `]}`,
 		},
 		{
 			name: "enableCoordinator false",
-			smc: makeSMC("nocoord", "ipvlan").with(func(s *v2beta1.MultusCNIConfigSpec) {
+			smc: multusConfig("nocoord", "ipvlan", spec(func(s *v2beta1.MultusCNIConfigSpec) {
 				s.EnableCoordinator = new(false)
 				s.IPVlanConfig = &v2beta1.SpiderIPvlanCniConfig{Master: []string{"eth0"}}
-			}).build(),
+			})),
 			want: `{"cniVersion":"0.3.1","name":"nocoord","plugins":[{"type":"ipvlan","master":"eth0","mtu":0,"ipam":{"type":"spiderpool"}}]}`,
 		},
 		{
-			name: "given coordinator: copied in SPEC key order, tunePodRoutes false quirk, podRPFilter with podCIDRType",
-			smc: makeSMC("coord", "macvlan").with(func(s *v2beta1.MultusCNIConfigSpec) {
+			name: "given coordinator: copied in upstream's key order, tunePodRoutes false quirk, podRPFilter with podCIDRType",
+			smc: multusConfig("coord", "macvlan", spec(func(s *v2beta1.MultusCNIConfigSpec) {
 				s.MacvlanConfig = &v2beta1.SpiderMacvlanCniConfig{Master: []string{"eth0"}}
 				s.CoordinatorConfig = &v2beta1.CoordinatorSpec{
 					Mode: new("underlay"), PodCIDRType: new("cluster"), HijackCIDR: []string{"169.254.0.0/16"},
@@ -212,78 +196,78 @@ func TestNADConfig(t *testing.T) {
 					PodDefaultRouteNIC: new("net1"), PodRPFilter: new(1), VethLinkAddress: new("169.254.100.1"), VethMTU: new(1500),
 					HostRuleTable: new(600), DetectGateway: new(true), DetectIPConflict: new(true),
 				}
-			}).build(),
+			})),
 			want: `{"cniVersion":"0.3.1","name":"coord","plugins":[{"type":"macvlan","master":"eth0","mode":"bridge","mtu":0,"ipam":{"type":"spiderpool"}},{"txQueueLen":0,"vethLinkAddress":"169.254.100.1","vethMTU":1500,"tunePodRoutes":false,"podMACPrefix":"0a:1b","mode":"underlay","type":"coordinator","podDefaultRouteNic":"net1","podRPFilter":1,"hijackCIDR":["169.254.0.0/16"],"policyRoutes":[{"dst":"10.0.0.0/8","gw":"10.6.0.1"}]}]}`,
 		},
 		{
 			name: "given coordinator without podCIDRType: podRPFilter not copied",
-			smc: makeSMC("coord", "macvlan").with(func(s *v2beta1.MultusCNIConfigSpec) {
+			smc: multusConfig("coord", "macvlan", spec(func(s *v2beta1.MultusCNIConfigSpec) {
 				s.MacvlanConfig = &v2beta1.SpiderMacvlanCniConfig{Master: []string{"eth0"}}
 				s.CoordinatorConfig = &v2beta1.CoordinatorSpec{PodRPFilter: new(2), TunePodRoutes: new(true), TxQueueLen: new(1000)}
-			}).build(),
+			})),
 			want: `{"cniVersion":"0.3.1","name":"coord","plugins":[{"type":"macvlan","master":"eth0","mode":"bridge","mtu":0,"ipam":{"type":"spiderpool"}},{"txQueueLen":1000,"tunePodRoutes":true,"mode":"auto","type":"coordinator"}]}`,
 		},
 		{
 			name: "chainCNIJsonData in order, compacted with sorted keys, numbers as written",
-			smc: makeSMC("chain", "ipvlan").with(func(s *v2beta1.MultusCNIConfigSpec) {
+			smc: multusConfig("chain", "ipvlan", spec(func(s *v2beta1.MultusCNIConfigSpec) {
 				s.IPVlanConfig = &v2beta1.SpiderIPvlanCniConfig{Master: []string{"eth0"}}
 				s.ChainCNIJsonData = []string{
 					"{ \"type\": \"tuning\", \"sysctl\": {\"net.core.somaxconn\": \"500\"} }",
 					`{"type":"bandwidth","egressBurst":12345678901234567890,"egressRate":1.50}`,
 				}
-			}).build(),
+			})),
 			want: `{"cniVersion":"0.3.1","name":"chain","plugins":[{"type":"ipvlan","master":"eth0","mtu":0,"ipam":{"type":"spiderpool"}},{"sysctl":{"net.core.somaxconn":"500"},"type":"tuning"},{"egressBurst":12345678901234567890,"egressRate":1.50,"type":"bandwidth"},` + coordDefault + `]}`,
 		},
 
 		// Annotations.
 		{
 			name: "cni-version annotation",
-			smc: makeSMC("v100", "ipvlan").annotate(v2beta1.AnnoMultusConfigCNIVersion, "1.0.0").with(func(s *v2beta1.MultusCNIConfigSpec) {
+			smc: multusConfig("v100", "ipvlan", build.Annotation(v2beta1.AnnoMultusConfigCNIVersion, "1.0.0"), spec(func(s *v2beta1.MultusCNIConfigSpec) {
 				s.IPVlanConfig = &v2beta1.SpiderIPvlanCniConfig{Master: []string{"eth0"}}
-			}).build(),
+			})),
 			want: `{"cniVersion":"1.0.0","name":"v100","plugins":[{"type":"ipvlan","master":"eth0","mtu":0,"ipam":{"type":"spiderpool"}},` + coordDefault + `]}`,
 		},
 		{
 			name: "cr-name annotation names the config after the NAD",
-			smc: makeSMC("smc", "ipvlan").annotate(v2beta1.AnnoMultusConfigName, "my-nad").with(func(s *v2beta1.MultusCNIConfigSpec) {
+			smc: multusConfig("smc", "ipvlan", build.Annotation(v2beta1.AnnoMultusConfigName, "my-nad"), spec(func(s *v2beta1.MultusCNIConfigSpec) {
 				s.IPVlanConfig = &v2beta1.SpiderIPvlanCniConfig{Master: []string{"eth0"}}
-			}).build(),
+			})),
 			want: `{"cniVersion":"0.3.1","name":"my-nad","plugins":[{"type":"ipvlan","master":"eth0","mtu":0,"ipam":{"type":"spiderpool"}},` + coordDefault + `]}`,
 		},
 		{
 			name: "cniconfig-name annotation wins over the NAD name",
-			smc: makeSMC("smc", "ipvlan").annotate(v2beta1.AnnoMultusConfigName, "my-nad").annotate(v2beta1.AnnoCNIConfigName, "net-a").
-				with(func(s *v2beta1.MultusCNIConfigSpec) {
+			smc: multusConfig("smc", "ipvlan", build.Annotation(v2beta1.AnnoMultusConfigName, "my-nad"),
+				build.Annotation(v2beta1.AnnoCNIConfigName, "net-a"), spec(func(s *v2beta1.MultusCNIConfigSpec) {
 					s.IPVlanConfig = &v2beta1.SpiderIPvlanCniConfig{Master: []string{"eth0"}}
-				}).build(),
+				})),
 			want: `{"cniVersion":"0.3.1","name":"net-a","plugins":[{"type":"ipvlan","master":"eth0","mtu":0,"ipam":{"type":"spiderpool"}},` + coordDefault + `]}`,
 		},
 
 		// custom.
 		{
 			name: "custom uses customCNI verbatim",
-			smc: makeSMC("custom", "custom").with(func(s *v2beta1.MultusCNIConfigSpec) {
+			smc: multusConfig("custom", "custom", spec(func(s *v2beta1.MultusCNIConfigSpec) {
 				s.CustomCNIConfig = new("{\n  \"cniVersion\": \"1.0.0\", \"name\": \"x\", \"plugins\": [{\"type\": \"calico\"}]\n}")
-			}).build(),
+			})),
 			want: "{\n  \"cniVersion\": \"1.0.0\", \"name\": \"x\", \"plugins\": [{\"type\": \"calico\"}]\n}",
 		},
 		{
 			name: "custom without customCNI has no config",
-			smc:  makeSMC("custom", "custom").build(),
+			smc:  multusConfig("custom", "custom"),
 			want: "",
 		},
 		{
 			name: "no cniType at all is custom",
-			smc:  &v2beta1.SpiderMultusConfig{ObjectMeta: metav1.ObjectMeta{Name: "empty"}},
+			smc:  build.MultusConfig("", "empty"),
 			want: "",
 		},
 
 		// Without the webhook's defaulting: only what is set is written (upstream's generator).
 		{
 			name: "undefaulted: no coordinator object gives a bare coordinator, nil mtu is left out",
-			smc: makeSMC("raw", "macvlan").with(func(s *v2beta1.MultusCNIConfigSpec) {
+			smc: rawMultusConfig("raw", "macvlan", spec(func(s *v2beta1.MultusCNIConfigSpec) {
 				s.MacvlanConfig = &v2beta1.SpiderMacvlanCniConfig{Master: []string{"eth0"}}
-			}).raw(),
+			})),
 			want: `{"cniVersion":"0.3.1","name":"raw","plugins":[{"type":"macvlan","master":"eth0","mode":"bridge","ipam":{"type":"spiderpool"}},{"type":"coordinator"}]}`,
 		},
 	}
@@ -311,42 +295,42 @@ func TestNADConfigErrors(t *testing.T) {
 	}{
 		{
 			name: "macvlan without its sub-object",
-			smc:  makeSMC("x", "macvlan").build(),
+			smc:  multusConfig("x", "macvlan"),
 			want: "spec.macvlan",
 		},
 		{
 			name: "several masters without bond",
-			smc: makeSMC("x", "ipvlan").with(func(s *v2beta1.MultusCNIConfigSpec) {
+			smc: multusConfig("x", "ipvlan", spec(func(s *v2beta1.MultusCNIConfigSpec) {
 				s.IPVlanConfig = &v2beta1.SpiderIPvlanCniConfig{Master: []string{"eth0", "eth1"}}
-			}).build(),
+			})),
 			want: "bond.name",
 		},
 		{
 			name: "chain entry not JSON",
-			smc: makeSMC("x", "ipvlan").with(func(s *v2beta1.MultusCNIConfigSpec) {
+			smc: multusConfig("x", "ipvlan", spec(func(s *v2beta1.MultusCNIConfigSpec) {
 				s.IPVlanConfig = &v2beta1.SpiderIPvlanCniConfig{Master: []string{"eth0"}}
 				s.ChainCNIJsonData = []string{`{"type":"bandwidth"}`, `{"type":`}
-			}).build(),
+			})),
 			want: "chainCNIJsonData[1]",
 		},
 		{
 			name: "chain entry with trailing data",
-			smc: makeSMC("x", "ipvlan").with(func(s *v2beta1.MultusCNIConfigSpec) {
+			smc: multusConfig("x", "ipvlan", spec(func(s *v2beta1.MultusCNIConfigSpec) {
 				s.IPVlanConfig = &v2beta1.SpiderIPvlanCniConfig{Master: []string{"eth0"}}
 				s.ChainCNIJsonData = []string{`{"type":"a"}{"type":"b"}`}
-			}).build(),
+			})),
 			want: "after the first value",
 		},
 		{
 			name: "custom not JSON",
-			smc: makeSMC("x", "custom").with(func(s *v2beta1.MultusCNIConfigSpec) {
+			smc: multusConfig("x", "custom", spec(func(s *v2beta1.MultusCNIConfigSpec) {
 				s.CustomCNIConfig = new("{")
-			}).build(),
+			})),
 			want: "customCNI",
 		},
 		{
 			name: "unknown cniType",
-			smc:  makeSMC("x", "bridge").build(),
+			smc:  multusConfig("x", "bridge"),
 			want: `unsupported cniType "bridge"`,
 		},
 	}
@@ -366,20 +350,20 @@ func TestNADNameAndResourceName(t *testing.T) {
 		smc                 *v2beta1.SpiderMultusConfig
 		wantName, wantResrc string
 	}{
-		{"plain", makeSMC("a", "macvlan").build(), "a", ""},
-		{"cr-name", makeSMC("a", "macvlan").annotate(v2beta1.AnnoMultusConfigName, "b").build(), "b", ""},
-		{"sriov", makeSMC("s", "sriov").with(func(s *v2beta1.MultusCNIConfigSpec) {
+		{"plain", multusConfig("a", "macvlan"), "a", ""},
+		{"cr-name", multusConfig("a", "macvlan", build.Annotation(v2beta1.AnnoMultusConfigName, "b")), "b", ""},
+		{"sriov", multusConfig("s", "sriov", spec(func(s *v2beta1.MultusCNIConfigSpec) {
 			s.SriovConfig = &v2beta1.SpiderSRIOVCniConfig{ResourceName: new("spidernet.io/mellanoxrdma")}
-		}).build(), "s", "spidernet.io/mellanoxrdma"},
-		{"ib-sriov", makeSMC("s", "ib-sriov").with(func(s *v2beta1.MultusCNIConfigSpec) {
+		})), "s", "spidernet.io/mellanoxrdma"},
+		{"ib-sriov", multusConfig("s", "ib-sriov", spec(func(s *v2beta1.MultusCNIConfigSpec) {
 			s.IbSriovConfig = &v2beta1.SpiderIBSriovCniConfig{ResourceName: new("spidernet.io/ib")}
-		}).build(), "s", "spidernet.io/ib"},
-		{"ovs with deviceID", makeSMC("o", "ovs").with(func(s *v2beta1.MultusCNIConfigSpec) {
+		})), "s", "spidernet.io/ib"},
+		{"ovs with deviceID", multusConfig("o", "ovs", spec(func(s *v2beta1.MultusCNIConfigSpec) {
 			s.OvsConfig = &v2beta1.SpiderOvsCniConfig{BrName: "br1", DeviceID: "0000:3b:00.2"}
-		}).build(), "o", "ovs-cni.network.kubevirt.io/br1"},
-		{"ovs without deviceID", makeSMC("o", "ovs").with(func(s *v2beta1.MultusCNIConfigSpec) {
+		})), "o", "ovs-cni.network.kubevirt.io/br1"},
+		{"ovs without deviceID", multusConfig("o", "ovs", spec(func(s *v2beta1.MultusCNIConfigSpec) {
 			s.OvsConfig = &v2beta1.SpiderOvsCniConfig{BrName: "br1"}
-		}).build(), "o", ""},
+		})), "o", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -404,12 +388,12 @@ func FuzzNADConfig(f *testing.F) {
 	f.Add(uint8(3), "", int32(5), false, "", "", "", "", false, true)
 	f.Add(uint8(7), "", int32(0), false, "", `{"cniVersion":"0.3.1"}`, "", "", false, false)
 	f.Fuzz(func(t *testing.T, typ uint8, master string, vlanID int32, twoMasters bool, chain, custom, version, cfgName string, disableIPAM, enableCoord bool) {
-		b := makeSMC("fuzz", fuzzCNITypes[int(typ)%len(fuzzCNITypes)])
+		var opts []build.Option
 		if version != "" {
-			b.annotate(v2beta1.AnnoMultusConfigCNIVersion, version)
+			opts = append(opts, build.Annotation(v2beta1.AnnoMultusConfigCNIVersion, version))
 		}
 		if cfgName != "" {
-			b.annotate(v2beta1.AnnoCNIConfigName, cfgName)
+			opts = append(opts, build.Annotation(v2beta1.AnnoCNIConfigName, cfgName))
 		}
 		masters := []string{master}
 		var bond *v2beta1.BondConfig
@@ -417,7 +401,7 @@ func FuzzNADConfig(f *testing.F) {
 			masters = append(masters, master+"x")
 			bond = &v2beta1.BondConfig{Name: master + "b"}
 		}
-		b.with(func(s *v2beta1.MultusCNIConfigSpec) {
+		opts = append(opts, spec(func(s *v2beta1.MultusCNIConfigSpec) {
 			s.DisableIPAM = new(disableIPAM)
 			s.EnableCoordinator = new(enableCoord)
 			if chain != "" {
@@ -434,8 +418,8 @@ func FuzzNADConfig(f *testing.F) {
 			s.OvsConfig = &v2beta1.SpiderOvsCniConfig{BrName: master, DeviceID: master}
 			s.IbSriovConfig = &v2beta1.SpiderIBSriovCniConfig{ResourceName: new(master), Pkey: new(master)}
 			s.IpoibConfig = &v2beta1.SpiderIpoibCniConfig{Master: master}
-		})
-		smc := b.build()
+		}))
+		smc := multusConfig("fuzz", fuzzCNITypes[int(typ)%len(fuzzCNITypes)], opts...)
 		out, err := NADConfig(smc, "")
 		if err != nil || out == "" {
 			return
@@ -487,9 +471,9 @@ func FuzzNADConfig(f *testing.F) {
 // TestNADConfigIPAMSocket: global.ipamUNIXSocketHostPath reaches the generated NAD's spiderpool
 // IPAM entry when it moves the agent's socket, and leaves the NAD as upstream writes it otherwise.
 func TestNADConfigIPAMSocket(t *testing.T) {
-	smc := makeSMC("raw", "macvlan").with(func(s *v2beta1.MultusCNIConfigSpec) {
+	smc := rawMultusConfig("raw", "macvlan", spec(func(s *v2beta1.MultusCNIConfigSpec) {
 		s.MacvlanConfig = &v2beta1.SpiderMacvlanCniConfig{Master: []string{"eth0"}}
-	}).raw()
+	}))
 	const plain = `{"cniVersion":"0.3.1","name":"raw","plugins":[{"type":"macvlan","master":"eth0","mode":"bridge","ipam":{"type":"spiderpool"}},{"type":"coordinator"}]}`
 	for _, tc := range []struct{ socket, want string }{
 		{"", plain},

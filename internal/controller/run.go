@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
@@ -31,7 +32,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/internal/webhook"
 )
 
-// Defaults of Config (SPEC.md sections 7.2 and 9).
+// Defaults of Config (docs/reference/flags.md#spiderpool-controller).
 const (
 	DefaultHealthAddr       = ":5720"
 	DefaultMetricsAddr      = ":5721"
@@ -45,11 +46,15 @@ type Config struct {
 	InstallNamespace string
 	// HealthAddr serves /healthz and /readyz, and the HTTP API when HTTPAPI is set; "0" disables.
 	HealthAddr string
-	// HTTPAPI serves POST /v1/ipam/gc_ips and GET /v1/ipam/status (internal/controller/httpapi) on
-	// HealthAddr next to the probes: the controller's one HTTP port (spiderpoolController.httpPort).
+	// HTTPAPI serves POST /v1/ipam/gc_ips, GET /v1/ipam/status and PUT /v1/ipam/ip
+	// (internal/controller/httpapi) on HealthAddr next to the probes: the controller's one HTTP
+	// port (spiderpoolController.httpPort).
 	HTTPAPI bool
 	// MetricsAddr serves /metrics; "0" disables.
 	MetricsAddr string
+	// DebugMetrics exports the spiderpool_debug_ metric families too
+	// (spiderpoolController.prometheus.enabledDebugMetric).
+	DebugMetrics bool
 	// LeaderElection makes one replica of several do the work.
 	LeaderElection bool
 	// Logger receives the controller's logs and controller-runtime's; nil means slog.Default().
@@ -92,6 +97,8 @@ type Config struct {
 	GCZombieOnReadyNode, GCZombieOnNotReadyNode bool
 	// GCCleanOutdatedEndpoints is ipam.enableCleanOutdatedEndpoint (GCOptions.CleanOutdatedEndpoints).
 	GCCleanOutdatedEndpoints bool
+	// EnableKubevirtStaticIP is ipam.enableKubevirtStaticIP (GCOptions.EnableKubevirtStaticIP).
+	EnableKubevirtStaticIP bool
 	// EnableSpiderSubnet is ipam.spiderSubnet.enable: SpiderSubnet status and auto pools run.
 	EnableSpiderSubnet bool
 	// EnableAutoPool is ipam.spiderSubnet.autoPool.enable: workloads naming a SpiderSubnet get
@@ -125,6 +132,7 @@ func DefaultConfig() Config {
 		GCEnabled:                true,
 		GCInterval:               DefaultGCInterval,
 		EnableStatefulSet:        true,
+		EnableKubevirtStaticIP:   true,
 		GCZombieOnReadyNode:      true,
 		GCZombieOnNotReadyNode:   true,
 		EnableSpiderSubnet:       true,
@@ -186,6 +194,15 @@ func Run(ctx context.Context, cfg Config, restConfig *rest.Config) error {
 	if err := setup(mgr, cfg, &gc); err != nil {
 		return err
 	}
+	if cfg.MetricsAddr != "0" {
+		// controller-runtime serves its process-wide registry: the gauges, bound to this manager's
+		// cache, leave it when Run returns.
+		unregister, err := RegisterMetrics(ctrlmetrics.Registry, mgr.GetCache(), MetricsOptions{Debug: cfg.DebugMetrics})
+		if err != nil {
+			return err
+		}
+		defer unregister()
+	}
 	liveness := map[string]healthz.Checker{"ping": healthz.Ping}
 	readiness := map[string]healthz.Checker{"ping": healthz.Ping}
 	// Webhooks are set up here rather than in Setup so that tests running the reconcilers in
@@ -200,14 +217,19 @@ func Run(ctx context.Context, cfg Config, restConfig *rest.Config) error {
 			return fmt.Errorf("webhook TLS method %q: want auto, provided or certmanager", cfg.WebhookTLSMethod)
 		}
 		if err := webhook.Setup(mgr, webhook.Options{Namespace: cfg.InstallNamespace, Mode: mode, URLHost: cfg.WebhookURLHost,
-			CertDir: cfg.WebhookCertDir, EnableIPv4: cfg.EnableIPv4, EnableIPv6: cfg.EnableIPv6}); err != nil {
+			CertDir: cfg.WebhookCertDir, EnableIPv4: cfg.EnableIPv4, EnableIPv6: cfg.EnableIPv6, EnableSpiderSubnet: cfg.EnableSpiderSubnet}); err != nil {
 			return fmt.Errorf("set up webhooks: %w", err)
 		}
 		readiness["webhook"] = mgr.GetWebhookServer().StartedChecker()
 	}
 	if serveAPI {
-		opts := httpapi.Options{Addr: cfg.HealthAddr, Elected: mgr.Elected(), Reader: mgr.GetClient(),
-			Liveness: liveness, Readiness: readiness, Logger: log}
+		// PUT /v1/ipam/ip must see what the cache may not have yet.
+		live, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
+		if err != nil {
+			return fmt.Errorf("API client for the HTTP API: %w", err)
+		}
+		opts := httpapi.Options{Addr: cfg.HealthAddr, Elected: mgr.Elected(), Reader: mgr.GetClient(), Live: live,
+			EnableStatefulSet: cfg.EnableStatefulSet, Liveness: liveness, Readiness: readiness, Logger: log}
 		if gc != nil {
 			opts.GC = gc
 		}
@@ -296,7 +318,7 @@ func setup(mgr ctrl.Manager, cfg Config, gcOut **GCReconciler) error {
 		gc := NewGCReconciler(mgr.GetClient(), mgr.GetAPIReader(), store, GCOptions{
 			Interval: cfg.GCInterval, DeletingTimeoutDelay: cfg.GCDeletingTimeoutDelay, EnableStatefulSet: cfg.EnableStatefulSet,
 			KeepTerminatingOnReadyNode: !cfg.GCZombieOnReadyNode, KeepTerminatingOnNotReadyNode: !cfg.GCZombieOnNotReadyNode,
-			CleanOutdatedEndpoints: cfg.GCCleanOutdatedEndpoints})
+			CleanOutdatedEndpoints: cfg.GCCleanOutdatedEndpoints, EnableKubevirtStaticIP: cfg.EnableKubevirtStaticIP})
 		if err := gc.SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("set up IP GC: %w", err)
 		}

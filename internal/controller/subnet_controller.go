@@ -24,11 +24,11 @@ import (
 	"github.com/spiderpool-go/spiderpool/internal/ip"
 )
 
-// SubnetResync is how often a subnet is reconciled without any event (SPEC.md 8.2).
+// SubnetResync is how often a subnet is reconciled without any event (docs/design/behaviour.md#controller-reconcilers).
 const SubnetResync = 300 * time.Second
 
 // SubnetReconciler keeps a SpiderSubnet's status in line with the pools carved out of it, adopts
-// the pools whose subnet equals its own (SPEC.md 3.8, last bullet) and holds its finalizer while it
+// the pools whose subnet equals its own (docs/design/behaviour.md#subnet-status-and-adoption) and holds its finalizer while it
 // still controls a pool, so that a subnet cannot vanish from under pools that took its addresses.
 //
 // It never edits a pool's spec or records: it only writes the owner label and the controller

@@ -14,21 +14,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
-
-func makeSubnet(name, cidr string, ips, exclude []string) *v2beta1.SpiderSubnet {
-	return &v2beta1.SpiderSubnet{
-		ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID("uid-" + name)},
-		Spec:       v2beta1.SubnetSpec{IPVersion: ptr.To[int64](4), Subnet: cidr, IPs: ips, ExcludeIPs: exclude},
-	}
-}
-
-func makeSubnetPool(name, cidr string, ips, exclude []string) *v2beta1.SpiderIPPool {
-	return &v2beta1.SpiderIPPool{
-		ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID("uid-" + name)},
-		Spec:       v2beta1.IPPoolSpec{IPVersion: ptr.To[int64](4), Subnet: cidr, IPs: ips, ExcludeIPs: exclude},
-	}
-}
 
 func reconcileSubnet(t *testing.T, c client.Client, name string) {
 	t.Helper()
@@ -65,17 +52,18 @@ func controllerUID(o metav1.Object) types.UID {
 // Counts, adoption and the controlledIPPools record of a subnet with hand-made pools, an auto pool
 // and a pool of another subnet.
 func TestSubnetReconcilerStatusAndAdoption(t *testing.T) {
-	subnet := makeSubnet("s", "10.6.0.0/16", []string{"10.6.0.1-10.6.0.100"}, []string{"10.6.0.100"})
+	subnet := build.Subnet("s", "10.6.0.0/16", build.UID("uid-s"), build.IPs("10.6.0.1-10.6.0.100"), build.ExcludeIPs("10.6.0.100"))
 	// 10.6.0.10 excluded by the pool: listed but not handed out.
-	p1 := makeSubnetPool("p1", "10.6.0.0/16", []string{"10.6.0.1-10.6.0.5", "10.6.0.6-10.6.0.10"}, []string{"10.6.0.10"})
+	p1 := build.Pool("p1", "10.6.0.0/16", build.UID("uid-p1"), build.IPs("10.6.0.1-10.6.0.5", "10.6.0.6-10.6.0.10"),
+		build.ExcludeIPs("10.6.0.10"))
 	// 10.6.0.200 is outside the subnet's ips: listed, never counted.
-	p2 := makeSubnetPool("p2", "10.6.0.0/16", []string{"10.6.0.20-10.6.0.29", "10.6.0.200"}, nil)
-	auto := makeSubnetPool("auto4-nginx-eth0-abcde", "10.6.0.0/16", []string{"10.6.0.50"}, nil)
-	auto.Labels = map[string]string{
-		v2beta1.LabelOwnerApplicationGV: "apps_v1", v2beta1.LabelOwnerApplicationKind: "Deployment",
-		v2beta1.LabelOwnerApplicationNS: "default", v2beta1.LabelOwnerApplicationName: "nginx",
-	}
-	other := makeSubnetPool("other", "10.7.0.0/16", []string{"10.7.0.1-10.7.0.10"}, nil)
+	p2 := build.Pool("p2", "10.6.0.0/16", build.UID("uid-p2"), build.IPs("10.6.0.20-10.6.0.29", "10.6.0.200"))
+	auto := build.Pool("auto4-nginx-eth0-abcde", "10.6.0.0/16", build.UID("uid-auto4-nginx-eth0-abcde"), build.IPs("10.6.0.50"),
+		build.Labels(map[string]string{
+			v2beta1.LabelOwnerApplicationGV: "apps_v1", v2beta1.LabelOwnerApplicationKind: "Deployment",
+			v2beta1.LabelOwnerApplicationNS: "default", v2beta1.LabelOwnerApplicationName: "nginx",
+		}))
+	other := build.Pool("other", "10.7.0.0/16", build.UID("uid-other"), build.IPs("10.7.0.1-10.7.0.10"))
 	c := fake.NewClientBuilder().WithScheme(poolScheme(t)).
 		WithObjects(subnet, p1, p2, auto, other).WithStatusSubresource(subnet, p1, p2, auto, other).Build()
 
@@ -134,10 +122,10 @@ func TestSubnetReconcilerStatusAndAdoption(t *testing.T) {
 // Objects written past the webhook keep upstream's spellings: a subnet "10.6.0.1/16" still adopts
 // and counts the pools of 10.6.0.0/16, and leaves those of 10.6.0.0/24 alone.
 func TestSubnetReconcilerAdoptsAnySpelling(t *testing.T) {
-	subnet := makeSubnet("s", "10.6.0.1/16", []string{"10.6.0.1-10.6.0.100"}, nil)
-	spelt := makeSubnetPool("spelt", "10.6.7.7/16", []string{"10.6.0.1-10.6.0.5"}, nil)
-	canonical := makeSubnetPool("canonical", "10.6.0.0/16", []string{"10.6.0.10"}, nil)
-	narrower := makeSubnetPool("narrower", "10.6.0.1/24", []string{"10.6.0.20"}, nil)
+	subnet := build.Subnet("s", "10.6.0.1/16", build.UID("uid-s"), build.IPs("10.6.0.1-10.6.0.100"))
+	spelt := build.Pool("spelt", "10.6.7.7/16", build.UID("uid-spelt"), build.IPs("10.6.0.1-10.6.0.5"))
+	canonical := build.Pool("canonical", "10.6.0.0/16", build.UID("uid-canonical"), build.IPs("10.6.0.10"))
+	narrower := build.Pool("narrower", "10.6.0.1/24", build.UID("uid-narrower"), build.IPs("10.6.0.20"))
 	c := fake.NewClientBuilder().WithScheme(poolScheme(t)).
 		WithObjects(subnet, spelt, canonical, narrower).WithStatusSubresource(subnet, spelt, canonical, narrower).Build()
 
@@ -161,9 +149,10 @@ func TestSubnetReconcilerTotalCounts(t *testing.T) {
 		subnet    *v2beta1.SpiderSubnet
 		wantTotal int64
 	}{
-		{"ranges merged", makeSubnet("s", "10.6.0.0/16", []string{"10.6.0.1-10.6.0.10", "10.6.0.5-10.6.0.20"}, nil), 20},
-		{"exclusions removed", makeSubnet("s", "10.6.0.0/16", []string{"10.6.0.1-10.6.0.10"}, []string{"10.6.0.1", "10.6.0.9-10.6.0.20"}), 7},
-		{"no ips", makeSubnet("s", "10.6.0.0/16", nil, nil), 0},
+		{"ranges merged", build.Subnet("s", "10.6.0.0/16", build.UID("uid-s"), build.IPs("10.6.0.1-10.6.0.10", "10.6.0.5-10.6.0.20")), 20},
+		{"exclusions removed", build.Subnet("s", "10.6.0.0/16", build.UID("uid-s"), build.IPs("10.6.0.1-10.6.0.10"),
+			build.ExcludeIPs("10.6.0.1", "10.6.0.9-10.6.0.20")), 7},
+		{"no ips", build.Subnet("s", "10.6.0.0/16", build.UID("uid-s")), 0},
 		{"IPv6 without ipVersion", &v2beta1.SpiderSubnet{ObjectMeta: metav1.ObjectMeta{Name: "s"},
 			Spec: v2beta1.SubnetSpec{Subnet: "fd00::/64", IPs: []string{"fd00::1-fd00::ff"}}}, 255},
 	}
@@ -184,13 +173,12 @@ func TestSubnetReconcilerTotalCounts(t *testing.T) {
 
 // A pool already controlled by something else keeps its controller and does not count.
 func TestSubnetReconcilerDoesNotStealPools(t *testing.T) {
-	subnet := makeSubnet("s", "10.6.0.0/16", []string{"10.6.0.1-10.6.0.100"}, nil)
-	taken := makeSubnetPool("taken", "10.6.0.0/16", []string{"10.6.0.1-10.6.0.10"}, nil)
-	taken.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: "web",
-		UID: "uid-web", Controller: ptr.To(true)}}
+	subnet := build.Subnet("s", "10.6.0.0/16", build.UID("uid-s"), build.IPs("10.6.0.1-10.6.0.100"))
+	taken := build.Pool("taken", "10.6.0.0/16", build.UID("uid-taken"), build.IPs("10.6.0.1-10.6.0.10"),
+		build.ControlledBy("apps/v1", "Deployment", "web", "uid-web"))
 	// A plain (non-controller) owner does not stop adoption, and is kept.
-	shared := makeSubnetPool("shared", "10.6.0.0/16", []string{"10.6.0.20"}, nil)
-	shared.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "ConfigMap", Name: "cm", UID: "uid-cm"}}
+	shared := build.Pool("shared", "10.6.0.0/16", build.UID("uid-shared"), build.IPs("10.6.0.20"),
+		build.Owner(metav1.OwnerReference{APIVersion: "v1", Kind: "ConfigMap", Name: "cm", UID: "uid-cm"}))
 	c := fake.NewClientBuilder().WithScheme(poolScheme(t)).
 		WithObjects(subnet, taken, shared).WithStatusSubresource(subnet, taken, shared).Build()
 
@@ -220,14 +208,12 @@ func TestSubnetReconcilerDoesNotStealPools(t *testing.T) {
 // A deleted subnet stays while it controls a pool and goes once the last one is gone; it adopts
 // nothing in the meantime.
 func TestSubnetReconcilerDeletion(t *testing.T) {
-	now := metav1.NewTime(time.Now())
-	subnet := makeSubnet("s", "10.6.0.0/16", []string{"10.6.0.1-10.6.0.100"}, nil)
-	subnet.Finalizers, subnet.DeletionTimestamp = []string{v2beta1.Finalizer}, &now
-	owned := makeSubnetPool("owned", "10.6.0.0/16", []string{"10.6.0.1-10.6.0.10"}, nil)
-	owned.Labels = map[string]string{v2beta1.LabelOwnerSpiderSubnet: "s"}
-	owned.OwnerReferences = []metav1.OwnerReference{{APIVersion: v2beta1.SchemeGroupVersion.String(), Kind: "SpiderSubnet",
-		Name: "s", UID: subnet.UID, Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}}
-	stray := makeSubnetPool("stray", "10.6.0.0/16", []string{"10.6.0.20"}, nil)
+	subnet := build.Subnet("s", "10.6.0.0/16", build.UID("uid-s"), build.IPs("10.6.0.1-10.6.0.100"),
+		build.Finalizer(v2beta1.Finalizer), build.DeletedAt(time.Now()))
+	owned := build.Pool("owned", "10.6.0.0/16", build.UID("uid-owned"), build.IPs("10.6.0.1-10.6.0.10"),
+		build.Label(v2beta1.LabelOwnerSpiderSubnet, "s"),
+		build.Owner(build.BlockingControllerRef(v2beta1.SchemeGroupVersion.String(), "SpiderSubnet", "s", string(subnet.UID))))
+	stray := build.Pool("stray", "10.6.0.0/16", build.UID("uid-stray"), build.IPs("10.6.0.20"))
 	c := fake.NewClientBuilder().WithScheme(poolScheme(t)).
 		WithObjects(subnet, owned, stray).WithStatusSubresource(subnet, owned, stray).Build()
 
@@ -253,25 +239,24 @@ func TestSubnetReconcilerDeletion(t *testing.T) {
 }
 
 func TestSubnetsOfPool(t *testing.T) {
-	a := makeSubnet("a", "10.6.0.0/16", nil, nil)
-	b := makeSubnet("b", "fd00::/64", nil, nil)
+	a := build.Subnet("a", "10.6.0.0/16", build.UID("uid-a"))
+	b := build.Subnet("b", "fd00::/64", build.UID("uid-b"), build.Version(4))
 	c := fake.NewClientBuilder().WithScheme(poolScheme(t)).WithObjects(a, b).Build()
 	r := NewSubnetReconciler(c)
 
-	v6 := makeSubnetPool("v6", "fd00:0::/64", nil, nil)
-	owned := makeSubnetPool("owned", "10.9.0.0/16", nil, nil)
-	owned.OwnerReferences = []metav1.OwnerReference{{APIVersion: v2beta1.SchemeGroupVersion.String(), Kind: "SpiderSubnet",
-		Name: "gone", UID: "uid-gone", Controller: ptr.To(true)}}
+	v6 := build.Pool("v6", "fd00:0::/64", build.UID("uid-v6"), build.Version(4))
+	owned := build.Pool("owned", "10.9.0.0/16", build.UID("uid-owned"),
+		build.ControlledBy(v2beta1.SchemeGroupVersion.String(), "SpiderSubnet", "gone", "uid-gone"))
 	tests := []struct {
 		name string
 		pool *v2beta1.SpiderIPPool
 		want []string
 	}{
-		{"equal CIDR", makeSubnetPool("p", "10.6.0.0/16", nil, nil), []string{"a"}},
+		{"equal CIDR", build.Pool("p", "10.6.0.0/16", build.UID("uid-p")), []string{"a"}},
 		{"IPv6 spelt differently", v6, []string{"b"}},
-		{"host bits", makeSubnetPool("p", "10.6.0.1/16", nil, nil), []string{"a"}},
-		{"IPv6 host bits", makeSubnetPool("p", "fd00::ac0f:0/64", nil, nil), []string{"b"}},
-		{"no subnet", makeSubnetPool("p", "10.7.0.0/16", nil, nil), nil},
+		{"host bits", build.Pool("p", "10.6.0.1/16", build.UID("uid-p")), []string{"a"}},
+		{"IPv6 host bits", build.Pool("p", "fd00::ac0f:0/64", build.UID("uid-p"), build.Version(4)), []string{"b"}},
+		{"no subnet", build.Pool("p", "10.7.0.0/16", build.UID("uid-p")), nil},
 		{"controller subnet", owned, []string{"gone"}},
 	}
 	for _, tt := range tests {

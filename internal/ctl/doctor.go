@@ -51,6 +51,13 @@ type DoctorOptions struct {
 	EnableStatefulSet bool
 	// StatefulSetWants answers for StatefulSet members; required when EnableStatefulSet.
 	StatefulSetWants StatefulSetRule
+	// EnableKubevirtStaticIP is ipam.enableKubevirtStaticIP: the records and endpoint named after a
+	// KubeVirt VirtualMachineInstance belong to its live virt-launcher pod of that UID, or are kept
+	// for the endpoint's pod UID while the VM wants them.
+	EnableKubevirtStaticIP bool
+	// VMWants answers for KubeVirt VMIs; required when EnableKubevirtStaticIP. Production passes
+	// workload.VMWantsAddresses, the rule the agent and the GC share.
+	VMWants func(ctx context.Context, namespace, vmi string) (bool, error)
 	// Pools, when not empty, keeps only the findings that name one of these pools.
 	Pools []string
 }
@@ -87,13 +94,38 @@ func Diagnose(ctx context.Context, s *Snapshot, opts DoctorOptions) ([]Finding, 
 		keptMemo[keptKey{k, uid}] = v
 		return v, nil
 	}
-	// alive reports whether uid is the pod name k's live incarnation, or one its StatefulSet keeps.
+	// vmHolds answers whether uid holds what is named after VMI k: a live virt-launcher pod of
+	// that UID, or the endpoint's pod UID while the VM wants its addresses.
+	vmHolds := func(k, uid string) (bool, error) {
+		if !opts.EnableKubevirtStaticIP {
+			return false, nil
+		}
+		ns, name := splitKey(k)
+		for i := range s.Pods {
+			if p := &s.Pods[i]; p.Namespace == ns && workload.VMIOf(p) == name && podHolds(p, uid) {
+				return true, nil
+			}
+		}
+		if ep := x.endpoints[k]; ep != nil && workload.VMIOfEndpoint(ep) == name && ep.Status.Current.UID == uid {
+			ok, err := opts.VMWants(ctx, ns, name)
+			if err != nil {
+				return false, fmt.Errorf("KubeVirt VM %s: %w", k, err)
+			}
+			return ok, nil
+		}
+		return false, nil
+	}
+	// alive reports whether uid is the pod name k's live incarnation, or one its StatefulSet or
+	// KubeVirt VM keeps.
 	alive := func(k, uid string) (bool, string, error) {
 		p := x.pods[k]
 		if podHolds(p, uid) {
 			return true, "", nil
 		}
 		if ok, err := kept(k, uid); err != nil || ok {
+			return ok, "", err
+		}
+		if ok, err := vmHolds(k, uid); err != nil || ok {
 			return ok, "", err
 		}
 		state := podState(p, uid)

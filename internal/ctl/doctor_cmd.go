@@ -34,6 +34,7 @@ func newDoctorCommand(g *globals) *cobra.Command {
 	var output string
 	var pools []string
 	enableSts := true
+	enableKubevirt := true
 	cmd := &cobra.Command{
 		Use:   "doctor",
 		Short: "Check the IP allocation invariants; exit 0 when clean, 1 on findings, 2 on errors",
@@ -71,6 +72,10 @@ StatefulSet members are matched by pod name while their StatefulSet expects them
 			findings, err := Diagnose(ctx, snap, DoctorOptions{EnableStatefulSet: enableSts, Pools: pools,
 				StatefulSetWants: func(ctx2 context.Context, ns, sts, pod string) (bool, error) {
 					return workload.StatefulSetWantsPod(ctx2, c, ns, sts, pod)
+				},
+				EnableKubevirtStaticIP: enableKubevirt,
+				VMWants: func(ctx2 context.Context, ns, vmi string) (bool, error) {
+					return workload.VMWantsAddresses(ctx2, c, ns, vmi)
 				}})
 			if err != nil {
 				return fail(err)
@@ -103,6 +108,7 @@ StatefulSet members are matched by pod name while their StatefulSet expects them
 	cmd.Flags().StringVarP(&output, "output", "o", formatTable, "table or json")
 	cmd.Flags().StringSliceVar(&pools, "pool", nil, "report only findings naming these pools (repeatable)")
 	cmd.Flags().BoolVar(&enableSts, "enable-statefulset", enableSts, "StatefulSet members keep their IPs while their StatefulSet expects them (ipam.enableStatefulSet)")
+	cmd.Flags().BoolVar(&enableKubevirt, "enable-kubevirt-static-ip", enableKubevirt, "KubeVirt VMs keep their IPs, named after their VirtualMachineInstance, while the VMI or VM exists (ipam.enableKubevirtStaticIP)")
 	return cmd
 }
 

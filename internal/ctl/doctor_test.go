@@ -8,11 +8,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
 // rec is a record for testPool: IP -> "namespace/name@uid".
@@ -20,37 +19,30 @@ type rec map[string]string
 
 func testPool(t *testing.T, name, subnet string, ips []string, records rec) v2beta1.SpiderIPPool {
 	t.Helper()
-	p := v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v2beta1.IPPoolSpec{Subnet: subnet, IPs: ips}}
 	allocs := v2beta1.PoolIPAllocations{}
 	for addr, holder := range records {
 		pod, uid, _ := strings.Cut(holder, "@")
 		allocs[addr] = v2beta1.PoolIPAllocation{NamespacedName: pod, PodUID: uid}
 	}
-	if err := p.Status.SetAllocations(allocs); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return *build.Pool(name, subnet, build.NoVersion(), build.IPs(ips...), build.Allocations(allocs))
 }
 
 // testEndpoint lists (interface, "ip/prefix", pool) triples.
 func testEndpoint(ns, name, uid string, entries ...[3]string) v2beta1.SpiderEndpoint {
-	ep := v2beta1.SpiderEndpoint{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Status: v2beta1.WorkloadEndpointStatus{Current: v2beta1.PodIPAllocation{UID: uid, Node: "node-1"}, OwnerControllerType: "Pod", OwnerControllerName: name}}
+	opts := []build.Option{build.PodUID(uid), build.OnNode("node-1"), build.TopController("Pod", name)}
 	for _, e := range entries {
-		ep.Status.Current.IPs = append(ep.Status.Current.IPs, v2beta1.IPAllocationDetail{NIC: e[0], IPv4: ptr.To(e[1]), IPv4Pool: ptr.To(e[2])})
+		opts = append(opts, build.IPv4(e[0], e[1], e[2]))
 	}
-	return ep
+	return *build.Endpoint(ns, name, opts...)
 }
 
 func testPod(ns, name, uid string, phase corev1.PodPhase) corev1.Pod {
-	return corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID(uid)},
-		Spec: corev1.PodSpec{NodeName: "node-1"}, Status: corev1.PodStatus{Phase: phase}}
+	return *build.Pod(ns, name, build.UID(uid), build.OnNode("node-1"), build.Phase(phase))
 }
 
 func stsPod(ns, name, uid, sts string) corev1.Pod {
-	p := testPod(ns, name, uid, corev1.PodRunning)
-	p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: sts, Controller: ptr.To(true)}}
-	return p
+	return *build.Pod(ns, name, build.UID(uid), build.OnNode("node-1"), build.Phase(corev1.PodRunning),
+		build.Owner(build.ControllerRef("apps/v1", "StatefulSet", sts, "")))
 }
 
 func stsEndpoint(ep v2beta1.SpiderEndpoint, sts string) v2beta1.SpiderEndpoint {

@@ -75,7 +75,7 @@ type MultusValues struct {
 	DefaultCNICRName string
 }
 
-// DefaultConfig returns the Helm chart's defaults (SPEC.md 9). The coordinator values are the ones
+// DefaultConfig returns the Helm chart's defaults (docs/reference/helm-values.md). The coordinator values are the ones
 // the controller uses when it creates a missing SpiderCoordinator, so both agree on what "default" is.
 func DefaultConfig() Config {
 	spec := v2beta1.HelmDefaultCoordinator("default").Spec

@@ -1,5 +1,5 @@
-// Package initjob is spiderpool-init, the one-shot install job of the Helm chart (SPEC.md 9, "What
-// spiderpool-init creates"). It creates or updates, idempotently:
+// Package initjob is spiderpool-init, the one-shot install job of the Helm chart
+// (docs/design/behaviour.md#spiderpool-init). It creates or updates, idempotently:
 //
 //   - the SpiderCoordinator coordinator.name from the coordinator.* values: created when missing;
 //     otherwise the fields that have a Helm value are set to it (the values are the source of truth),

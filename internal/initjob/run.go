@@ -387,7 +387,7 @@ func (r *runner) recordAddressDrift(kind, name string, have, want addrFields) {
 	r.record(Action{Kind: kind, Name: name, Outcome: Differs, Detail: strings.Join(diffs, "; ")})
 }
 
-// clusterNetworkConfig decides the SpiderMultusConfig of Multus's cluster network (SPEC.md 9):
+// clusterNetworkConfig decides the SpiderMultusConfig of Multus's cluster network (docs/design/behaviour.md#spiderpool-init):
 // defaultCniCRName when set, else the first CNI configuration of the node, else "default".
 func (r *runner) clusterNetworkConfig() (*v2beta1.SpiderMultusConfig, error) {
 	var smc *v2beta1.SpiderMultusConfig

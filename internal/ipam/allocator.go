@@ -85,7 +85,7 @@ func (a *Allocator) Allocate(ctx context.Context, req *Request) (*Result, error)
 		}
 	}
 	// Only the families Select found candidates for: an enabled family that
-	// no rule names a pool of is skipped (SPEC.md 3.2).
+	// no rule names a pool of is skipped (docs/design/behaviour.md#pool-selection).
 	versions := sel.Versions()
 	candidates := make([][]*v2beta1.SpiderIPPool, len(versions))
 	for i, v := range versions {

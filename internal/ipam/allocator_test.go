@@ -13,6 +13,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
 var v4only = ipam.Config{EnableIPv4: true, InstallNamespace: "kube-system"}
@@ -63,9 +64,8 @@ func records(t *testing.T, s *ipamtest.Store, pool string) map[string]string {
 
 func TestAllocateResult(t *testing.T) {
 	store := ipamtest.NewStore(
-		ipamtest.MakeIPPool("v4").Subnet("10.6.0.0/16").IPs("10.6.212.100-10.6.212.200").Gateway("10.6.0.1").
-			Route("172.16.0.0/16", "10.6.0.254").Default().Obj(),
-		ipamtest.MakeIPPool("v6").Subnet("fd00:10:6::/64").IPs("fd00:10:6::100-fd00:10:6::200").Gateway("fd00:10:6::1").Default().Obj(),
+		build.Pool("v4", "10.6.0.0/16", build.IPs("10.6.212.100-10.6.212.200"), build.Gateway("10.6.0.1"), build.Route("172.16.0.0/16", "10.6.0.254"), build.Default()),
+		build.Pool("v6", "fd00:10:6::/64", build.IPs("fd00:10:6::100-fd00:10:6::200"), build.Gateway("fd00:10:6::1"), build.Default()),
 	)
 	a := ipam.New(store, ipam.Config{EnableIPv4: true, EnableIPv6: true})
 	req := podRequest("u1")
@@ -117,8 +117,8 @@ func TestAllocateResult(t *testing.T) {
 
 func TestAllocateExhaustionAcrossPools(t *testing.T) {
 	store := ipamtest.NewStore(
-		ipamtest.MakeIPPool("a").Subnet("10.1.0.0/16").IPs("10.1.0.1").Obj(),
-		ipamtest.MakeIPPool("b").Subnet("10.2.0.0/16").IPs("10.2.0.1").Obj(),
+		build.Pool("a", "10.1.0.0/16", build.IPs("10.1.0.1")),
+		build.Pool("b", "10.2.0.0/16", build.IPs("10.2.0.1")),
 	)
 	a := ipam.New(store, v4only)
 	ctx := context.Background()
@@ -151,9 +151,9 @@ func TestAllocateExhaustionAcrossPools(t *testing.T) {
 }
 
 func TestAllocateMaxRecordsAndReserved(t *testing.T) {
-	store := ipamtest.NewStore(ipamtest.MakeIPPool("a").Subnet("10.1.0.0/16").IPs("10.1.0.1-10.1.0.9").Obj())
-	store.PutReserved(ipamtest.MakeReservedIP("r").IPs("10.1.0.1-10.1.0.2").Obj())
-	store.PutReserved(ipamtest.MakeReservedIP("r6").IPs("fd00::1").Obj())
+	store := ipamtest.NewStore(build.Pool("a", "10.1.0.0/16", build.IPs("10.1.0.1-10.1.0.9")))
+	store.PutReserved(build.ReservedIP("r", build.IPs("10.1.0.1-10.1.0.2")))
+	store.PutReserved(build.ReservedIP("r6", build.IPs("fd00::1")))
 	cfg := v4only
 	cfg.MaxRecords = 2
 	a := ipam.New(store, cfg)
@@ -177,8 +177,8 @@ func TestAllocateMaxRecordsAndReserved(t *testing.T) {
 
 func TestAllocateDualStackRollback(t *testing.T) {
 	store := ipamtest.NewStore(
-		ipamtest.MakeIPPool("v4").Subnet("10.1.0.0/16").IPs("10.1.0.1-10.1.0.9").Default().Obj(),
-		ipamtest.MakeIPPool("v6").Subnet("fd00::/64").IPs("fd00::1").Default().Obj(),
+		build.Pool("v4", "10.1.0.0/16", build.IPs("10.1.0.1-10.1.0.9"), build.Default()),
+		build.Pool("v6", "fd00::/64", build.IPs("fd00::1"), build.Default()),
 	)
 	a := ipam.New(store, ipam.Config{EnableIPv4: true, EnableIPv6: true})
 	ctx := context.Background()
@@ -199,8 +199,7 @@ func TestAllocateDualStackRollback(t *testing.T) {
 	checkStore(t, store)
 
 	// A retry of p1 that fails on IPv6 keeps the IPv4 address p1 already held.
-	store.Put(ipamtest.MakeIPPool("v6").Subnet("fd00::/64").IPs("fd00::1").Default().
-		Allocated("fd00::1", "app/x", "x").Obj())
+	store.Put(build.Pool("v6", "fd00::/64", build.IPs("fd00::1"), build.Default(), build.Allocated("fd00::1", "app/x", "x")))
 	if _, err := a.Allocate(ctx, req); !errors.Is(err, ipam.ErrPoolExhausted) {
 		t.Fatalf("got %v", err)
 	}
@@ -211,8 +210,8 @@ func TestAllocateDualStackRollback(t *testing.T) {
 
 func TestAllocateIdempotent(t *testing.T) {
 	store := ipamtest.NewStore(
-		ipamtest.MakeIPPool("a").Subnet("10.1.0.0/16").IPs("10.1.0.1").Obj(),
-		ipamtest.MakeIPPool("b").Subnet("10.2.0.0/16").IPs("10.2.0.1-10.2.0.9").Obj(),
+		build.Pool("a", "10.1.0.0/16", build.IPs("10.1.0.1")),
+		build.Pool("b", "10.2.0.0/16", build.IPs("10.2.0.1-10.2.0.9")),
 	)
 	a := ipam.New(store, v4only)
 	ctx := context.Background()
@@ -250,7 +249,7 @@ func TestAllocateIdempotent(t *testing.T) {
 }
 
 func TestAllocateSecondNICFromSamePool(t *testing.T) {
-	store := ipamtest.NewStore(ipamtest.MakeIPPool("a").Subnet("10.1.0.0/16").IPs("10.1.0.1-10.1.0.9").Obj())
+	store := ipamtest.NewStore(build.Pool("a", "10.1.0.0/16", build.IPs("10.1.0.1-10.1.0.9")))
 	a := ipam.New(store, v4only)
 	ctx := context.Background()
 	eth0, err := a.Allocate(ctx, podRequest("p", "a"))
@@ -274,7 +273,7 @@ func TestAllocateSecondNICFromSamePool(t *testing.T) {
 }
 
 func TestRelease(t *testing.T) {
-	store := ipamtest.NewStore(ipamtest.MakeIPPool("a").Subnet("10.1.0.0/16").IPs("10.1.0.1-10.1.0.9").Obj())
+	store := ipamtest.NewStore(build.Pool("a", "10.1.0.0/16", build.IPs("10.1.0.1-10.1.0.9")))
 	a := ipam.New(store, v4only)
 	ctx := context.Background()
 	r, err := a.Allocate(ctx, podRequest("p", "a"))
@@ -324,8 +323,8 @@ func TestAllocateStoreFailure(t *testing.T) {
 	boom := errors.New("apiserver unavailable")
 	store := failingStore{
 		Store: ipamtest.NewStore(
-			ipamtest.MakeIPPool("a").Subnet("10.1.0.0/16").IPs("10.1.0.1").Allocated("10.1.0.1", "app/x", "x").Obj(),
-			ipamtest.MakeIPPool("b").Subnet("10.2.0.0/16").IPs("10.2.0.1").Obj(),
+			build.Pool("a", "10.1.0.0/16", build.IPs("10.1.0.1"), build.Allocated("10.1.0.1", "app/x", "x")),
+			build.Pool("b", "10.2.0.0/16", build.IPs("10.2.0.1")),
 		),
 		pool: "b", err: boom,
 	}
@@ -351,11 +350,11 @@ func (s staleStore) Pools(context.Context) ([]*v2beta1.SpiderIPPool, error) { re
 
 func TestAllocateRechecksFreshPool(t *testing.T) {
 	inner := ipamtest.NewStore(
-		ipamtest.MakeIPPool("a").Subnet("10.1.0.0/16").IPs("10.1.0.1").Obj(),
-		ipamtest.MakeIPPool("b").Subnet("10.2.0.0/16").IPs("10.2.0.1").Obj(),
+		build.Pool("a", "10.1.0.0/16", build.IPs("10.1.0.1")),
+		build.Pool("b", "10.2.0.0/16", build.IPs("10.2.0.1")),
 	)
 	cached, _ := inner.Pools(context.Background())
-	inner.Put(ipamtest.MakeIPPool("a").Subnet("10.1.0.0/16").IPs("10.1.0.1").Disable().Obj())
+	inner.Put(build.Pool("a", "10.1.0.0/16", build.IPs("10.1.0.1"), build.Disable()))
 	inner.Delete("b")
 	_, err := ipam.New(staleStore{Store: inner, cached: cached}, v4only).Allocate(context.Background(), podRequest("p", "a", "b"))
 	if !errors.Is(err, ipam.ErrPoolUnavailable) || !errors.Is(err, ipam.ErrPoolNotFound) {
@@ -367,7 +366,7 @@ func TestAllocateRechecksFreshPool(t *testing.T) {
 }
 
 func TestAllocateOffsetsSpread(t *testing.T) {
-	store := ipamtest.NewStore(ipamtest.MakeIPPool("a").Subnet("10.1.0.0/16").IPs("10.1.0.0-10.1.0.99").Obj())
+	store := ipamtest.NewStore(build.Pool("a", "10.1.0.0/16", build.IPs("10.1.0.0-10.1.0.99")))
 	ctx := context.Background()
 	agents := []struct {
 		node   string
@@ -401,16 +400,16 @@ func TestAllocateOffsetsSpread(t *testing.T) {
 
 // TestAllocateDefaultDualStackWithIPv4Pools runs the chart's default switches
 // (ipam.enableIPv4 and ipam.enableIPv6 both true) against the guides'
-// IPv4-only pools: the family no rule names a pool of is skipped (SPEC.md
-// 3.2), while a family that is asked for and cannot be served still fails
+// IPv4-only pools: the family no rule names a pool of is skipped (docs/design/behaviour.md#pool-selection),
+// while a family that is asked for and cannot be served still fails
 // the whole request and leaves no record behind.
 func TestAllocateDefaultDualStackWithIPv4Pools(t *testing.T) {
 	chartDefaults := ipam.Config{EnableIPv4: true, EnableIPv6: true, InstallNamespace: "kube-system"}
 	pools := func() []*v2beta1.SpiderIPPool {
 		return []*v2beta1.SpiderIPPool{
-			ipamtest.MakeIPPool("v4").Subnet("10.6.0.0/16").IPs("10.6.212.100-10.6.212.101").Gateway("10.6.0.1").Default().Obj(),
-			ipamtest.MakeIPPool("v6-off").Subnet("fd00:6::/64").IPs("fd00:6::10").Disable().Obj(),
-			ipamtest.MakeIPPool("v6-full").Subnet("fd00:7::/64").IPs("fd00:7::10").Allocated("fd00:7::10", "app/x", "x").Obj(),
+			build.Pool("v4", "10.6.0.0/16", build.IPs("10.6.212.100-10.6.212.101"), build.Gateway("10.6.0.1"), build.Default()),
+			build.Pool("v6-off", "fd00:6::/64", build.IPs("fd00:6::10"), build.Disable()),
+			build.Pool("v6-full", "fd00:7::/64", build.IPs("fd00:7::10"), build.Allocated("fd00:7::10", "app/x", "x")),
 		}
 	}
 	tests := []struct {
@@ -479,7 +478,7 @@ func TestAllocateDefaultDualStackWithIPv4Pools(t *testing.T) {
 	}
 
 	// No pool of any family: still an error.
-	store := ipamtest.NewStore(ipamtest.MakeIPPool("plain").Subnet("10.1.0.0/16").IPs("10.1.0.1").Obj())
+	store := ipamtest.NewStore(build.Pool("plain", "10.1.0.0/16", build.IPs("10.1.0.1")))
 	req := podRequest("u2")
 	req.DefaultIPv4Pools = nil
 	_, err := ipam.New(store, chartDefaults).Allocate(context.Background(), req)

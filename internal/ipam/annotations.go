@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -244,6 +245,11 @@ func checkInterface(name string, seen map[string]bool) error {
 	return nil
 }
 
+// CheckInterfaceName refuses what the kernel would not take as an
+// interface name in a pod (see checkIfName), for callers outside the
+// annotations that name one.
+func CheckInterfaceName(name string) error { return checkIfName(name) }
+
 // checkIfName applies the kernel's rules for interface names (dev_valid_name)
 // and, since annotations are UTF-8 text, also refuses invalid UTF-8 and
 // control characters.
@@ -265,3 +271,173 @@ func checkIfName(name string) error {
 
 // isPattern reports whether a pool name uses filepath.Match syntax.
 func isPattern(name string) bool { return strings.ContainsAny(name, `*?[\`) }
+
+// Bounds of the ipam.spidernet.io/dns annotation: those the Pod API sets on
+// spec.dnsConfig, so that the annotation cannot ask a runtime for a
+// resolv.conf the kubelet would refuse.
+const (
+	maxDNSNameservers     = 3
+	maxDNSSearchPaths     = 32
+	maxDNSSearchListChars = 2048
+	maxDNSNameLen         = 253
+	maxDNSLabelLen        = 63
+	maxDNSOptionLen       = 255
+)
+
+// DNS is the value of the pod annotation ipam.spidernet.io/dns: resolver
+// settings handed back, unchanged, as the dns of the interface's CNI result.
+// Upstream defines the key without giving it a meaning; ours is the CNI
+// result's DNS object:
+//
+//	{"nameservers":["10.6.0.53"],"domain":"corp.example","search":["corp.example"],"options":["ndots:2"]}
+type DNS struct {
+	Nameservers []netip.Addr
+	Domain      string
+	Search      []string
+	Options     []string
+}
+
+// IsEmpty reports whether d sets nothing.
+func (d DNS) IsEmpty() bool {
+	return len(d.Nameservers) == 0 && d.Domain == "" && len(d.Search) == 0 && len(d.Options) == 0
+}
+
+type dnsJSON struct {
+	Nameservers []string `json:"nameservers,omitempty"`
+	Domain      string   `json:"domain,omitempty"`
+	Search      []string `json:"search,omitempty"`
+	Options     []string `json:"options,omitempty"`
+}
+
+// NameserverStrings returns the nameservers in the form ParseDNS reads back.
+func (d DNS) NameserverStrings() []string {
+	if len(d.Nameservers) == 0 {
+		return nil
+	}
+	out := make([]string, len(d.Nameservers))
+	for i, a := range d.Nameservers {
+		out[i] = ip.FormatAddr(a)
+	}
+	return out
+}
+
+// MarshalJSON writes the annotation's form.
+func (d DNS) MarshalJSON() ([]byte, error) {
+	return json.Marshal(dnsJSON{Nameservers: d.NameserverStrings(), Domain: d.Domain, Search: d.Search, Options: d.Options})
+}
+
+// ParseDNS parses the value of ipam.spidernet.io/dns. It must be one JSON
+// object with only the keys nameservers, domain, search and options (a
+// misspelt key is refused rather than silently ignored). Nameservers are IP
+// addresses; domain and search entries are DNS names (a trailing dot
+// allowed); options are resolv.conf option words such as "ndots:2". Nothing
+// may contain white space, which would let one entry turn into several
+// lines or words of the resolv.conf a runtime writes. The counts are
+// bounded as the Pod API bounds spec.dnsConfig: 3 nameservers, 32 search
+// domains of 2048 characters in all.
+func ParseDNS(value string) (DNS, error) {
+	const key = v2beta1.AnnoPodDNS
+	dec := json.NewDecoder(strings.NewReader(value))
+	dec.DisallowUnknownFields()
+	var raw *dnsJSON
+	if err := dec.Decode(&raw); err != nil {
+		return DNS{}, annotationError(key, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return DNS{}, annotationError(key, errors.New("trailing data after the JSON object"))
+	}
+	if raw == nil {
+		return DNS{}, annotationError(key, errors.New("want a JSON object, got null"))
+	}
+	d, err := checkDNS(*raw)
+	if err != nil {
+		return DNS{}, annotationError(key, err)
+	}
+	return d, nil
+}
+
+func checkDNS(raw dnsJSON) (DNS, error) {
+	var d DNS
+	if len(raw.Nameservers) > maxDNSNameservers {
+		return DNS{}, fmt.Errorf("nameservers: %d entries, at most %d", len(raw.Nameservers), maxDNSNameservers)
+	}
+	for i, s := range raw.Nameservers {
+		a, err := ip.ParseAddr(s)
+		if err != nil {
+			return DNS{}, fmt.Errorf("nameservers[%d]: %w", i, err)
+		}
+		d.Nameservers = append(d.Nameservers, a)
+	}
+	if raw.Domain != "" {
+		if err := checkDNSName(raw.Domain); err != nil {
+			return DNS{}, fmt.Errorf("domain: %w", err)
+		}
+		d.Domain = raw.Domain
+	}
+	if len(raw.Search) > maxDNSSearchPaths {
+		return DNS{}, fmt.Errorf("search: %d entries, at most %d", len(raw.Search), maxDNSSearchPaths)
+	}
+	chars := 0
+	for i, s := range raw.Search {
+		if err := checkDNSName(s); err != nil {
+			return DNS{}, fmt.Errorf("search[%d]: %w", i, err)
+		}
+		chars += len(s)
+	}
+	// Counted as the Pod API counts them: the names joined by single spaces.
+	if n := chars + max(len(raw.Search)-1, 0); n > maxDNSSearchListChars {
+		return DNS{}, fmt.Errorf("search: %d characters in all, at most %d", n, maxDNSSearchListChars)
+	}
+	if len(raw.Search) > 0 {
+		d.Search = raw.Search
+	}
+	for i, s := range raw.Options {
+		if err := checkDNSOption(s); err != nil {
+			return DNS{}, fmt.Errorf("options[%d]: %w", i, err)
+		}
+	}
+	if len(raw.Options) > 0 {
+		d.Options = raw.Options
+	}
+	return d, nil
+}
+
+// checkDNSName accepts a DNS name of letters, digits, '-' and '_' in labels
+// of 1 to 63 bytes, 253 bytes at most, with an optional trailing dot.
+func checkDNSName(s string) error {
+	name := strings.TrimSuffix(s, ".")
+	switch {
+	case name == "":
+		return fmt.Errorf("%q is not a DNS name", s)
+	case len(name) > maxDNSNameLen:
+		return fmt.Errorf("%q is longer than %d bytes", s, maxDNSNameLen)
+	}
+	for label := range strings.SplitSeq(name, ".") {
+		if label == "" || len(label) > maxDNSLabelLen {
+			return fmt.Errorf("%q is not a DNS name: labels must have 1 to %d bytes", s, maxDNSLabelLen)
+		}
+		if strings.IndexFunc(label, func(r rune) bool { return !isDNSNameRune(r) }) >= 0 {
+			return fmt.Errorf("%q is not a DNS name: only letters, digits, '-' and '_' are allowed in labels", s)
+		}
+	}
+	return nil
+}
+
+func isDNSNameRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_'
+}
+
+// checkDNSOption accepts a resolv.conf option word: "rotate", "ndots:2",
+// "single-request-reopen".
+func checkDNSOption(s string) error {
+	switch {
+	case s == "":
+		return errors.New("empty option")
+	case len(s) > maxDNSOptionLen:
+		return fmt.Errorf("option %q is longer than %d bytes", s, maxDNSOptionLen)
+	}
+	if strings.IndexFunc(s, func(r rune) bool { return !isDNSNameRune(r) && r != '.' && r != ':' }) >= 0 {
+		return fmt.Errorf("option %q: only letters, digits and '-', '_', '.', ':' are allowed", s)
+	}
+	return nil
+}

@@ -9,21 +9,12 @@ import (
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
-	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
 // autoPool builds a pool as the SpiderSubnet controller labels it.
 func autoPool(name, cidr, ips, subnet, kind, ns, app, nic, version string) *v2beta1.SpiderIPPool {
-	return ipamtest.MakeIPPool(name).Subnet(cidr).IPs(ips).
-		Label(v2beta1.LabelOwnerApplicationGV, "apps_v1").
-		Label(v2beta1.LabelOwnerApplicationKind, kind).
-		Label(v2beta1.LabelOwnerApplicationNS, ns).
-		Label(v2beta1.LabelOwnerApplicationName, app).
-		Label(v2beta1.LabelOwnerApplicationUID, "uid-"+app).
-		Label(v2beta1.LabelIPPoolInterface, nic).
-		Label(v2beta1.LabelIPPoolVersion, version).
-		Label(v2beta1.LabelOwnerSpiderSubnet, subnet).
-		Obj()
+	return build.Pool(name, cidr, build.IPs(ips), build.Label(v2beta1.LabelOwnerApplicationGV, "apps_v1"), build.Label(v2beta1.LabelOwnerApplicationKind, kind), build.Label(v2beta1.LabelOwnerApplicationNS, ns), build.Label(v2beta1.LabelOwnerApplicationName, app), build.Label(v2beta1.LabelOwnerApplicationUID, "uid-"+app), build.Label(v2beta1.LabelIPPoolInterface, nic), build.Label(v2beta1.LabelIPPoolVersion, version), build.Label(v2beta1.LabelOwnerSpiderSubnet, subnet))
 }
 
 func TestSelectAutoPools(t *testing.T) {
@@ -36,7 +27,7 @@ func TestSelectAutoPools(t *testing.T) {
 		// A StatefulSet of the same name is another application.
 		autoPool("auto4-nginx-eth0-eeeee", "10.170.0.0/16", "10.170.0.40", "s4", "StatefulSet", "app", "nginx", "eth0", "IPv4"),
 		// Made by hand, with the subnet's CIDR: not an auto pool.
-		ipamtest.MakeIPPool("manual").Subnet("10.170.0.0/16").IPs("10.170.0.50").Default().Obj(),
+		build.Pool("manual", "10.170.0.0/16", build.IPs("10.170.0.50"), build.Default()),
 	}
 	nginx := ipam.Controller{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "app", Name: "nginx"}
 	req := func(nic string, anno map[string]string, c ipam.Controller) *ipam.Request {
@@ -87,7 +78,7 @@ func TestSelectAutoPools(t *testing.T) {
 			errIs:   ipam.ErrAutoPoolNotReady,
 		},
 		{
-			// SPEC.md 3.2: like pools, a family without a subnet is skipped.
+			// docs/design/behaviour.md#pool-selection: like pools, a family without a subnet is skipped.
 			name: "enabled family without a subnet is skipped",
 			cfg:  ipam.Config{EnableIPv4: true, EnableIPv6: true, EnableAutoPool: true},
 			req:  req("eth0", map[string]string{v2beta1.AnnoSpiderSubnet: `{"ipv4":["s4"]}`}, nginx),

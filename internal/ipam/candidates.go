@@ -10,7 +10,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 )
 
-// Rule is the pool selection rule of SPEC.md 3.2 that named an interface's
+// Rule is the pool selection rule of docs/design/behaviour.md#pool-selection that named an interface's
 // candidates, highest precedence first.
 type Rule int
 
@@ -49,7 +49,7 @@ func (r Rule) String() string {
 
 // Selection is the outcome of candidate selection for one interface: per
 // family, the pools to filter and try, in order. A family without candidates
-// is not allocated (SPEC.md 3.2); Select never returns a Selection whose
+// is not allocated (docs/design/behaviour.md#pool-selection); Select never returns a Selection whose
 // families are all empty.
 type Selection struct {
 	Rule         Rule
@@ -97,7 +97,7 @@ func familyNames(versions []int) string {
 }
 
 // Select chooses the candidate pools of req.IfName among pools (the store's
-// cached view, in store order) by the precedence of SPEC.md 3.2; the first
+// cached view, in store order) by the precedence of docs/design/behaviour.md#pool-selection; the first
 // rule that names any pool wins and later rules are not consulted:
 //
 //  1. subnet annotations: the auto-created pools of the pod's top controller

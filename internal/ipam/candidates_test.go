@@ -10,25 +10,25 @@ import (
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
-	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
 // candidatePools is a store with pools of both families; a4, a6 and d4 are
 // cluster defaults.
 func candidatePools() []*v2beta1.SpiderIPPool {
 	return []*v2beta1.SpiderIPPool{
-		ipamtest.MakeIPPool("a4").Subnet("10.1.0.0/16").IPs("10.1.0.10-10.1.0.20").Default().Obj(),
-		ipamtest.MakeIPPool("a6").Subnet("fd01::/64").IPs("fd01::10-fd01::20").Default().Obj(),
-		ipamtest.MakeIPPool("b4").Subnet("10.2.0.0/16").IPs("10.2.0.10").Obj(),
-		ipamtest.MakeIPPool("b6").Subnet("fd02::/64").IPs("fd02::10").Obj(),
-		ipamtest.MakeIPPool("rail-2").Subnet("10.4.0.0/16").IPs("10.4.0.10").Obj(),
-		ipamtest.MakeIPPool("rail-1").Subnet("10.3.0.0/16").IPs("10.3.0.10").Obj(),
-		ipamtest.MakeIPPool("rail-6").Subnet("fd03::/64").IPs("fd03::10").Obj(),
-		ipamtest.MakeIPPool("d4").Subnet("10.5.0.0/16").IPs("10.5.0.10").Default().Obj(),
-		ipamtest.MakeIPPool("ns4").Subnet("10.6.0.0/16").IPs("10.6.0.10").Obj(),
-		ipamtest.MakeIPPool("ns6").Subnet("fd06::/64").IPs("fd06::10").Obj(),
-		ipamtest.MakeIPPool("cni4").Subnet("10.7.0.0/16").IPs("10.7.0.10").Obj(),
-		ipamtest.MakeIPPool("cni6").Subnet("fd07::/64").IPs("fd07::10").Obj(),
+		build.Pool("a4", "10.1.0.0/16", build.IPs("10.1.0.10-10.1.0.20"), build.Default()),
+		build.Pool("a6", "fd01::/64", build.IPs("fd01::10-fd01::20"), build.Default()),
+		build.Pool("b4", "10.2.0.0/16", build.IPs("10.2.0.10")),
+		build.Pool("b6", "fd02::/64", build.IPs("fd02::10")),
+		build.Pool("rail-2", "10.4.0.0/16", build.IPs("10.4.0.10")),
+		build.Pool("rail-1", "10.3.0.0/16", build.IPs("10.3.0.10")),
+		build.Pool("rail-6", "fd03::/64", build.IPs("fd03::10")),
+		build.Pool("d4", "10.5.0.0/16", build.IPs("10.5.0.10"), build.Default()),
+		build.Pool("ns4", "10.6.0.0/16", build.IPs("10.6.0.10")),
+		build.Pool("ns6", "fd06::/64", build.IPs("fd06::10")),
+		build.Pool("cni4", "10.7.0.0/16", build.IPs("10.7.0.10")),
+		build.Pool("cni6", "fd07::/64", build.IPs("fd07::10")),
 	}
 }
 
@@ -222,8 +222,8 @@ func TestSelect(t *testing.T) {
 			},
 			pools: func() []*v2beta1.SpiderIPPool {
 				return []*v2beta1.SpiderIPPool{
-					ipamtest.MakeIPPool("b4").Subnet("10.2.0.0/16").IPs("10.2.0.10").Default().Obj(),
-					ipamtest.MakeIPPool("b6").Subnet("fd02::/64").IPs("fd02::10").Obj(),
+					build.Pool("b4", "10.2.0.0/16", build.IPs("10.2.0.10"), build.Default()),
+					build.Pool("b6", "fd02::/64", build.IPs("fd02::10")),
 				}
 			},
 			want: selected{Rule: ipam.RuleClusterDefault, IPv4: []string{"b4"}},
@@ -293,7 +293,7 @@ func TestSelect(t *testing.T) {
 			errIs:   ipam.ErrInvalidAnnotation,
 		},
 		{
-			// SPEC.md 3.2: an enabled family the winning rule names no pool
+			// docs/design/behaviour.md#pool-selection: an enabled family the winning rule names no pool
 			// of is skipped; the guides' IPv4-only pools under the chart's
 			// default enableIPv6=true.
 			name: "enabled family without a pool in the ippool annotation is skipped",
@@ -404,7 +404,7 @@ func TestSelect(t *testing.T) {
 }
 
 func TestSelectNoRule(t *testing.T) {
-	pools := []*v2beta1.SpiderIPPool{ipamtest.MakeIPPool("p").Subnet("10.1.0.0/16").IPs("10.1.0.1").Obj()}
+	pools := []*v2beta1.SpiderIPPool{build.Pool("p", "10.1.0.0/16", build.IPs("10.1.0.1"))}
 	req := &ipam.Request{PodNamespace: "app", PodName: "p", IfName: "eth0"}
 	_, err := ipam.Select(req, &ipam.Config{EnableIPv4: true}, pools)
 	if err == nil || err.Error() != "no IPPool available, no pool selection rules of any type are specified" || !errors.Is(err, ipam.ErrNoCandidatePool) {
@@ -412,7 +412,7 @@ func TestSelectNoRule(t *testing.T) {
 	}
 
 	// Default pools of a disabled family only: no enabled family has one.
-	pools = []*v2beta1.SpiderIPPool{ipamtest.MakeIPPool("p6").Subnet("fd00::/64").IPs("fd00::1").Default().Obj()}
+	pools = []*v2beta1.SpiderIPPool{build.Pool("p6", "fd00::/64", build.IPs("fd00::1"), build.Default())}
 	_, err = ipam.Select(req, &ipam.Config{EnableIPv4: true}, pools)
 	if err == nil || err.Error() != "no IPPool available, no default IPv4 IPPool for NIC eth0" || !errors.Is(err, ipam.ErrNoCandidatePool) {
 		t.Fatalf("got %v", err)
@@ -440,8 +440,8 @@ func FuzzSelectFilter(f *testing.F) {
 	f.Fuzz(func(t *testing.T, ippools, ippool, ns4, ns6, cni, ifName, defaultNet, networks string, dual bool) {
 		pools := candidatePools()
 		pools = append(pools,
-			ipamtest.MakeIPPool("node-m").Subnet("10.8.0.0/16").IPs("10.8.0.1").NodeName("worker").MultusName("x", "app/a").Obj(),
-			ipamtest.MakeIPPool("off").Subnet("10.9.0.0/16").IPs("10.9.0.1").Disable().Default().Obj(),
+			build.Pool("node-m", "10.8.0.0/16", build.IPs("10.8.0.1"), build.NodeName("worker"), build.MultusName("x", "app/a")),
+			build.Pool("off", "10.9.0.0/16", build.IPs("10.9.0.1"), build.Disable(), build.Default()),
 		)
 		anno := map[string]string{}
 		for k, v := range map[string]string{

@@ -234,7 +234,7 @@ func (s *PoolState) Apply(fn func(*PoolState) error) error {
 func (s *PoolState) Changed() bool { return s.dirty > 0 }
 
 // WriteStatus encodes the records into status.allocatedIPs and sets
-// status.allocatedIPCount in the same write, as SPEC.md 3.5 requires.
+// status.allocatedIPCount in the same write, as docs/design/ipam-invariants.md (invariant 2) requires.
 func (s *PoolState) WriteStatus(st *v2beta1.IPPoolStatus) error {
 	allocs := make(v2beta1.PoolIPAllocations, len(s.records))
 	for a, o := range s.records {

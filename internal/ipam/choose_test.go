@@ -9,7 +9,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/ip"
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
-	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
 func mustState(t *testing.T, p *v2beta1.SpiderIPPool) *ipam.PoolState {
@@ -33,8 +33,7 @@ func mustSet(t *testing.T, entries ...string) ip.Set {
 func owner(uid string) ipam.Owner { return ipam.Owner{Pod: "app/" + uid, PodUID: uid} }
 
 func TestPoolStateAllocate(t *testing.T) {
-	pool := ipamtest.MakeIPPool("p").Subnet("10.6.0.0/16").IPs("10.6.0.10-10.6.0.20").
-		ExcludeIPs("10.6.0.10", "10.6.0.12").Allocated("10.6.0.11", "app/old", "old").Obj()
+	pool := build.Pool("p", "10.6.0.0/16", build.IPs("10.6.0.10-10.6.0.20"), build.ExcludeIPs("10.6.0.10", "10.6.0.12"), build.Allocated("10.6.0.11", "app/old", "old"))
 	tests := []struct {
 		name  string
 		claim ipam.Claim
@@ -75,7 +74,7 @@ func TestPoolStateAllocate(t *testing.T) {
 }
 
 func TestPoolStateExhaustion(t *testing.T) {
-	st := mustState(t, ipamtest.MakeIPPool("p").Subnet("10.6.0.0/16").IPs("10.6.0.1-10.6.0.2").Obj())
+	st := mustState(t, build.Pool("p", "10.6.0.0/16", build.IPs("10.6.0.1-10.6.0.2")))
 	for _, uid := range []string{"a", "b"} {
 		if _, _, err := st.Allocate(ipam.Claim{Owner: owner(uid)}); err != nil {
 			t.Fatal(err)
@@ -90,7 +89,7 @@ func TestPoolStateExhaustion(t *testing.T) {
 		t.Fatalf("retry on a full pool: %s %v %v", a, reused, err)
 	}
 
-	st = mustState(t, ipamtest.MakeIPPool("p").Subnet("10.6.0.0/16").IPs("10.6.0.1-10.6.0.9").Obj())
+	st = mustState(t, build.Pool("p", "10.6.0.0/16", build.IPs("10.6.0.1-10.6.0.9")))
 	for _, uid := range []string{"a", "b"} {
 		if _, _, err := st.Allocate(ipam.Claim{Owner: owner(uid), MaxRecords: 2}); err != nil {
 			t.Fatal(err)
@@ -107,7 +106,7 @@ func TestPoolStateExhaustion(t *testing.T) {
 
 func TestPoolStateHugeIPv6Pool(t *testing.T) {
 	// A /64 has 2^64 addresses; nothing may iterate over them.
-	st := mustState(t, ipamtest.MakeIPPool("v6").Subnet("fd00::/64").IPs("fd00::-fd00::ffff:ffff:ffff:ffff").Obj())
+	st := mustState(t, build.Pool("v6", "fd00::/64", build.IPs("fd00::-fd00::ffff:ffff:ffff:ffff")))
 	a, _, err := st.Allocate(ipam.Claim{Owner: owner("a"), Offset: 1 << 63})
 	if err != nil || a.String() != "fd00::8000:0:0:0" {
 		t.Fatalf("got %s %v", a, err)
@@ -118,8 +117,7 @@ func TestPoolStateHugeIPv6Pool(t *testing.T) {
 }
 
 func TestPoolStateRelease(t *testing.T) {
-	pool := ipamtest.MakeIPPool("p").Subnet("10.6.0.0/16").IPs("10.6.0.1-10.6.0.9").
-		Allocated("10.6.0.1", "app/a", "a").Allocated("10.6.0.2", "app/a", "a").Allocated("10.6.0.3", "app/b", "b").Obj()
+	pool := build.Pool("p", "10.6.0.0/16", build.IPs("10.6.0.1-10.6.0.9"), build.Allocated("10.6.0.1", "app/a", "a"), build.Allocated("10.6.0.2", "app/a", "a"), build.Allocated("10.6.0.3", "app/b", "b"))
 	st := mustState(t, pool)
 	a1 := netip.MustParseAddr("10.6.0.1")
 	if st.Release(a1, "b") {
@@ -156,7 +154,7 @@ func TestPoolStateRelease(t *testing.T) {
 }
 
 func TestPoolStateApplyUndoesFailure(t *testing.T) {
-	pool := ipamtest.MakeIPPool("p").Subnet("10.6.0.0/16").IPs("10.6.0.1-10.6.0.9").Allocated("10.6.0.5", "app/x", "x").Obj()
+	pool := build.Pool("p", "10.6.0.0/16", build.IPs("10.6.0.1-10.6.0.9"), build.Allocated("10.6.0.5", "app/x", "x"))
 	st := mustState(t, pool)
 	if err := st.Apply(func(st *ipam.PoolState) error {
 		_, _, err := st.Allocate(ipam.Claim{Owner: owner("a")})
@@ -196,15 +194,15 @@ func TestNewPoolStateErrors(t *testing.T) {
 		pool *v2beta1.SpiderIPPool
 		want string
 	}{
-		"bad subnet":        {ipamtest.MakeIPPool("p").Subnet("10.6.0.0").IPVersion(4).Obj(), `IPPool "p": spec.subnet`},
-		"version mismatch":  {ipamtest.MakeIPPool("p").Subnet("10.6.0.0/16").IPVersion(6).Obj(), "spec.ipVersion 6 does not match"},
-		"bad ips":           {ipamtest.MakeIPPool("p").Subnet("10.6.0.0/16").IPs("10.6.0.9-10.6.0.1").Obj(), "spec.ips"},
-		"family of ips":     {ipamtest.MakeIPPool("p").Subnet("10.6.0.0/16").IPs("fd00::1").Obj(), "spec.ips"},
-		"bad excludeIPs":    {ipamtest.MakeIPPool("p").Subnet("10.6.0.0/16").ExcludeIPs("x").Obj(), "spec.excludeIPs"},
-		"bad allocatedIPs":  {raw(ipamtest.MakeIPPool("p").Subnet("10.6.0.0/16").Obj(), "{"), "decode status.allocatedIPs"},
-		"bad allocated key": {raw(ipamtest.MakeIPPool("p").Subnet("10.6.0.0/16").Obj(), `{"x":{"pod":"a/b","podUid":"u"}}`), "status.allocatedIPs"},
+		"bad subnet":        {build.Pool("p", "10.6.0.0", build.Version(4)), `IPPool "p": spec.subnet`},
+		"version mismatch":  {build.Pool("p", "10.6.0.0/16", build.Version(6)), "spec.ipVersion 6 does not match"},
+		"bad ips":           {build.Pool("p", "10.6.0.0/16", build.IPs("10.6.0.9-10.6.0.1")), "spec.ips"},
+		"family of ips":     {build.Pool("p", "10.6.0.0/16", build.IPs("fd00::1")), "spec.ips"},
+		"bad excludeIPs":    {build.Pool("p", "10.6.0.0/16", build.ExcludeIPs("x")), "spec.excludeIPs"},
+		"bad allocatedIPs":  {raw(build.Pool("p", "10.6.0.0/16"), "{"), "decode status.allocatedIPs"},
+		"bad allocated key": {raw(build.Pool("p", "10.6.0.0/16"), `{"x":{"pod":"a/b","podUid":"u"}}`), "status.allocatedIPs"},
 		"two spellings": {
-			raw(ipamtest.MakeIPPool("p").Subnet("fd00::/64").Obj(), `{"fd00::1":{"pod":"a/b","podUid":"u"},"fd00:0::1":{"pod":"a/c","podUid":"v"}}`),
+			raw(build.Pool("p", "fd00::/64"), `{"fd00::1":{"pod":"a/b","podUid":"u"},"fd00:0::1":{"pod":"a/c","podUid":"v"}}`),
 			"address fd00::1 recorded twice",
 		},
 	} {
@@ -229,7 +227,7 @@ func TestNewPoolStateSubnetSpellings(t *testing.T) {
 		{"FD00:0::/64", "fd00::10", netip.MustParsePrefix("fd00::/64")},
 	} {
 		t.Run(tc.subnet, func(t *testing.T) {
-			st := mustState(t, ipamtest.MakeIPPool("p").Subnet(tc.subnet).IPs(tc.ips).Obj())
+			st := mustState(t, build.Pool("p", tc.subnet, build.IPs(tc.ips)))
 			if st.Subnet() != tc.want {
 				t.Errorf("Subnet() = %v, want %v", st.Subnet(), tc.want)
 			}

@@ -8,6 +8,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
 // guideConfig is what the agent gets from the guides' helm install lines: the
@@ -147,14 +148,10 @@ func TestAWSTopology(t *testing.T) {
 	// --set multus.multusCNI.defaultCniCRName="default/ipvlan-ens5"
 	cfg := guideConfig("default/ipvlan-ens5")
 	store := ipamtest.NewStore(
-		ipamtest.MakeIPPool("master-v4-ens5").Subnet("172.31.16.0/20").IPs("172.31.16.4-172.31.16.8").Gateway("172.31.16.1").
-			Default().NodeName("master").MultusName("default/ipvlan-ens5").Obj(),
-		ipamtest.MakeIPPool("master-v4-ens6").Subnet("210.22.16.0/24").IPs("210.22.16.11-210.22.16.15").Gateway("210.22.16.1").
-			Default().NodeName("master").MultusName("default/ipvlan-ens6").Obj(),
-		ipamtest.MakeIPPool("worker1-v4-ens5").Subnet("180.17.16.0/24").IPs("180.17.16.11-180.17.16.15").Gateway("180.17.16.1").
-			Default().NodeName("worker1").MultusName("default/ipvlan-ens5").Obj(),
-		ipamtest.MakeIPPool("worker1-v4-ens6").Subnet("210.22.32.0/24").IPs("210.22.32.11-210.22.32.15").Gateway("210.22.32.1").
-			Default().NodeName("worker1").MultusName("default/ipvlan-ens6").Obj(),
+		build.Pool("master-v4-ens5", "172.31.16.0/20", build.IPs("172.31.16.4-172.31.16.8"), build.Gateway("172.31.16.1"), build.Default(), build.NodeName("master"), build.MultusName("default/ipvlan-ens5")),
+		build.Pool("master-v4-ens6", "210.22.16.0/24", build.IPs("210.22.16.11-210.22.16.15"), build.Gateway("210.22.16.1"), build.Default(), build.NodeName("master"), build.MultusName("default/ipvlan-ens6")),
+		build.Pool("worker1-v4-ens5", "180.17.16.0/24", build.IPs("180.17.16.11-180.17.16.15"), build.Gateway("180.17.16.1"), build.Default(), build.NodeName("worker1"), build.MultusName("default/ipvlan-ens5")),
+		build.Pool("worker1-v4-ens6", "210.22.32.0/24", build.IPs("210.22.32.11-210.22.32.15"), build.Gateway("210.22.32.1"), build.Default(), build.NodeName("worker1"), build.MultusName("default/ipvlan-ens6")),
 	)
 	a := ipam.New(store, cfg)
 	for _, tc := range []struct{ node, nad, pool string }{

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
 func TestConcurrentAllocateRelease(t *testing.T) {
@@ -18,8 +19,8 @@ func TestConcurrentAllocateRelease(t *testing.T) {
 		retries = 2 // every pod asks twice at once, as a retried CNI ADD would
 	)
 	store := ipamtest.NewStore(
-		ipamtest.MakeIPPool("v4").Subnet("10.1.0.0/16").IPs("10.1.0.1-10.1.0.200").Default().Obj(),
-		ipamtest.MakeIPPool("v6").Subnet("fd00::/64").IPs("fd00::1-fd00::200").Default().Obj(),
+		build.Pool("v4", "10.1.0.0/16", build.IPs("10.1.0.1-10.1.0.200"), build.Default()),
+		build.Pool("v6", "fd00::/64", build.IPs("fd00::1-fd00::200"), build.Default()),
 	)
 	store.SetConflictRate(0.3, 42)
 	cfg := ipam.Config{EnableIPv4: true, EnableIPv6: true}
@@ -106,7 +107,7 @@ func TestConcurrentAllocateRelease(t *testing.T) {
 
 func TestConcurrentExhaustion(t *testing.T) {
 	const capacity, pods = 20, 50
-	store := ipamtest.NewStore(ipamtest.MakeIPPool("a").Subnet("10.1.0.0/16").IPs("10.1.0.1-10.1.0.20").Obj())
+	store := ipamtest.NewStore(build.Pool("a", "10.1.0.0/16", build.IPs("10.1.0.1-10.1.0.20")))
 	store.SetConflictRate(0.2, 7)
 	a := ipam.New(store, v4only)
 	var (

@@ -1,11 +1,13 @@
 // Package ipam is Spiderpool's pure IPAM core. It owns the decisions of one
 // allocation: parsing the pod and namespace annotations that name pools
-// (SPEC.md section 2), choosing the candidate pools of an interface by the
-// precedence rules of SPEC.md 3.2, dropping the candidates a pod may not use
-// (filters of SPEC.md 3.3 and 3.4), choosing a free address inside a pool
-// (3.5), dual-stack all-or-nothing allocation (3.6) and idempotent release
-// (3.9). It declares the Store it needs and the typed errors callers check
-// with errors.Is and errors.As.
+// (docs/reference/annotations.md), choosing the candidate pools of an
+// interface by precedence, dropping the candidates a pod may not use,
+// choosing a free address inside a pool, dual-stack all-or-nothing
+// allocation and idempotent release, as docs/design/behaviour.md describes
+// them (#pool-selection, #pool-filters, #multusname-matching,
+// #choosing-an-address, #dual-stack-and-multiple-nics, #release-on-del). It
+// declares the Store it needs and the typed errors callers check with
+// errors.Is and errors.As.
 //
 // The package performs no I/O of its own: pools are read and written only
 // through Store, and a pool's allocation records are changed only inside

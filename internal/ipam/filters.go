@@ -10,10 +10,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/ip"
 )
 
 // Filter returns the candidates of family version that req may use, in
-// their order. The checks of SPEC.md 3.3 run in order and a pool is refused
+// their order. The checks of docs/design/behaviour.md#pool-filters run in order and a pool is refused
 // by the first that fails:
 //
 //  1. terminating (deletionTimestamp set);
@@ -26,7 +27,9 @@ import (
 //  6. spec.podAffinity not matching req.PodLabels (for auto-created pools:
 //     not naming req.Controller);
 //  7. spec.multusName not listing the NAD of req.IfName (see ResolveNAD;
-//     entries without "/" are in cfg.InstallNamespace).
+//     entries without "/" are in cfg.InstallNamespace);
+//  8. with req.Master set (match_master_subnet), spec.subnet holding none
+//     of the master's addresses.
 //
 // When every candidate is refused it returns a *FilterError that lists each
 // pool and why. An error from resolving the NAD (a malformed Multus
@@ -128,7 +131,35 @@ func (f *filter) refuse(p *v2beta1.SpiderIPPool) (string, error) {
 			return fmt.Sprintf("multusName does not include %q", f.nad), nil
 		}
 	}
+
+	if req.Master != nil {
+		if reason := masterMismatch(p, req.Master); reason != "" {
+			return reason, nil
+		}
+	}
 	return "", nil
+}
+
+// masterMismatch returns why p's subnet holds no address of master ("" when
+// it holds one). Upstream's rule: the pool serves the VF only when the VF's
+// PF sits in the pool's subnet, i.e. on the same underlay network.
+func masterMismatch(p *v2beta1.SpiderIPPool, m *Master) string {
+	subnet, err := p.Spec.SubnetPrefix()
+	if err != nil {
+		return fmt.Sprintf("spec.subnet: %v", err)
+	}
+	if len(m.Addrs) == 0 {
+		return fmt.Sprintf("subnet %s holds no address of master %s, which has none (match_master_subnet)", ip.FormatPrefix(subnet), m.Name)
+	}
+	addrs := make([]string, len(m.Addrs))
+	for i, a := range m.Addrs {
+		if subnet.Contains(a.Addr()) {
+			return ""
+		}
+		addrs[i] = a.String()
+	}
+	return fmt.Sprintf("subnet %s holds no address of master %s (%s) (match_master_subnet)",
+		ip.FormatPrefix(subnet), m.Name, strings.Join(addrs, ", "))
 }
 
 // qualify puts a multusName entry without namespace into the install namespace.

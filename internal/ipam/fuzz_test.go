@@ -12,6 +12,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
 // bytesReader hands out fuzz bytes, then zeros.
@@ -129,17 +130,18 @@ func FuzzAllocateRelease(f *testing.F) {
 				bits = 120
 			}
 			subnet := netip.PrefixFrom(addrOf(v, byte(i), 0), bits).String()
-			b := ipamtest.MakeIPPool(name).Subnet(subnet).Default().
-				IPs(addrOf(v, byte(i), lo).String() + "-" + addrOf(v, byte(i), hi).String())
+			opts := []build.Option{build.Default(), build.IPs(addrOf(v, byte(i), lo).String() + "-" + addrOf(v, byte(i), hi).String())}
 			pm := &poolModel{name: name, version: v, index: byte(i), records: map[netip.Addr]string{}}
 			excluded := map[netip.Addr]bool{}
+			var exclude []string
 			for range flags % 3 {
 				a := addrOf(v, byte(i), r.next()%20)
-				b.ExcludeIPs(a.String())
+				exclude = append(exclude, a.String())
 				excluded[a] = true
 			}
+			opts = append(opts, build.ExcludeIPs(exclude...))
 			if flags&0x80 != 0 && i > 0 {
-				b.Disable()
+				opts = append(opts, build.Disable())
 				pm.disabled = true
 			}
 			for h := lo; h <= hi; h++ {
@@ -147,7 +149,7 @@ func FuzzAllocateRelease(f *testing.F) {
 					pm.usable = append(pm.usable, a)
 				}
 			}
-			pools = append(pools, b.Obj())
+			pools = append(pools, build.Pool(name, subnet, opts...))
 			m.pools = append(m.pools, pm)
 		}
 		for i := range nPools {
@@ -165,7 +167,7 @@ func FuzzAllocateRelease(f *testing.F) {
 				v = 6
 			}
 			a := addrOf(v, r.next()%byte(nPools), r.next()%20)
-			store.PutReserved(ipamtest.MakeReservedIP(fmt.Sprint("r", i)).IPs(a.String()).Obj())
+			store.PutReserved(build.ReservedIP(fmt.Sprint("r", i), build.IPs(a.String())))
 			m.reserved[a] = true
 		}
 		if c := r.next(); c%2 == 1 {

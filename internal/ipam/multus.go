@@ -142,7 +142,7 @@ func parseNetworkText(s string) (Network, error) {
 }
 
 // ResolveNAD returns "namespace/name" of the NetworkAttachmentDefinition that
-// created interface req.IfName (SPEC.md 3.4), or "" when it cannot be known:
+// created interface req.IfName (docs/design/behaviour.md#multusname-matching), or "" when it cannot be known:
 //   - eth0 (or "0"), the first NIC: the pod annotation
 //     v1.multus-cni.io/default-network, else cfg.ClusterDefaultNAD (resolved
 //     by multusconf.ResolveClusterNetwork, as for Multus's configuration); a

@@ -12,6 +12,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
 // createdAt sets a pool's creation time.
@@ -28,8 +29,8 @@ func TestAllocateOverlappingPools(t *testing.T) {
 	ctx := context.Background()
 	t.Run("same subnet, shared addresses", func(t *testing.T) {
 		store := ipamtest.NewStore(
-			createdAt(ipamtest.MakeIPPool("old").Subnet("10.6.0.0/24").IPs("10.6.0.10-10.6.0.12").Obj(), 1),
-			createdAt(ipamtest.MakeIPPool("new").Subnet("10.6.0.0/24").IPs("10.6.0.10-10.6.0.13").Obj(), 2),
+			createdAt(build.Pool("old", "10.6.0.0/24", build.IPs("10.6.0.10-10.6.0.12")), 1),
+			createdAt(build.Pool("new", "10.6.0.0/24", build.IPs("10.6.0.10-10.6.0.13")), 2),
 		)
 		a := ipam.New(store, v4only)
 		got := map[string]string{}
@@ -59,8 +60,8 @@ func TestAllocateOverlappingPools(t *testing.T) {
 	})
 	t.Run("overlapping subnets", func(t *testing.T) {
 		store := ipamtest.NewStore(
-			createdAt(ipamtest.MakeIPPool("wide").Subnet("10.6.0.0/16").IPs("10.6.1.10-10.6.1.12").Obj(), 1),
-			createdAt(ipamtest.MakeIPPool("narrow").Subnet("10.6.1.0/24").IPs("10.6.1.20").Obj(), 2),
+			createdAt(build.Pool("wide", "10.6.0.0/16", build.IPs("10.6.1.10-10.6.1.12")), 1),
+			createdAt(build.Pool("narrow", "10.6.1.0/24", build.IPs("10.6.1.20")), 2),
 		)
 		a := ipam.New(store, v4only)
 		_, err := a.Allocate(ctx, podRequest("p1", "narrow"))
@@ -80,8 +81,8 @@ func FuzzOverlappingPools(f *testing.F) {
 	f.Add("10.6.0.1", "10.6.0.1", "10.6.0.1", uint8(2))
 	f.Add("10.6.0.0-10.6.0.255", "10.6.0.200-10.6.0.201", "10.6.0.200", uint8(5))
 	f.Fuzz(func(t *testing.T, oldIPs, newIPs, newExclude string, n uint8) {
-		old := createdAt(ipamtest.MakeIPPool("old").Subnet("10.6.0.0/24").IPs(oldIPs).Obj(), 1)
-		newer := ipamtest.MakeIPPool("new").Subnet("10.6.0.0/24").IPs(newIPs).Obj()
+		old := createdAt(build.Pool("old", "10.6.0.0/24", build.IPs(oldIPs)), 1)
+		newer := build.Pool("new", "10.6.0.0/24", build.IPs(newIPs))
 		if newExclude != "" {
 			newer.Spec.ExcludeIPs = []string{newExclude}
 		}

@@ -97,11 +97,23 @@ type Request struct {
 	// their podAffinity against it rather than the pod's labels.
 	Controller Controller
 
+	// Master is the host interface behind IfName with its addresses, given
+	// when the CNI configuration sets match_master_subnet (SR-IOV: the PF
+	// of the VF the main plugin moved into the pod): only pools whose subnet
+	// holds one of those addresses serve the interface. nil: no such rule.
+	Master *Master
+
 	// OtherNICIPs are addresses the pod UID holds for its other interfaces
 	// (from its SpiderEndpoint). Pool records carry no interface name, so
 	// without this list a retry for net1 could be handed eth0's address
 	// when both come from one pool.
 	OtherNICIPs []netip.Addr
+}
+
+// Master is a host interface and the addresses it carries.
+type Master struct {
+	Name  string
+	Addrs []netip.Prefix
 }
 
 // Pod returns "namespace/name", the form pool records store.

@@ -8,7 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
-	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
 // stateRecords returns the state's records as address -> pod UID.
@@ -22,8 +22,7 @@ func stateRecords(st *ipam.PoolState) map[string]string {
 
 func TestPoolStateTransfer(t *testing.T) {
 	pool := func() *v2beta1.SpiderIPPool {
-		return ipamtest.MakeIPPool("p").Subnet("10.6.0.0/16").IPs("10.6.0.10-10.6.0.20").
-			Allocated("10.6.0.10", "app/web-0", "old").Allocated("10.6.0.11", "app/other", "other").Obj()
+		return build.Pool("p", "10.6.0.0/16", build.IPs("10.6.0.10-10.6.0.20"), build.Allocated("10.6.0.10", "app/web-0", "old"), build.Allocated("10.6.0.11", "app/other", "other"))
 	}
 	oldOwner := ipam.Owner{Pod: "app/web-0", PodUID: "old"}
 	newOwner := ipam.Owner{Pod: "app/web-0", PodUID: "new"}
@@ -74,8 +73,7 @@ func TestPoolStateTransfer(t *testing.T) {
 
 // After a transfer the old UID holds nothing: its late release is a no-op.
 func TestPoolStateTransferThenOldRelease(t *testing.T) {
-	st := mustState(t, ipamtest.MakeIPPool("p").Subnet("10.6.0.0/16").IPs("10.6.0.10-10.6.0.20").
-		Allocated("10.6.0.10", "app/web-0", "old").Obj())
+	st := mustState(t, build.Pool("p", "10.6.0.0/16", build.IPs("10.6.0.10-10.6.0.20"), build.Allocated("10.6.0.10", "app/web-0", "old")))
 	addr := netip.MustParseAddr("10.6.0.10")
 	if !st.Transfer(addr, ipam.Owner{Pod: "app/web-0", PodUID: "old"}, ipam.Owner{Pod: "app/web-0", PodUID: "new"}) {
 		t.Fatal("Transfer refused")
@@ -101,8 +99,7 @@ func TestPoolStateTransferThenOldRelease(t *testing.T) {
 
 // A failed function's transfer is undone by Apply.
 func TestPoolStateApplyUndoesTransfer(t *testing.T) {
-	st := mustState(t, ipamtest.MakeIPPool("p").Subnet("10.6.0.0/16").IPs("10.6.0.10-10.6.0.20").
-		Allocated("10.6.0.10", "app/web-0", "old").Obj())
+	st := mustState(t, build.Pool("p", "10.6.0.0/16", build.IPs("10.6.0.10-10.6.0.20"), build.Allocated("10.6.0.10", "app/web-0", "old")))
 	boom := errors.New("boom")
 	err := st.Apply(func(st *ipam.PoolState) error {
 		st.Transfer(netip.MustParseAddr("10.6.0.10"), ipam.Owner{Pod: "app/web-0", PodUID: "old"}, ipam.Owner{Pod: "app/web-0", PodUID: "new"})

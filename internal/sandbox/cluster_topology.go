@@ -300,7 +300,7 @@ data:
       serviceSubnet: ` + serviceCIDR + `
 `
 
-// The public-cloud guides' manifests (SPEC.md 12(a)) with the nodes of the sandbox; the pools'
+// The public-cloud guides' manifests (docs/guides/public-cloud.md) with the nodes of the sandbox; the pools'
 // ranges are the guide's for master and worker and continue the same way for more nodes.
 var publicCloudManifests = template.Must(template.New("public-cloud").Parse(`
 ` + kubeadmConfig + `---

@@ -90,7 +90,7 @@ func Start(opts Options) (*Env, error) {
 		ControlPlaneStartTimeout: timeout,
 		ControlPlaneStopTimeout:  30 * time.Second,
 	}
-	// The guides' clusters use 10.233.0.0/18 for services (SPEC.md 12); the control plane does too,
+	// The guides' clusters use 10.233.0.0/18 for services (docs/guides/public-cloud.md#topology-used-in-the-examples and docs/guides/calico-overlay.md#topology-used-in-the-examples); the control plane does too,
 	// so that what the SpiderCoordinator detects from the apiserver matches the guides' output.
 	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", ServiceCIDR)
 	for k, v := range opts.APIServerArgs {

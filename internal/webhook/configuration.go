@@ -15,7 +15,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 )
 
-// ConfigurationName names both webhook configurations (SPEC.md 8.3).
+// ConfigurationName names both webhook configurations (docs/design/behaviour.md#webhook-registration-and-certificates).
 const ConfigurationName = "spiderpool-controller"
 
 // hookedKind is a kind served by a defaulter and a validator.
@@ -37,7 +37,7 @@ var hookedKinds = []hookedKind{
 func (k hookedKind) webhookName() string { return strings.ToLower(k.kind) + "." + v2beta1.GroupName }
 
 // MutatePath and ValidatePath are the paths controller-runtime's builder serves a kind on, and the
-// ones of SPEC.md 8.3: /mutate-spiderpool-spidernet-io-v2beta1-spiderippool.
+// ones of docs/design/behaviour.md#webhook-registration-and-certificates: /mutate-spiderpool-spidernet-io-v2beta1-spiderippool.
 func MutatePath(kind string) string   { return "/mutate-" + pathSuffix(kind) }
 func ValidatePath(kind string) string { return "/validate-" + pathSuffix(kind) }
 

@@ -8,7 +8,7 @@ import (
 )
 
 func TestConfigurationsMatchSpec(t *testing.T) {
-	// SPEC.md 8.3, verbatim.
+	// docs/design/behaviour.md#webhook-registration-and-certificates, verbatim.
 	want := map[string][2]string{
 		"spiderippool.spiderpool.spidernet.io":       {"/mutate-spiderpool-spidernet-io-v2beta1-spiderippool", "/validate-spiderpool-spidernet-io-v2beta1-spiderippool"},
 		"spidersubnet.spiderpool.spidernet.io":       {"/mutate-spiderpool-spidernet-io-v2beta1-spidersubnet", "/validate-spiderpool-spidernet-io-v2beta1-spidersubnet"},

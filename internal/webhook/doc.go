@@ -1,4 +1,4 @@
-// Package webhook owns spiderpool-controller's admission webhooks (SPEC.md 8.3): one defaulter and
+// Package webhook owns spiderpool-controller's admission webhooks (docs/design/behaviour.md#admission-webhooks): one defaulter and
 // one validator per kind (<kind>_webhook.go), the serving certificate, and the
 // MutatingWebhookConfiguration/ValidatingWebhookConfiguration that point the apiserver at them.
 //

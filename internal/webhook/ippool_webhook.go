@@ -24,11 +24,43 @@ type IPPoolWebhook struct {
 	// rule may then miss a pool created a moment before, which allocation catches (see Setup).
 	Reader                 client.Reader
 	EnableIPv4, EnableIPv6 bool
+	// EnableSpiderSubnet is ipam.spiderSubnet.enable: a pool created without a gateway or routes
+	// takes them from the SpiderSubnet of its CIDR.
+	EnableSpiderSubnet bool
 }
 
 // Default implements admission.Defaulter.
-func (w *IPPoolWebhook) Default(_ context.Context, pool *v2beta1.SpiderIPPool) error {
+func (w *IPPoolWebhook) Default(ctx context.Context, pool *v2beta1.SpiderIPPool) error {
 	v2beta1.DefaultSpiderIPPool(pool)
+	if w.EnableSpiderSubnet && (pool.Spec.Gateway == nil || pool.Spec.Routes == nil) {
+		return w.inherit(ctx, pool)
+	}
+	return nil
+}
+
+// inherit fills the gateway and the routes a pool leaves unset from the SpiderSubnet of the same
+// CIDR, as the pools a subnet creates itself get them. Set fields, even to an empty list of
+// routes, are the user's and stay: an empty list is dropped by the JSON encoding, though, and so
+// inherits too. A pool of no subnet keeps what it has.
+func (w *IPPoolWebhook) inherit(ctx context.Context, pool *v2beta1.SpiderIPPool) error {
+	var subnets v2beta1.SpiderSubnetList
+	if err := w.Reader.List(ctx, &subnets); err != nil {
+		return apierrors.NewInternalError(fmt.Errorf("list SpiderSubnets: %w", err))
+	}
+	for i := range subnets.Items {
+		s := &subnets.Items[i]
+		if s.DeletionTimestamp != nil || !v2beta1.SameCIDR(s.Spec.Subnet, pool.Spec.Subnet) {
+			continue
+		}
+		if pool.Spec.Gateway == nil && s.Spec.Gateway != nil {
+			gw := *s.Spec.Gateway
+			pool.Spec.Gateway = &gw
+		}
+		if pool.Spec.Routes == nil && s.Spec.Routes != nil {
+			pool.Spec.Routes = append([]v2beta1.Route(nil), s.Spec.Routes...)
+		}
+		return nil
+	}
 	return nil
 }
 

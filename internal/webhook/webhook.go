@@ -30,7 +30,7 @@ const (
 	ModeProvided Mode = "provided"
 )
 
-// Defaults of Options (SPEC.md 8.3 and Helm spiderpoolController.*).
+// Defaults of Options (docs/design/behaviour.md#webhook-registration-and-certificates (values: docs/reference/helm-values.md#spiderpoolcontroller) and Helm spiderpoolController.*).
 const (
 	DefaultServiceName = "spiderpool-controller"
 	DefaultPort        = 5722
@@ -65,6 +65,8 @@ type Options struct {
 	SecretName string
 	// EnableIPv4 and EnableIPv6 are the Helm values ipam.enableIPv4/ipam.enableIPv6.
 	EnableIPv4, EnableIPv6 bool
+	// EnableSpiderSubnet is ipam.spiderSubnet.enable (IPPoolWebhook.EnableSpiderSubnet).
+	EnableSpiderSubnet bool
 }
 
 // +kubebuilder:rbac:groups=core,resources=secrets,verbs=get;create;update
@@ -96,7 +98,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	// refused once; a retry passes.
 	reader := cacheReader{mgr.GetClient()}
 	ipv4, ipv6 := opts.EnableIPv4, opts.EnableIPv6
-	pool := &IPPoolWebhook{Reader: reader, EnableIPv4: ipv4, EnableIPv6: ipv6}
+	pool := &IPPoolWebhook{Reader: reader, EnableIPv4: ipv4, EnableIPv6: ipv6, EnableSpiderSubnet: opts.EnableSpiderSubnet}
 	subnet := &SubnetWebhook{Reader: reader, EnableIPv4: ipv4, EnableIPv6: ipv6}
 	rip := &ReservedIPWebhook{EnableIPv4: ipv4, EnableIPv6: ipv6}
 	smc := &MultusConfigWebhook{Reader: reader}

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
 func newAPIClient(t *testing.T, objs ...client.Object) client.Client {
@@ -32,10 +33,6 @@ func newAPIClient(t *testing.T, objs ...client.Object) client.Client {
 		t.Fatal(err)
 	}
 	return fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).Build()
-}
-
-func pool(name, subnet string, ips ...string) *v2beta1.SpiderIPPool {
-	return &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v2beta1.IPPoolSpec{Subnet: subnet, IPs: ips}}
 }
 
 // wantInvalid checks the error the apiserver would relay: Invalid, for our kind and object, naming
@@ -59,14 +56,11 @@ func wantInvalid(t *testing.T, err error, kind, name string, parts ...string) {
 
 func TestIPPoolWebhook(t *testing.T) {
 	ctx := context.Background()
-	existing := pool("a", "10.6.0.0/16", "10.6.0.10-10.6.0.20")
-	subnet := &v2beta1.SpiderSubnet{
-		ObjectMeta: metav1.ObjectMeta{Name: "s"},
-		Spec:       v2beta1.SubnetSpec{Subnet: "10.7.0.0/16", IPs: []string{"10.7.0.1-10.7.0.9"}},
-	}
+	existing := build.Pool("a", "10.6.0.0/16", build.NoVersion(), build.IPs("10.6.0.10-10.6.0.20"))
+	subnet := build.Subnet("s", "10.7.0.0/16", build.NoVersion(), build.IPs("10.7.0.1-10.7.0.9"))
 	w := &IPPoolWebhook{Reader: newAPIClient(t, existing, subnet), EnableIPv4: true}
 
-	p := pool("b", "10.6.0.0/16", "10.6.0.15-10.6.0.30")
+	p := build.Pool("b", "10.6.0.0/16", build.NoVersion(), build.IPs("10.6.0.15-10.6.0.30"))
 	if err := w.Default(ctx, p); err != nil {
 		t.Fatal(err)
 	}
@@ -76,19 +70,19 @@ func TestIPPoolWebhook(t *testing.T) {
 	_, err := w.ValidateCreate(ctx, p)
 	wantInvalid(t, err, "SpiderIPPool", "b", "spec.ips", `"a"`, "10.6.0.15-10.6.0.20")
 
-	_, err = w.ValidateCreate(ctx, pool("c", "10.7.0.0/16", "10.7.0.50"))
+	_, err = w.ValidateCreate(ctx, build.Pool("c", "10.7.0.0/16", build.NoVersion(), build.IPs("10.7.0.50")))
 	wantInvalid(t, err, "SpiderIPPool", "c", "spec.ips", `SpiderSubnet "s"`)
 
-	_, err = w.ValidateCreate(ctx, pool("v6", "fd00::/64"))
+	_, err = w.ValidateCreate(ctx, build.Pool("v6", "fd00::/64", build.NoVersion()))
 	wantInvalid(t, err, "SpiderIPPool", "v6", "IPv6")
 
-	if _, err := w.ValidateCreate(ctx, pool("d", "10.6.0.0/16", "10.6.0.21-10.6.0.30")); err != nil {
+	if _, err := w.ValidateCreate(ctx, build.Pool("d", "10.6.0.0/16", build.NoVersion(), build.IPs("10.6.0.21-10.6.0.30"))); err != nil {
 		t.Errorf("disjoint pool of the same subnet refused: %v", err)
 	}
 
 	// A stored pool that breaks today's rules can still lose its finalizer, and deletion is never
 	// refused, even with allocations: the finalizer holds the pool.
-	stored := pool("a", "10.6.0.0/16", "10.9.0.1")
+	stored := build.Pool("a", "10.6.0.0/16", build.NoVersion(), build.IPs("10.9.0.1"))
 	stored.Finalizers = []string{v2beta1.Finalizer}
 	stored.Status.AllocatedIPs = ptr.To(`{"10.6.0.10":{"pod":"default/x","podUid":"u"}}`)
 	released := stored.DeepCopy()
@@ -107,12 +101,10 @@ func TestIPPoolWebhook(t *testing.T) {
 
 func TestMultusConfigWebhookNADName(t *testing.T) {
 	ctx := context.Background()
-	other := &v2beta1.SpiderMultusConfig{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "other", Annotations: map[string]string{v2beta1.AnnoMultusConfigName: "net"}},
-	}
+	other := build.MultusConfig("ns", "other", build.Annotation(v2beta1.AnnoMultusConfigName, "net"))
 	// No NAD kind in this client's scheme: a cluster without Multus' CRD is not an error.
 	w := &MultusConfigWebhook{Reader: newAPIClient(t, other)}
-	smc := &v2beta1.SpiderMultusConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "net"}}
+	smc := build.MultusConfig("ns", "net")
 	if err := w.Default(ctx, smc); err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +215,7 @@ func (r *notStartedReader) List(ctx context.Context, list client.ObjectList, opt
 // cache's is answered once the cache has started, not refused; a request whose deadline passes
 // first gets the error.
 func TestCacheReaderWaitsForStart(t *testing.T) {
-	r := cacheReader{&notStartedReader{Reader: newAPIClient(t, pool("a", "10.6.0.0/16")), n: 3}}
+	r := cacheReader{&notStartedReader{Reader: newAPIClient(t, build.Pool("a", "10.6.0.0/16", build.NoVersion())), n: 3}}
 	var pools v2beta1.SpiderIPPoolList
 	if err := r.List(context.Background(), &pools); err != nil {
 		t.Fatalf("List() = %v, want it to wait for the start", err)

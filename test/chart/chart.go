@@ -31,7 +31,7 @@ type GuideLine struct {
 	Args []string
 }
 
-// GuideLines are the install lines of SPEC.md 12, the optional flags of the public-cloud guide on
+// GuideLines are the install lines of docs/guides/public-cloud.md#1-install and docs/guides/calico-overlay.md#1-install, the optional flags of the public-cloud guide on
 // their own and combined, and the defaults. The guides quote values for the shell
 // (defaultCniCRName="ipvlan-eth0"); exec needs no quotes.
 var GuideLines = []GuideLine{

@@ -316,7 +316,6 @@ func TestChartRefusesWhatBinariesCannotDo(t *testing.T) {
 		{[]string{"--set", "ipam.gc.statelessPod.enableGcRunningPodOnEmptyPodStatusIPs=true"}, "enableGcRunningPodOnEmptyPodStatusIPs=true: reclaiming"},
 		// spiderpool.checks.unbuilt: upstream features this release does not have.
 		{[]string{"--set", "multus.enableMultusConfig=false"}, "multus.enableMultusConfig=false"},
-		{[]string{"--set", "spiderpoolAgent.prometheus.enabledDebugMetric=true"}, "spiderpoolAgent.prometheus.enabledDebugMetric=true"},
 		{[]string{"--set", "spiderpoolAgent.prometheus.enabledRdmaMetric=true"}, "spiderpoolAgent.prometheus.enabledRdmaMetric=true"},
 		{[]string{"--set", "spiderpoolAgent.debug.gopsPort=6060"}, "spiderpoolAgent.debug.gopsPort=6060"},
 		{[]string{"--set", "spiderpoolController.debug.gopsPort=6061"}, "spiderpoolController.debug.gopsPort=6061"},

@@ -226,6 +226,7 @@ func TestChartAgentRBAC(t *testing.T) {
 	add("", []string{"pods", "namespaces", "nodes"}, read)
 	add("apps", []string{"statefulsets", "replicasets"}, []string{"get"})
 	add("batch", []string{"jobs"}, []string{"get"})
+	add("kubevirt.io", []string{"virtualmachineinstances", "virtualmachines"}, []string{"get"}) // workload.VMWantsAddresses
 	add(sp, []string{"spiderippools", "spiderreservedips", "spidercoordinators"}, read)
 	add(sp, []string{"spiderippools/status"}, []string{"update"})
 	add(sp, []string{"spiderendpoints"}, []string{"get", "list", "watch", "create", "update", "delete"})

@@ -14,15 +14,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// exemptValues are the values no rendering can honour or refuse: the binaries behave alike
-// whatever they say, and the setting that differs from that behaviour is upstream's default,
-// which must render (guides and copied values files carry it). Each entry says why; every other
-// value of values.yaml is consumed by a template or refused by spiderpool.checks.unbuilt.
-var exemptValues = map[string]string{
-	"ipam.enableKubevirtStaticIP": "KubeVirt is out of scope (SPEC.md 9): a VM's pod keeps no IP across restarts, so upstream's " +
-		"default true is not honoured and false, the only other setting, is what spiderpool-go does anyway",
-}
-
 // valueFlips are the changed settings of leaves whose generic change (bool negated, number + 1,
 // string "x") values.schema.json rejects or which need an element to show.
 var valueFlips = map[string]any{
@@ -68,10 +59,12 @@ var valueFlips = map[string]any{
 // valueEnablers are the settings under which the leaves below a prefix show in the rendering
 // (a value only read when a feature is on is still consumed).
 var valueEnablers = map[string]map[string]any{
-	"plugins.":                              {"plugins.installCNI": true},
-	"spiderpoolAgent.prometheus.port":       {"spiderpoolAgent.prometheus.enabled": true},
-	"spiderpoolController.prometheus.port":  {"spiderpoolController.prometheus.enabled": true},
-	"spiderpoolController.tls.certmanager.": {"spiderpoolController.tls.method": "certmanager"},
+	"plugins.":                                           {"plugins.installCNI": true},
+	"spiderpoolAgent.prometheus.port":                    {"spiderpoolAgent.prometheus.enabled": true},
+	"spiderpoolController.prometheus.port":               {"spiderpoolController.prometheus.enabled": true},
+	"spiderpoolAgent.prometheus.enabledDebugMetric":      {"spiderpoolAgent.prometheus.enabled": true},
+	"spiderpoolController.prometheus.enabledDebugMetric": {"spiderpoolController.prometheus.enabled": true},
+	"spiderpoolController.tls.certmanager.":              {"spiderpoolController.tls.method": "certmanager"},
 	"spiderpoolController.tls.provided.": {"spiderpoolController.tls.method": "provided",
 		"spiderpoolController.tls.provided.tlsCa": "a", "spiderpoolController.tls.provided.tlsCert": "b",
 		"spiderpoolController.tls.provided.tlsKey": "c"},
@@ -221,24 +214,23 @@ func comparable(helm, dir string, args ...string) (string, error) {
 }
 
 // TestChartEveryValueDoesSomething: every value of values.yaml is read by a template and changes
-// what is rendered when it changes (or makes the chart refuse it, naming it), unless
-// exemptValues says why not. A value accepted and ignored would let an upstream values file
-// install a release that silently does something else.
+// what is rendered when it changes (or makes the chart refuse it, naming it). A value accepted
+// and ignored would let an upstream values file install a release that silently does something
+// else. There is no exemption: upstream marks none of its values experimental.
 func TestChartEveryValueDoesSomething(t *testing.T) {
 	helm, dir := Require(t)
 	leaves := leafValues(values(t))
 	refs := templateRefs(t)
-	for path := range exemptValues {
-		if _, ok := leaves[path]; !ok {
-			t.Errorf("exemptValues names %s, which values.yaml does not have", path)
-		}
-	}
 	for path := range valueFlips {
 		if _, ok := leaves[path]; !ok {
 			t.Errorf("valueFlips names %s, which values.yaml does not have", path)
 		}
 	}
 	bases := map[string]string{}
+	report := map[string]string{} // path -> what changing it changed, for SPIDERPOOL_VALUES_REPORT
+	if out := os.Getenv("SPIDERPOOL_VALUES_REPORT"); out != "" {
+		t.Cleanup(func() { writeValuesReport(t, out, report) })
+	}
 	for _, path := range slices.Sorted(maps.Keys(leaves)) {
 		t.Run(path, func(t *testing.T) {
 			to := flipped(t, path, leaves[path])
@@ -275,15 +267,17 @@ func TestChartEveryValueDoesSomething(t *testing.T) {
 					t.Errorf("%s=%s is refused without naming it: %v", path, js, err)
 				}
 				changed = true
+				_, msg, _ := strings.Cut(err.Error(), "): ")
+				msg, _, _ = strings.Cut(msg, "\n")
+				report[path] = fmt.Sprintf("`%s` is refused: %s", js, msg)
 			case err != nil:
 				t.Fatalf("%s=%s: the chart rejects the changed setting (add a valid one to valueFlips): %v", path, js, err)
 			}
-			reason, exempt := exemptValues[path]
+			if err == nil && changed {
+				report[path] = fmt.Sprintf("`%s` changes %s", js, renderDiff(base, got))
+			}
 			read := readByTemplate(refs, path)
 			switch {
-			case exempt && (changed || read):
-				t.Errorf("%s is exempt (%s) but a template reads it (%v) or changing it changes the rendering (%v): drop the exemption", path, reason, read, changed)
-			case exempt:
 			case !read && !changed:
 				t.Errorf("%s: no template reads it and %s does not change the rendering (spiderpool-conf conf.yml aside): wire it to what it configures, or refuse it in spiderpool.checks.unbuilt", path, js)
 			case !changed:
@@ -301,5 +295,91 @@ func TestChartValueLeaves(t *testing.T) {
 	want := map[string]any{"a.b": true, "a.c": map[string]any{}, "a.d": []any{1}, "e": "x"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("leafValues (-want +got):\n%s", diff)
+	}
+}
+
+// renderDiff names what differs between two comparable renderings: each changed object and up to
+// two of its changed fields with their new values.
+func renderDiff(base, got string) string {
+	index := func(s string) map[string]map[string]any {
+		out := map[string]map[string]any{}
+		for _, line := range strings.Split(s, "\n") {
+			var o map[string]any
+			if json.Unmarshal([]byte(line), &o) != nil {
+				continue
+			}
+			meta, _ := o["metadata"].(map[string]any)
+			out[fmt.Sprintf("%v/%v", o["kind"], meta["name"])] = o
+		}
+		return out
+	}
+	before, after := index(base), index(got)
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(after)) {
+		b, ok := before[k]
+		if !ok {
+			parts = append(parts, k+" (added)")
+			continue
+		}
+		var fields []string
+		leafDiff("", b, after[k], &fields)
+		if len(fields) == 0 {
+			continue
+		}
+		if len(fields) > 2 {
+			fields = append(fields[:2], "...")
+		}
+		parts = append(parts, k+": "+strings.Join(fields, "; "))
+	}
+	for _, k := range slices.Sorted(maps.Keys(before)) {
+		if _, ok := after[k]; !ok {
+			parts = append(parts, k+" (removed)")
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// leafDiff appends the paths under prefix where a and b differ, with b's value.
+func leafDiff(prefix string, a, b any, out *[]string) {
+	switch bv := b.(type) {
+	case map[string]any:
+		av, _ := a.(map[string]any)
+		for _, k := range slices.Sorted(maps.Keys(bv)) {
+			leafDiff(prefix+"."+k, av[k], bv[k], out)
+		}
+		for _, k := range slices.Sorted(maps.Keys(av)) {
+			if _, ok := bv[k]; !ok {
+				*out = append(*out, "`"+strings.TrimPrefix(prefix+"."+k, ".")+"` removed")
+			}
+		}
+	case []any:
+		av, _ := a.([]any)
+		for i := range bv {
+			var ai any
+			if i < len(av) {
+				ai = av[i]
+			}
+			leafDiff(fmt.Sprintf("%s[%d]", prefix, i), ai, bv[i], out)
+		}
+		if len(av) > len(bv) {
+			*out = append(*out, fmt.Sprintf("`%s` shorter", strings.TrimPrefix(prefix, ".")))
+		}
+	default:
+		if !cmp.Equal(a, b) {
+			js, _ := json.Marshal(b)
+			*out = append(*out, fmt.Sprintf("`%s` = `%s`", strings.TrimPrefix(prefix, "."), js))
+		}
+	}
+}
+
+// writeValuesReport writes report as a Markdown table, one row per value.
+func writeValuesReport(t *testing.T, path string, report map[string]string) {
+	var b strings.Builder
+	b.WriteString("| Value | Set to another value, it changes (or is refused) |\n|---|---|\n")
+	for _, k := range slices.Sorted(maps.Keys(report)) {
+		fmt.Fprintf(&b, "| `%s` | %s |\n", k, strings.ReplaceAll(strings.TrimSpace(report[k]), "|", "\\|"))
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Errorf("write %s: %v", path, err)
 	}
 }

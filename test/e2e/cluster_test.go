@@ -16,6 +16,7 @@ import (
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/netsim"
+	"github.com/spiderpool-go/spiderpool/internal/nodesysctl"
 	"github.com/spiderpool-go/spiderpool/internal/sandbox"
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
 	"github.com/spiderpool-go/spiderpool/internal/testutil/uml"
@@ -137,6 +138,22 @@ func TestRealClusterPublicCloud(t *testing.T) {
 			}
 			if !ready {
 				t.Errorf("node %s is not Ready", n.Metadata.Name)
+			}
+		}
+	})
+
+	t.Run("spiderpoolAgent.tuneSysctlConfig set the nodes' sysctls", func(t *testing.T) {
+		for _, n := range c.Nodes {
+			for _, s := range nodesysctl.Settings {
+				path := "/proc/sys/" + strings.ReplaceAll(s.Name, ".", "/")
+				out, err := n.Exec(ctx, "cat "+path)
+				if err != nil {
+					t.Errorf("node %s: %v", n.Name, err)
+					continue
+				}
+				if got := strings.TrimSpace(out); got != s.Value {
+					t.Errorf("node %s: %s = %s, want %s", n.Name, s.Name, got, s.Value)
+				}
 			}
 		}
 	})

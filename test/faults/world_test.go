@@ -30,6 +30,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
 // world is one fault class's namespace, nodes, agents, pools and pods.
@@ -68,12 +69,11 @@ func newWorld(t *testing.T, ns string, nodes ...string) *world {
 	t.Helper()
 	w := &world{t: t, ns: ns, agents: map[string]*agent{}, pods: map[string]*pod{}}
 	ctx := testContext(t)
-	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+	if err := env.Client.Create(ctx, build.Namespace(ns)); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range nodes {
-		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}}
-		if err := env.Client.Create(ctx, node); client.IgnoreAlreadyExists(err) != nil {
+		if err := env.Client.Create(ctx, build.Node(n)); client.IgnoreAlreadyExists(err) != nil {
 			t.Fatal(err)
 		}
 		setNodeReady(t, n, true)
@@ -111,10 +111,7 @@ func setNodeReady(t *testing.T, name string, ready bool) {
 // createPool creates an IPv4 pool of ips in subnet for pods naming it.
 func (w *world) createPool(name, subnet string, ips ...string) {
 	w.t.Helper()
-	p := &v2beta1.SpiderIPPool{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec:       v2beta1.IPPoolSpec{IPVersion: ptr.To[int64](4), Subnet: subnet, IPs: ips},
-	}
+	p := build.Pool(name, subnet, build.Version(4), build.IPs(ips...))
 	if err := env.Client.Create(testContext(w.t), p); err != nil {
 		w.t.Fatal(err)
 	}
@@ -136,11 +133,12 @@ func (w *world) newOwnedPod(node string, anno, labels map[string]string, owners 
 	}
 	name := fmt.Sprintf("%s-%04d", prefix, w.seq)
 	w.mu.Unlock()
-	obj := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: w.ns, Name: name, Annotations: anno, Labels: labels, OwnerReferences: owners},
-		Spec: corev1.PodSpec{NodeName: node, TerminationGracePeriodSeconds: ptr.To(cmp.Or(w.podGrace, 2)),
-			Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+	opts := []build.Option{build.Annotations(anno), build.Labels(labels), build.OnNode(node),
+		build.TerminationGrace(cmp.Or(w.podGrace, 2)), build.Container("c", "busybox")}
+	for _, o := range owners {
+		opts = append(opts, build.Owner(o))
 	}
+	obj := build.Pod(w.ns, name, opts...)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := createRetrying(ctx, obj); err != nil {

@@ -18,13 +18,13 @@ import (
 	cnitypes "github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/spiderpool-go/spiderpool/internal/agent"
 	agentclient "github.com/spiderpool-go/spiderpool/internal/agent/client"
 	"github.com/spiderpool-go/spiderpool/internal/cni/cnilog"
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
 // runningAgent is a spiderpool-agent started in this process for one simulated node.
@@ -50,7 +50,7 @@ func startAgent(t *testing.T, node string, mutate func(*agent.Config)) *runningA
 	cfg.HealthAddr = "127.0.0.1:0"
 	cfg.MetricsAddr = ""
 	// IPv4 and IPv6 stay enabled, as the chart installs them: the guides' IPv4-only pools must
-	// serve pods under those defaults (SPEC.md 3.2).
+	// serve pods under those defaults (docs/design/behaviour.md#pool-selection).
 	cfg.Logger = quietLogger()
 	if mutate != nil {
 		mutate(&cfg)
@@ -128,6 +128,7 @@ type cniInvocation struct {
 	pod                         *corev1.Pod
 	ipam                        map[string]any // extra keys of the ipam object
 	socket                      string
+	netns                       string // CNI_NETNS; default /var/run/netns/<pod name>, which need not exist
 }
 
 // run executes the plugin and returns stdout; a non-zero exit returns the CNI error printed.
@@ -144,12 +145,16 @@ func (c cniInvocation) run(t *testing.T) ([]byte, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	netns := c.netns
+	if netns == "" {
+		netns = "/var/run/netns/" + c.pod.Name
+	}
 	cmd := exec.Command(pluginBinary(t))
 	cmd.Env = append(os.Environ(),
 		cnilog.DirEnv+"="+t.TempDir(), // the plugin logs there, not to the host's /var/log/spidernet
 		"CNI_COMMAND="+c.command,
 		"CNI_CONTAINERID=ctr-"+string(c.pod.UID),
-		"CNI_NETNS=/var/run/netns/"+c.pod.Name,
+		"CNI_NETNS="+netns,
 		"CNI_IFNAME="+c.ifName,
 		"CNI_PATH=/opt/cni/bin",
 		fmt.Sprintf("CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=%s;K8S_POD_NAME=%s;K8S_POD_INFRA_CONTAINER_ID=ctr-%s;K8S_POD_UID=%s",
@@ -201,7 +206,7 @@ func addresses(r *types100.Result) []string {
 // makeNode creates a Node object (the agent reads its labels) unless it exists.
 func makeNode(t *testing.T, name string, labels map[string]string) {
 	t.Helper()
-	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+	n := build.Node(name, build.Labels(labels))
 	if err := env.Client.Create(testContext(t), n); client.IgnoreAlreadyExists(err) != nil {
 		t.Fatal(err)
 	}
@@ -219,13 +224,7 @@ func makePod(t *testing.T, ns, name, node string, annotations, labels map[string
 
 // createPod is makePod for goroutines other than the test's, which must not call t.Fatal.
 func createPod(t *testing.T, ns, name, node string, annotations, labels map[string]string) (*corev1.Pod, error) {
-	p := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: annotations, Labels: labels},
-		Spec: corev1.PodSpec{
-			NodeName:   node,
-			Containers: []corev1.Container{{Name: "c", Image: "busybox"}},
-		},
-	}
+	p := build.Pod(ns, name, build.Annotations(annotations), build.Labels(labels), build.OnNode(node), build.Container("c", "busybox"))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := env.Client.Create(ctx, p); err != nil {
@@ -238,7 +237,7 @@ func createPod(t *testing.T, ns, name, node string, annotations, labels map[stri
 // makeNamespace creates a namespace with annotations.
 func makeNamespace(t *testing.T, name string, annotations map[string]string) {
 	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: annotations}}
+	ns := build.Namespace(name, build.Annotations(annotations))
 	if err := env.Client.Create(testContext(t), ns); err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ import (
 
 const defaultNetAnno = "v1.multus-cni.io/default-network"
 
-// The public-cloud guide's topology (SPEC.md 12(a)) through the real plugin binary and agents:
+// The public-cloud guide's topology (docs/guides/public-cloud.md) through the real plugin binary and agents:
 // every (node, NIC) pair draws from exactly one of the four default pools.
 func TestPublicCloudTopologyThroughPlugin(t *testing.T) {
 	objs := loadManifests(t, "testdata/public-cloud.yaml")
@@ -228,7 +228,7 @@ func TestIdempotentAddAfterAgentRestart(t *testing.T) {
 	}
 }
 
-// Candidate precedence of SPEC.md 3.2, each rule hiding the ones below it.
+// Candidate precedence of docs/design/behaviour.md#pool-selection, each rule hiding the ones below it.
 func TestAnnotationPrecedence(t *testing.T) {
 	createPool(t, "prec-cluster-default", "10.120.0.0/24", "10.120.0.10-10.120.0.20") // rule 6 (default: true)
 	createPool(t, "prec-cni-default", "10.121.0.0/24", "10.121.0.10-10.121.0.20")     // rule 5

@@ -51,7 +51,7 @@ func poolSize(p *v2beta1.SpiderIPPool) int64 {
 	return s.Count()
 }
 
-// SPEC.md 3.8: a Deployment annotated with a SpiderSubnet gets a pool of replicas+1 addresses of the
+// docs/design/behaviour.md#subnets-and-auto-created-pools: a Deployment annotated with a SpiderSubnet gets a pool of replicas+1 addresses of the
 // subnet, which follows its scale, serves its pods through the agent, and goes with it.
 func TestAutoPoolForDeployment(t *testing.T) {
 	ctx := testContext(t)

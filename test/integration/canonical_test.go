@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
 // Upstream Spiderpool accepts any valid CIDR in spec.subnet: its multi-interface example writes
@@ -25,7 +26,8 @@ func TestCanonicalCIDRsThroughWebhook(t *testing.T) {
 	ctx := testContext(t)
 	c := env.Client
 
-	pool := whPool("canonical-v4", "10.6.0.1/16", "10.6.168.101-10.6.168.110").Gateway("10.6.0.1").Route("10.7.1.0/16", "10.6.0.1").Obj()
+	pool := rawPool("canonical-v4", "10.6.0.1/16", build.IPs("10.6.168.101-10.6.168.110"), build.Gateway("10.6.0.1"),
+		build.Route("10.7.1.0/16", "10.6.0.1"))
 	if err := c.Create(ctx, pool); err != nil {
 		t.Fatalf("create pool of 10.6.0.1/16: %v", err)
 	}

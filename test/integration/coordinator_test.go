@@ -159,12 +159,12 @@ func TestCoordinatorWaitsForKubeadmConfig(t *testing.T) {
 	}
 	t.Logf("before kubeadm-config: %+v", scc.Status)
 
-	// SPEC 12(b): creating the ConfigMap must turn the coordinator Synced without a restart.
+	// docs/guides/calico-overlay.md#7-troubleshooting (kubeadm-config workaround) and docs/design/behaviour.md#spidercoordinator-status: creating the ConfigMap must turn the coordinator Synced without a restart.
 	createWithCleanup(t, guideKubeadmConfig())
 	if svc := apiserverServiceCIDRs(t); !slices.Equal(svc, []string{"10.233.0.0/18"}) {
 		t.Fatalf("apiserver ServiceCIDRs = %v, want the guide's [10.233.0.0/18]", svc)
 	}
-	// The Calico-overlay guide's oracle (SPEC.md 8.1).
+	// The Calico-overlay guide's oracle (docs/guides/calico-overlay.md#4-what-you-should-see).
 	scc = waitForCoordinatorStatus(t, v2beta1.CoordinatorStatus{
 		Phase:          v2beta1.CoordinatorPhaseSynced,
 		OverlayPodCIDR: []string{"10.244.64.0/18"},
@@ -233,56 +233,64 @@ func calicoIPPool(name, cidr string, disabled bool) *unstructured.Unstructured {
 	return u
 }
 
-// installCalicoIPPoolCRD installs testdata/calico-ippool-crd.yaml, waits until IPPools can be
-// listed, and removes the CRD at the end of the test.
+// installCalicoIPPoolCRD installs testdata/calico-ippool-crd.yaml (installCRDs).
 func installCalicoIPPoolCRD(t *testing.T) {
 	t.Helper()
+	installCRDs(t, "testdata/calico-ippool-crd.yaml")
+}
+
+// installCRDs installs the CRDs of the manifest file path, waits until each kind can be listed,
+// and removes them at the end of the test.
+func installCRDs(t *testing.T, path string) {
+	t.Helper()
 	ctx := testContext(t)
-	objs := loadManifests(t, "testdata/calico-ippool-crd.yaml")
-	if len(objs) != 1 {
-		t.Fatalf("want one CRD in testdata/calico-ippool-crd.yaml, got %d objects", len(objs))
+	objs := loadManifests(t, path)
+	if len(objs) == 0 {
+		t.Fatalf("no CRD in %s", path)
 	}
-	crd := &apiextensionsv1.CustomResourceDefinition{}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(objs[0].Object, crd); err != nil {
-		t.Fatal(err)
-	}
-	if err := env.Client.Create(ctx, crd); err != nil {
-		t.Fatalf("create CRD: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx := testContext(t)
-		if err := env.Client.Delete(ctx, crd); client.IgnoreNotFound(err) != nil {
-			t.Errorf("delete CRD: %v", err)
+	for _, o := range objs {
+		crd := &apiextensionsv1.CustomResourceDefinition{}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, crd); err != nil {
+			t.Fatal(err)
 		}
-		// Wait so that a later test installing it again does not find it terminating.
+		if err := env.Client.Create(ctx, crd); err != nil {
+			t.Fatalf("create CRD %s: %v", crd.Name, err)
+		}
+		t.Cleanup(func() {
+			ctx := testContext(t)
+			if err := env.Client.Delete(ctx, crd); client.IgnoreNotFound(err) != nil {
+				t.Errorf("delete CRD: %v", err)
+			}
+			// Wait so that a later test installing it again does not find it terminating.
+			err := testenv.WaitFor(ctx, func(ctx context.Context) (bool, error) {
+				err := env.Client.Get(ctx, client.ObjectKeyFromObject(crd), &apiextensionsv1.CustomResourceDefinition{})
+				return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
+			})
+			if err != nil {
+				t.Errorf("CRD %s not gone: %v", crd.Name, err)
+			}
+		})
+		var lastErr error
 		err := testenv.WaitFor(ctx, func(ctx context.Context) (bool, error) {
-			err := env.Client.Get(ctx, client.ObjectKeyFromObject(crd), &apiextensionsv1.CustomResourceDefinition{})
-			return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
+			var got apiextensionsv1.CustomResourceDefinition
+			if lastErr = env.Client.Get(ctx, client.ObjectKeyFromObject(crd), &got); lastErr != nil {
+				return false, nil
+			}
+			established := slices.ContainsFunc(got.Status.Conditions, func(c apiextensionsv1.CustomResourceDefinitionCondition) bool {
+				return c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue
+			})
+			if !established {
+				lastErr = errors.New("not Established")
+				return false, nil
+			}
+			list := &unstructured.UnstructuredList{}
+			list.SetAPIVersion(crd.Spec.Group + "/" + crd.Spec.Versions[0].Name)
+			list.SetKind(crd.Spec.Names.ListKind)
+			lastErr = env.Client.List(ctx, list, client.Limit(1))
+			return lastErr == nil, nil
 		})
 		if err != nil {
-			t.Errorf("CRD %s not gone: %v", crd.Name, err)
+			t.Fatalf("CRD %s not usable: %v (last error: %v)", crd.Name, err, lastErr)
 		}
-	})
-	var lastErr error
-	err := testenv.WaitFor(ctx, func(ctx context.Context) (bool, error) {
-		var got apiextensionsv1.CustomResourceDefinition
-		if lastErr = env.Client.Get(ctx, client.ObjectKeyFromObject(crd), &got); lastErr != nil {
-			return false, nil
-		}
-		established := slices.ContainsFunc(got.Status.Conditions, func(c apiextensionsv1.CustomResourceDefinitionCondition) bool {
-			return c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue
-		})
-		if !established {
-			lastErr = errors.New("not Established")
-			return false, nil
-		}
-		list := &unstructured.UnstructuredList{}
-		list.SetAPIVersion("crd.projectcalico.org/v1")
-		list.SetKind("IPPoolList")
-		lastErr = env.Client.List(ctx, list, client.Limit(1))
-		return lastErr == nil, nil
-	})
-	if err != nil {
-		t.Fatalf("Calico IPPool CRD not usable: %v (last error: %v)", err, lastErr)
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,6 +21,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/internal/controller"
 	"github.com/spiderpool-go/spiderpool/internal/ctl"
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
 // ctlResult is one in-process run of spiderpoolctl.
@@ -302,12 +302,8 @@ func TestCtlPoolUsage(t *testing.T) {
 // ctlOrphanEndpoint creates a SpiderEndpoint of a pod that never existed, holding no record.
 func ctlOrphanEndpoint(t *testing.T, name, node, pool string) *v2beta1.SpiderEndpoint {
 	t.Helper()
-	ep := &v2beta1.SpiderEndpoint{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, Finalizers: []string{v2beta1.Finalizer}},
-		Status: v2beta1.WorkloadEndpointStatus{Current: v2beta1.PodIPAllocation{
-			UID: name + "-uid", Node: node, IPs: []v2beta1.IPAllocationDetail{{NIC: "eth0", IPv4: ptr.To("10.180.5.99/24"), IPv4Pool: ptr.To(pool)}},
-		}},
-	}
+	ep := build.Endpoint("default", name, build.Finalizer(v2beta1.Finalizer), build.PodUID(name+"-uid"), build.OnNode(node),
+		build.IPv4("eth0", "10.180.5.99/24", pool))
 	if err := env.Client.Create(testContext(t), ep); err != nil {
 		t.Fatal(err)
 	}
@@ -483,18 +479,8 @@ func TestCtlIPSet(t *testing.T) {
 func TestCtlStatefulSetMember(t *testing.T) {
 	const node, pool = "ctl-node-6", "ctl-sts"
 	agent := gcSetup(t, node, pool, "10.180.8.0/24", "10.180.8.10-10.180.8.20")
-	labels := map[string]string{"app": "ctl-db"}
-	sts := &appsv1.StatefulSet{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "ctl-db"},
-		Spec: appsv1.StatefulSetSpec{
-			Replicas: ptr.To[int32](2),
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
-			},
-		},
-	}
+	sts := build.StatefulSet("default", "ctl-db", build.Replicas(2), build.PodSelector(build.Selector("app", "ctl-db")),
+		build.Template(build.Label("app", "ctl-db"), build.Container("c", "busybox")))
 	if err := env.Client.Create(testContext(t), sts); err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,8 @@ import (
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
 )
 
-// gcReclaimBudget is DESIGN.md section 6's figure: a leaked IP is reclaimed within 60 s.
+// gcReclaimBudget bounds the event-driven reclaim of docs/design/behaviour.md#garbage-collection:
+// a leaked IP is back within 60 s.
 const gcReclaimBudget = 60 * time.Second
 
 // startGCController runs a manager with only the IP GC until the test ends.
@@ -262,7 +263,7 @@ func TestGCFullScanKeepsLivePods(t *testing.T) {
 }
 
 // A StatefulSet member whose pod is gone keeps its IP and endpoint while the StatefulSet expects
-// it back (SPEC.md 3.7), across full scans; scaling the StatefulSet down reclaims both.
+// it back (docs/design/behaviour.md#statefulset-fixed-ips), across full scans; scaling the StatefulSet down reclaims both.
 func TestGCStatefulSetMember(t *testing.T) {
 	const node, pool = "gc-node-4", "gc-pool-4"
 	agent := gcSetup(t, node, pool, "10.77.4.0/24", "10.77.4.10-10.77.4.20")

@@ -20,7 +20,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
 )
 
-// The NAD strings SPEC.md section 4 gives for the guides' SpiderMultusConfigs. The API server
+// The NAD strings docs/design/behaviour.md#nad-generation gives for the guides' SpiderMultusConfigs. The API server
 // stores those objects with CRD schema defaults only (there is no mutating webhook in this suite):
 // cniType, enableCoordinator true, disableIPAM false and ipvlan/macvlan mtu 0 are set, but
 // spec.coordinator is absent, because a schema default inside an object applies only when the

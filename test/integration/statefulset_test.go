@@ -9,25 +9,20 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/agent"
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
 // stsFixedPod creates StatefulSet pod ns/name controlled by sts, bound to node.
 func stsFixedPod(t *testing.T, sts *appsv1.StatefulSet, name, node string, annotations map[string]string) *corev1.Pod {
 	t.Helper()
-	p := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace: sts.Namespace, Name: name, Annotations: annotations, Labels: sts.Spec.Template.Labels,
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(sts, appsv1.SchemeGroupVersion.WithKind("StatefulSet"))},
-		},
-		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
-	}
+	p := build.Pod(sts.Namespace, name, build.Annotations(annotations), build.Labels(sts.Spec.Template.Labels),
+		build.Owner(build.BlockingControllerRef("apps/v1", "StatefulSet", sts.Name, string(sts.UID))),
+		build.OnNode(node), build.Container("c", "busybox"))
 	if err := env.Client.Create(testContext(t), p); err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +30,7 @@ func stsFixedPod(t *testing.T, sts *appsv1.StatefulSet, name, node string, annot
 	return p
 }
 
-// SPEC.md 3.7 through the real plugin and agent: the StatefulSet pod web-0
+// docs/design/behaviour.md#statefulset-fixed-ips through the real plugin and agent: the StatefulSet pod web-0
 // is deleted (the kubelet's CNI DEL keeps its address) and recreated with a
 // new UID; its ADD returns the same address and the pool record names the
 // new UID. A late DEL of the old incarnation frees nothing.
@@ -50,18 +45,8 @@ func TestStatefulSetPodKeepsAddressAcrossRecreation(t *testing.T) {
 	createPool(t, pool, "10.131.0.0/24", "10.131.0.10-10.131.0.20")
 	a := startAgent(t, node, func(c *agent.Config) { c.EnableStatefulSet = true })
 
-	labels := map[string]string{"app": "web"}
-	sts := &appsv1.StatefulSet{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
-		Spec: appsv1.StatefulSetSpec{
-			Replicas: ptr.To[int32](2),
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
-			},
-		},
-	}
+	sts := build.StatefulSet(ns, "web", build.Replicas(2), build.PodSelector(build.Selector("app", "web")),
+		build.Template(build.Label("app", "web"), build.Container("c", "busybox")))
 	if err := env.Client.Create(testContext(t), sts); err != nil {
 		t.Fatal(err)
 	}

@@ -65,7 +65,7 @@ func subnetShows(s *v2beta1.SpiderSubnet, total, allocated int64, pools v2beta1.
 		ptr.Deref(s.Status.AllocatedIPCount, -1) == allocated && cmp.Equal(pools, got)
 }
 
-// SPEC.md 3.8: pools made by hand in a SpiderSubnet's CIDR become its pools, and their IPs count in
+// docs/design/behaviour.md#subnet-status-and-adoption: pools made by hand in a SpiderSubnet's CIDR become its pools, and their IPs count in
 // the subnet's status; the subnet cannot be deleted from under them.
 func TestSubnetControllerAdoptsPoolsAndCounts(t *testing.T) {
 	subnet := &v2beta1.SpiderSubnet{

@@ -452,7 +452,7 @@ func ipRoutes(t *testing.T, n ns.NetNS, table string) []string {
 		}
 		if table == "rules" {
 			if _, rest, ok := strings.Cut(l, ":"); ok {
-				l = strings.TrimSpace(rest) // priorities are the kernel's (SPEC.md 5.7)
+				l = strings.TrimSpace(rest) // priorities are the kernel's (docs/design/behaviour.md#route-tuning)
 			}
 		}
 		lines = append(lines, l)
@@ -462,7 +462,7 @@ func ipRoutes(t *testing.T, n ns.NetNS, table string) []string {
 
 // TestOverlayTopologyThroughLibcni is the Calico-overlay guide's pod: eth0 from an overlay CNI
 // (the reference ptp plugin stands in for Calico) and net1 from macvlan + spiderpool + the
-// coordinator in overlay mode, on a netns node; the pod's rules and tables have SPEC.md 5.7's shape.
+// coordinator in overlay mode, on a netns node; the pod's rules and tables have docs/guides/calico-overlay.md#5-routes-inside-the-pod's shape.
 func TestOverlayTopologyThroughLibcni(t *testing.T) {
 	tp := newTopo(t, nil)
 	master := tp.nodes["master"]
@@ -502,7 +502,7 @@ func TestOverlayTopologyThroughLibcni(t *testing.T) {
 			"from all lookup main",
 			"from all lookup default",
 		},
-		// SPEC.md 5.7's listing plus what differs from the guide's cluster: the node's second
+		// docs/guides/calico-overlay.md#5-routes-inside-the-pod's listing plus what differs from the guide's cluster: the node's second
 		// NIC address (10.7.0.11), the guide coordinator's hijackCIDR (169.254.0.0/16), and
 		// ptp's routes instead of Calico's.
 		"main": {

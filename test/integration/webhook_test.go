@@ -16,7 +16,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/controller"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 	"github.com/spiderpool-go/spiderpool/internal/webhook"
 )
 
@@ -177,12 +177,12 @@ func waitForWebhooks(t *testing.T) {
 	defer cancel()
 	var last error
 	err := wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		bad := whPool("webhook-probe", "10.254.0.0/24").Gateway("10.254.1.1").Obj()
+		bad := rawPool("webhook-probe", "10.254.0.0/24", build.Gateway("10.254.1.1"))
 		last = env.Client.Create(ctx, bad, client.DryRunAll)
 		if last == nil || !strings.Contains(last.Error(), "spec.gateway") {
 			return false, nil
 		}
-		good := whPool("webhook-probe", "10.254.0.0/24").Obj()
+		good := rawPool("webhook-probe", "10.254.0.0/24")
 		if last = env.Client.Create(ctx, good, client.DryRunAll); last != nil {
 			return false, nil
 		}
@@ -193,25 +193,11 @@ func waitForWebhooks(t *testing.T) {
 	}
 }
 
-// poolBuilder builds SpiderIPPools for the webhook tests.
-type whPoolBuilder struct{ p v2beta1.SpiderIPPool }
-
-func whPool(name, subnet string, ips ...string) *whPoolBuilder {
-	return &whPoolBuilder{v2beta1.SpiderIPPool{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec:       v2beta1.IPPoolSpec{Subnet: subnet, IPs: ips},
-	}}
+// rawPool is the SpiderIPPool name of subnet as a user writes it: without the ipVersion the
+// mutating webhook derives.
+func rawPool(name, subnet string, opts ...build.Option) *v2beta1.SpiderIPPool {
+	return build.Pool(name, subnet, append([]build.Option{build.NoVersion()}, opts...)...)
 }
-func (b *whPoolBuilder) Gateway(g string) *whPoolBuilder { b.p.Spec.Gateway = &g; return b }
-func (b *whPoolBuilder) Exclude(s ...string) *whPoolBuilder {
-	b.p.Spec.ExcludeIPs = s
-	return b
-}
-func (b *whPoolBuilder) Route(dst, gw string) *whPoolBuilder {
-	b.p.Spec.Routes = append(b.p.Spec.Routes, v2beta1.Route{Dst: dst, Gw: gw})
-	return b
-}
-func (b *whPoolBuilder) Obj() *v2beta1.SpiderIPPool { return b.p.DeepCopy() }
 
 // wantRejected checks that err is the apiserver refusing the request as Invalid (or Forbidden, for
 // admission) with a message containing every part, and logs the message as kubectl would show it.
@@ -297,8 +283,8 @@ func TestWebhooks(t *testing.T) {
 	})
 
 	t.Run("PoolDefaulting", func(t *testing.T) {
-		pool := whPool("webhook-default", "10.251.0.0/16",
-			"10.251.0.20-10.251.0.30", "10.251.0.10", "10.251.0.11-10.251.0.19", "10.251.0.25").Obj()
+		pool := rawPool("webhook-default", "10.251.0.0/16",
+			build.IPs("10.251.0.20-10.251.0.30", "10.251.0.10", "10.251.0.11-10.251.0.19", "10.251.0.25"))
 		create(t, pool)
 		var got v2beta1.SpiderIPPool
 		if err := c.Get(ctx, client.ObjectKeyFromObject(pool), &got); err != nil {
@@ -327,21 +313,21 @@ func TestWebhooks(t *testing.T) {
 			pool  *v2beta1.SpiderIPPool
 			parts []string
 		}{
-			{"ip outside subnet", whPool("webhook-bad", "10.252.0.0/24", "10.252.1.5").Obj(), []string{"spec.ips[0]", "10.252.1.5"}},
-			{"gateway outside subnet", whPool("webhook-bad", "10.252.0.0/24").Gateway("10.252.9.1").Obj(), []string{"spec.gateway"}},
-			{"gateway among ips", whPool("webhook-bad", "10.252.0.0/24", "10.252.0.1-10.252.0.9").Gateway("10.252.0.5").Obj(), []string{"spec.gateway"}},
-			{"default route", whPool("webhook-bad", "10.252.0.0/24").Route("0.0.0.0/0", "10.252.0.1").Obj(), []string{"spec.routes[0].dst"}},
-			{"route gw outside subnet", whPool("webhook-bad", "10.252.0.0/24").Route("10.9.0.0/16", "10.252.5.1").Obj(), []string{"spec.routes[0].gw"}},
-			{"excludeIPs of other family", whPool("webhook-bad", "10.252.0.0/24", "10.252.0.2").Exclude("fd00::1").Obj(), []string{"spec.excludeIPs[0]"}},
-			{"overlapping subnet", whPool("webhook-bad", "10.251.128.0/17").Obj(), []string{"spec.subnet", `"webhook-default"`}},
-			{"shared ips", whPool("webhook-bad", "10.251.0.0/16", "10.251.0.25-10.251.0.40").Obj(), []string{"spec.ips", `"webhook-bad"`, `"webhook-default"`, "10.251.0.25-10.251.0.30"}},
+			{"ip outside subnet", rawPool("webhook-bad", "10.252.0.0/24", build.IPs("10.252.1.5")), []string{"spec.ips[0]", "10.252.1.5"}},
+			{"gateway outside subnet", rawPool("webhook-bad", "10.252.0.0/24", build.Gateway("10.252.9.1")), []string{"spec.gateway"}},
+			{"gateway among ips", rawPool("webhook-bad", "10.252.0.0/24", build.IPs("10.252.0.1-10.252.0.9"), build.Gateway("10.252.0.5")), []string{"spec.gateway"}},
+			{"default route", rawPool("webhook-bad", "10.252.0.0/24", build.Route("0.0.0.0/0", "10.252.0.1")), []string{"spec.routes[0].dst"}},
+			{"route gw outside subnet", rawPool("webhook-bad", "10.252.0.0/24", build.Route("10.9.0.0/16", "10.252.5.1")), []string{"spec.routes[0].gw"}},
+			{"excludeIPs of other family", rawPool("webhook-bad", "10.252.0.0/24", build.IPs("10.252.0.2"), build.ExcludeIPs("fd00::1")), []string{"spec.excludeIPs[0]"}},
+			{"overlapping subnet", rawPool("webhook-bad", "10.251.128.0/17"), []string{"spec.subnet", `"webhook-default"`}},
+			{"shared ips", rawPool("webhook-bad", "10.251.0.0/16", build.IPs("10.251.0.25-10.251.0.40")), []string{"spec.ips", `"webhook-bad"`, `"webhook-default"`, "10.251.0.25-10.251.0.30"}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				wantRejected(t, c.Create(ctx, tc.pool), tc.parts...)
 			})
 		}
 		// The same subnet with disjoint IPs is what the node-topology guides do.
-		create(t, whPool("webhook-neighbour", "10.251.0.0/16", "10.251.0.31-10.251.0.40").Obj())
+		create(t, rawPool("webhook-neighbour", "10.251.0.0/16", build.IPs("10.251.0.31-10.251.0.40")))
 	})
 
 	t.Run("PoolUpdate", func(t *testing.T) {
@@ -391,9 +377,9 @@ func TestWebhooks(t *testing.T) {
 			Spec:       v2beta1.SubnetSpec{Subnet: "10.253.0.0/24"},
 		}
 		wantRejected(t, c.Create(ctx, overlapping), "spec.subnet", `"webhook-subnet"`)
-		outside := whPool("webhook-in-subnet", "10.253.0.0/16", "10.253.0.100").Obj()
+		outside := rawPool("webhook-in-subnet", "10.253.0.0/16", build.IPs("10.253.0.100"))
 		wantRejected(t, c.Create(ctx, outside), "spec.ips", `"webhook-subnet"`, "10.253.0.100")
-		create(t, whPool("webhook-in-subnet", "10.253.0.0/16", "10.253.0.10-10.253.0.20").Obj())
+		create(t, rawPool("webhook-in-subnet", "10.253.0.0/16", build.IPs("10.253.0.10-10.253.0.20")))
 	})
 
 	t.Run("ReservedIP", func(t *testing.T) {
@@ -446,18 +432,11 @@ func TestWebhooks(t *testing.T) {
 			name  string
 			owned bool
 		}{{"webhook-owned-nad", true}, {"webhook-free-nad", false}} {
-			nad := &unstructured.Unstructured{}
-			nad.SetAPIVersion("k8s.cni.cncf.io/v1")
-			nad.SetKind("NetworkAttachmentDefinition")
-			nad.SetNamespace("default")
-			nad.SetName(n.name)
+			var owner []build.Option
 			if n.owned {
-				nad.SetOwnerReferences([]metav1.OwnerReference{{
-					APIVersion: v2beta1.SchemeGroupVersion.String(), Kind: "SpiderMultusConfig",
-					Name: first.Name, UID: first.UID, Controller: ptr.To(true),
-				}})
+				owner = append(owner, build.ControlledBy(v2beta1.SchemeGroupVersion.String(), "SpiderMultusConfig", first.Name, string(first.UID)))
 			}
-			create(t, nad)
+			create(t, build.NAD("default", n.name, owner...))
 			taker := clash.DeepCopy()
 			taker.Name = "webhook-taker"
 			taker.Annotations = map[string]string{v2beta1.AnnoMultusConfigName: n.name}
@@ -471,10 +450,8 @@ func TestWebhooks(t *testing.T) {
 	})
 
 	t.Run("Coordinator", func(t *testing.T) {
-		coord := &v2beta1.SpiderCoordinator{
-			ObjectMeta: metav1.ObjectMeta{Name: "webhook-coordinator"},
-			Spec:       v2beta1.CoordinatorSpec{PodCIDRType: ptr.To("auto"), PodMACPrefix: ptr.To("03:00")},
-		}
+		coord := build.Coordinator("webhook-coordinator", build.PodCIDRType("auto"),
+			build.With(func(co *v2beta1.SpiderCoordinator) { co.Spec.PodMACPrefix = ptr.To("03:00") }))
 		wantRejected(t, c.Create(ctx, coord, client.DryRunAll), "spec.podMACPrefix")
 		coord.Spec.PodMACPrefix = ptr.To("0a:1b")
 		if err := c.Create(ctx, coord, client.DryRunAll); err != nil {
@@ -507,7 +484,7 @@ func TestWebhooks(t *testing.T) {
 	})
 
 	t.Run("StatusNotIntercepted", func(t *testing.T) {
-		pool := whPool("webhook-status", "10.249.0.0/24", "10.249.0.10-10.249.0.19").Obj()
+		pool := rawPool("webhook-status", "10.249.0.0/24", build.IPs("10.249.0.10-10.249.0.19"))
 		create(t, pool)
 		w.stop(t)
 
@@ -551,7 +528,7 @@ func TestControllerRunServesWebhooks(t *testing.T) {
 		}
 	})
 	waitForWebhooks(t)
-	bad := whPool("run-webhook-bad", "10.249.0.0/24", "10.249.1.5").Obj()
+	bad := rawPool("run-webhook-bad", "10.249.0.0/24", build.IPs("10.249.1.5"))
 	wantRejected(t, env.Client.Create(testContext(t), bad), "spec.ips[0]", "10.249.1.5")
 }
 
@@ -650,7 +627,7 @@ func TestWebhookCARotationKeepsOldReplicaTrusted(t *testing.T) {
 	// Until the apiserver has seen the new URLs it calls A, which is gone; afterwards B must answer.
 	var last error
 	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		err := c.Create(ctx, whPool("webhook-rotation", "10.238.0.0/24").Gateway("10.238.1.1").Obj(), client.DryRunAll)
+		err := c.Create(ctx, rawPool("webhook-rotation", "10.238.0.0/24", build.Gateway("10.238.1.1")), client.DryRunAll)
 		if ctx.Err() == nil {
 			last = err
 		}
@@ -680,7 +657,7 @@ func TestWebhookValidationReadsCache(t *testing.T) {
 	ctx := testContext(t)
 	c := env.Client
 
-	existing := whPool("webhook-cache", "10.240.0.0/16", "10.240.0.10-10.240.0.20").Obj()
+	existing := rawPool("webhook-cache", "10.240.0.0/16", build.IPs("10.240.0.10-10.240.0.20"))
 	if err := c.Create(ctx, existing); err != nil {
 		t.Fatal(err)
 	}
@@ -692,7 +669,7 @@ func TestWebhookValidationReadsCache(t *testing.T) {
 	for i := range calls {
 		var err error
 		if i%2 == 0 {
-			err = c.Create(ctx, whPool(fmt.Sprintf("webhook-cache-%d", i), "10.240.0.0/16", fmt.Sprintf("10.240.1.%d", i)).Obj(), client.DryRunAll)
+			err = c.Create(ctx, rawPool(fmt.Sprintf("webhook-cache-%d", i), "10.240.0.0/16", build.IPs(fmt.Sprintf("10.240.1.%d", i))), client.DryRunAll)
 		} else {
 			err = c.Create(ctx, &v2beta1.SpiderSubnet{
 				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("webhook-cache-%d", i)},
@@ -709,7 +686,7 @@ func TestWebhookValidationReadsCache(t *testing.T) {
 	}
 
 	// The rules still see the other pools, through the cache.
-	wantRejected(t, c.Create(ctx, whPool("webhook-cache-bad", "10.240.0.0/16", "10.240.0.15").Obj(), client.DryRunAll),
+	wantRejected(t, c.Create(ctx, rawPool("webhook-cache-bad", "10.240.0.0/16", build.IPs("10.240.0.15")), client.DryRunAll),
 		"spec.ips", `"webhook-cache"`)
 }
 

@@ -121,15 +121,11 @@ either name, so renaming them here would point the apiserver at nothing.
 spiderpool.checks.unbuilt refuses upstream values whose feature this release does not have, so that
 setting one fails the install instead of being accepted and ignored. Their defaults render: they
 ask for nothing, or for something no value of this chart can turn on (gops). test/chart
-values_test.go holds every value of values.yaml to this: consumed, refused here, or exempt with a
-reason.
+values_test.go holds every value of values.yaml to this: consumed, or refused here.
 */}}
 {{- define "spiderpool.checks.unbuilt" -}}
 {{- if not .Values.multus.enableMultusConfig -}}
 {{- fail "multus.enableMultusConfig=false: spiderpool-controller always runs the SpiderMultusConfig controller and has no switch to stop it; leave it true" -}}
-{{- end -}}
-{{- if .Values.spiderpoolAgent.prometheus.enabledDebugMetric -}}
-{{- fail "spiderpoolAgent.prometheus.enabledDebugMetric=true: spiderpool-agent exports no debug_ metrics in this release; leave it false" -}}
 {{- end -}}
 {{- if .Values.spiderpoolAgent.prometheus.enabledRdmaMetric -}}
 {{- fail "spiderpoolAgent.prometheus.enabledRdmaMetric=true: RDMA is out of scope for spiderpool-go and spiderpool-agent exports no RDMA metrics; leave it false" -}}

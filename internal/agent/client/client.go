@@ -16,7 +16,7 @@ import (
 	v1 "github.com/spiderpool-go/spiderpool/api/agent/v1"
 )
 
-// DefaultTimeout bounds one request to the agent (SPEC.md 7.1: the plugin gives the agent 100 s,
+// DefaultTimeout bounds one request to the agent (docs/design/behaviour.md#spiderpool-ipam-plugin: the plugin gives the agent 100 s,
 // long enough for an allocation that retries write conflicts against the API server).
 const DefaultTimeout = 100 * time.Second
 

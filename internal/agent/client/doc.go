@@ -1,4 +1,4 @@
-// Package client talks to spiderpool-agent's HTTP API over the agent's unix socket (SPEC.md 7.2).
+// Package client talks to spiderpool-agent's HTTP API over the agent's unix socket (docs/design/behaviour.md#agent-api).
 // It is what the spiderpool and coordinator CNI plugins use, so it stays small: the standard
 // library, the wire types of api/agent/v1, nothing from Kubernetes.
 //

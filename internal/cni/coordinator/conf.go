@@ -17,7 +17,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/internal/cni/cnilog"
 )
 
-// Defaults of SPEC.md 5.1 that apply when neither the configuration nor the agent sets a key.
+// Defaults of docs/design/behaviour.md#coordinator-configuration that apply when neither the configuration nor the agent sets a key.
 const (
 	DefaultHostRuleTable   = 500
 	DefaultVethMTU         = 1500
@@ -27,7 +27,7 @@ const (
 	DefaultLogMaxSize      = 100 // MB
 	DefaultLogMaxAge       = 30  // days
 	DefaultLogMaxCount     = 10
-	firstNICTable          = 100 // reply path of the first NIC (SPEC.md 5.3)
+	firstNICTable          = 100 // reply path of the first NIC (docs/design/behaviour.md#policy-tables)
 	hostRulePriority       = 1000
 	maxRouteTable          = 1<<32 - 1
 	reservedTableLocal     = 255
@@ -46,7 +46,7 @@ var supportedVersions = []string{"0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"}
 // SupportedVersions returns the CNI spec versions the plugin accepts, oldest first.
 func SupportedVersions() []string { return slices.Clone(supportedVersions) }
 
-// Mode is the coordinator's mode (SPEC.md 5.2).
+// Mode is the coordinator's mode (docs/design/behaviour.md#coordinator-modes).
 type Mode string
 
 const (
@@ -57,29 +57,68 @@ const (
 )
 
 // NetConf is the plugin object of the network configuration. Pointers and nil slices mark keys
-// the configuration leaves out: those take the agent's value (SPEC.md 5.1).
+// the configuration leaves out: those take the agent's value (docs/design/behaviour.md#coordinator-configuration).
 type NetConf struct {
 	types.NetConf
 
-	Mode               string        `json:"mode,omitempty"`
-	TunePodRoutes      *bool         `json:"tunePodRoutes,omitempty"`
-	PodDefaultRouteNIC string        `json:"podDefaultRouteNic,omitempty"`
-	HostRuleTable      *int          `json:"hostRuleTable,omitempty"`
-	PodRPFilter        *int          `json:"podRPFilter,omitempty"`
-	HostRPFilter       *int          `json:"hostRPFilter,omitempty"` // accepted, unused (as upstream)
-	TxQueueLen         *int          `json:"txQueueLen,omitempty"`
-	PodMACPrefix       string        `json:"podMACPrefix,omitempty"`
-	VethLinkAddress    string        `json:"vethLinkAddress,omitempty"`
-	VethMTU            *int          `json:"vethMTU,omitempty"`
-	OverlayPodCIDR     []string      `json:"overlayPodCIDR,omitempty"`
-	ServiceCIDR        []string      `json:"serviceCIDR,omitempty"`
-	HijackCIDR         []string      `json:"hijackCIDR,omitempty"`
-	PolicyRoutes       []PolicyRoute `json:"policyRoutes,omitempty"`
-	PodDefaultCNINIC   string        `json:"podDefaultCniNic,omitempty"`
-	MultusNICPrefix    string        `json:"multusNicPrefix,omitempty"`  // accepted, unused
-	DetectIPConflict   bool          `json:"detectIPConflict,omitempty"` // accepted; the IPAM plugin detects
-	DetectGateway      bool          `json:"detectGateway,omitempty"`    // accepted; the IPAM plugin detects
-	LogOptions         LogOptions    `json:"logOptions"`
+	// Mode is auto, underlay, overlay or disabled ("disable" is read as disabled). Absent: the
+	// SpiderCoordinator's spec.mode, else auto. auto picks underlay for the first NIC or when the
+	// pod already has veth0, overlay otherwise.
+	Mode string `json:"mode,omitempty"`
+	// TunePodRoutes, when true, arranges the routes between the NICs of a multi-NIC pod so that
+	// each NIC answers from its own policy table. Absent: the SpiderCoordinator's
+	// spec.tunePodRoutes, else true.
+	TunePodRoutes *bool `json:"tunePodRoutes,omitempty"`
+	// PodDefaultRouteNIC names the NIC that keeps the pod's default route. Absent: the pod's
+	// ipam.spidernet.io/default-route-nic annotation, else the SpiderCoordinator's
+	// spec.podDefaultRouteNIC, else the NIC that has it now (normally eth0).
+	PodDefaultRouteNIC string `json:"podDefaultRouteNic,omitempty"`
+	// HostRuleTable is the host's policy routing table holding the routes to pod addresses
+	// (1..4294967295, not 253, 254 or 255). Absent: the SpiderCoordinator's spec.hostRuleTable,
+	// else 500.
+	HostRuleTable *int `json:"hostRuleTable,omitempty"`
+	// PodRPFilter is the rp_filter value set in the pod: 0, 1 or 2; a negative value leaves it
+	// untouched. Absent: the SpiderCoordinator's spec.podRPFilter, else 0.
+	PodRPFilter *int `json:"podRPFilter,omitempty"`
+	// HostRPFilter is accepted for old configurations and ignored, as upstream ignores it.
+	HostRPFilter *int `json:"hostRPFilter,omitempty"`
+	// TxQueueLen is the transmit queue length of the pod's NIC; 0 leaves it untouched, negative is
+	// refused. Absent: the SpiderCoordinator's spec.txQueueLen, else 0.
+	TxQueueLen *int `json:"txQueueLen,omitempty"`
+	// PodMACPrefix, "xx:xx" with a unicast first byte, fixes the first two bytes of the pod NIC's
+	// MAC address; the rest is derived from the pod's IP. Absent: the SpiderCoordinator's
+	// spec.podMACPrefix, else the MAC is left alone.
+	PodMACPrefix string `json:"podMACPrefix,omitempty"`
+	// VethLinkAddress is an IP address put on veth0 in the pod (a link-local IPv4 such as
+	// 169.254.100.1). Absent: the SpiderCoordinator's spec.vethLinkAddress, else none.
+	VethLinkAddress string `json:"vethLinkAddress,omitempty"`
+	// VethMTU is the MTU of the veth pair between pod and host, 68..65535. Absent: the
+	// SpiderCoordinator's spec.vethMTU, else 1500.
+	VethMTU *int `json:"vethMTU,omitempty"`
+	// OverlayPodCIDR lists the overlay network's pod CIDRs, routed from the pod through the host.
+	// Absent: the SpiderCoordinator's status.overlayPodCIDR, which the controller detects.
+	OverlayPodCIDR []string `json:"overlayPodCIDR,omitempty"`
+	// ServiceCIDR lists the cluster's service CIDRs, routed from the pod through the host. Absent:
+	// the SpiderCoordinator's status.serviceCIDR.
+	ServiceCIDR []string `json:"serviceCIDR,omitempty"`
+	// HijackCIDR lists further CIDRs routed from the pod through the host (for example
+	// 169.254.0.0/16 for node-local DNS). Absent: the SpiderCoordinator's spec.hijackCIDR.
+	HijackCIDR []string `json:"hijackCIDR,omitempty"`
+	// PolicyRoutes are extra routes put into the policy table of the NIC being configured (the main
+	// table for the first NIC). Absent: the SpiderCoordinator's spec.policyRoutes.
+	PolicyRoutes []PolicyRoute `json:"policyRoutes,omitempty"`
+	// PodDefaultCNINIC is the pod's first NIC, the one the cluster network configures. Default eth0.
+	PodDefaultCNINIC string `json:"podDefaultCniNic,omitempty"`
+	// MultusNICPrefix is accepted for upstream's configurations and ignored.
+	MultusNICPrefix string `json:"multusNicPrefix,omitempty"`
+	// DetectIPConflict is accepted and ignored: conflict detection is done by the IPAM plugin when
+	// the chart's ipam.enableIPConflictDetection is on.
+	DetectIPConflict bool `json:"detectIPConflict,omitempty"`
+	// DetectGateway is accepted and ignored: gateway detection is done by the IPAM plugin when the
+	// chart's ipam.enableGatewayDetection is on.
+	DetectGateway bool `json:"detectGateway,omitempty"`
+	// LogOptions configures the plugin's log file.
+	LogOptions LogOptions `json:"logOptions"`
 	// SocketPath is an extension of ours: the agent's unix socket when it is not at the default
 	// path (Helm global.ipamUNIXSocketHostPath), the same key as in the spiderpool IPAM object.
 	SocketPath string `json:"ipam_unix_socket_path,omitempty"`
@@ -94,19 +133,26 @@ func (c *NetConf) disabled() bool {
 
 // PolicyRoute is one entry of policyRoutes.
 type PolicyRoute struct {
+	// Dst is the destination CIDR (host bits are masked).
 	Dst string `json:"dst"`
-	GW  string `json:"gw"`
+	// GW is the next hop, an address of the same family as Dst.
+	GW string `json:"gw"`
 }
 
 // LogOptions is the logOptions object. After loadConf every field holds its effective value.
 type LogOptions struct {
+	// LogLevel is debug, info, warn or error (case-insensitive). Default debug.
 	LogLevel string `json:"logLevel"`
 	// LogFile must be a file under /var/log/spidernet (cnilog.Dir): the plugin runs as root and a
-	// NetworkAttachmentDefinition's author must not choose which host file it writes.
-	LogFile     string `json:"logFile"`
-	LogMaxSize  int    `json:"logMaxSize"`
-	LogMaxAge   int    `json:"logMaxAge"`
-	LogMaxCount int    `json:"logMaxCount"`
+	// NetworkAttachmentDefinition's author must not choose which host file it writes. Default
+	// coordinator.log in that directory.
+	LogFile string `json:"logFile"`
+	// LogMaxSize is the size in MB at which the log file is rotated. Default 100; not negative.
+	LogMaxSize int `json:"logMaxSize"`
+	// LogMaxAge is how many days rotated log files are kept. Default 30; not negative.
+	LogMaxAge int `json:"logMaxAge"`
+	// LogMaxCount is how many rotated log files are kept. Default 10; not negative.
+	LogMaxCount int `json:"logMaxCount"`
 }
 
 // Config is the effective configuration: the NetConf merged with the agent's values and parsed.

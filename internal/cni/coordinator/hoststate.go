@@ -44,7 +44,7 @@ func withHostLock(f func() error) error {
 	return f()
 }
 
-// routePodThroughHost is the host part of SPEC.md 5.4 steps 5 and 7, shared by every mode: each pod
+// routePodThroughHost is the host part of docs/design/behaviour.md#host-side-routes, shared by every mode: each pod
 // address is reached through hostLink (the host veth, or the overlay CNI's veth peer), whatever the
 // node's other routes say, by a rule ahead of main and a /32 (/128) route in the host rule table,
 // with a static neighbour entry so that the first packet needs no resolution.

@@ -2,7 +2,7 @@ package coordinator
 
 import "fmt"
 
-// resolveMode decides what this invocation does (SPEC.md 5.2). firstNIC is podDefaultCniNic;
+// resolveMode decides what this invocation does (docs/design/behaviour.md#coordinator-modes). firstNIC is podDefaultCniNic;
 // hasVeth0 tells whether an earlier underlay invocation created veth0 in the pod.
 func resolveMode(mode Mode, ifName, firstNIC string, hasVeth0 bool) (Mode, error) {
 	switch mode {
@@ -31,7 +31,7 @@ func resolveMode(mode Mode, ifName, firstNIC string, hasVeth0 bool) (Mode, error
 	}
 }
 
-// policyTable is the pod routing table of a NIC (SPEC.md 5.3). upLinks counts the pod's
+// policyTable is the pod routing table of a NIC (docs/design/behaviour.md#policy-tables). upLinks counts the pod's
 // non-loopback links that are up, the current NIC included. Underlay pods have veth0 up besides
 // their NICs, hence one less: both formulas give 101 for the first secondary NIC
 // (eth0,veth0,net1 → 3+98; eth0,net1 → 2+99) and 102 for the next.

@@ -15,7 +15,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/internal/netlinkx"
 )
 
-// overlay wires a secondary NIC of a pod whose first NIC comes from an overlay CNI (SPEC.md 5.5):
+// overlay wires a secondary NIC of a pod whose first NIC comes from an overlay CNI (docs/design/behaviour.md#overlay-mode):
 // like underlay, but the pod reaches the node through the first NIC, a veth whose host end
 // (cali..., lxc...) the overlay CNI created.
 type overlay struct {
@@ -127,7 +127,7 @@ func (o *overlay) add() error {
 
 // replyThroughFirst keeps the overlay NIC's replies on it once the default route may change:
 // a request that came in through it (from its address) is answered by its default route, copied
-// into table 100 (SPEC.md 5.6, overlay, first secondary NIC).
+// into table 100 (docs/design/behaviour.md#overlay-mode).
 func replyThroughFirst(first netlink.Link) error {
 	addrs, err := netlinkx.Addrs(first, netlinkx.FamilyAll)
 	if err != nil {

@@ -22,7 +22,7 @@ var (
 	overlayHost = netip.MustParseAddr("10.6.212.132")
 )
 
-// newOverlayEnv is the Calico-overlay guide's pod (SPEC.md 5.7) in namespaces: eth0 is a veth
+// newOverlayEnv is the Calico-overlay guide's pod (docs/guides/calico-overlay.md#5-routes-inside-the-pod) in namespaces: eth0 is a veth
 // whose host end is cali..., with 10.233.73.210/32 and a default route via 169.254.1.1; net1 is a
 // macvlan on the node's nic0 (10.6.212.132/16, gateway 10.6.0.1) with 10.6.212.145/16 and a
 // default route of a higher metric, as the second main plugin leaves it.

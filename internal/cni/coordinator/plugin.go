@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
-	"runtime/debug"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -17,6 +16,7 @@ import (
 
 	v1 "github.com/spiderpool-go/spiderpool/api/agent/v1"
 	"github.com/spiderpool-go/spiderpool/internal/agent/client"
+	"github.com/spiderpool-go/spiderpool/internal/cni/cnirun"
 	"github.com/spiderpool-go/spiderpool/internal/netlinkx"
 )
 
@@ -38,7 +38,7 @@ type plugin struct {
 	newAgent   func(socketPath string) agent
 }
 
-// Funcs returns the plugin's CNI commands for skel.PluginMainFuncs.
+// Funcs returns the plugin's CNI commands for cnirun.Main.
 func Funcs() skel.CNIFuncs {
 	p := &plugin{
 		stdout:     os.Stdout,
@@ -49,11 +49,7 @@ func Funcs() skel.CNIFuncs {
 }
 
 func (p *plugin) funcs() skel.CNIFuncs {
-	return skel.CNIFuncs{
-		Add:   func(a *skel.CmdArgs) error { return p.run("ADD", a, p.cmdAdd) },
-		Del:   func(a *skel.CmdArgs) error { return p.run("DEL", a, p.cmdDel) },
-		Check: func(a *skel.CmdArgs) error { return p.run("CHECK", a, p.cmdCheck) },
-	}
+	return (&cnirun.Plugin[*call]{Name: "coordinator", Setup: setup, Add: p.cmdAdd, Del: p.cmdDel, Check: p.cmdCheck}).Funcs()
 }
 
 // call is one command's parsed input.
@@ -64,34 +60,17 @@ type call struct {
 	log  *slog.Logger
 }
 
-// run parses the configuration, opens the log and runs cmd; a panic becomes an error, never a
-// success. Failures are logged here once and returned as *types.Error.
-func (p *plugin) run(command string, args *skel.CmdArgs, cmd func(*call) error) (err error) {
-	log, closeLog := discardLogger, func() {}
-	defer func() {
-		if r := recover(); r != nil {
-			log.Error("panic", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			err = types.NewError(types.ErrInternal, fmt.Sprintf("coordinator panicked during %s: %v", command, r), "")
-		}
-		if err != nil {
-			var cniErr *types.Error
-			if !errors.As(err, &cniErr) {
-				cniErr = types.NewError(types.ErrInternal, err.Error(), "")
-			}
-			err = cniErr
-			log.Error("command failed", "code", cniErr.Code, "error", cniErr.Error())
-		}
-		closeLog()
-	}()
-
+// setup parses the configuration and opens the log for cnirun, which runs the command, turns a
+// panic into an error and logs a failure once.
+func setup(command string, args *skel.CmdArgs) (*call, *slog.Logger, func(), error) {
 	conf, err := loadConf(args.StdinData)
 	if err != nil {
-		return types.NewError(types.ErrInvalidNetworkConfig, err.Error(), "")
+		return nil, nil, nil, types.NewError(types.ErrInvalidNetworkConfig, err.Error(), "")
 	}
-	log, closeLog = newLogger(&conf.LogOptions)
+	log, closeLog := newLogger(&conf.LogOptions)
 	log = log.With("command", command, "containerID", args.ContainerID, "ifName", args.IfName, "netns", args.Netns)
 	log.Debug("request", "cniArgs", args.Args)
-	return cmd(&call{ctx: context.Background(), args: args, conf: conf, log: log})
+	return &call{ctx: context.Background(), args: args, conf: conf, log: log}, log, closeLog, nil
 }
 
 func (p *plugin) cmdAdd(c *call) error {
@@ -267,7 +246,7 @@ func secondaryHostLink(netnsPath, hostVeth, firstNIC string) (netlink.Link, erro
 	return l, nil
 }
 
-// cmdCheck passes: upstream's CHECK verifies nothing either (SPEC.md 5).
+// cmdCheck passes: upstream's CHECK verifies nothing either (docs/design/behaviour.md#coordinator-del-and-check).
 func (p *plugin) cmdCheck(*call) error { return nil }
 
 // podArgs identify the pod.

@@ -16,7 +16,7 @@ import (
 )
 
 // secondary wires an underlay secondary NIC (net1...) of a pod whose first NIC already has veth0
-// (SPEC.md 5.4 for secondary NICs, then 5.6): the node reaches the NIC's addresses through the
+// (docs/design/behaviour.md#underlay-secondary-nic): the node reaches the NIC's addresses through the
 // same veth pair, and with tunePodRoutes the NIC's own routes go to its policy table.
 type secondary struct {
 	cfg   *Config
@@ -101,7 +101,7 @@ func (s *secondary) add() error {
 	return nil
 }
 
-// nicTable numbers the current NIC's table from the pod's links that are up (SPEC.md 5.3).
+// nicTable numbers the current NIC's table from the pod's links that are up (docs/design/behaviour.md#policy-tables).
 func nicTable(mode Mode) (int, error) {
 	links, err := netlinkx.LinkList()
 	if err != nil {
@@ -116,7 +116,7 @@ func nicTable(mode Mode) (int, error) {
 	return policyTable(mode, false, up), nil
 }
 
-// tuneRoutes is SPEC.md 5.6: the NIC that keeps the default route in main is the current default one
+// tuneRoutes is docs/design/behaviour.md#route-tuning: the NIC that keeps the default route in main is the current default one
 // unless podDefaultRouteNic names the current NIC; the other one's routes go to the table, with
 // a rule for its source addresses.
 func tuneRoutes(cfg *Config, nic netlink.Link, podAddrs []netip.Prefix, table int) error {

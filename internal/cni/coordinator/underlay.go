@@ -20,7 +20,7 @@ import (
 const podVeth = "veth0"
 
 // hostInterfaceExclude are the host interfaces whose addresses the pod need not reach through
-// veth0 (SPEC.md 5.4 step 1): container bridges, other pods' veths, loopback, tunnels.
+// veth0 (docs/design/behaviour.md#underlay-first-nic): container bridges, other pods' veths, loopback, tunnels.
 var hostInterfaceExclude = func() []*regexp.Regexp {
 	var out []*regexp.Regexp
 	for _, s := range []string{`^docker.*`, `^cbr.*`, `^dummy.*`, `^virbr.*`, `^lxcbr.*`, `^veth.*`, `^lo$`,
@@ -39,7 +39,7 @@ func hostVethName(containerID string) string {
 	return "veth" + id
 }
 
-// underlay wires an underlay first NIC (SPEC.md 5.4). It runs in the host namespace and enters
+// underlay wires an underlay first NIC (docs/design/behaviour.md#underlay-first-nic). It runs in the host namespace and enters
 // the pod's for the pod side.
 type underlay struct {
 	cfg   *Config
@@ -110,7 +110,7 @@ func (u *underlay) add() (err error) {
 	return nil
 }
 
-// podSide runs in the pod's namespace: steps 1 (NIC up), 2 to 6 and 8 to 10 of SPEC.md 5.4.
+// podSide runs in the pod's namespace: steps 1 (NIC up), 2 to 6 and 8 to 10 of docs/design/behaviour.md#underlay-first-nic.
 func (u *underlay) podSide(podMAC, hostMAC net.HardwareAddr, hostVeth string, hostNS ns.NetNS, hostIPs []netip.Addr, podAddrs []netip.Prefix, table int, hasV4, hasV6 bool) error {
 	nicName := u.args.IfName
 	nic, err := setupNIC(u.cfg, nicName, podAddrs)
@@ -207,7 +207,7 @@ func hostAddrs(gateways []netip.Addr) ([]netip.Addr, error) {
 // replyMark marks connections that enter the pod through veth0.
 const replyMark = 0x1
 
-// replyPath is step 9 of SPEC.md 5.4: a connection the node forwards into the pod through veth0
+// replyPath is step 9 of docs/design/behaviour.md#underlay-first-nic: a connection the node forwards into the pod through veth0
 // (a NodePort with externalTrafficPolicy Local) is answered through veth0 too, not through the
 // NIC's default route, which would bypass the node's conntrack and break the DNAT.
 func replyPath(veth0 netlink.Link, hostIPs []netip.Addr, table int) error {
@@ -253,7 +253,7 @@ func podMACAddress(prefix net.HardwareAddr, addrs []netip.Prefix) net.HardwareAd
 	return append(mac, b[len(b)-4:]...)
 }
 
-// setupNIC prepares the current NIC in the pod (SPEC.md 5.4 steps 1, 3 and 4): up, the MAC of
+// setupNIC prepares the current NIC in the pod (docs/design/behaviour.md#underlay-first-nic): up, the MAC of
 // podMACPrefix announced to the neighbours, txQueueLen, IPv6 enabled when the NIC has IPv6
 // addresses, rp_filter. It returns the NIC as it is afterwards.
 func setupNIC(cfg *Config, nicName string, podAddrs []netip.Prefix) (netlink.Link, error) {

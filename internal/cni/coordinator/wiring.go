@@ -6,7 +6,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/internal/netlinkx"
 )
 
-// addPolicyRoutes is SPEC.md 5.4 step 10: the configured policyRoutes of the families the pod has,
+// addPolicyRoutes is docs/design/behaviour.md#underlay-first-nic: the configured policyRoutes of the families the pod has,
 // through nic, in table (0 = main).
 func addPolicyRoutes(cfg *Config, nic netlink.Link, table int, hasV4, hasV6 bool) error {
 	for _, r := range cfg.PolicyRoutes {

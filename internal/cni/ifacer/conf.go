@@ -15,7 +15,7 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// Defaults and bounds of SPEC.md 6.
+// Defaults and bounds of docs/reference/cni.md#ifacer.
 const (
 	DefaultBondName        = "sp_bond0"
 	DefaultLogLevel        = "info"
@@ -38,9 +38,16 @@ func SupportedVersions() []string { return slices.Clone(supportedVersions) }
 type NetConf struct {
 	types.NetConf
 
-	Interfaces []string   `json:"interfaces"`
-	VlanID     int        `json:"vlanID"`
-	Bond       *BondConf  `json:"bond,omitempty"`
+	// Interfaces are the host's parent interfaces, at least one, each listed once. Two or more
+	// are bonded (into bond.name, default sp_bond0).
+	Interfaces []string `json:"interfaces"`
+	// VlanID, 1..4094, adds the VLAN sub-interface "<parent>.<vlanID>" on the bond or the single
+	// interface; 0 (the default) adds none. The resulting name must fit in 15 characters.
+	VlanID int `json:"vlanID"`
+	// Bond configures the bond built from the interfaces; given with one interface, that interface
+	// is still enslaved to a bond.
+	Bond *BondConf `json:"bond,omitempty"`
+	// LogOptions configures the plugin's log file.
 	LogOptions LogOptions `json:"logOptions"`
 
 	// Set by loadConf.
@@ -49,16 +56,23 @@ type NetConf struct {
 
 // BondConf is the bond object.
 type BondConf struct {
-	Name    string `json:"name"`
-	Mode    int    `json:"mode"`
+	// Name of the bond device; default sp_bond0. It must not be one of the interfaces.
+	Name string `json:"name"`
+	// Mode is the bonding mode, 0 (balance-rr) to 6 (balance-alb).
+	Mode int `json:"mode"`
+	// Options are extra bond parameters, "key=value" pairs separated by ";", e.g.
+	// "miimon=100;xmit_hash_policy=layer3+4". Numbers are sent as numbers, the kernel's names
+	// (layer3+4) are translated.
 	Options string `json:"options"`
 }
 
 // LogOptions is the logOptions object; after loadConf both fields hold their effective values.
 type LogOptions struct {
+	// LogLevel is debug, info, warn or error (case-insensitive). Default info.
 	LogLevel string `json:"logLevel"`
 	// LogFile must be a file under /var/log/spidernet (cnilog.Dir): the plugin runs as root and a
-	// NetworkAttachmentDefinition's author must not choose which host file it writes.
+	// NetworkAttachmentDefinition's author must not choose which host file it writes. Default
+	// ifacer.log in that directory.
 	LogFile string `json:"logFile"`
 }
 

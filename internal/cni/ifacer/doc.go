@@ -1,4 +1,4 @@
-// Package ifacer is the ifacer CNI plugin (SPEC.md 6). First in a chain, it prepares the host
+// Package ifacer is the ifacer CNI plugin (docs/design/behaviour.md#ifacer). First in a chain, it prepares the host
 // parent interface that the main plugin (macvlan, ipvlan, vlan) attaches pods to: it bonds two or
 // more interfaces (or one, when a bond is configured) and adds a VLAN sub-interface
 // "<parent>.<vlanID>" on the bond or the single interface. Devices that already exist with the
@@ -14,5 +14,6 @@
 // names in the plugin's environment variable SPIDERPOOL_CNI_LOG_DIR; any other fails the command
 // (internal/cni/cnilog says why).
 //
-// cmd/ifacer wires Funcs into skel; everything else lives here so tests can reach it.
+// cmd/ifacer hands Funcs to cnirun.Main, which runs each command through skel and turns a panic or
+// failure into the CNI error, logged once; everything else lives here so tests can reach it.
 package ifacer

@@ -6,8 +6,6 @@ import (
 	"github.com/spiderpool-go/spiderpool/internal/cni/cnilog"
 )
 
-var discardLogger = cnilog.Discard
-
 // newLogger opens the plugin's log file (logOptions) with rotation; see cnilog.Open.
 func newLogger(o *LogOptions) (*slog.Logger, func()) {
 	level, _ := cnilog.Level(o.LogLevel)

@@ -1,17 +1,17 @@
 package ifacer
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"runtime"
-	"runtime/debug"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/spiderpool-go/spiderpool/internal/cni/cnirun"
 )
 
 // Netlink requests act on the calling thread's namespace; keep the main goroutine on one thread.
@@ -22,58 +22,43 @@ type plugin struct {
 	stdout io.Writer
 }
 
-// Funcs returns the plugin's CNI commands for skel.PluginMainFuncs.
+// Funcs returns the plugin's CNI commands for cnirun.Main.
 func Funcs() skel.CNIFuncs { return (&plugin{stdout: os.Stdout}).funcs() }
 
 func (p *plugin) funcs() skel.CNIFuncs {
-	return skel.CNIFuncs{
-		Add:   func(a *skel.CmdArgs) error { return p.run("ADD", a, p.cmdAdd) },
-		Del:   func(a *skel.CmdArgs) error { return p.run("DEL", a, p.cmdDel) },
-		Check: func(a *skel.CmdArgs) error { return p.run("CHECK", a, p.cmdCheck) },
-	}
+	return (&cnirun.Plugin[*call]{Name: "ifacer", Setup: setup, Add: p.cmdAdd, Del: p.cmdDel, Check: p.cmdCheck}).Funcs()
 }
 
-// run parses the configuration, opens the log and runs cmd; a panic becomes an error, never a
-// success. Failures are logged here once and returned as *types.Error.
-func (p *plugin) run(command string, args *skel.CmdArgs, cmd func(*NetConf, *slog.Logger) error) (err error) {
-	log, closeLog := discardLogger, func() {}
-	defer func() {
-		if r := recover(); r != nil {
-			log.Error("panic", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			err = types.NewError(types.ErrInternal, fmt.Sprintf("ifacer panicked during %s: %v", command, r), "")
-		}
-		if err != nil {
-			var cniErr *types.Error
-			if !errors.As(err, &cniErr) {
-				cniErr = types.NewError(types.ErrInternal, err.Error(), "")
-			}
-			err = cniErr
-			log.Error("command failed", "code", cniErr.Code, "error", cniErr.Error())
-		}
-		closeLog()
-	}()
+// call is one command's parsed configuration and log.
+type call struct {
+	conf *NetConf
+	log  *slog.Logger
+}
 
+// setup parses the configuration and opens the log for cnirun, which runs the command, turns a
+// panic into an error and logs a failure once.
+func setup(command string, args *skel.CmdArgs) (*call, *slog.Logger, func(), error) {
 	conf, err := loadConf(args.StdinData)
 	if err != nil {
-		return types.NewError(types.ErrInvalidNetworkConfig, err.Error(), "")
+		return nil, nil, nil, types.NewError(types.ErrInvalidNetworkConfig, err.Error(), "")
 	}
-	log, closeLog = newLogger(&conf.LogOptions)
+	log, closeLog := newLogger(&conf.LogOptions)
 	log = log.With("command", command, "containerID", args.ContainerID, "ifName", args.IfName)
-	return cmd(conf, log)
+	return &call{conf: conf, log: log}, log, closeLog, nil
 }
 
-func (p *plugin) cmdAdd(conf *NetConf, log *slog.Logger) error {
-	if err := ensure(conf, log); err != nil {
+func (p *plugin) cmdAdd(c *call) error {
+	if err := ensure(c.conf, c.log); err != nil {
 		return err
 	}
-	return p.print(conf)
+	return p.print(c.conf)
 }
 
 // cmdDel does nothing: the bond and the VLAN interface are shared by the node's pods and stay.
-func (p *plugin) cmdDel(*NetConf, *slog.Logger) error { return nil }
+func (p *plugin) cmdDel(*call) error { return nil }
 
 // cmdCheck verifies that the devices ADD ensures are in place.
-func (p *plugin) cmdCheck(conf *NetConf, _ *slog.Logger) error { return check(conf) }
+func (p *plugin) cmdCheck(c *call) error { return check(c.conf) }
 
 // print writes prevResult unchanged, or an empty result, in the configuration's version.
 func (p *plugin) print(conf *NetConf) error {

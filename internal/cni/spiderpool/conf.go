@@ -14,7 +14,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/internal/cni/cnilog"
 )
 
-// Defaults of the ipam object (SPEC.md 7.1).
+// Defaults of the ipam object (docs/reference/cni.md#spiderpool).
 const (
 	DefaultIPAMType        = "spiderpool"
 	DefaultLogLevel        = "DEBUG" // upstream's code default; its docs say INFO
@@ -43,20 +43,32 @@ func SupportedVersions() []string { return slices.Clone(supportedVersions) }
 // Marshal IPAM, not a *NetConf: the embedded type's MarshalJSON is promoted and would drop IPAM.
 type NetConf struct {
 	types.NetConf
+	// IPAM is the ipam object of the main plugin, holding the keys below.
 	IPAM IPAMConfig `json:"ipam"`
 }
 
 // IPAMConfig is the `ipam` object. After loadConf every field holds its effective value.
 type IPAMConfig struct {
+	// Type names the IPAM plugin the runtime runs: spiderpool (the default when empty).
 	Type string `json:"type"`
 
 	// DefaultIPv4IPPool and DefaultIPv6IPPool are candidate pools (shell patterns allowed) used
-	// when neither the pod nor its namespace names pools (SPEC.md 3.2 rule 5).
+	// when neither the pod nor its namespace names pools (docs/design/behaviour.md#pool-selection).
 	DefaultIPv4IPPool []string `json:"default_ipv4_ippool,omitempty"`
+	// DefaultIPv6IPPool lists the IPv6 candidate pools of this network, names or shell patterns,
+	// used when neither the pod nor its namespace names pools; no entry may be empty.
 	DefaultIPv6IPPool []string `json:"default_ipv6_ippool,omitempty"`
-	CleanGateway      bool     `json:"clean_gateway"`
-	MatchMasterSubnet bool     `json:"match_master_subnet"`
+	// CleanGateway, when true, returns the addresses of this network without a gateway, so that
+	// the interface gets no default route. Default false.
+	CleanGateway bool `json:"clean_gateway"`
+	// MatchMasterSubnet, when true, keeps only the candidate pools whose subnet holds an address
+	// of the host interface behind the pod's interface (for SR-IOV, the PF of the VF); the
+	// SpiderMultusConfig field sriov.ippools.matchMasterSubnet sets it. Default false.
+	MatchMasterSubnet bool `json:"match_master_subnet"`
 
+	// IPAMUnixSocketPath is the absolute path of spiderpool-agent's unix socket on the node
+	// (at most 107 bytes). Default /var/run/spidernet/spiderpool.sock; the chart writes another
+	// one when global.ipamUNIXSocketHostPath moves it.
 	IPAMUnixSocketPath string `json:"ipam_unix_socket_path"`
 
 	// LogLevel is DEBUG, INFO, WARN or ERROR (normalised to upper case).
@@ -65,10 +77,13 @@ type IPAMConfig struct {
 	// and a NetworkAttachmentDefinition's author must not choose which host file it writes.
 	// Unset, it is spiderpool.log in that directory.
 	LogFilePath string `json:"log_file_path"`
-	// The rotation limits are passed to cnilog unchanged, so an explicit 0 keeps upstream's
-	// (lumberjack's) meaning: 100 MB, no age limit, no count limit respectively.
-	LogFileMaxSize  int `json:"log_file_max_size"`
-	LogFileMaxAge   int `json:"log_file_max_age"`
+	// LogFileMaxSize is the size in MB at which the log file is rotated; default 100. The rotation
+	// limits are passed to cnilog unchanged, so an explicit 0 keeps upstream's (lumberjack's)
+	// meaning: 100 MB, no age limit, no count limit respectively. None may be negative.
+	LogFileMaxSize int `json:"log_file_max_size"`
+	// LogFileMaxAge is how many days rotated log files are kept; default 30, 0 for no limit.
+	LogFileMaxAge int `json:"log_file_max_age"`
+	// LogFileMaxCount is how many rotated log files are kept; default 7, 0 for no limit.
 	LogFileMaxCount int `json:"log_file_max_count"`
 }
 

@@ -133,7 +133,8 @@ func detect(c *call, resp *v1.IpamAddResponse) error {
 	return nil
 }
 
-// failAfterRelease gives this interface's allocation back before the ADD fails.
+// failAfterRelease gives the pod's addresses back before the ADD fails: the DEL it sends releases
+// every address of the pod UID, as any DEL does, so the runtime's retry starts from nothing.
 func failAfterRelease(c *call, cause *types.Error) error {
 	pod, err := c.pod()
 	if err != nil {

@@ -6,8 +6,6 @@ import (
 	"github.com/spiderpool-go/spiderpool/internal/cni/cnilog"
 )
 
-var discardLogger = cnilog.Discard
-
 // newLogger opens the IPAM plugin's log file (log_file_path and friends) with rotation; see
 // cnilog.Open.
 func newLogger(c *IPAMConfig) (*slog.Logger, func()) {

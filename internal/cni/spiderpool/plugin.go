@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"runtime/debug"
 	"slices"
 	"strings"
 
@@ -19,6 +18,8 @@ import (
 
 	v1 "github.com/spiderpool-go/spiderpool/api/agent/v1"
 	"github.com/spiderpool-go/spiderpool/internal/agent/client"
+	"github.com/spiderpool-go/spiderpool/internal/cni/cnirun"
+	"github.com/spiderpool-go/spiderpool/internal/sriov"
 )
 
 // agent is what the plugin needs from spiderpool-agent; tests substitute it only to reach paths
@@ -37,25 +38,31 @@ var _ agent = (*client.Client)(nil)
 type plugin struct {
 	stdout   io.Writer
 	newAgent func(socketPath string) agent
+	// master finds the master of interface ifName of the pod whose network namespace is at
+	// netns, for match_master_subnet (sriov.Sysfs.Master).
+	master func(netns, ifName string) (*sriov.Master, error)
 }
 
-// Funcs returns the plugin's CNI commands for skel.PluginMainFuncs. GC is left out: the
+// Funcs returns the plugin's CNI commands for cnirun.Main. GC is left out: the
 // controller's garbage collector reclaims leaked addresses cluster-wide.
 func Funcs() skel.CNIFuncs {
 	p := &plugin{
 		stdout:   os.Stdout,
 		newAgent: func(socketPath string) agent { return client.New(socketPath) },
+		master:   sriov.Sysfs{}.Master,
 	}
 	return p.funcs()
 }
 
 func (p *plugin) funcs() skel.CNIFuncs {
-	return skel.CNIFuncs{
-		Add:    func(a *skel.CmdArgs) error { return p.run("ADD", a, p.cmdAdd) },
-		Del:    func(a *skel.CmdArgs) error { return p.run("DEL", a, p.cmdDel) },
-		Check:  func(a *skel.CmdArgs) error { return p.run("CHECK", a, p.cmdCheck) },
-		Status: func(a *skel.CmdArgs) error { return p.run("STATUS", a, p.cmdStatus) },
-	}
+	return (&cnirun.Plugin[*call]{
+		Name:   "spiderpool IPAM plugin",
+		Setup:  p.setup,
+		Add:    p.cmdAdd,
+		Del:    p.cmdDel,
+		Check:  p.cmdCheck,
+		Status: p.cmdStatus,
+	}).Funcs()
 }
 
 // call is one command's parsed input and collaborators.
@@ -68,47 +75,27 @@ type call struct {
 	log        *slog.Logger
 }
 
-// run parses the configuration, opens the log and runs command. Whatever happens, including a
-// panic, the runtime gets a *types.Error or success; a recovered panic is never a success,
-// because a runtime that believes an ADD succeeded starts a pod without an address.
-//
-// Failures are logged here, once, besides being returned: the returned error goes to the
-// runtime's log on the node, the file is where operators of spiderpool look.
-func (p *plugin) run(command string, args *skel.CmdArgs, cmd func(*call) error) (err error) {
-	log := discardLogger
-	closeLog := func() {}
-	defer func() {
-		if r := recover(); r != nil {
-			log.Error("panic", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			err = types.NewError(types.ErrInternal, fmt.Sprintf("spiderpool IPAM plugin panicked during %s: %v", command, r), "")
-		}
-		if err != nil {
-			var cniErr *types.Error
-			if !errors.As(err, &cniErr) {
-				cniErr = types.NewError(types.ErrInternal, err.Error(), "")
-			}
-			err = cniErr
-			log.Error("command failed", "code", cniErr.Code, "error", cniErr.Error())
-		}
-		closeLog()
-	}()
-
+// setup parses the configuration and opens the log for cnirun, which runs the command, turns a
+// panic into an error (a runtime that believes an ADD succeeded starts a pod without an address)
+// and logs a failure once: the returned error goes to the runtime's log on the node, the file is
+// where operators of spiderpool look.
+func (p *plugin) setup(command string, args *skel.CmdArgs) (*call, *slog.Logger, func(), error) {
 	conf, cniVersion, err := loadConf(args.StdinData)
 	if err != nil {
-		return types.NewError(types.ErrInvalidNetworkConfig, err.Error(), "")
+		return nil, nil, nil, types.NewError(types.ErrInvalidNetworkConfig, err.Error(), "")
 	}
-	log, closeLog = newLogger(&conf.IPAM)
+	log, closeLog := newLogger(&conf.IPAM)
 	log = log.With("command", command, "containerID", args.ContainerID, "ifName", args.IfName, "netns", args.Netns)
 	log.Debug("request", "config", conf.IPAM, "cniArgs", args.Args)
 
-	return cmd(&call{
+	return &call{
 		ctx:        context.Background(),
 		args:       args,
 		conf:       conf,
 		cniVersion: cniVersion,
 		agent:      p.newAgent(conf.IPAM.IPAMUnixSocketPath),
 		log:        log,
-	})
+	}, log, closeLog, nil
 }
 
 // pod parses CNI_ARGS and adds the pod to the call's log.
@@ -126,6 +113,12 @@ func (p *plugin) cmdAdd(c *call) error {
 	if err != nil {
 		return err
 	}
+	var master *v1.Master
+	if c.conf.IPAM.MatchMasterSubnet {
+		if master, err = p.findMaster(c); err != nil {
+			return err
+		}
+	}
 	if err := c.agent.Healthy(c.ctx); err != nil {
 		return types.NewError(types.ErrTryAgainLater, "unhealthy spiderpool-agent backend: "+err.Error(), "")
 	}
@@ -141,6 +134,7 @@ func (p *plugin) cmdAdd(c *call) error {
 		DefaultIPv6IPPool: c.conf.IPAM.DefaultIPv6IPPool,
 		CleanGateway:      c.conf.IPAM.CleanGateway,
 		MatchMasterSubnet: c.conf.IPAM.MatchMasterSubnet,
+		Master:            master,
 	})
 	if err != nil {
 		return agentError("spiderpool IP allocation error", err)
@@ -158,6 +152,25 @@ func (p *plugin) cmdAdd(c *call) error {
 		return types.NewError(types.ErrInternal, err.Error(), "")
 	}
 	return nil
+}
+
+// findMaster finds the master of the interface for match_master_subnet: for the SR-IOV VF the
+// main plugin moved into the pod, its PF and the addresses the PF carries on the host. The plugin
+// looks, not the agent, because the lookup enters the pod's network namespace: the runtime runs
+// the plugin as root on the host with that namespace's path, while the agent runs without the
+// capabilities and mounts to enter it. A master that cannot be found fails the ADD before the
+// agent is asked for anything, so nothing is allocated.
+func (p *plugin) findMaster(c *call) (*v1.Master, error) {
+	m, err := p.master(c.args.Netns, c.args.IfName)
+	if err != nil {
+		return nil, types.NewError(types.ErrInternal, fmt.Sprintf("match_master_subnet: find the master of %s: %v", c.args.IfName, err), "")
+	}
+	wire := &v1.Master{Name: m.Name}
+	for _, a := range m.Addrs {
+		wire.Addresses = append(wire.Addresses, a.String())
+	}
+	c.log.Debug("match_master_subnet", "master", wire.Name, "addresses", wire.Addresses)
+	return wire, nil
 }
 
 // printResult writes the result for the configuration's cniVersion. It is the only write to

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +26,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/internal/agent/client"
 	"github.com/spiderpool-go/spiderpool/internal/agent/client/clienttest"
 	"github.com/spiderpool-go/spiderpool/internal/cni/cnilog"
+	"github.com/spiderpool-go/spiderpool/internal/sriov"
 )
 
 // allVersions are the CNI versions every ADD case runs with.
@@ -35,13 +37,22 @@ const (
 	testNetns   = "/var/run/netns/pod1"
 )
 
-// env is a plugin wired to a fake agent, with stdout captured.
+// env is a plugin wired to a fake agent, with stdout captured. Its master lookup answers with
+// testMaster, or with masterErr when set, and records what it was asked ("netns ifName").
 type env struct {
-	agent   *clienttest.Server
-	logPath string
-	stdout  *bytes.Buffer
-	p       *plugin
+	agent       *clienttest.Server
+	logPath     string
+	stdout      *bytes.Buffer
+	p           *plugin
+	masterErr   error
+	masterAsked []string
 }
+
+// testMaster is the master the env's lookup finds: a PF with an IPv4, an IPv6 and a link-local
+// address.
+var testMaster = sriov.Master{Name: "ens1f0", Addrs: []netip.Prefix{
+	netip.MustParsePrefix("10.20.0.5/24"), netip.MustParsePrefix("fd20::5/64"), netip.MustParsePrefix("fe80::1/64"),
+}}
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
@@ -53,7 +64,14 @@ func newEnv(t *testing.T) *env {
 		logPath: filepath.Join(logDir, "log", "spiderpool.log"),
 		stdout:  &bytes.Buffer{},
 	}
-	e.p = &plugin{stdout: e.stdout, newAgent: func(s string) agent { return client.New(s) }}
+	e.p = &plugin{stdout: e.stdout, newAgent: func(s string) agent { return client.New(s) },
+		master: func(netns, ifName string) (*sriov.Master, error) {
+			e.masterAsked = append(e.masterAsked, netns+" "+ifName)
+			if e.masterErr != nil {
+				return nil, e.masterErr
+			}
+			return &testMaster, nil
+		}}
 	return e
 }
 
@@ -324,12 +342,65 @@ func TestAddSendsRequest(t *testing.T) {
 		PodNamespace: "ns1", PodName: "pod1", PodUID: "uid-1",
 		DefaultIPv4IPPool: []string{"v4-a", "v4-*"}, DefaultIPv6IPPool: []string{"v6-a"},
 		CleanGateway: true, MatchMasterSubnet: true,
+		Master: &v1.Master{Name: "ens1f0", Addresses: []string{"10.20.0.5/24", "fd20::5/64", "fe80::1/64"}},
 	}
 	if diff := cmp.Diff(want, sent); diff != "" {
 		t.Errorf("allocation request (-want +got):\n%s", diff)
 	}
 	if err := sent.Validate(); err != nil {
 		t.Errorf("the agent would refuse the request: %v", err)
+	}
+	if diff := cmp.Diff([]string{testNetns + " net1"}, e.masterAsked); diff != "" {
+		t.Errorf("master lookups (-want +got):\n%s", diff)
+	}
+}
+
+// match_master_subnet: the plugin looks the master up only when the configuration asks for it,
+// and a lookup that fails fails the ADD with the option and the interface named, before the agent
+// is asked for anything (not even its health), so nothing is allocated.
+func TestAddMatchMasterSubnet(t *testing.T) {
+	for _, ver := range allVersions {
+		t.Run(ver+"/off", func(t *testing.T) {
+			e := newEnv(t)
+			e.agent.Handle(http.MethodPost, v1.PathIPAMIP, clienttest.OK(v1.IpamAddResponse{
+				IPs: []v1.IPConfig{{Version: 4, Address: "10.6.0.5/16", Nic: "net1"}},
+			}))
+			args := cmdArgs(e.conf(ver, map[string]any{"match_master_subnet": false}))
+			args.IfName = "net1"
+			if err := e.run("ADD", args); err != nil {
+				t.Fatalf("ADD: %v", err)
+			}
+			if len(e.masterAsked) != 0 {
+				t.Errorf("master looked up without match_master_subnet: %q", e.masterAsked)
+			}
+			reqs := e.agent.RequestsTo(http.MethodPost, v1.PathIPAMIP)
+			if len(reqs) != 1 {
+				t.Fatalf("allocation requests = %d, want 1", len(reqs))
+			}
+			var sent v1.IpamAddArgs
+			reqs[0].Decode(t, &sent)
+			if sent.MatchMasterSubnet || sent.Master != nil {
+				t.Errorf("request carries matchMasterSubnet %v, master %+v", sent.MatchMasterSubnet, sent.Master)
+			}
+		})
+		t.Run(ver+"/lookup fails", func(t *testing.T) {
+			e := newEnv(t)
+			e.masterErr = errors.New(`interface net1 in /var/run/netns/pod1 (driver "veth") is not a PCI device, so not an SR-IOV VF`)
+			args := cmdArgs(e.conf(ver, map[string]any{"match_master_subnet": true}))
+			args.IfName = "net1"
+			err := e.run("ADD", args)
+			cniError(t, err, types.ErrInternal,
+				`match_master_subnet: find the master of net1: interface net1 in /var/run/netns/pod1 (driver "veth") is not a PCI device`)
+			if reqs := e.agent.Requests(); len(reqs) != 0 {
+				t.Errorf("the agent was asked %d time(s), want never", len(reqs))
+			}
+			if e.stdout.Len() != 0 {
+				t.Errorf("stdout = %q, want nothing", e.stdout)
+			}
+			if diff := cmp.Diff([]string{testNetns + " net1"}, e.masterAsked); diff != "" {
+				t.Errorf("master lookups (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 

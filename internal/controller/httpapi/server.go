@@ -21,6 +21,7 @@ import (
 const (
 	PathGC       = "/v1/ipam/gc_ips"
 	PathStatus   = "/v1/ipam/status"
+	PathIP       = "/v1/ipam/ip"
 	PathLiveness = "/healthz"
 	PathReady    = "/readyz"
 )
@@ -41,6 +42,13 @@ type Options struct {
 	Elected <-chan struct{}
 	// Reader lists pools and endpoints for the status summary (the manager's cached client).
 	Reader client.Reader
+	// Live reads and writes pods, pools and endpoints for PUT /v1/ipam/ip. It must reach the API
+	// server directly: a binding must see the pod just created and the record just released. Nil
+	// answers that endpoint with 501.
+	Live client.Client
+	// EnableStatefulSet is ipam.enableStatefulSet: the SpiderEndpoint PUT /v1/ipam/ip creates for
+	// a StatefulSet member has no owner, like the agent's.
+	EnableStatefulSet bool
 	// Liveness and Readiness are the probe checks served under /healthz and /readyz.
 	Liveness, Readiness map[string]healthz.Checker
 	// Logger may be nil.
@@ -68,6 +76,8 @@ type Status struct {
 // ErrorResponse is the body of every answer that is not 2xx.
 type ErrorResponse struct {
 	Error string `json:"error"`
+	// Field names the request field a refusal of PUT /v1/ipam/ip is about, by its JSON name.
+	Field string `json:"field,omitempty"`
 }
 
 // Handler returns the API's routes.
@@ -80,9 +90,10 @@ func Handler(opts Options) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST "+PathGC, localOnly(http.HandlerFunc(a.gc)))
 	mux.Handle("GET "+PathStatus, localOnly(http.HandlerFunc(a.status)))
+	mux.Handle("PUT "+PathIP, localOnly(http.HandlerFunc(a.setIP)))
 	// Probe paths and their per-check subpaths, the way controller-runtime's probe server serves
 	// them, so that the Deployment's probes do not change.
-	// Upstream's paths (SPEC.md 7.2) answer too: /v1/runtime/liveness is the liveness checks,
+	// Upstream's paths (docs/design/behaviour.md#controller-http-api) answer too: /v1/runtime/liveness is the liveness checks,
 	// startup and readiness the readiness checks.
 	for path, checks := range map[string]map[string]healthz.Checker{
 		PathLiveness: opts.Liveness, PathReady: opts.Readiness,

@@ -55,6 +55,7 @@ func TestAPIOnlyFromLoopback(t *testing.T) {
 	}{
 		{"10.6.0.20:51000", http.MethodPost, PathGC, 403},
 		{"[fd00::20]:51000", http.MethodGet, PathStatus, 403},
+		{"10.6.0.20:51000", http.MethodPut, PathIP, 403},
 		{"10.6.0.20:51000", http.MethodGet, PathReady, 200},
 		{"10.6.0.20:51000", http.MethodGet, "/v1/runtime/liveness", 200},
 		{"[::1]:51000", http.MethodPost, PathGC, 200},
@@ -150,5 +151,44 @@ func TestProbes(t *testing.T) {
 		if got := do(t, h, http.MethodGet, tc.path).Code; got != tc.want {
 			t.Errorf("GET %s = %d, want %d", tc.path, got, tc.want)
 		}
+	}
+}
+
+// PUT /v1/ipam/ip refuses what it cannot decode before touching the cluster; its behaviour against
+// a cluster is tested against a real apiserver (test/integration TestControllerAPISetIP).
+func TestSetIPRequestChecks(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := v2beta1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	withClient := Handler(Options{Live: fake.NewClientBuilder().WithScheme(scheme).Build()})
+	for _, tc := range []struct {
+		name     string
+		h        http.Handler
+		body     string
+		want     int
+		wantBody string
+	}{
+		{"no API client", Handler(Options{}), `{}`, 501, "needs an API client"},
+		{"not JSON", withClient, `ip=10.6.0.5`, 400, "request body: invalid character"},
+		{"two objects", withClient, `{"ip":"10.6.0.5"} {}`, 400, "trailing data"},
+		{"unknown field", withClient, `{"ip":"10.6.0.5","pod":"x"}`, 400, `unknown field \"pod\"`},
+		{"too large", withClient, `{"ip":"` + strings.Repeat("1", maxSetIPBody) + `"}`, 400, "request body too large"},
+		{"bad ip", withClient, `{"ip":"10.6.0.5/24","podNamespace":"a","podName":"b"}`, 400, `"field":"ip"`},
+		{"GET is not a set", withClient, ``, 405, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			method := http.MethodPut
+			if tc.want == 405 {
+				method = http.MethodGet
+			}
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest(method, PathIP, strings.NewReader(tc.body))
+			req.RemoteAddr = "127.0.0.1:40000"
+			tc.h.ServeHTTP(rec, req)
+			if rec.Code != tc.want || !strings.Contains(rec.Body.String(), tc.wantBody) {
+				t.Errorf("%d %s, want %d containing %q", rec.Code, rec.Body, tc.want, tc.wantBody)
+			}
+		})
 	}
 }

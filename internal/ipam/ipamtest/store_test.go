@@ -10,6 +10,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
 func allocate(uid string) func(*ipam.PoolState) error {
@@ -21,7 +22,7 @@ func allocate(uid string) func(*ipam.PoolState) error {
 
 func TestStoreUpdatePool(t *testing.T) {
 	ctx := context.Background()
-	s := ipamtest.NewStore(ipamtest.MakeIPPool("p").Subnet("10.0.0.0/24").IPs("10.0.0.1-10.0.0.3").Obj())
+	s := ipamtest.NewStore(build.Pool("p", "10.0.0.0/24", build.IPs("10.0.0.1-10.0.0.3")))
 	if err := s.UpdatePool(ctx, "p", allocate("a")); err != nil {
 		t.Fatal(err)
 	}
@@ -48,14 +49,14 @@ func TestStoreUpdatePool(t *testing.T) {
 
 func TestStoreConflictsRerunFn(t *testing.T) {
 	ctx := context.Background()
-	s := ipamtest.NewStore(ipamtest.MakeIPPool("p").Subnet("10.0.0.0/24").IPs("10.0.0.1-10.0.0.3").Obj())
+	s := ipamtest.NewStore(build.Pool("p", "10.0.0.0/24", build.IPs("10.0.0.1-10.0.0.3")))
 	calls := 0
 	// Another writer changes the pool between the read and the write of the
 	// first attempt; the second attempt must see its record.
 	err := s.UpdatePool(ctx, "p", func(st *ipam.PoolState) error {
 		calls++
 		if calls == 1 {
-			s.Put(ipamtest.MakeIPPool("p").Subnet("10.0.0.0/24").IPs("10.0.0.1-10.0.0.3").Allocated("10.0.0.1", "ns/x", "x").Obj())
+			s.Put(build.Pool("p", "10.0.0.0/24", build.IPs("10.0.0.1-10.0.0.3"), build.Allocated("10.0.0.1", "ns/x", "x")))
 		}
 		return allocate("a")(st)
 	})
@@ -81,9 +82,9 @@ func TestStoreConflictsRerunFn(t *testing.T) {
 
 func TestStoreReserved(t *testing.T) {
 	s := ipamtest.NewStore()
-	s.PutReserved(ipamtest.MakeReservedIP("a").IPs("10.0.0.1-10.0.0.3").Obj())
-	s.PutReserved(ipamtest.MakeReservedIP("b").IPs("10.0.0.3-10.0.0.5", "10.0.1.1").Obj())
-	s.PutReserved(ipamtest.MakeReservedIP("c").IPVersion(6).IPs("fd00::1").Obj())
+	s.PutReserved(build.ReservedIP("a", build.IPs("10.0.0.1-10.0.0.3")))
+	s.PutReserved(build.ReservedIP("b", build.IPs("10.0.0.3-10.0.0.5", "10.0.1.1")))
+	s.PutReserved(build.ReservedIP("c", build.Version(6), build.IPs("fd00::1")))
 	v4, err := s.Reserved(context.Background(), 4)
 	if err != nil || v4.String() != "10.0.0.1-10.0.0.5,10.0.1.1" {
 		t.Fatalf("IPv4 reserved %s, %v", v4, err)
@@ -95,7 +96,7 @@ func TestStoreReserved(t *testing.T) {
 }
 
 func TestCheckInvariants(t *testing.T) {
-	ok := ipamtest.MakeIPPool("ok").Subnet("10.0.0.0/24").IPs("10.0.0.1-10.0.0.9").Allocated("10.0.0.1", "ns/a", "a").Obj()
+	ok := build.Pool("ok", "10.0.0.0/24", build.IPs("10.0.0.1-10.0.0.9"), build.Allocated("10.0.0.1", "ns/a", "a"))
 	if err := ipamtest.CheckInvariants([]*v2beta1.SpiderIPPool{ok}); err != nil {
 		t.Fatal(err)
 	}
@@ -106,12 +107,12 @@ func TestCheckInvariants(t *testing.T) {
 		want  string
 	}{
 		"count":    {[]*v2beta1.SpiderIPPool{badCount}, "allocatedIPCount 2, but 1 records"},
-		"outside":  {[]*v2beta1.SpiderIPPool{ipamtest.MakeIPPool("p").Subnet("10.0.0.0/24").IPs("10.0.0.1").Allocated("10.0.0.2", "ns/a", "a").Obj()}, "record 10.0.0.2 is outside ips minus excludeIPs"},
-		"excluded": {[]*v2beta1.SpiderIPPool{ipamtest.MakeIPPool("p").Subnet("10.0.0.0/24").IPs("10.0.0.1-10.0.0.3").ExcludeIPs("10.0.0.2").Allocated("10.0.0.2", "ns/a", "a").Obj()}, "outside"},
-		"no uid":   {[]*v2beta1.SpiderIPPool{ipamtest.MakeIPPool("p").Subnet("10.0.0.0/24").IPs("10.0.0.1").Allocated("10.0.0.1", "ns/a", "").Obj()}, `UID ""`},
+		"outside":  {[]*v2beta1.SpiderIPPool{build.Pool("p", "10.0.0.0/24", build.IPs("10.0.0.1"), build.Allocated("10.0.0.2", "ns/a", "a"))}, "record 10.0.0.2 is outside ips minus excludeIPs"},
+		"excluded": {[]*v2beta1.SpiderIPPool{build.Pool("p", "10.0.0.0/24", build.IPs("10.0.0.1-10.0.0.3"), build.ExcludeIPs("10.0.0.2"), build.Allocated("10.0.0.2", "ns/a", "a"))}, "outside"},
+		"no uid":   {[]*v2beta1.SpiderIPPool{build.Pool("p", "10.0.0.0/24", build.IPs("10.0.0.1"), build.Allocated("10.0.0.1", "ns/a", ""))}, `UID ""`},
 		"twice": {[]*v2beta1.SpiderIPPool{
-			ipamtest.MakeIPPool("p").Subnet("10.0.0.0/24").IPs("10.0.0.1").Allocated("10.0.0.1", "ns/a", "a").Obj(),
-			ipamtest.MakeIPPool("q").Subnet("10.0.0.0/24").IPs("10.0.0.1").Allocated("10.0.0.1", "ns/b", "b").Obj(),
+			build.Pool("p", "10.0.0.0/24", build.IPs("10.0.0.1"), build.Allocated("10.0.0.1", "ns/a", "a")),
+			build.Pool("q", "10.0.0.0/24", build.IPs("10.0.0.1"), build.Allocated("10.0.0.1", "ns/b", "b")),
 		}, `IPPool "q": 10.0.0.1 is also recorded by IPPool "p"`},
 	}
 	for name, tc := range tests {

@@ -18,6 +18,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
 type counter struct{ commits, ops, conflicts atomic.Int64 }
@@ -42,7 +43,7 @@ func newFake(t *testing.T, pools ...*v2beta1.SpiderIPPool) client.Client {
 // Two stores (two agents) sharing one API: group commit batches each agent's calls, the
 // resourceVersion check turns their races into re-plans, and no address is given twice.
 func TestStoresShareAPIWithoutDuplicates(t *testing.T) {
-	pool := ipamtest.MakeIPPool("p").Subnet("10.6.0.0/16").IPs("10.6.0.1-10.6.0.200").Default().Obj()
+	pool := build.Pool("p", "10.6.0.0/16", build.IPs("10.6.0.1-10.6.0.200"), build.Default())
 	c := newFake(t, pool)
 	obs := &counter{}
 	stores := []*Store{
@@ -98,7 +99,7 @@ func TestStoresShareAPIWithoutDuplicates(t *testing.T) {
 
 // A failing update function leaves the records as they were and does not hide the others' changes.
 func TestFailedFunctionChangesNothing(t *testing.T) {
-	pool := ipamtest.MakeIPPool("p").Subnet("10.6.0.0/16").IPs("10.6.0.1").Obj()
+	pool := build.Pool("p", "10.6.0.0/16", build.IPs("10.6.0.1"))
 	c := newFake(t, pool)
 	st := New(c, c, Options{})
 	boom := errors.New("boom")
@@ -123,7 +124,7 @@ func TestFailedFunctionChangesNothing(t *testing.T) {
 
 // A caller whose budget is already spent gets ErrConflict and changes nothing.
 func TestExpiredBudget(t *testing.T) {
-	pool := ipamtest.MakeIPPool("p").Subnet("10.6.0.0/16").IPs("10.6.0.1").Obj()
+	pool := build.Pool("p", "10.6.0.0/16", build.IPs("10.6.0.1"))
 	c := newFake(t, pool)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

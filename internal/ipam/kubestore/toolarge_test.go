@@ -19,6 +19,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
 // TestReleasesPassAPoolAtItsSizeLimit is defect 6 of the fault issue: a pool whose status would
@@ -27,8 +28,7 @@ import (
 // allocations and one release then writes the release and refuses the allocations, naming the
 // pool and what to do.
 func TestReleasesPassAPoolAtItsSizeLimit(t *testing.T) {
-	pool := ipamtest.MakeIPPool("p").Subnet("10.6.0.0/24").IPs("10.6.0.1-10.6.0.20").
-		Allocated("10.6.0.1", "default/a", "a").Allocated("10.6.0.2", "default/b", "b").Obj()
+	pool := build.Pool("p", "10.6.0.0/24", build.IPs("10.6.0.1-10.6.0.20"), build.Allocated("10.6.0.1", "default/a", "a"), build.Allocated("10.6.0.2", "default/b", "b"))
 	s := runtime.NewScheme()
 	utilruntime.Must(v2beta1.AddToScheme(s))
 	var (

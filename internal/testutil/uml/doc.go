@@ -1,5 +1,5 @@
 // Package uml boots user-mode-linux guests for tests that need kernel features the host lacks
-// (ipvlan, 802.1q VLANs, bonding, dummy links; DESIGN.md section 4).
+// (ipvlan, 802.1q VLANs, bonding, dummy links).
 //
 // A guest is Debian's linux.uml running as a process group on the host, inside a network
 // namespace the test owns, so that its NICs (tap devices linux.uml creates) never appear in the

@@ -13,7 +13,7 @@ export SPIDERPOOL_TOOLS_BIN := $(TOOLS_BIN)
 
 BINARIES := spiderpool-agent spiderpool-controller spiderpool coordinator ifacer spiderpool-init spiderpoolctl spiderpool-sandbox spiderpool-plugins-install
 
-.PHONY: all build tools generate manifests verify lint test test-unit test-integration test-e2e bench fuzz clean help demo demo-down images
+.PHONY: all build tools generate manifests docs verify lint test test-unit test-integration test-e2e bench fuzz clean help demo demo-down images
 
 all: build
 
@@ -37,11 +37,14 @@ manifests: ## regenerate the CRDs into charts/spiderpool/crds
 	@test -x $(CONTROLLER_GEN) || hack/build-tools.sh controller-gen
 	$(CONTROLLER_GEN) crd:crdVersions=v1 paths=./api/... output:crd:dir=charts/spiderpool/crds
 
-verify: generate manifests ## regenerate everything, then fail on any difference from git
+docs: ## regenerate docs/reference from the code and the chart (builds ./cmd/... for flags.md)
+	go run ./hack/docgen -root . -out docs/reference
+
+verify: generate manifests docs ## regenerate everything, then fail on any difference from git
 	@gofmt -l $$(git ls-files '*.go') | tee /dev/stderr | (! grep -q .) || { echo "gofmt: files above need formatting"; exit 1; }
 	@go mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
-	@git diff --exit-code -- api charts || { echo "generated files are stale: run make generate manifests and commit"; exit 1; }
-	@test -z "$$(git status --porcelain -- api charts)" || { git status --porcelain -- api charts; echo "untracked generated files"; exit 1; }
+	@git diff --exit-code -- api charts docs/reference || { echo "generated files are stale: run make generate manifests docs and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- api charts docs/reference)" || { git status --porcelain -- api charts docs/reference; echo "untracked generated files"; exit 1; }
 	@echo "verify: generated files are current"
 
 lint: ## gofmt, go vet, staticcheck, helm lint
@@ -54,7 +57,7 @@ lint: ## gofmt, go vet, staticcheck, helm lint
 	@echo "lint: clean"
 
 test-unit: ## unit tests (no control plane; as root they include the netns and user-mode-linux tests)
-	$(GO_TEST) -count=1 ./api/... ./internal/... ./cmd/... ./bench/... ./hack/images/... ./test/chart/...
+	$(GO_TEST) -count=1 ./api/... ./internal/... ./cmd/... ./bench/... ./hack/images/... ./hack/docgen/... ./test/chart/...
 
 test-integration: ## suites against a real etcd + kube-apiserver
 	@test -x $(TOOLS_BIN)/kube-apiserver || { echo "run make tools first"; exit 1; }

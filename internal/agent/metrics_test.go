@@ -1,11 +1,8 @@
 package agent
 
 import (
-	"slices"
-	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	dto "github.com/prometheus/client_model/go"
 
 	v1 "github.com/spiderpool-go/spiderpool/api/agent/v1"
@@ -35,38 +32,16 @@ func metricsTraffic(t *testing.T) *testEnv {
 	return e
 }
 
-// describedAsGathered is a gathered family in the shape DescribeMetrics uses.
-func describedAsGathered(f *dto.MetricFamily) metricsinfo.Family {
-	out := metricsinfo.Family{Name: f.GetName(), Help: f.GetHelp(), Type: strings.ToLower(f.GetType().String())}
-	if ms := f.GetMetric(); len(ms) > 0 {
-		for _, l := range ms[0].GetLabel() {
-			out.Labels = append(out.Labels, l.GetName())
-		}
-	}
-	return out
-}
-
 // TestDescribeMetricsMatchesRegistry: the generated reference lists exactly the spiderpool_
 // families a scrape shows, with their types, labels and help texts.
 func TestDescribeMetricsMatchesRegistry(t *testing.T) {
 	e := metricsTraffic(t)
-	got := map[string]metricsinfo.Family{}
+	var gathered []*dto.MetricFamily
 	for _, f := range gather(t, e.metrics) {
-		if strings.HasPrefix(f.GetName(), "spiderpool_") {
-			got[f.GetName()] = describedAsGathered(f)
-		}
+		gathered = append(gathered, f)
 	}
-	want := map[string]metricsinfo.Family{}
-	for _, f := range DescribeMetrics() {
-		if _, dup := want[f.Name]; dup {
-			t.Errorf("DescribeMetrics lists %s twice", f.Name)
-		}
-		f.Debug = false // not visible in a scrape; TestDebugMetricsSwitch checks it
-		f.Labels = slices.Sorted(slices.Values(f.Labels))
-		want[f.Name] = f
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("DescribeMetrics differs from the registry (-described +gathered):\n%s", diff)
+	if diff := metricsinfo.Mismatch(DescribeMetrics(), gathered); diff != "" {
+		t.Errorf("DescribeMetrics differs from the registry:\n%s", diff)
 	}
 }
 

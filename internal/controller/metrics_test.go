@@ -1,11 +1,8 @@
 package controller
 
 import (
-	"slices"
-	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -57,28 +54,12 @@ func gatherController(t *testing.T, debug bool) map[string]*dto.MetricFamily {
 // TestDescribeMetricsMatchesRegistry: the generated reference lists exactly the spiderpool_
 // families a scrape shows with debug metrics on, with their types, labels and help texts.
 func TestDescribeMetricsMatchesRegistry(t *testing.T) {
-	got := map[string]metricsinfo.Family{}
-	for name, f := range gatherController(t, true) {
-		if !strings.HasPrefix(name, "spiderpool_") {
-			continue
-		}
-		g := metricsinfo.Family{Name: name, Help: f.GetHelp(), Type: strings.ToLower(f.GetType().String())}
-		for _, l := range f.GetMetric()[0].GetLabel() {
-			g.Labels = append(g.Labels, l.GetName())
-		}
-		got[name] = g
+	var gathered []*dto.MetricFamily
+	for _, f := range gatherController(t, true) {
+		gathered = append(gathered, f)
 	}
-	want := map[string]metricsinfo.Family{}
-	for _, f := range DescribeMetrics() {
-		if _, dup := want[f.Name]; dup {
-			t.Errorf("DescribeMetrics lists %s twice", f.Name)
-		}
-		f.Debug = false // not visible in a scrape; TestControllerDebugMetricsSwitch checks it
-		f.Labels = slices.Sorted(slices.Values(f.Labels))
-		want[f.Name] = f
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("DescribeMetrics differs from the registry (-described +gathered):\n%s", diff)
+	if diff := metricsinfo.Mismatch(DescribeMetrics(), gathered); diff != "" {
+		t.Errorf("DescribeMetrics differs from the registry:\n%s", diff)
 	}
 }
 

@@ -344,23 +344,7 @@ func TestCtlGCThroughController(t *testing.T) {
 		deleteIgnoringFinalizers(context.Background(), t, &v2beta1.SpiderIPPool{ObjectMeta: metav1.ObjectMeta{Name: pool}})
 	})
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cfg := controller.DefaultConfig()
-	cfg.HealthAddr, cfg.MetricsAddr = addr, "0"
-	cfg.LeaderElection = false
-	cfg.WebhookPort = 0
-	cfg.EnsureCoordinator = false
-	cfg.SkipNameValidation = true
-	cfg.GCInterval = 10 * time.Minute
-	cfg.Logger = quietLogger()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- controller.Run(ctx, cfg, env.Config) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("controller.Run: %v", err)
-		}
-	})
+	runController(t, func(cfg *controller.Config) { cfg.HealthAddr = addr })
 	base := "http://" + addr
 	err := testenv.WaitFor(testContext(t), func(ctx context.Context) (bool, error) {
 		code, _, err := httpGet(ctx, base+"/readyz")

@@ -99,19 +99,9 @@ func TestIPPoolControllerCountsAndFinalizer(t *testing.T) {
 // controller.Run as the binary runs it out of cluster: leader election through a Lease in the
 // install namespace, then the reconcilers at work.
 func TestControllerRunWithLeaderElection(t *testing.T) {
-	cfg := controller.DefaultConfig()
-	cfg.HealthAddr, cfg.MetricsAddr = "0", "0"
-	cfg.Logger = quietLogger()
-	cfg.SkipNameValidation = true
-	cfg.WebhookPort = 0 // webhooks have their own suite; here they would be registered for every test
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- controller.Run(ctx, cfg, env.Config) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("controller.Run: %v", err)
-		}
+	runController(t, func(cfg *controller.Config) {
+		def := controller.DefaultConfig()
+		cfg.LeaderElection, cfg.EnsureCoordinator, cfg.GCInterval = true, def.EnsureCoordinator, def.GCInterval
 	})
 	pool := &v2beta1.SpiderIPPool{
 		ObjectMeta: metav1.ObjectMeta{Name: "ctl-run"},

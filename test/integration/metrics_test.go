@@ -181,23 +181,9 @@ func TestMetricsScrapedFromAgentAndController(t *testing.T) {
 
 	ctlAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	ctlURL := "http://" + ctlAddr + "/metrics"
-	cfg := controller.DefaultConfig()
-	cfg.HealthAddr, cfg.MetricsAddr = "0", ctlAddr
-	cfg.DebugMetrics = true
-	cfg.LeaderElection = false
-	cfg.WebhookPort = 0
-	cfg.EnsureCoordinator = false
-	cfg.SkipNameValidation = true
-	cfg.GCInterval = 10 * time.Minute
-	cfg.Logger = quietLogger()
-	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- controller.Run(runCtx, cfg, env.Config) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("controller.Run: %v", err)
-		}
+	runController(t, func(cfg *controller.Config) {
+		cfg.MetricsAddr = ctlAddr
+		cfg.DebugMetrics = true
 	})
 	// The GC counters are process-wide: earlier tests' controllers may have counted. The
 	// controller counts its reclaims on top of what this first scrape shows.

@@ -13,7 +13,7 @@ export SPIDERPOOL_TOOLS_BIN := $(TOOLS_BIN)
 
 BINARIES := spiderpool-agent spiderpool-controller spiderpool coordinator ifacer spiderpool-init spiderpoolctl spiderpool-sandbox spiderpool-plugins-install
 
-.PHONY: all build tools generate manifests docs verify lint test test-unit test-integration test-e2e bench fuzz clean help demo demo-down images
+.PHONY: all build tools generate manifests docs verify lint test test-unit test-integration test-e2e bench bench-scale fuzz clean help demo demo-down images
 
 all: build
 
@@ -77,6 +77,10 @@ bench: ## benchmarks; prints figures and ratios (IPAM benchmark: JSON report in 
 	@test -x $(TOOLS_BIN)/kube-apiserver -a -x $(TOOLS_BIN)/whereabouts || hack/build-tools.sh
 	$(GO_TEST) -run='^$$' -bench=. -benchmem -benchtime=200ms ./internal/ip/...
 	go run ./bench/ipam -out $(OUT)/bench $(BENCH_FLAGS)
+
+bench-scale: build ## scale benchmark: a real agent's memory with 100 pools x 4,096 addresses and 5,000 endpoints cached (JSON report in _output/bench)
+	@test -x $(TOOLS_BIN)/kube-apiserver || { echo "run make tools first"; exit 1; }
+	go run ./bench/scale -agent $(OUT)/bin/spiderpool-agent -out $(OUT)/bench $(BENCH_SCALE_FLAGS)
 
 FUZZTIME ?= 60s
 fuzz: ## run every fuzz target for FUZZTIME each

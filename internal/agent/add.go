@@ -126,7 +126,7 @@ func (s *Server) add(ctx context.Context, args *v1.IpamAddArgs) (_ *v1.IpamAddRe
 			s.log.Warn("release addresses handed out twice", keyPod, a.key.String(), keyPodUID, args.PodUID, keyError, err)
 		}
 	}
-	return withDNS(s.response(findNIC(ep, args.IfName)), a.pod), nil
+	return s.migrationTarget(withDNS(s.response(findNIC(ep, args.IfName)), a.pod), a), nil
 }
 
 // addOnce is one attempt of steps 2 to 5 of add. It reads the endpoint from

@@ -268,8 +268,6 @@ func newPod(name, uid string, opts ...build.Option) *corev1.Pod {
 	return build.Pod("default", name, append(defaults, opts...)...)
 }
 
-// makePod(name, uid).obj() is newPod(name, uid) for master_test.go, which another change is moving
-// out of this package; it goes once that file calls newPod.
 // baseObjects are the node and namespaces every test needs.
 func baseObjects(objs ...client.Object) []client.Object {
 	return append([]client.Object{build.Node("master", build.Label("kubernetes.io/hostname", "master")),

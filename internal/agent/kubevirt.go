@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	v1 "github.com/spiderpool-go/spiderpool/api/agent/v1"
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
 	"github.com/spiderpool-go/spiderpool/internal/workload"
@@ -30,6 +31,22 @@ func (s *Server) staticVMI(ctrl ipam.Controller) string {
 		return ctrl.Name
 	}
 	return ""
+}
+
+// migrationJobAnnotation is set by KubeVirt on the target pod of a live migration.
+const migrationJobAnnotation = "kubevirt.io/migrationJobName"
+
+// migrationTarget turns IP conflict detection off in resp when the pod is the target of a KubeVirt
+// live migration: its addresses are still answered for by the source pod until the migration
+// completes, and a probe would find them in use and fail the new pod.
+func (s *Server) migrationTarget(resp *v1.IpamAddResponse, a *addition) *v1.IpamAddResponse {
+	if s.staticVMI(a.base.Controller) == "" || a.pod.Annotations[migrationJobAnnotation] == "" {
+		return resp
+	}
+	for i := range resp.IPs {
+		resp.IPs[i].EnableIPConflictDetection = false
+	}
+	return resp
 }
 
 // vmiEndpointOf returns the endpoint of a VMI whose current pod has UID uid in namespace, from the

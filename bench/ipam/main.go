@@ -17,6 +17,7 @@ import (
 	"runtime/pprof"
 	"time"
 
+	"github.com/spiderpool-go/spiderpool/internal/logging"
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
 )
 
@@ -49,6 +50,9 @@ type report struct {
 
 	Commits   int64 `json:"commits"`
 	Conflicts int64 `json:"conflicts"`
+
+	// Latency is ours at 1, 5 and -concurrency ADDs in flight.
+	Latency []inFlight `json:"latencyByInFlight,omitempty"`
 }
 
 func main() {
@@ -65,6 +69,9 @@ func main() {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (agents included) to the file")
 	flag.Parse()
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	// The agents run in this process: their libraries (controller-runtime, client-go) log through
+	// the same handler, as the agent binary sets them up.
+	logging.SetupLibraries(slog.Default().Handler())
 
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
@@ -155,6 +162,9 @@ func run(ctx context.Context, o options) error {
 	if r.RawCreatePerSec > 0 && r.PerIPPerSec > 0 && r.WhereaboutsPerSec > 0 {
 		fmt.Printf("ratios: ours/raw_create=%.2f ours/per_ip=%.1fx ours/whereabouts=%.1fx\n",
 			r.OursPerSec/r.RawCreatePerSec, r.OursPerSec/r.PerIPPerSec, r.OursPerSec/r.WhereaboutsPerSec)
+	}
+	for _, l := range r.Latency {
+		fmt.Printf("latency: in_flight=%d p50=%.1fms p99=%.1fms rate=%.0f/s\n", l.InFlight, l.P50Ms, l.P99Ms, l.PerSec)
 	}
 	fmt.Printf("bench ipam: pods=%d nodes=%d ours=%.0f/s raw_create=%.0f/s per_ip=%.0f/s whereabouts=%.1f/s p50=%.1fms p99=%.1fms dup=%d leaked=%d\n",
 		r.Pods, r.Nodes, r.OursPerSec, r.RawCreatePerSec, r.PerIPPerSec, r.WhereaboutsPerSec, r.AddP50Ms, r.AddP99Ms, r.Duplicates, r.Leaked)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -76,7 +77,11 @@ func runOurs(ctx context.Context, env *testenv.Env, o options, work string, r *r
 		if mode.unbatched && o.skipPerIP {
 			continue
 		}
-		res, err := runMode(ctx, env, o, work, plugin, nodes, pods, mode.unbatched)
+		poolName := "bench-pool"
+		if mode.unbatched {
+			poolName = "bench-pool-per-ip"
+		}
+		res, err := runMode(ctx, env, o, work, plugin, nodes, pods, mode.unbatched, poolName)
 		if err != nil {
 			return fmt.Errorf("%s: %w", mode.name, err)
 		}
@@ -92,7 +97,39 @@ func runOurs(ctx context.Context, env *testenv.Env, o options, work string, r *r
 		r.Duplicates += res.dup
 		r.Leaked += res.leaked
 	}
+
+	// Latency against load (Little's law: with n in flight the mean ADD is n / rate): the same
+	// agents and plugin with 1 and 5 ADDs in flight, on a part of the pods; 50 is the run above.
+	r.Latency = append(r.Latency, inFlight{InFlight: o.conc, Pods: o.pods, PerSec: r.OursPerSec, P50Ms: r.AddP50Ms, P99Ms: r.AddP99Ms})
+	for _, conc := range []int{1, 5} {
+		if conc >= o.conc {
+			continue
+		}
+		so := o
+		so.conc, so.pods = conc, min(o.pods, 100*conc)
+		res, err := runMode(ctx, env, so, work, plugin, nodes, pods[:so.pods], false, fmt.Sprintf("bench-pool-%d-in-flight", conc))
+		if err != nil {
+			return fmt.Errorf("%d in flight: %w", conc, err)
+		}
+		r.Duplicates += res.dup
+		r.Leaked += res.leaked
+		r.Latency = append(r.Latency, inFlight{InFlight: conc, Pods: so.pods, PerSec: res.rate,
+			P50Ms: ms(res.lat.percentile(50)), P99Ms: ms(res.lat.percentile(99))})
+	}
+	slices.SortFunc(r.Latency, func(a, b inFlight) int { return a.InFlight - b.InFlight })
+	for _, l := range r.Latency {
+		step("ours, %d in flight: %.0f/s, ADD p50 %.1fms p99 %.1fms (%d pods)", l.InFlight, l.PerSec, l.P50Ms, l.P99Ms, l.Pods)
+	}
 	return nil
+}
+
+// inFlight is the ADD latency of one concurrency level.
+type inFlight struct {
+	InFlight int     `json:"inFlight"`
+	Pods     int     `json:"pods"`
+	PerSec   float64 `json:"perSec"`
+	P50Ms    float64 `json:"addP50Ms"`
+	P99Ms    float64 `json:"addP99Ms"`
 }
 
 type modeResult struct {
@@ -104,11 +141,7 @@ type modeResult struct {
 
 // runMode starts the agents, ADDs every pod through the plugin, checks the records, DELs every
 // pod and counts what is left.
-func runMode(ctx context.Context, env *testenv.Env, o options, work, plugin string, nodes []string, pods []*corev1.Pod, unbatched bool) (*modeResult, error) {
-	poolName := "bench-pool"
-	if unbatched {
-		poolName = "bench-pool-per-ip"
-	}
+func runMode(ctx context.Context, env *testenv.Env, o options, work, plugin string, nodes []string, pods []*corev1.Pod, unbatched bool, poolName string) (*modeResult, error) {
 	set, _ := ip.ParseSetWithCIDRs([]string{"10.64.0.0/14"}, 4)
 	first := set.Ranges()[0].First.Next()
 	last := first

@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"runtime/pprof"
 	"time"
 
+	"github.com/spiderpool-go/spiderpool/bench/benchenv"
 	"github.com/spiderpool-go/spiderpool/internal/logging"
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
 )
@@ -93,9 +93,7 @@ func main() {
 	}
 }
 
-func step(format string, args ...any) {
-	fmt.Printf("[%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
-}
+var step = benchenv.Step
 
 func run(ctx context.Context, o options) error {
 	bin, err := testenv.ToolsBin()
@@ -112,16 +110,11 @@ func run(ctx context.Context, o options) error {
 	}
 	defer os.RemoveAll(work)
 
-	step("starting etcd and kube-apiserver")
-	env, err := testenv.Start(testenv.Options{ExtraCRDDirs: []string{filepath.Join(root, ".tools", "crds", "whereabouts")}})
+	env, kubeconfig, err := benchenv.Start(testenv.Options{ExtraCRDDirs: []string{filepath.Join(root, ".tools", "crds", "whereabouts")}}, work)
 	if err != nil {
 		return err
 	}
 	defer env.Stop()
-	kubeconfig := filepath.Join(work, "kubeconfig")
-	if err := env.WriteKubeConfig(kubeconfig); err != nil {
-		return err
-	}
 
 	r := report{Time: time.Now().UTC(), Nodes: o.nodes, Pods: o.pods, Concurrent: o.conc, WhereaboutsPods: o.wbPods}
 
@@ -150,15 +143,9 @@ func run(ctx context.Context, o options) error {
 		step("whereabouts: %.1f/s", wb)
 	}
 
-	if err := os.MkdirAll(o.out, 0o755); err != nil {
+	if _, err := benchenv.WriteReport(o.out, "ipam", r.Time, r); err != nil {
 		return err
 	}
-	data, _ := json.MarshalIndent(r, "", "  ")
-	path := filepath.Join(o.out, fmt.Sprintf("ipam-%s.json", r.Time.Format("20060102-150405")))
-	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
-		return err
-	}
-	step("report: %s", path)
 	if r.RawCreatePerSec > 0 && r.PerIPPerSec > 0 && r.WhereaboutsPerSec > 0 {
 		fmt.Printf("ratios: ours/raw_create=%.2f ours/per_ip=%.1fx ours/whereabouts=%.1fx\n",
 			r.OursPerSec/r.RawCreatePerSec, r.OursPerSec/r.PerIPPerSec, r.OursPerSec/r.WhereaboutsPerSec)

@@ -9,7 +9,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"net/netip"
@@ -27,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/bench/benchenv"
 	agentclient "github.com/spiderpool-go/spiderpool/internal/agent/client"
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
 )
@@ -67,9 +67,7 @@ func main() {
 	}
 }
 
-func step(format string, args ...any) {
-	fmt.Printf("[%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
-}
+var step = benchenv.Step
 
 func run(ctx context.Context, o options) error {
 	if o.addrs < 1 || o.addrs > 65536 || o.addrs&(o.addrs-1) != 0 {
@@ -94,16 +92,11 @@ func run(ctx context.Context, o options) error {
 	}
 	defer os.RemoveAll(work)
 
-	step("starting etcd and kube-apiserver")
-	env, err := testenv.Start(testenv.Options{})
+	env, kubeconfig, err := benchenv.Start(testenv.Options{}, work)
 	if err != nil {
 		return err
 	}
 	defer env.Stop()
-	kubeconfig := filepath.Join(work, "kubeconfig")
-	if err := env.WriteKubeConfig(kubeconfig); err != nil {
-		return err
-	}
 
 	r := report{Time: time.Now().UTC(), Pools: o.pools, AddrsPerPool: o.addrs, Endpoints: o.endpoints, Records: o.records}
 	step("creating %d pools of %d addresses with %d records, and %d SpiderEndpoints", o.pools, o.addrs, o.records, o.endpoints)
@@ -143,15 +136,9 @@ func run(ctx context.Context, o options) error {
 	}
 	r.AgentRSSMiB, r.AgentPeakMiB = rss, peak
 
-	if err := os.MkdirAll(o.out, 0o755); err != nil {
+	if _, err := benchenv.WriteReport(o.out, "scale", r.Time, r); err != nil {
 		return err
 	}
-	data, _ := json.MarshalIndent(r, "", "  ")
-	path := filepath.Join(o.out, fmt.Sprintf("scale-%s.json", r.Time.Format("20060102-150405")))
-	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
-		return err
-	}
-	step("report: %s", path)
 	fmt.Printf("bench scale: pools=%d addresses/pool=%d records=%d endpoints=%d agent_rss=%.1fMiB agent_peak_rss=%.1fMiB target<80MiB ratio=%.2f ready=%.1fs\n",
 		r.Pools, r.AddrsPerPool, r.Records, r.Endpoints, r.AgentRSSMiB, r.AgentPeakMiB, r.AgentRSSMiB/80, r.AgentSyncSecs)
 	return nil

@@ -1,6 +1,7 @@
 package blocks
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -203,5 +204,31 @@ func TestSplit(t *testing.T) {
 	}
 	if _, err := Split(l, map[netip.Addr]string{netip.MustParseAddr("10.7.0.1"): "x"}); err == nil || !strings.Contains(err.Error(), "10.7.0.1") {
 		t.Errorf("Split of a record outside the subnet: %v", err)
+	}
+}
+
+func TestMirror(t *testing.T) {
+	l := layout(t, "10.6.0.0/24", 4)
+	recs := map[netip.Addr]string{}
+	for i := range 40 {
+		recs[netip.AddrFrom4([4]byte{10, 6, 0, byte(i * 3)})] = fmt.Sprintf("u%d", i)
+	}
+	split, err := Split(l, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, n, complete, err := Mirror(split, 40)
+	if err != nil || n != 40 || !complete {
+		t.Fatalf("Mirror = %d records, complete %v, %v; want all 40", n, complete, err)
+	}
+	if diff := cmp.Diff(recs, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("Mirror after Split changed the records (-want +got):\n%s", diff)
+	}
+	if got, n, complete, err := Mirror(split, 39); err != nil || n != 40 || complete || got != nil {
+		t.Errorf("past the bound: %d records, count %d, complete %v, %v; want none, 40, false", len(got), n, complete, err)
+	}
+	outside := map[netip.Prefix]map[netip.Addr]string{netip.MustParsePrefix("10.6.0.0/28"): {netip.MustParseAddr("10.6.0.200"): "x"}}
+	if _, _, _, err := Mirror(outside, 10); err == nil || !strings.Contains(err.Error(), "10.6.0.200") {
+		t.Errorf("a record outside its block: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package blocks
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"testing"
@@ -99,6 +100,23 @@ func check(t *testing.T, p *Pool, m *model) {
 	}
 	if seen != len(m.held) {
 		t.Fatalf("blocks record %d addresses, the model holds %d", seen, len(m.held))
+	}
+	// The pool-status mirror merged from the blocks is the model, bounded or not.
+	byBlock := map[netip.Prefix]map[netip.Addr]string{}
+	for pfx, c := range p.Claimed {
+		byBlock[pfx] = map[netip.Addr]string{}
+		for _, a := range c.Used {
+			byBlock[pfx][a] = m.held[a]
+		}
+	}
+	merged, n, complete, err := Mirror(byBlock, len(m.held))
+	if err != nil || n != len(m.held) || !complete || !maps.Equal(merged, m.held) {
+		t.Fatalf("Mirror: %d records, count %d, complete %v, %v; want the model's %d", len(merged), n, complete, err, len(m.held))
+	}
+	if len(m.held) > 0 {
+		if _, n, complete, _ := Mirror(byBlock, len(m.held)-1); complete || n != len(m.held) {
+			t.Fatalf("Mirror past its bound: complete %v, count %d", complete, n)
+		}
 	}
 }
 

@@ -111,6 +111,9 @@ func newCache(ctx context.Context, restConfig *rest.Config, scheme *runtime.Sche
 	if err != nil {
 		return nil, fmt.Errorf("create informer cache: %w", err)
 	}
+	if err := c.IndexField(ctx, &v2beta1.SpiderEndpoint{}, endpointUIDIndex, indexEndpointUID); err != nil {
+		return nil, fmt.Errorf("index SpiderEndpoints by pod UID: %w", err)
+	}
 	for _, obj := range []client.Object{
 		&corev1.Pod{}, &corev1.Namespace{}, &corev1.Node{},
 		&v2beta1.SpiderIPPool{}, &v2beta1.SpiderReservedIP{},

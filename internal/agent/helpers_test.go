@@ -88,7 +88,8 @@ func newEnv(t *testing.T, cfg Config, pools []*v2beta1.SpiderIPPool, objs []clie
 		o(&setup)
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	kube := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(objs...).WithInterceptorFuncs(setup.funcs).Build()
+	kube := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(objs...).WithInterceptorFuncs(setup.funcs).
+		WithIndex(&v2beta1.SpiderEndpoint{}, endpointUIDIndex, indexEndpointUID).Build()
 	store := ipamtest.NewStore(pools...)
 	metrics := NewMetrics(MetricsOptions{Debug: true})
 	metrics.CollectPools(store)

@@ -49,11 +49,22 @@ func (s *Server) migrationTarget(resp *v1.IpamAddResponse, a *addition) *v1.Ipam
 	return resp
 }
 
+// endpointUIDIndex indexes the cached SpiderEndpoints by the UID of their current pod, so that a
+// DEL finds a VM pod's endpoint (named after its VMI) without listing its namespace.
+const endpointUIDIndex = "spiderpool.spidernet.io/current-pod-uid"
+
+func indexEndpointUID(o client.Object) []string {
+	if ep, ok := o.(*v2beta1.SpiderEndpoint); ok && ep.Status.Current.UID != "" {
+		return []string{ep.Status.Current.UID}
+	}
+	return nil
+}
+
 // vmiEndpointOf returns the endpoint of a VMI whose current pod has UID uid in namespace, from the
 // cache, or nil.
 func (s *Server) vmiEndpointOf(ctx context.Context, namespace, uid string) (*v2beta1.SpiderEndpoint, error) {
 	var eps v2beta1.SpiderEndpointList
-	if err := s.cache.List(ctx, &eps, client.InNamespace(namespace)); err != nil {
+	if err := s.cache.List(ctx, &eps, client.InNamespace(namespace), client.MatchingFields{endpointUIDIndex: uid}); err != nil {
 		return nil, fmt.Errorf("list SpiderEndpoints in %s: %w", namespace, err)
 	}
 	for i := range eps.Items {

@@ -16,10 +16,11 @@ import (
 // writeCounts are the apiserver's own counts of pool status writes, by outcome.
 type writeCounts struct{ ok, conflict int64 }
 
-// poolWrites reads apiserver_request_total from the apiserver's /metrics: the status PUTs on
-// spiderippools that succeeded (200) and that lost a resourceVersion race (409). Counting on the
-// server sees every agent's writes, including the baseline's, without instrumenting them.
-func poolWrites(ctx context.Context, env *testenv.Env) (writeCounts, error) {
+// recordWrites reads apiserver_request_total from the apiserver's /metrics: the PUTs of the
+// records (spiderippools/status, or spideripblocks with blocks) that succeeded (200) and that lost
+// a resourceVersion race (409). Counting on the server sees every agent's writes, including the
+// baseline's, without instrumenting them.
+func recordWrites(ctx context.Context, env *testenv.Env, blocks bool) (writeCounts, error) {
 	hc, err := rest.HTTPClientFor(env.Config)
 	if err != nil {
 		return writeCounts{}, err
@@ -37,14 +38,17 @@ func poolWrites(ctx context.Context, env *testenv.Env) (writeCounts, error) {
 	if err != nil {
 		return writeCounts{}, err
 	}
-	return parseWriteCounts(string(body)), nil
+	if blocks {
+		return parseWriteCounts(string(body), "spideripblocks", ""), nil
+	}
+	return parseWriteCounts(string(body), "spiderippools", "status"), nil
 }
 
-func parseWriteCounts(metrics string) writeCounts {
+func parseWriteCounts(metrics, resource, subresource string) writeCounts {
 	var c writeCounts
 	for _, line := range strings.Split(metrics, "\n") {
 		if !strings.HasPrefix(line, "apiserver_request_total{") ||
-			!strings.Contains(line, `resource="spiderippools"`) || !strings.Contains(line, `subresource="status"`) ||
+			!strings.Contains(line, `resource="`+resource+`"`) || !strings.Contains(line, `subresource="`+subresource+`"`) ||
 			!strings.Contains(line, `verb="PUT"`) {
 			continue
 		}

@@ -38,6 +38,7 @@ type report struct {
 
 	RawCreatePerSec   float64 `json:"rawCreatePerSec"`
 	OursPerSec        float64 `json:"oursPerSec"`
+	BlocksPerSec      float64 `json:"blocksPerSec"`
 	PerIPPerSec       float64 `json:"perIPPerSec"`
 	WhereaboutsPerSec float64 `json:"whereaboutsPerSec"`
 	WhereaboutsPods   int     `json:"whereaboutsPods"`
@@ -51,7 +52,12 @@ type report struct {
 	Commits   int64 `json:"commits"`
 	Conflicts int64 `json:"conflicts"`
 
-	// Latency is ours at 1, 5 and -concurrency ADDs in flight.
+	BlocksAddP50Ms  float64 `json:"blocksAddP50Ms"`
+	BlocksAddP99Ms  float64 `json:"blocksAddP99Ms"`
+	BlocksCommits   int64   `json:"blocksCommits"`
+	BlocksConflicts int64   `json:"blocksConflicts"`
+
+	// Latency is each store's at 1, 5 and -concurrency ADDs in flight.
 	Latency []inFlight `json:"latencyByInFlight,omitempty"`
 }
 
@@ -147,14 +153,15 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	if r.RawCreatePerSec > 0 && r.PerIPPerSec > 0 && r.WhereaboutsPerSec > 0 {
-		fmt.Printf("ratios: ours/raw_create=%.2f ours/per_ip=%.1fx ours/whereabouts=%.1fx\n",
+		fmt.Printf("ratios: blocks/raw_create=%.2f blocks/whereabouts=%.1fx blocks/ours=%.1fx ours/raw_create=%.2f ours/per_ip=%.1fx ours/whereabouts=%.1fx\n",
+			r.BlocksPerSec/r.RawCreatePerSec, r.BlocksPerSec/r.WhereaboutsPerSec, r.BlocksPerSec/r.OursPerSec,
 			r.OursPerSec/r.RawCreatePerSec, r.OursPerSec/r.PerIPPerSec, r.OursPerSec/r.WhereaboutsPerSec)
 	}
 	for _, l := range r.Latency {
-		fmt.Printf("latency: in_flight=%d p50=%.1fms p99=%.1fms rate=%.0f/s\n", l.InFlight, l.P50Ms, l.P99Ms, l.PerSec)
+		fmt.Printf("latency: store=%s in_flight=%d p50=%.1fms p99=%.1fms rate=%.0f/s\n", l.Store, l.InFlight, l.P50Ms, l.P99Ms, l.PerSec)
 	}
-	fmt.Printf("bench ipam: pods=%d nodes=%d ours=%.0f/s raw_create=%.0f/s per_ip=%.0f/s whereabouts=%.1f/s p50=%.1fms p99=%.1fms dup=%d leaked=%d\n",
-		r.Pods, r.Nodes, r.OursPerSec, r.RawCreatePerSec, r.PerIPPerSec, r.WhereaboutsPerSec, r.AddP50Ms, r.AddP99Ms, r.Duplicates, r.Leaked)
+	fmt.Printf("bench ipam: pods=%d nodes=%d blocks=%.0f/s ours=%.0f/s raw_create=%.0f/s per_ip=%.0f/s whereabouts=%.1f/s blocks_p50=%.1fms blocks_p99=%.1fms p50=%.1fms p99=%.1fms dup=%d leaked=%d\n",
+		r.Pods, r.Nodes, r.BlocksPerSec, r.OursPerSec, r.RawCreatePerSec, r.PerIPPerSec, r.WhereaboutsPerSec, r.BlocksAddP50Ms, r.BlocksAddP99Ms, r.AddP50Ms, r.AddP99Ms, r.Duplicates, r.Leaked)
 	return nil
 }
 

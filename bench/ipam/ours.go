@@ -11,12 +11,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	ipblock "github.com/spiderpool-go/spiderpool/api/ipblock/v1alpha1"
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/agent"
 	"github.com/spiderpool-go/spiderpool/internal/cni/cnilog"
@@ -70,26 +72,28 @@ func runOurs(ctx context.Context, env *testenv.Env, o options, work string, r *r
 		return fmt.Errorf("create pods: %w", createErr)
 	}
 
-	for _, mode := range []struct {
-		name      string
-		unbatched bool
-	}{{"ours (group commit)", false}, {"per_ip (one write per IP)", true}} {
-		if mode.unbatched && o.skipPerIP {
+	for _, m := range []mode{
+		{name: "blocks (SpiderIPBlocks)", pool: "bench-pool-blocks", blocks: true},
+		{name: "ours (group commit on the pool)", pool: "bench-pool"},
+		{name: "per_ip (one write per IP)", pool: "bench-pool-per-ip", unbatched: true},
+	} {
+		if m.unbatched && o.skipPerIP {
 			continue
 		}
-		poolName := "bench-pool"
-		if mode.unbatched {
-			poolName = "bench-pool-per-ip"
-		}
-		res, err := runMode(ctx, env, o, work, plugin, nodes, pods, mode.unbatched, poolName)
+		res, err := runMode(ctx, env, o, work, plugin, nodes, pods, m)
 		if err != nil {
-			return fmt.Errorf("%s: %w", mode.name, err)
+			return fmt.Errorf("%s: %w", m.name, err)
 		}
 		step("%s: %.0f/s, ADD p50 %.1fms p99 %.1fms, %d writes, %d conflicts, dup=%d leaked=%d",
-			mode.name, res.rate, ms(res.lat.percentile(50)), ms(res.lat.percentile(99)), res.commits, res.conflicts, res.dup, res.leaked)
-		if mode.unbatched {
+			m.name, res.rate, ms(res.lat.percentile(50)), ms(res.lat.percentile(99)), res.commits, res.conflicts, res.dup, res.leaked)
+		switch {
+		case m.unbatched:
 			r.PerIPPerSec = res.rate
-		} else {
+		case m.blocks:
+			r.BlocksPerSec = res.rate
+			r.BlocksAddP50Ms, r.BlocksAddP99Ms = ms(res.lat.percentile(50)), ms(res.lat.percentile(99))
+			r.BlocksCommits, r.BlocksConflicts = res.commits, res.conflicts
+		default:
 			r.OursPerSec = res.rate
 			r.AddP50Ms, r.AddP99Ms = ms(res.lat.percentile(50)), ms(res.lat.percentile(99))
 			r.Commits, r.Conflicts = res.commits, res.conflicts
@@ -100,31 +104,53 @@ func runOurs(ctx context.Context, env *testenv.Env, o options, work string, r *r
 
 	// Latency against load (Little's law: with n in flight the mean ADD is n / rate): the same
 	// agents and plugin with 1 and 5 ADDs in flight, on a part of the pods; 50 is the run above.
-	r.Latency = append(r.Latency, inFlight{InFlight: o.conc, Pods: o.pods, PerSec: r.OursPerSec, P50Ms: r.AddP50Ms, P99Ms: r.AddP99Ms})
-	for _, conc := range []int{1, 5} {
-		if conc >= o.conc {
-			continue
+	// Both stores, so that the gain is visible in one run.
+	for _, m := range []mode{{name: "blocks", blocks: true}, {name: "ours"}} {
+		first := inFlight{Store: m.name, InFlight: o.conc, Pods: o.pods, PerSec: r.OursPerSec, P50Ms: r.AddP50Ms, P99Ms: r.AddP99Ms}
+		if m.blocks {
+			first.PerSec, first.P50Ms, first.P99Ms = r.BlocksPerSec, r.BlocksAddP50Ms, r.BlocksAddP99Ms
 		}
-		so := o
-		so.conc, so.pods = conc, min(o.pods, 100*conc)
-		res, err := runMode(ctx, env, so, work, plugin, nodes, pods[:so.pods], false, fmt.Sprintf("bench-pool-%d-in-flight", conc))
-		if err != nil {
-			return fmt.Errorf("%d in flight: %w", conc, err)
+		r.Latency = append(r.Latency, first)
+		for _, conc := range []int{1, 5} {
+			if conc >= o.conc {
+				continue
+			}
+			so := o
+			so.conc, so.pods = conc, min(o.pods, 100*conc)
+			m.pool = fmt.Sprintf("bench-pool-%s-%d-in-flight", m.name, conc)
+			res, err := runMode(ctx, env, so, work, plugin, nodes, pods[:so.pods], m)
+			if err != nil {
+				return fmt.Errorf("%s, %d in flight: %w", m.name, conc, err)
+			}
+			r.Duplicates += res.dup
+			r.Leaked += res.leaked
+			r.Latency = append(r.Latency, inFlight{Store: m.name, InFlight: conc, Pods: so.pods, PerSec: res.rate,
+				P50Ms: ms(res.lat.percentile(50)), P99Ms: ms(res.lat.percentile(99))})
 		}
-		r.Duplicates += res.dup
-		r.Leaked += res.leaked
-		r.Latency = append(r.Latency, inFlight{InFlight: conc, Pods: so.pods, PerSec: res.rate,
-			P50Ms: ms(res.lat.percentile(50)), P99Ms: ms(res.lat.percentile(99))})
 	}
-	slices.SortFunc(r.Latency, func(a, b inFlight) int { return a.InFlight - b.InFlight })
+	slices.SortStableFunc(r.Latency, func(a, b inFlight) int {
+		if c := strings.Compare(a.Store, b.Store); c != 0 {
+			return c
+		}
+		return a.InFlight - b.InFlight
+	})
 	for _, l := range r.Latency {
-		step("ours, %d in flight: %.0f/s, ADD p50 %.1fms p99 %.1fms (%d pods)", l.InFlight, l.PerSec, l.P50Ms, l.P99Ms, l.Pods)
+		step("%s, %d in flight: %.0f/s, ADD p50 %.1fms p99 %.1fms (%d pods)", l.Store, l.InFlight, l.PerSec, l.P50Ms, l.P99Ms, l.Pods)
 	}
 	return nil
 }
 
+// mode is one way of running the agents.
+type mode struct {
+	name      string
+	pool      string
+	unbatched bool // kubestore without group commit: one write per IP
+	blocks    bool // blockstore
+}
+
 // inFlight is the ADD latency of one concurrency level.
 type inFlight struct {
+	Store    string  `json:"store"`
 	InFlight int     `json:"inFlight"`
 	Pods     int     `json:"pods"`
 	PerSec   float64 `json:"perSec"`
@@ -141,7 +167,8 @@ type modeResult struct {
 
 // runMode starts the agents, ADDs every pod through the plugin, checks the records, DELs every
 // pod and counts what is left.
-func runMode(ctx context.Context, env *testenv.Env, o options, work, plugin string, nodes []string, pods []*corev1.Pod, unbatched bool, poolName string) (*modeResult, error) {
+func runMode(ctx context.Context, env *testenv.Env, o options, work, plugin string, nodes []string, pods []*corev1.Pod, m mode) (*modeResult, error) {
+	poolName := m.pool
 	set, _ := ip.ParseSetWithCIDRs([]string{"10.64.0.0/14"}, 4)
 	first := set.Ranges()[0].First.Next()
 	last := first
@@ -154,17 +181,18 @@ func runMode(ctx context.Context, env *testenv.Env, o options, work, plugin stri
 	}
 	defer env.Client.Delete(context.WithoutCancel(ctx), pool)
 
-	step("starting %d agents (unbatched=%v)", len(nodes), unbatched)
+	step("starting %d agents (%s)", len(nodes), m.name)
 	actx, stopAgents := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { stopAgents(); wg.Wait() }()
 	sockets := make([]string, len(nodes))
 	for i, node := range nodes {
 		cfg := agent.DefaultConfig(node)
-		cfg.SocketPath = filepath.Join(work, fmt.Sprintf("a%d-%v.sock", i, unbatched))
+		cfg.SocketPath = filepath.Join(work, fmt.Sprintf("a%d-%s.sock", i, poolName))
 		cfg.HealthAddr, cfg.MetricsAddr = "127.0.0.1:0", ""
 		cfg.EnableIPv6 = false
-		cfg.Unbatched = unbatched
+		cfg.Unbatched = m.unbatched
+		cfg.Blocks = m.blocks
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 		sockets[i] = cfg.SocketPath
 		wg.Add(1)
@@ -203,7 +231,7 @@ func runMode(ctx context.Context, env *testenv.Env, o options, work, plugin stri
 		addrs []netip.Addr
 		errs  []error
 	)
-	before, err := poolWrites(ctx, env)
+	before, err := recordWrites(ctx, env, m.blocks)
 	if err != nil {
 		return nil, err
 	}
@@ -229,12 +257,12 @@ func runMode(ctx context.Context, env *testenv.Env, o options, work, plugin stri
 	}
 	res.rate = rate(o.pods, elapsed)
 	res.dup = duplicates(addrs)
-	after, err := poolWrites(ctx, env)
+	after, err := recordWrites(ctx, env, m.blocks)
 	if err != nil {
 		return nil, err
 	}
 	res.commits, res.conflicts = after.ok-before.ok, after.conflict-before.conflict
-	if err := checkRecords(ctx, env, poolName, len(addrs)); err != nil {
+	if err := checkRecords(ctx, env, poolName, m.blocks, len(addrs)); err != nil {
 		return nil, err
 	}
 
@@ -249,15 +277,11 @@ func runMode(ctx context.Context, env *testenv.Env, o options, work, plugin stri
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%d DELs failed, first: %w", len(errs), errs[0])
 	}
-	var fresh v2beta1.SpiderIPPool
-	if err := env.Client.Get(ctx, client.ObjectKey{Name: poolName}, &fresh); err != nil {
-		return nil, err
-	}
-	left, err := fresh.Status.Allocations()
+	left, err := records(ctx, env, poolName, m.blocks)
 	if err != nil {
 		return nil, err
 	}
-	res.leaked = len(left)
+	res.leaked = left
 	var eps v2beta1.SpiderEndpointList
 	if err := env.Client.List(ctx, &eps); err != nil {
 		return nil, err
@@ -267,19 +291,41 @@ func runMode(ctx context.Context, env *testenv.Env, o options, work, plugin stri
 }
 
 // checkRecords verifies that the pool holds exactly one record per successful ADD.
-func checkRecords(ctx context.Context, env *testenv.Env, poolName string, adds int) error {
-	var p v2beta1.SpiderIPPool
-	if err := env.Client.Get(ctx, client.ObjectKey{Name: poolName}, &p); err != nil {
-		return err
-	}
-	allocs, err := p.Status.Allocations()
+func checkRecords(ctx context.Context, env *testenv.Env, poolName string, blocks bool, adds int) error {
+	n, err := records(ctx, env, poolName, blocks)
 	if err != nil {
 		return err
 	}
-	if n := len(allocs); n != adds {
+	if n != adds {
 		return fmt.Errorf("pool %s holds %d records after %d ADDs", poolName, n, adds)
 	}
 	return nil
+}
+
+// records counts the records of a pool: in its status, or in its blocks, each address once.
+func records(ctx context.Context, env *testenv.Env, poolName string, blocks bool) (int, error) {
+	if !blocks {
+		var p v2beta1.SpiderIPPool
+		if err := env.Client.Get(ctx, client.ObjectKey{Name: poolName}, &p); err != nil {
+			return 0, err
+		}
+		allocs, err := p.Status.Allocations()
+		return len(allocs), err
+	}
+	var list ipblock.SpiderIPBlockList
+	if err := env.Client.List(ctx, &list, client.MatchingLabels{ipblock.LabelPool: poolName}); err != nil {
+		return 0, err
+	}
+	seen := map[string]bool{}
+	for _, b := range list.Items {
+		for a := range b.Spec.Records {
+			if seen[a] {
+				return 0, fmt.Errorf("pool %s: %s recorded in two blocks", poolName, a)
+			}
+			seen[a] = true
+		}
+	}
+	return len(seen), nil
 }
 
 func firstAddress(out []byte) (netip.Addr, error) {

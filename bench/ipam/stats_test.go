@@ -31,7 +31,7 @@ apiserver_request_total{code="409",component="apiserver",dry_run="",group="spide
 apiserver_request_total{code="200",component="apiserver",dry_run="",group="spiderpool.spidernet.io",resource="spiderippools",scope="resource",subresource="",verb="GET",version="v2beta1"} 99
 apiserver_request_total{code="201",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="",verb="POST",version="v1"} 1000
 `
-	got := parseWriteCounts(m)
+	got := parseWriteCounts(m, "spiderippools", "status")
 	if got.ok != 46 || got.conflict != 3 {
 		t.Errorf("parseWriteCounts = %+v, want ok=46 conflict=3", got)
 	}

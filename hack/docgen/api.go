@@ -13,17 +13,48 @@ import (
 
 	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"sigs.k8s.io/yaml"
+
+	ipblockv1alpha1 "github.com/spiderpool-go/spiderpool/api/ipblock/v1alpha1"
+	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 )
 
-// crdDir holds the CRDs controller-gen writes from api/v2beta1 (make manifests).
+// crdDir holds the CRDs controller-gen writes from api/... (make manifests).
 const crdDir = "charts/spiderpool/crds"
 
-// apiGroup is the group whose CRDs api.md documents; the chart also ships Multus's
-// NetworkAttachmentDefinition CRD, which is not ours.
-const apiGroup = "spiderpool.spidernet.io"
+// apiGroup is an API group whose CRDs api.md documents.
+type apiGroup struct {
+	// Name is the group.
+	Name string
+	// Source is the Go package its types and markers are in.
+	Source string
+	// Internal marks a group of Spiderpool-Go's own bookkeeping, outside upstream Spiderpool's
+	// contract: api.md documents it in a section of its own, and marks each of its kinds.
+	Internal bool
+	// Order puts kinds in the order a reader meets them; kinds not listed follow by name.
+	Order []string
+}
 
-// kindOrder puts the kinds in the order a reader meets them; kinds not listed follow by name.
-var kindOrder = []string{"SpiderIPPool", "SpiderSubnet", "SpiderReservedIP", "SpiderEndpoint", "SpiderMultusConfig", "SpiderCoordinator"}
+// apiGroups are the groups of api.md, in the order of their sections: the public contract first.
+var apiGroups = []apiGroup{
+	{Name: v2beta1.GroupName, Source: "api/v2beta1",
+		Order: []string{"SpiderIPPool", "SpiderSubnet", "SpiderReservedIP", "SpiderEndpoint", "SpiderMultusConfig", "SpiderCoordinator"}},
+	{Name: ipblockv1alpha1.GroupName, Source: "api/ipblock/v1alpha1", Internal: true},
+}
+
+// foreignGroups are groups of CRDs the chart ships that are not ours (Multus's
+// NetworkAttachmentDefinition). A CRD of any other group is an error: it must be placed in
+// apiGroups, public or internal, rather than silently left out or shown as public.
+var foreignGroups = []string{"k8s.cni.cncf.io"}
+
+// internalGroupNote opens the section of an internal group, and internalKindNote each of its
+// kinds: a reader who lands on a kind through its anchor must not take it for part of the contract.
+const (
+	internalGroupNote = "> **Internal API.** The kinds below are not part of upstream Spiderpool's `" + v2beta1.GroupName + "/v2beta1` " +
+		"contract. They are Spiderpool-Go's own bookkeeping, which users neither create nor read (users read SpiderIPPools " +
+		"and SpiderEndpoints), and their shape may change between releases without notice."
+	internalKindNote = "> **Internal kind**, not part of the `" + v2beta1.GroupName + "/v2beta1` contract: users read SpiderIPPools " +
+		"and SpiderEndpoints, never this kind, and it may change between releases without notice."
+)
 
 // readCRDs returns the files of crdDir by name.
 func readCRDs(root string) (map[string][]byte, error) {
@@ -54,55 +85,87 @@ func sectionAPI(root string) (string, []byte, error) {
 
 // renderAPI writes api.md from the CRD files (file name -> YAML).
 func renderAPI(files map[string][]byte) ([]byte, error) {
-	var crds []*apiextv1.CustomResourceDefinition
+	byGroup := map[string][]*apiextv1.CustomResourceDefinition{}
 	for _, name := range slices.Sorted(maps.Keys(files)) {
 		crd := &apiextv1.CustomResourceDefinition{}
 		if err := yaml.UnmarshalStrict(files[name], crd); err != nil {
 			return nil, fmt.Errorf("decode %s: %w", name, err)
 		}
-		if crd.Spec.Group == apiGroup {
-			crds = append(crds, crd)
+		g := crd.Spec.Group
+		switch {
+		case slices.Contains(foreignGroups, g):
+		case slices.ContainsFunc(apiGroups, func(a apiGroup) bool { return a.Name == g }):
+			byGroup[g] = append(byGroup[g], crd)
+		default:
+			return nil, fmt.Errorf("%s: group %s is neither documented nor foreign: add it to apiGroups (public or internal) or foreignGroups", name, g)
 		}
 	}
-	if len(crds) == 0 {
-		return nil, fmt.Errorf("no CRD of group %s in %s", apiGroup, crdDir)
-	}
-	rank := func(kind string) int {
-		if i := slices.Index(kindOrder, kind); i >= 0 {
-			return i
+	for _, g := range apiGroups {
+		if len(byGroup[g.Name]) == 0 {
+			return nil, fmt.Errorf("no CRD of group %s in %s", g.Name, crdDir)
 		}
-		return len(kindOrder)
+		rank := func(kind string) int {
+			if i := slices.Index(g.Order, kind); i >= 0 {
+				return i
+			}
+			return len(g.Order)
+		}
+		slices.SortFunc(byGroup[g.Name], func(a, b *apiextv1.CustomResourceDefinition) int {
+			return cmp.Or(cmp.Compare(rank(a.Spec.Names.Kind), rank(b.Spec.Names.Kind)), cmp.Compare(a.Spec.Names.Kind, b.Spec.Names.Kind))
+		})
 	}
-	slices.SortFunc(crds, func(a, b *apiextv1.CustomResourceDefinition) int {
-		return cmp.Or(cmp.Compare(rank(a.Spec.Names.Kind), rank(b.Spec.Names.Kind)), cmp.Compare(a.Spec.Names.Kind, b.Spec.Names.Kind))
-	})
 
 	var p page
 	p.WriteString(generatedNote)
-	p.line("# API reference: " + apiGroup)
+	p.line("# API reference")
 	p.line("")
-	p.line("Every kind of the `" + apiGroup + "` API group, read from the CRDs in `" + crdDir + "`, which controller-gen")
-	p.line("generates from the Go types and markers in `api/v2beta1` (`make manifests`). A field's description is its Go doc")
-	p.line("comment; type, default and validation come from its markers. Validation listed here is enforced by the API")
-	p.line("server itself; the admission webhooks of spiderpool-controller check more (overlaps, ranges inside the subnet,")
-	p.line("immutability of allocated addresses) and fill in defaults that depend on other fields.")
+	p.line("Every kind of Spiderpool-Go, read from the CRDs in `" + crdDir + "`, which controller-gen generates from the")
+	p.line("Go types and markers under `api/` (`make manifests`). A field's description is its Go doc comment; type,")
+	p.line("default and validation come from its markers. Validation listed here is enforced by the API server itself;")
+	p.line("for the public kinds, the admission webhooks of spiderpool-controller check more (overlaps, ranges inside the")
+	p.line("subnet, immutability of allocated addresses) and fill in defaults that depend on other fields.")
 	p.line("")
-	p.line("In a field path, `[]` stands for every element of a list. *LabelSelector* is the Kubernetes label selector")
-	p.line("(`matchLabels`, `matchExpressions`).")
+	p.line("In a field path, `[]` stands for every element of a list and `{}` for every value of a map. *LabelSelector* is")
+	p.line("the Kubernetes label selector (`matchLabels`, `matchExpressions`).")
 	p.line("")
-	for _, crd := range crds {
-		p.line("- [" + crd.Spec.Names.Kind + "](#" + anchor(crd.Spec.Names.Kind) + ")")
+	for _, g := range apiGroups {
+		p.line("- [" + groupHeading(g) + "](#" + anchor(groupHeading(g)) + ")")
+		for _, crd := range byGroup[g.Name] {
+			p.line("  - [" + crd.Spec.Names.Kind + "](#" + anchor(crd.Spec.Names.Kind) + ")")
+		}
 	}
 	p.line("")
-	for _, crd := range crds {
-		if err := writeKind(&p, crd); err != nil {
-			return nil, fmt.Errorf("%s: %w", crd.Spec.Names.Kind, err)
+	for _, g := range apiGroups {
+		p.line("## " + groupHeading(g))
+		p.line("")
+		if g.Internal {
+			p.line(internalGroupNote)
+			p.line("")
+			p.line("The kinds of `" + g.Name + "`, generated from `" + g.Source + "`, are listed for operators who debug")
+			p.line("a cluster and for contributors; nothing outside Spiderpool-Go's own components should depend on them.")
+		} else {
+			p.line("Upstream Spiderpool's public contract, with which Spiderpool-Go is compatible: the kinds users create")
+			p.line("and read, generated from `" + g.Source + "`.")
+		}
+		p.line("")
+		for _, crd := range byGroup[g.Name] {
+			if err := writeKind(&p, crd, g.Internal); err != nil {
+				return nil, fmt.Errorf("%s: %w", crd.Spec.Names.Kind, err)
+			}
 		}
 	}
 	return p.Bytes(), nil
 }
 
-func writeKind(p *page, crd *apiextv1.CustomResourceDefinition) error {
+// groupHeading is the heading of a group's section.
+func groupHeading(g apiGroup) string {
+	if g.Internal {
+		return "Internal API: " + g.Name
+	}
+	return "Public API: " + g.Name
+}
+
+func writeKind(p *page, crd *apiextv1.CustomResourceDefinition, internal bool) error {
 	n := crd.Spec.Names
 	if len(crd.Spec.Versions) != 1 {
 		return fmt.Errorf("want exactly one version, have %d", len(crd.Spec.Versions))
@@ -113,8 +176,12 @@ func writeKind(p *page, crd *apiextv1.CustomResourceDefinition) error {
 	}
 	root := v.Schema.OpenAPIV3Schema
 
-	p.line("## " + n.Kind)
+	p.line("### " + n.Kind)
 	p.line("")
+	if internal {
+		p.line(internalKindNote)
+		p.line("")
+	}
 	p.line(oneLine(root.Description))
 	p.line("")
 	status := "no"
@@ -183,6 +250,12 @@ func walkField(path string, s *apiextv1.JSONSchemaProps, required bool, rows *[]
 		for _, name := range slices.Sorted(maps.Keys(item.Properties)) {
 			child := item.Properties[name]
 			walkField(path+"[]."+name, &child, slices.Contains(item.Required, name), rows)
+		}
+	case s.Type == "object" && s.AdditionalProperties != nil && s.AdditionalProperties.Schema != nil && s.AdditionalProperties.Schema.Type == "object":
+		value := s.AdditionalProperties.Schema
+		for _, name := range slices.Sorted(maps.Keys(value.Properties)) {
+			child := value.Properties[name]
+			walkField(path+"{}."+name, &child, slices.Contains(value.Required, name), rows)
 		}
 	}
 }

@@ -2,7 +2,7 @@ package main
 
 // reference lists the generated pages with what each holds, for the index.
 var reference = []struct{ File, Title, Source string }{
-	{"api.md", "API: every kind, field, default and validation", "the CRDs generated from `api/v2beta1`"},
+	{"api.md", "API: every kind, field, default and validation", "the CRDs generated from `api/v2beta1` and, marked internal, `api/ipblock/v1alpha1`"},
 	{"annotations.md", "Annotations, labels and finalizer", "`api/v2beta1/constants.go`"},
 	{"cni.md", "CNI configuration keys of the spiderpool, coordinator and ifacer plugins", "the config structs in `internal/cni/*`"},
 	{"helm-values.md", "Helm values with defaults, types and validation", "`charts/spiderpool/values.yaml` and `values.schema.json`"},

@@ -17,8 +17,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	ipblockv1alpha1 "github.com/spiderpool-go/spiderpool/api/ipblock/v1alpha1"
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
+	"github.com/spiderpool-go/spiderpool/internal/ipam/blockstore"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/kubestore"
 )
 
@@ -58,22 +60,38 @@ func Run(ctx context.Context, cfg Config, restConfig *rest.Config) error {
 	if err := v2beta1.AddToScheme(scheme); err != nil {
 		return fmt.Errorf("build scheme: %w", err)
 	}
+	if err := ipblockv1alpha1.AddToScheme(scheme); err != nil {
+		return fmt.Errorf("build scheme: %w", err)
+	}
 
 	live, err := client.New(restConfig, client.Options{Scheme: scheme})
 	if err != nil {
 		return fmt.Errorf("create API client: %w", err)
 	}
-	informers, err := newCache(ctx, restConfig, scheme, cfg.NodeName)
+	informers, err := newCache(ctx, restConfig, scheme, cfg.NodeName, cfg.Blocks)
 	if err != nil {
 		return err
 	}
 
 	metrics := NewMetrics(MetricsOptions{Debug: cfg.DebugMetrics})
-	store := kubestore.New(informers, live, kubestore.Options{
-		NodeName:  cfg.NodeName,
-		Unbatched: cfg.Unbatched,
-		Observer:  metrics,
-	})
+	var store interface {
+		ipam.Store
+		SearchOffset(pool string) uint64
+	}
+	if cfg.Blocks {
+		if store, err = blockstore.New(informers, informers, live, blockstore.Options{
+			NodeName: cfg.NodeName,
+			Observer: metrics,
+		}); err != nil {
+			return err
+		}
+	} else {
+		store = kubestore.New(informers, live, kubestore.Options{
+			NodeName:  cfg.NodeName,
+			Unbatched: cfg.Unbatched,
+			Observer:  metrics,
+		})
+	}
 	metrics.CollectPools(store)
 	// The requests' pool updates, measured (queue wait, lost races) on their way to the store.
 	observed := metrics.ObserveStore(store)
@@ -98,15 +116,20 @@ func Run(ctx context.Context, cfg Config, restConfig *rest.Config) error {
 // Pods are cached for this node only and nodes for this one only;
 // reading any other kind through the cache is an error rather than a
 // silently started cluster-wide informer.
-func newCache(ctx context.Context, restConfig *rest.Config, scheme *runtime.Scheme, nodeName string) (cache.Cache, error) {
+func newCache(ctx context.Context, restConfig *rest.Config, scheme *runtime.Scheme, nodeName string, withBlocks bool) (cache.Cache, error) {
+	byObject := map[client.Object]cache.ByObject{
+		&corev1.Pod{}:  {Field: fields.OneTermEqualSelector("spec.nodeName", nodeName)},
+		&corev1.Node{}: {Field: fields.OneTermEqualSelector("metadata.name", nodeName)},
+	}
+	if withBlocks {
+		// This node's blocks and the blocks holding its pods' records: never the whole cluster's.
+		byObject[&ipblockv1alpha1.SpiderIPBlock{}] = cache.ByObject{Label: blockstore.NodeSelector(nodeName)}
+	}
 	c, err := cache.New(restConfig, cache.Options{
 		Scheme:                      scheme,
 		ReaderFailOnMissingInformer: true,
 		DefaultTransform:            cache.TransformStripManagedFields(),
-		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Pod{}:  {Field: fields.OneTermEqualSelector("spec.nodeName", nodeName)},
-			&corev1.Node{}: {Field: fields.OneTermEqualSelector("metadata.name", nodeName)},
-		},
+		ByObject:                    byObject,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create informer cache: %w", err)
@@ -114,11 +137,15 @@ func newCache(ctx context.Context, restConfig *rest.Config, scheme *runtime.Sche
 	if err := c.IndexField(ctx, &v2beta1.SpiderEndpoint{}, endpointUIDIndex, indexEndpointUID); err != nil {
 		return nil, fmt.Errorf("index SpiderEndpoints by pod UID: %w", err)
 	}
-	for _, obj := range []client.Object{
+	kinds := []client.Object{
 		&corev1.Pod{}, &corev1.Namespace{}, &corev1.Node{},
 		&v2beta1.SpiderIPPool{}, &v2beta1.SpiderReservedIP{},
 		&v2beta1.SpiderEndpoint{}, &v2beta1.SpiderCoordinator{},
-	} {
+	}
+	if withBlocks {
+		kinds = append(kinds, &ipblockv1alpha1.SpiderIPBlock{})
+	}
+	for _, obj := range kinds {
 		if _, err := c.GetInformer(ctx, obj); err != nil {
 			return nil, fmt.Errorf("create informer for %T: %w", obj, err)
 		}

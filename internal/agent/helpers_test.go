@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	v1 "github.com/spiderpool-go/spiderpool/api/agent/v1"
+	ipblockv1alpha1 "github.com/spiderpool-go/spiderpool/api/ipblock/v1alpha1"
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
@@ -67,6 +68,9 @@ func testScheme(t *testing.T) *runtime.Scheme {
 		t.Fatal(err)
 	}
 	if err := v2beta1.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := ipblockv1alpha1.AddToScheme(s); err != nil {
 		t.Fatal(err)
 	}
 	return s

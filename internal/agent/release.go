@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"strings"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -109,17 +108,14 @@ func (s *Server) release(ctx context.Context, a *releaseArgs) (string, error) {
 	} else {
 		// No endpoint names the pod's records: a crash between the pool
 		// write and the endpoint write of an ADD, or an endpoint deleted by
-		// hand. Find them by UID. A substring test on the encoded records
-		// avoids decoding every pool; a false positive costs an update that
-		// changes nothing.
-		pools, err := s.pools.Pools(ctx)
+		// hand. Find them by UID through the store's cache; a false positive
+		// costs an update that changes nothing.
+		holders, err := s.pools.Holders(ctx, a.uid)
 		if err != nil {
-			return "", fmt.Errorf("list IPPools: %w", err)
+			return "", fmt.Errorf("find the IPPools holding pod UID %s: %w", a.uid, err)
 		}
-		for _, p := range pools {
-			if p.Status.AllocatedIPs != nil && strings.Contains(*p.Status.AllocatedIPs, a.uid) {
-				ips = append(ips, ipam.PoolIP{Pool: p.Name})
-			}
+		for _, name := range holders {
+			ips = append(ips, ipam.PoolIP{Pool: name})
 		}
 	}
 	outcome := outcomeNothingToFree

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
@@ -162,7 +161,7 @@ func (a *Allocator) allocateFamily(ctx context.Context, req *Request, version in
 			return familyOutcome{err: fmt.Errorf("IPv%d quarantined IPs: %w", version, err)}
 		}
 	}
-	pools = preferHolders(pools, req.PodUID)
+	pools = a.preferHolders(ctx, pools, req.PodUID)
 	names := make([]string, len(pools))
 	for i, p := range pools {
 		names[i] = p.Name
@@ -224,20 +223,15 @@ func (a *Allocator) allocateFamily(ctx context.Context, req *Request, version in
 	return familyOutcome{err: &AllocationError{Version: version, NIC: req.IfName, Pools: names, Errs: failures}}
 }
 
-// preferHolders moves to the front the pools whose cached records mention
-// podUID, so that a retried request finds the address it already holds
+// preferHolders moves to the front the pools the store says hold a record
+// of podUID, so that a retried request finds the address it already holds
 // instead of taking a second one from an earlier pool that has room again.
-// A substring test on the encoded status avoids decoding every candidate on
-// every request; a false positive only changes the order.
-func preferHolders(pools []*v2beta1.SpiderIPPool, podUID string) []*v2beta1.SpiderIPPool {
-	needle := `"podUid":"` + podUID + `"`
-	holds := func(p *v2beta1.SpiderIPPool) bool {
-		s := p.Status.AllocatedIPs
-		return s != nil && strings.Contains(*s, needle)
+func (a *Allocator) preferHolders(ctx context.Context, pools []*v2beta1.SpiderIPPool, podUID string) []*v2beta1.SpiderIPPool {
+	names, err := a.store.Holders(ctx, podUID)
+	if err != nil || len(names) == 0 {
+		return pools // only an ordering hint: the fresh read in UpdatePool decides
 	}
-	if !slices.ContainsFunc(pools, holds) {
-		return pools
-	}
+	holds := func(p *v2beta1.SpiderIPPool) bool { return slices.Contains(names, p.Name) }
 	out := make([]*v2beta1.SpiderIPPool, 0, len(pools))
 	for _, p := range pools {
 		if holds(p) {

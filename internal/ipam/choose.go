@@ -52,7 +52,57 @@ type PoolState struct {
 
 	journal []change // every mutation, so that Apply can undo a failed function
 	dirty   int      // mutations not undone
+
+	view *view // nil: the state holds every record of the pool
 }
+
+// view is what a PoolState decoded by NewPoolView knows beyond its records: which ranges it holds
+// every record of, where new addresses may come from, and what the functions run on it asked for
+// that it does not hold.
+type view struct {
+	loaded   []netip.Prefix // ranges whose records are all present, sorted
+	complete bool           // loaded covers every range holding a record of the pool
+	alloc    ip.Set         // where Allocate may take a new address
+	others   int            // records of the pool outside loaded, for MaxRecords
+
+	misses []netip.Addr // addresses consulted outside loaded
+	owners []string     // pod UIDs ReleaseOwner searched for while the view was not complete
+	space  bool         // Allocate found alloc full
+}
+
+// View describes the part of a pool a PoolState is decoded over by NewPoolView.
+type View struct {
+	// Loaded lists the ranges (a block-based Store's blocks) whose records are all in Records.
+	Loaded []netip.Prefix
+	// Complete says that Loaded covers every range of the pool that holds a record, so that an
+	// address outside Loaded is known to be free and no lookup can miss.
+	Complete bool
+	// Records are the records of the Loaded ranges.
+	Records map[netip.Addr]Owner
+	// Allocatable is where Allocate may take a new address: the store's part of the pool (its own
+	// blocks, or a block it borrows from). It must lie inside Loaded; it is intersected with the
+	// pool's usable addresses.
+	Allocatable ip.Set
+	// Others is the number of the pool's records outside Loaded, for Claim.MaxRecords.
+	Others int
+}
+
+// Wants is what the functions run on a view asked for that the view does not hold: the Store
+// loads it and runs them again on a wider view.
+type Wants struct {
+	// Addrs are addresses outside the loaded ranges that a function looked up, released or
+	// transferred.
+	Addrs []netip.Addr
+	// Owners are pod UIDs whose every record a function asked for (ReleaseOwner) while the view
+	// was not complete.
+	Owners []string
+	// Space reports that Allocate found no free address in the view's allocatable part, while the
+	// pool may have some elsewhere.
+	Space bool
+}
+
+// IsZero reports whether nothing is wanted.
+func (w Wants) IsZero() bool { return len(w.Addrs) == 0 && len(w.Owners) == 0 && !w.Space }
 
 // change is one journal entry: addr's record before the mutation.
 type change struct {
@@ -102,6 +152,98 @@ func NewPoolState(pool *v2beta1.SpiderIPPool) (*PoolState, error) {
 	return s, nil
 }
 
+// NewPoolView decodes a view of pool over part of its records, for a Store that keeps a pool's
+// records in several objects (internal/ipam/blockstore): the records of v.Loaded, new addresses
+// from v.Allocatable only. A function run on it that consults an address outside v.Loaded sees no
+// record there and the view notes the miss (Wants): the Store must then load the missing part and
+// run the function again on a wider view before it writes anything. pool's own
+// status.allocatedIPs is ignored.
+func NewPoolView(pool *v2beta1.SpiderIPPool, v View) (*PoolState, error) {
+	usable, err := pool.Spec.UsableIPs()
+	if err != nil {
+		return nil, fmt.Errorf("IPPool %q: %w", pool.Name, err)
+	}
+	subnet, err := pool.Spec.SubnetPrefix()
+	if err != nil {
+		return nil, fmt.Errorf("IPPool %q: spec.subnet: %w", pool.Name, err)
+	}
+	alloc, _ := ip.NewSet(usable.Version())
+	if !v.Allocatable.IsEmpty() {
+		alloc = usable.Intersect(v.Allocatable)
+	}
+	loaded := slices.Clone(v.Loaded)
+	slices.SortFunc(loaded, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
+	s := &PoolState{
+		pool:    pool,
+		version: usable.Version(),
+		subnet:  subnet,
+		usable:  usable,
+		records: make(map[netip.Addr]Owner, len(v.Records)),
+		used:    make([]netip.Addr, 0, len(v.Records)),
+		view:    &view{loaded: loaded, complete: v.Complete, alloc: alloc, others: max(v.Others, 0)},
+	}
+	for addr, o := range v.Records {
+		if !s.inLoaded(addr) {
+			return nil, fmt.Errorf("IPPool %q: record of %s outside the loaded ranges", pool.Name, addr)
+		}
+		s.records[addr] = o
+		s.used = append(s.used, addr)
+	}
+	ip.SortAddrs(s.used)
+	return s, nil
+}
+
+// inLoaded reports whether a view holds every record of addr's range.
+func (s *PoolState) inLoaded(addr netip.Addr) bool {
+	i, _ := slices.BinarySearchFunc(s.view.loaded, addr, func(p netip.Prefix, a netip.Addr) int {
+		if p.Contains(a) {
+			return 0
+		}
+		return p.Addr().Compare(a)
+	})
+	return i < len(s.view.loaded) && s.view.loaded[i].Contains(addr)
+}
+
+// known reports whether the state can answer for addr; a view notes a miss when it cannot.
+func (s *PoolState) known(addr netip.Addr) bool {
+	if s.view == nil || s.view.complete || s.inLoaded(addr) {
+		return true
+	}
+	if !slices.Contains(s.view.misses, addr) {
+		s.view.misses = append(s.view.misses, addr)
+	}
+	return false
+}
+
+// Wants returns what the functions run on a view asked for beyond it; zero for a whole-pool state.
+func (s *PoolState) Wants() Wants {
+	if s.view == nil {
+		return Wants{}
+	}
+	return Wants{Addrs: slices.Clone(s.view.misses), Owners: slices.Clone(s.view.owners), Space: s.view.space}
+}
+
+// IsView reports whether the state was decoded by NewPoolView.
+func (s *PoolState) IsView() bool { return s.view != nil }
+
+// Mark returns a position in the state's history of changes, for TouchedSince.
+func (s *PoolState) Mark() int { return len(s.journal) }
+
+// TouchedSince returns the addresses whose records the functions applied since mark changed (and
+// did not undo), each once; a change may have been reverted by a later one.
+func (s *PoolState) TouchedSince(mark int) []netip.Addr {
+	mark = min(max(mark, 0), len(s.journal))
+	seen := make(map[netip.Addr]bool, len(s.journal)-mark)
+	var out []netip.Addr
+	for _, c := range s.journal[mark:] {
+		if !seen[c.addr] {
+			seen[c.addr] = true
+			out = append(out, c.addr)
+		}
+	}
+	return out
+}
+
 // Pool returns the snapshot the state was decoded from; read only.
 func (s *PoolState) Pool() *v2beta1.SpiderIPPool { return s.pool }
 
@@ -120,13 +262,17 @@ func (s *PoolState) Usable() ip.Set { return s.usable }
 // Len returns the number of records.
 func (s *PoolState) Len() int { return len(s.records) }
 
-// Record returns the holder of addr.
+// Record returns the holder of addr. In a view, an address outside the loaded ranges has no record
+// and is noted as a miss.
 func (s *PoolState) Record(addr netip.Addr) (Owner, bool) {
+	if !s.known(addr) {
+		return Owner{}, false
+	}
 	o, ok := s.records[addr]
 	return o, ok
 }
 
-// All yields the records in ascending address order.
+// All yields the records in ascending address order (a view's: those of its loaded ranges).
 func (s *PoolState) All() iter.Seq2[netip.Addr, Owner] {
 	return func(yield func(netip.Addr, Owner) bool) {
 		for _, a := range s.used {
@@ -157,12 +303,21 @@ func (s *PoolState) Allocate(c Claim) (addr netip.Addr, reused bool, err error) 
 	if limit <= 0 {
 		limit = DefaultMaxRecords
 	}
-	if len(s.records) >= limit {
-		return netip.Addr{}, false, fmt.Errorf("IPPool %q holds %d IP records, the maximum: %w", s.pool.Name, len(s.records), ErrPoolExhausted)
+	total := len(s.records)
+	free := s.usable
+	if s.view != nil {
+		total += s.view.others
+		free = s.view.alloc
 	}
-	free := s.usable.Subtract(c.Reserved)
+	if total >= limit {
+		return netip.Addr{}, false, fmt.Errorf("IPPool %q holds %d IP records, the maximum: %w", s.pool.Name, total, ErrPoolExhausted)
+	}
+	free = free.Subtract(c.Reserved)
 	a, ok := free.FirstFree(s.used, c.Offset)
 	if !ok {
+		if s.view != nil {
+			s.view.space = true
+		}
 		return netip.Addr{}, false, ErrPoolExhausted
 	}
 	s.set(a, c.Owner, true)
@@ -173,6 +328,9 @@ func (s *PoolState) Allocate(c Claim) (addr netip.Addr, reused bool, err error) 
 // it did. A missing record or another holder is not an error: release must
 // be idempotent and must never free an address a newer pod incarnation got.
 func (s *PoolState) Release(addr netip.Addr, podUID string) bool {
+	if !s.known(addr) {
+		return false
+	}
 	o, ok := s.records[addr]
 	if !ok || o.PodUID != podUID {
 		return false
@@ -189,6 +347,9 @@ func (s *PoolState) Release(addr netip.Addr, podUID string) bool {
 // addr and a late release of it cannot free the address (invariant 8). The
 // change is journaled like Allocate's, so Apply undoes it.
 func (s *PoolState) Transfer(addr netip.Addr, from, to Owner) bool {
+	if !s.known(addr) {
+		return false
+	}
 	o, ok := s.records[addr]
 	if !ok || from.PodUID == "" || o.PodUID != from.PodUID || to.PodUID == "" {
 		return false
@@ -201,6 +362,9 @@ func (s *PoolState) Transfer(addr netip.Addr, from, to Owner) bool {
 
 // ReleaseOwner removes every record of podUID and returns their addresses.
 func (s *PoolState) ReleaseOwner(podUID string) []netip.Addr {
+	if s.view != nil && !s.view.complete && !slices.Contains(s.view.owners, podUID) {
+		s.view.owners = append(s.view.owners, podUID)
+	}
 	var out []netip.Addr
 	for _, a := range s.used {
 		if s.records[a].PodUID == podUID {
@@ -236,6 +400,9 @@ func (s *PoolState) Changed() bool { return s.dirty > 0 }
 // WriteStatus encodes the records into status.allocatedIPs and sets
 // status.allocatedIPCount in the same write, as docs/design/ipam-invariants.md (invariant 2) requires.
 func (s *PoolState) WriteStatus(st *v2beta1.IPPoolStatus) error {
+	if s.view != nil {
+		return fmt.Errorf("IPPool %q: a view of part of the pool cannot be written as its status", s.pool.Name)
+	}
 	allocs := make(v2beta1.PoolIPAllocations, len(s.records))
 	for a, o := range s.records {
 		// FormatAddr, not String: an IPv6 record in the IPv4-mapped block must be

@@ -23,6 +23,12 @@ type Store interface {
 	// family version (4 or 6).
 	Reserved(ctx context.Context, version int) (ip.Set, error)
 
+	// Holders returns the names of the pools whose records, per the store's cache, may include
+	// one of podUID, in Pools order. A false positive costs an update that changes nothing; a
+	// miss (cache lag) only loses an ordering hint, so callers must not rely on it for
+	// correctness.
+	Holders(ctx context.Context, podUID string) ([]string, error)
+
 	// UpdatePool decodes a fresh read of the named pool (NewPoolState),
 	// calls fn on it and, when fn succeeds and the state Changed, persists
 	// the records (WriteStatus) with compare-and-swap on the version read.

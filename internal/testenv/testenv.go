@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	ipblockv1alpha1 "github.com/spiderpool-go/spiderpool/api/ipblock/v1alpha1"
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 )
 
@@ -52,7 +53,8 @@ type Env struct {
 	Config *rest.Config
 	// Client is a controller-runtime client (no cache) with Scheme.
 	Client client.Client
-	// Scheme knows the built-in kinds, apiextensions and spiderpool.spidernet.io/v2beta1.
+	// Scheme knows the built-in kinds, apiextensions, spiderpool.spidernet.io/v2beta1 and
+	// internal.spiderpool-go.io/v1alpha1.
 	Scheme *runtime.Scheme
 
 	env *envtest.Environment
@@ -64,6 +66,7 @@ func NewScheme() *runtime.Scheme {
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
 	utilruntime.Must(apiextensionsv1.AddToScheme(s))
 	utilruntime.Must(v2beta1.AddToScheme(s))
+	utilruntime.Must(ipblockv1alpha1.AddToScheme(s))
 	return s
 }
 

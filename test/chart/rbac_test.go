@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 
+	ipblockv1alpha1 "github.com/spiderpool-go/spiderpool/api/ipblock/v1alpha1"
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
 )
 
@@ -131,7 +132,18 @@ func TestChartControllerConfigMapsByNamespace(t *testing.T) {
 }
 
 // Permissions the chart grants the controller beyond the markers, each with the reason.
-var controllerExtras = map[rule]string{}
+var controllerExtras = func() map[rule]string {
+	extras := map[rule]string{}
+	// The controller's side of block-based IPAM (docs/design/ipam-blocks.md): the pool status
+	// mirror watches every block, converting a pool creates blocks, GC releases records, and the
+	// blocks of a node that is gone are reassigned or deleted. No code of internal/... uses the
+	// kind yet; once it does, its +kubebuilder:rbac marker replaces these entries (the test below
+	// says so).
+	for _, verb := range []string{"get", "list", "watch", "create", "update", "patch", "delete"} {
+		extras[rule{ipblockv1alpha1.GroupName, "spideripblocks", verb}] = "block-based IPAM: status mirror, pool conversion, GC of blocks"
+	}
+	return extras
+}()
 
 // namespacedOnly are marker permissions the chart grants through the Role in the release namespace
 // rather than cluster-wide: the code only touches objects there (the webhook certificate Secret).
@@ -206,7 +218,8 @@ func TestChartControllerRBACCoversMarkers(t *testing.T) {
 
 // TestChartAgentRBAC checks the agent's ClusterRole against what internal/agent,
 // internal/ipam/kubestore and internal/workload call (read from the code: informers, live reads,
-// Status().Update of pools, SpiderEndpoint create/update/delete).
+// Status().Update of pools, SpiderEndpoint create/update/delete), plus the SpiderIPBlocks of
+// block-based IPAM, granted ahead of the store that will use them.
 func TestChartAgentRBAC(t *testing.T) {
 	m := render(t)
 	got, named := expand(m.clusterRole(t, agent).Rules)
@@ -230,6 +243,9 @@ func TestChartAgentRBAC(t *testing.T) {
 	add(sp, []string{"spiderippools", "spiderreservedips", "spidercoordinators"}, read)
 	add(sp, []string{"spiderippools/status"}, []string{"update"})
 	add(sp, []string{"spiderendpoints"}, []string{"get", "list", "watch", "create", "update", "delete"})
+	// Block-based IPAM (docs/design/ipam-blocks.md): claim (create) the node's blocks, write their
+	// records, borrow from and release into other nodes' blocks, delete an emptied own block.
+	add(ipblockv1alpha1.GroupName, []string{"spideripblocks"}, []string{"get", "list", "watch", "create", "update", "patch", "delete"})
 	for r := range want {
 		if !got[r] {
 			t.Errorf("agent ClusterRole lacks %s", r)

@@ -21,6 +21,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	ipblockv1alpha1 "github.com/spiderpool-go/spiderpool/api/ipblock/v1alpha1"
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 )
 
@@ -39,6 +40,7 @@ func TestCRDsAreEstablished(t *testing.T) {
 		"spiderendpoints.spiderpool.spidernet.io",
 		"spidermultusconfigs.spiderpool.spidernet.io",
 		"spidercoordinators.spiderpool.spidernet.io",
+		"spideripblocks.internal.spiderpool-go.io",
 		"network-attachment-definitions.k8s.cni.cncf.io",
 	}
 	for _, name := range want {
@@ -104,6 +106,83 @@ func TestShortNamesAndCategories(t *testing.T) {
 		if !seen[name] {
 			t.Errorf("resource %s not served", name)
 		}
+	}
+}
+
+// The internal kinds are served under their own group, and outside the "spiderpool" category:
+// `kubectl get spiderpool` lists the public kinds only.
+func TestInternalKindsDiscovery(t *testing.T) {
+	dc, err := discovery.NewDiscoveryClientForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := dc.ServerResourcesForGroupVersion(ipblockv1alpha1.SchemeGroupVersion.String())
+	if err != nil {
+		t.Fatalf("discovery: %v", err)
+	}
+	var got []string
+	for _, r := range list.APIResources {
+		if strings.Contains(r.Name, "/") {
+			t.Errorf("%s: the internal kinds have no subresources", r.Name)
+			continue
+		}
+		got = append(got, r.Name)
+		if r.Name != "spideripblocks" {
+			continue
+		}
+		if diff := cmp.Diff([]string{"sib"}, r.ShortNames); diff != "" {
+			t.Errorf("%s short names (-want +got):\n%s", r.Name, diff)
+		}
+		if r.Namespaced {
+			t.Errorf("%s is namespaced, want cluster-scoped", r.Name)
+		}
+		if diff := cmp.Diff([]string{"spiderpool-internal"}, r.Categories); diff != "" {
+			t.Errorf("%s categories (-want +got):\n%s", r.Name, diff)
+		}
+	}
+	if diff := cmp.Diff([]string{"spideripblocks"}, got); diff != "" {
+		t.Errorf("resources of %s (-want +got):\n%s", ipblockv1alpha1.SchemeGroupVersion, diff)
+	}
+}
+
+// A SpiderIPBlock goes through the typed client (testenv's scheme) and back with its records, and
+// the schema refuses a block without its pool's UID.
+func TestSpiderIPBlockRoundTrip(t *testing.T) {
+	ctx := testContext(t)
+	c := env.Client
+	block := &ipblockv1alpha1.SpiderIPBlock{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:   "roundtrip-pool.7c3e91d2.10-6-0-32",
+			Labels: map[string]string{ipblockv1alpha1.LabelPool: "roundtrip-pool", ipblockv1alpha1.LabelNode: "worker-1"},
+		},
+		Spec: ipblockv1alpha1.SpiderIPBlockSpec{
+			Pool:    "roundtrip-pool",
+			PoolUID: "7c3e91d2-0000-4000-8000-000000000001",
+			CIDR:    "10.6.0.32/27",
+			Node:    "worker-1",
+			Records: map[string]ipblockv1alpha1.BlockRecord{
+				"10.6.0.33": {Pod: "default/web-1", PodUID: "u1", Node: "worker-1"},
+			},
+		},
+	}
+	if err := c.Create(ctx, block.DeepCopy()); err != nil {
+		t.Fatalf("create block: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Delete(context.Background(), block) })
+	var got ipblockv1alpha1.SpiderIPBlock
+	if err := c.Get(ctx, client.ObjectKeyFromObject(block), &got); err != nil {
+		t.Fatalf("get block: %v", err)
+	}
+	if diff := cmp.Diff(block.Spec, got.Spec); diff != "" {
+		t.Errorf("spec after a round trip (-want +got):\n%s", diff)
+	}
+
+	bad := block.DeepCopy()
+	bad.Name = "roundtrip-pool.no-uid"
+	bad.Spec.PoolUID = ""
+	if err := c.Create(ctx, bad); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.poolUID") {
+		_ = c.Delete(context.Background(), bad)
+		t.Errorf("create block without poolUID: error = %v, want Invalid naming spec.poolUID", err)
 	}
 }
 
@@ -263,6 +342,11 @@ func TestPrinterColumns(t *testing.T) {
 			name:       "spidercoordinator",
 			path:       "/apis/spiderpool.spidernet.io/v2beta1/spidercoordinators",
 			wantNormal: []string{"Name", "Age"},
+		},
+		{
+			name:       "spideripblock",
+			path:       "/apis/internal.spiderpool-go.io/v1alpha1/spideripblocks",
+			wantNormal: []string{"Name", "POOL", "CIDR", "NODE", "AGE"},
 		},
 	}
 	for _, tt := range tests {

@@ -141,6 +141,28 @@ func (s *Store) Pools(ctx context.Context) ([]*v2beta1.SpiderIPPool, error) {
 	return out, nil
 }
 
+// Holders implements ipam.Store exactly: the pools with a record of podUID.
+func (s *Store) Holders(ctx context.Context, podUID string) ([]string, error) {
+	pools, err := s.Pools(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, p := range pools {
+		allocs, err := p.Status.Allocations()
+		if err != nil {
+			return nil, fmt.Errorf("IPPool %q: %w", p.Name, err)
+		}
+		for _, a := range allocs {
+			if a.PodUID == podUID {
+				out = append(out, p.Name)
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
 // Reserved returns the union of the reserved IPs of family version. An entry
 // without ipVersion takes the family of its first address, as the webhook
 // would have set it.

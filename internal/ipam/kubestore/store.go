@@ -106,6 +106,26 @@ func (s *Store) Pools(ctx context.Context) ([]*v2beta1.SpiderIPPool, error) {
 	return out, nil
 }
 
+// Holders implements ipam.Store: a substring test on the cached pools' encoded records avoids
+// decoding every pool on every request.
+func (s *Store) Holders(ctx context.Context, podUID string) ([]string, error) {
+	if podUID == "" {
+		return nil, nil
+	}
+	pools, err := s.Pools(ctx)
+	if err != nil {
+		return nil, err
+	}
+	needle := `"podUid":"` + podUID + `"`
+	var out []string
+	for _, p := range pools {
+		if p.Status.AllocatedIPs != nil && strings.Contains(*p.Status.AllocatedIPs, needle) {
+			out = append(out, p.Name)
+		}
+	}
+	return out, nil
+}
+
 // Reserved returns the union of every SpiderReservedIP of the family. The parsed sets are kept
 // until a reserved-IP object changes, since every allocation asks for them.
 func (s *Store) Reserved(ctx context.Context, version int) (ip.Set, error) {

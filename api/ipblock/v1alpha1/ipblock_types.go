@@ -1,0 +1,94 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Labels of a SpiderIPBlock. The agent of a node watches the blocks labelled with its node (its
+// own blocks) and the blocks carrying its holder label (other nodes' blocks holding records of its
+// pods), and nothing else.
+const (
+	// LabelPool names the block's SpiderIPPool.
+	LabelPool = GroupName + "/pool"
+	// LabelNode names the node whose block this is (its affinity); absent for a block of nobody.
+	LabelNode = GroupName + "/node"
+	// HolderLabelPrefix starts the key of a holder label: HolderLabel(node) is set, with the value
+	// "true", on a block that holds at least one record of a pod on node other than the block's own.
+	HolderLabelPrefix = "holder." + GroupName + "/"
+)
+
+// SpiderIPBlock is one claimed block of a SpiderIPPool: an aligned range of the pool's subnet and
+// the records of the addresses of that range that are in use (docs/design/ipam-blocks.md). Its
+// name is a function of the pool's name and UID and the range's first address, so that two agents
+// claiming the same range create the same object and the API server lets one win.
+//
+// The records are in spec, and the kind has no status subresource, so that a record and the
+// holder label it needs change in one compare-and-swap write.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:scope=Cluster,shortName=sib,categories=spiderpool-internal
+// +kubebuilder:printcolumn:name="POOL",type=string,JSONPath=`.spec.pool`
+// +kubebuilder:printcolumn:name="CIDR",type=string,JSONPath=`.spec.cidr`
+// +kubebuilder:printcolumn:name="NODE",type=string,JSONPath=`.spec.node`
+// +kubebuilder:printcolumn:name="AGE",type=date,JSONPath=`.metadata.creationTimestamp`
+type SpiderIPBlock struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the block's range, owner and records.
+	// +required
+	Spec SpiderIPBlockSpec `json:"spec"`
+}
+
+// SpiderIPBlockSpec is a block's range, its node and its records.
+type SpiderIPBlockSpec struct {
+	// pool is the name of the SpiderIPPool the block belongs to.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Pool string `json:"pool"`
+
+	// poolUID is the UID of that pool: a pool deleted and recreated under the same name does not
+	// inherit its predecessor's blocks.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	PoolUID string `json:"poolUID"`
+
+	// cidr is the block's range, aligned in the pool's subnet, e.g. 10.6.0.32/27.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	CIDR string `json:"cidr"`
+
+	// node is the node that allocates from the block without asking (its affinity). Empty for a
+	// block of nobody, such as a migrated block of pods that are gone.
+	// +optional
+	Node string `json:"node,omitempty"`
+
+	// records maps each address of the range that is in use to its holder.
+	// +optional
+	Records map[string]BlockRecord `json:"records,omitempty"`
+}
+
+// BlockRecord is the holder of one address: the same fields as a record of
+// SpiderIPPool.status.allocatedIPs, plus the node the pod was on when it got the address.
+type BlockRecord struct {
+	// pod is the holder's namespace/name.
+	// +required
+	Pod string `json:"pod"`
+
+	// podUid is the UID of the pod incarnation holding the address.
+	// +required
+	PodUID string `json:"podUid"`
+
+	// node is the node the pod ran on when it got the address.
+	// +optional
+	Node string `json:"node,omitempty"`
+}
+
+// SpiderIPBlockList is a list of SpiderIPBlocks.
+//
+// +kubebuilder:object:root=true
+type SpiderIPBlockList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []SpiderIPBlock `json:"items"`
+}

@@ -1,0 +1,360 @@
+package blockstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	ipblock "github.com/spiderpool-go/spiderpool/api/ipblock/v1alpha1"
+	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/ip"
+	"github.com/spiderpool-go/spiderpool/internal/ipam"
+	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
+)
+
+// nodeBlocks reads blocks as a node's informer does: only those with the node's holder label.
+type nodeBlocks struct {
+	client.Client
+	node string
+}
+
+func (r nodeBlocks) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	lo := (&client.ListOptions{}).ApplyOptions(opts)
+	sel := lo.LabelSelector
+	if sel == nil {
+		sel = labels.Everything()
+	}
+	req, err := labels.NewRequirement(ipblock.HolderLabel(r.node), selection.Equals, []string{"true"})
+	if err != nil {
+		return err
+	}
+	lo.LabelSelector = sel.Add(*req)
+	return r.Client.List(ctx, list, lo)
+}
+
+func newClient(t *testing.T, objs ...client.Object) client.Client {
+	t.Helper()
+	s := runtime.NewScheme()
+	utilruntime.Must(v2beta1.AddToScheme(s))
+	utilruntime.Must(ipblock.AddToScheme(s))
+	b := fake.NewClientBuilder().WithScheme(s)
+	for _, o := range objs {
+		b = b.WithObjects(o)
+		if p, ok := o.(*v2beta1.SpiderIPPool); ok {
+			b = b.WithStatusSubresource(p)
+		}
+	}
+	return b.Build()
+}
+
+func pool(name, subnet string, opts ...build.Option) *v2beta1.SpiderIPPool {
+	p := build.Pool(name, subnet, opts...)
+	p.UID = types.UID("7c3e91d2-0000-4000-8000-" + fmt.Sprintf("%012x", len(name)))
+	return p
+}
+
+func newStore(t *testing.T, c client.Client, node string, bits int) *Store {
+	t.Helper()
+	s, err := New(c, nodeBlocks{Client: c, node: node}, c, Options{NodeName: node, Bits: bits})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// allocate asks for an address as the IPAM core does: reserved addresses excluded.
+func allocate(s *Store, poolName, uid string) (netip.Addr, bool, error) {
+	var addr netip.Addr
+	var reused bool
+	err := s.UpdatePool(context.Background(), poolName, func(st *ipam.PoolState) error {
+		reserved, err := s.Reserved(context.Background(), st.Version())
+		if err != nil {
+			return err
+		}
+		a, r, err := st.Allocate(ipam.Claim{Owner: ipam.Owner{Pod: "ns/" + uid, PodUID: uid}, Reserved: reserved})
+		addr, reused = a, r
+		return err
+	})
+	return addr, reused, err
+}
+
+// blockRecords reads every block of a pool live and checks the block invariants: each record
+// inside its block's range, each address once, holder labels matching the records' nodes.
+func blockRecords(t *testing.T, c client.Client, poolName string) map[netip.Addr]ipblock.BlockRecord {
+	t.Helper()
+	var list ipblock.SpiderIPBlockList
+	if err := c.List(context.Background(), &list, client.MatchingLabels{ipblock.LabelPool: poolName}); err != nil {
+		t.Fatal(err)
+	}
+	out := map[netip.Addr]ipblock.BlockRecord{}
+	for _, b := range list.Items {
+		prefix := netip.MustParsePrefix(b.Spec.CIDR)
+		wantHolders := map[string]bool{}
+		if b.Spec.Node != "" {
+			wantHolders[ipblock.HolderLabel(b.Spec.Node)] = true
+		}
+		for k, r := range b.Spec.Records {
+			a := netip.MustParseAddr(k)
+			if !prefix.Contains(a) {
+				t.Errorf("block %s records %s outside %s", b.Name, a, prefix)
+			}
+			if prev, dup := out[a]; dup {
+				t.Errorf("%s recorded twice: %+v and %+v", a, prev, r)
+			}
+			out[a] = r
+			wantHolders[ipblock.HolderLabel(r.Node)] = true
+		}
+		for k := range b.Labels {
+			if strings.HasPrefix(k, ipblock.HolderLabelPrefix) && !wantHolders[k] {
+				t.Errorf("block %s carries holder label %s of no record", b.Name, k)
+			}
+			delete(wantHolders, k)
+		}
+		if len(wantHolders) > 0 {
+			t.Errorf("block %s lacks holder labels %v", b.Name, wantHolders)
+		}
+	}
+	return out
+}
+
+// Ten nodes allocating from one pool at once: each claims its own blocks, nobody gets an address
+// twice, and every answer is backed by a block record naming the node.
+func TestTenNodesOnePool(t *testing.T) {
+	p := pool("p", "10.6.0.0/16", build.IPs("10.6.0.1-10.6.1.254"))
+	c := newClient(t, p)
+	stores := make([]*Store, 10)
+	for i := range stores {
+		stores[i] = newStore(t, c, fmt.Sprintf("node-%d", i), 0)
+	}
+	var (
+		mu  sync.Mutex
+		got = map[netip.Addr]string{}
+		wg  sync.WaitGroup
+	)
+	for i := range 300 {
+		wg.Go(func() {
+			uid := fmt.Sprintf("uid-%d", i)
+			a, _, err := allocate(stores[i%10], "p", uid)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				t.Errorf("%s: %v", uid, err)
+				return
+			}
+			if other, dup := got[a]; dup {
+				t.Errorf("%s given to %s and %s", a, other, uid)
+			}
+			got[a] = uid
+		})
+	}
+	wg.Wait()
+	recs := blockRecords(t, c, "p")
+	if len(recs) != len(got) {
+		t.Fatalf("%d block records for %d answers", len(recs), len(got))
+	}
+	for a, uid := range got {
+		r, ok := recs[a]
+		var i int
+		fmt.Sscanf(uid, "uid-%d", &i)
+		if !ok || r.PodUID != uid || r.Node != fmt.Sprintf("node-%d", i%10) {
+			t.Errorf("%s: answered to %s, block record %+v", a, uid, r)
+		}
+	}
+	var list ipblock.SpiderIPBlockList
+	if err := c.List(context.Background(), &list); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range list.Items {
+		for _, r := range b.Spec.Records {
+			if r.Node != b.Spec.Node {
+				t.Errorf("block %s of %s holds a record of %s: borrowed although the pool has unclaimed blocks", b.Name, b.Spec.Node, r.Node)
+			}
+		}
+	}
+}
+
+// The public-cloud guide's exact-fit pool: five addresses, one block. The first node claims it;
+// the others borrow from it; the sixth address does not exist; releases free borrowed addresses.
+func TestExactFitPoolBorrows(t *testing.T) {
+	p := pool("cloud", "172.16.0.0/16", build.IPs("172.16.0.10-172.16.0.14"))
+	c := newClient(t, p)
+	a, b, cc := newStore(t, c, "a", 0), newStore(t, c, "b", 0), newStore(t, c, "c", 0)
+	got := map[netip.Addr]string{}
+	for i, s := range []*Store{a, b, cc, b, cc} {
+		uid := fmt.Sprintf("uid-%d", i)
+		addr, _, err := allocate(s, "cloud", uid)
+		if err != nil {
+			t.Fatalf("%s: %v", uid, err)
+		}
+		if other, dup := got[addr]; dup {
+			t.Fatalf("%s given to %s and %s", addr, other, uid)
+		}
+		got[addr] = uid
+	}
+	if _, _, err := allocate(a, "cloud", "uid-5"); !errors.Is(err, ipam.ErrPoolExhausted) {
+		t.Fatalf("sixth allocation: %v, want ErrPoolExhausted", err)
+	}
+	recs := blockRecords(t, c, "cloud")
+	if len(recs) != 5 {
+		t.Fatalf("%d records, want 5", len(recs))
+	}
+	// A retried ADD on the borrowing node finds its address through the holder label.
+	for addr, uid := range got {
+		if recs[addr].Node != "b" {
+			continue
+		}
+		again, reused, err := allocate(b, "cloud", uid)
+		if err != nil || again != addr || !reused {
+			t.Fatalf("retry of %s: %s reused=%v err=%v, want %s", uid, again, reused, err, addr)
+		}
+		err = b.UpdatePool(context.Background(), "cloud", func(st *ipam.PoolState) error {
+			if !st.Release(addr, uid) {
+				return fmt.Errorf("release of %s found no record", addr)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs = blockRecords(t, c, "cloud")
+	for _, r := range recs {
+		if r.Node == "b" {
+			t.Errorf("record of b left after its releases: %+v", r)
+		}
+	}
+	if len(recs) != 3 {
+		t.Errorf("%d records after b released its two, want 3", len(recs))
+	}
+}
+
+// A node that holds nothing in a block (a controller's GC, a StatefulSet pod's new node) still
+// releases and transfers there: the miss makes the store load the block.
+func TestMissLoadsTheBlock(t *testing.T) {
+	p := pool("p", "10.7.0.0/24", build.IPs("10.7.0.1-10.7.0.100"))
+	c := newClient(t, p)
+	a, b := newStore(t, c, "a", 0), newStore(t, c, "b", 0)
+	addr, _, err := allocate(a, "p", "old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := false
+	err = b.UpdatePool(context.Background(), "p", func(st *ipam.PoolState) error {
+		moved = st.Transfer(addr, ipam.Owner{Pod: "ns/old", PodUID: "old"}, ipam.Owner{Pod: "ns/old", PodUID: "new"})
+		return nil
+	})
+	if err != nil || !moved {
+		t.Fatalf("transfer on b: moved=%v err=%v", moved, err)
+	}
+	if r := blockRecords(t, c, "p")[addr]; r.PodUID != "new" || r.Node != "b" {
+		t.Fatalf("after transfer: %+v, want new on b", r)
+	}
+	// b now holds a record in a's block: its view has it, so a retry is idempotent.
+	again, reused, err := allocate(b, "p", "new")
+	if err != nil || again != addr || !reused {
+		t.Fatalf("retry on b: %s reused=%v err=%v", again, reused, err)
+	}
+	// The old incarnation's late release frees nothing.
+	err = a.UpdatePool(context.Background(), "p", func(st *ipam.PoolState) error { st.Release(addr, "old"); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := blockRecords(t, c, "p")[addr]; r.PodUID != "new" {
+		t.Fatalf("late release of the old UID freed %s: %+v", addr, r)
+	}
+	// A third node releasing by UID alone (ReleaseOwner) lists the pool's blocks.
+	var freed []netip.Addr
+	err = newStore(t, c, "gc", 0).UpdatePool(context.Background(), "p", func(st *ipam.PoolState) error {
+		freed = st.ReleaseOwner("new")
+		return nil
+	})
+	if err != nil || len(freed) != 1 || freed[0] != addr {
+		t.Fatalf("ReleaseOwner: %v %v", freed, err)
+	}
+	if r, ok := blockRecords(t, c, "p")[addr]; ok {
+		t.Fatalf("record left after ReleaseOwner: %+v", r)
+	}
+	// An address outside the subnet is no record, not an error.
+	err = b.UpdatePool(context.Background(), "p", func(st *ipam.PoolState) error {
+		if st.Release(netip.MustParseAddr("192.0.2.1"), "x") {
+			return errors.New("released an address outside the pool")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Reserved addresses are never handed out, whatever block covers them, and the pool is
+// exhausted exactly when its unreserved addresses are; IPv6 pools work the same way.
+func TestReservedAndIPv6(t *testing.T) {
+	for _, tc := range []struct {
+		name, subnet, ips, reserved string
+		want                        int
+	}{
+		{"v4", "10.8.0.0/24", "10.8.0.1-10.8.0.70", "10.8.0.30-10.8.0.39", 60},
+		{"v6", "fd00:8::/64", "fd00:8::1-fd00:8::46", "fd00:8::1e-fd00:8::27", 60},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := pool("p"+tc.name, tc.subnet, build.IPs(tc.ips))
+			r := build.ReservedIP("r", build.IPs(tc.reserved))
+			c := newClient(t, p, r)
+			stores := []*Store{newStore(t, c, "a", 3), newStore(t, c, "b", 3)}
+			reserved, err := ip.ParseSet([]string{tc.reserved}, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range tc.want {
+				addr, _, err := allocate(stores[i%2], p.Name, fmt.Sprint("u", i))
+				if err != nil {
+					t.Fatalf("allocation %d: %v", i, err)
+				}
+				if reserved.Contains(addr) {
+					t.Fatalf("reserved %s handed out", addr)
+				}
+			}
+			if _, _, err := allocate(stores[0], p.Name, "last"); !errors.Is(err, ipam.ErrPoolExhausted) {
+				t.Fatalf("allocation past the unreserved addresses: %v", err)
+			}
+			if n := len(blockRecords(t, c, p.Name)); n != tc.want {
+				t.Fatalf("%d records, want %d", n, tc.want)
+			}
+		})
+	}
+}
+
+// A function's failure writes nothing; a pool that does not exist is ErrPoolNotFound.
+func TestFailureAndMissingPool(t *testing.T) {
+	p := pool("p", "10.9.0.0/24", build.IPs("10.9.0.1-10.9.0.10"))
+	c := newClient(t, p)
+	s := newStore(t, c, "a", 0)
+	boom := errors.New("boom")
+	err := s.UpdatePool(context.Background(), "p", func(st *ipam.PoolState) error {
+		if _, _, err := st.Allocate(ipam.Claim{Owner: ipam.Owner{Pod: "ns/x", PodUID: "x"}}); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("err = %v, want boom", err)
+	}
+	if n := len(blockRecords(t, c, "p")); n != 0 {
+		t.Fatalf("%d records after a failed function", n)
+	}
+	if _, _, err := allocate(s, "nope", "x"); !errors.Is(err, ipam.ErrPoolNotFound) {
+		t.Fatalf("missing pool: %v", err)
+	}
+}

@@ -176,6 +176,10 @@ func runMode(ctx context.Context, env *testenv.Env, o options, work, plugin stri
 		last = last.Next()
 	}
 	pool := build.Pool(poolName, "10.64.0.0/14", build.Default(), build.IPs(ip.Range{First: first, Last: last}.String()))
+	if m.blocks {
+		// What the controller's conversion sets: the agents keep this pool's records in blocks.
+		pool.Annotations = map[string]string{ipblock.AnnoIPAMFormat: ipblock.FormatBlocks}
+	}
 	if err := env.Client.Create(ctx, pool); err != nil {
 		return nil, fmt.Errorf("create pool: %w", err)
 	}
@@ -192,7 +196,6 @@ func runMode(ctx context.Context, env *testenv.Env, o options, work, plugin stri
 		cfg.HealthAddr, cfg.MetricsAddr = "127.0.0.1:0", ""
 		cfg.EnableIPv6 = false
 		cfg.Unbatched = m.unbatched
-		cfg.Blocks = m.blocks
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 		sockets[i] = cfg.SocketPath
 		wg.Add(1)

@@ -68,30 +68,34 @@ func Run(ctx context.Context, cfg Config, restConfig *rest.Config) error {
 	if err != nil {
 		return fmt.Errorf("create API client: %w", err)
 	}
-	informers, err := newCache(ctx, restConfig, scheme, cfg.NodeName, cfg.Blocks)
+	// A chart upgraded with helm does not upgrade or add CRDs: run without blocks until the
+	// SpiderIPBlock kind is served, rather than not at all.
+	_, blocksErr := live.IsObjectNamespaced(&ipblockv1alpha1.SpiderIPBlock{})
+	if blocksErr != nil {
+		cfg.Logger.Warn("SpiderIPBlocks are not served: pools in block format cannot be allocated from until the chart's CRDs are installed", "error", blocksErr)
+	}
+	informers, err := newCache(ctx, restConfig, scheme, cfg.NodeName, blocksErr == nil)
 	if err != nil {
 		return err
 	}
 
 	metrics := NewMetrics(MetricsOptions{Debug: cfg.DebugMetrics})
-	var store interface {
-		ipam.Store
-		SearchOffset(pool string) uint64
-	}
-	if cfg.Blocks {
-		if store, err = blockstore.New(informers, informers, live, blockstore.Options{
+	statusStore := kubestore.New(informers, live, kubestore.Options{
+		NodeName:  cfg.NodeName,
+		Unbatched: cfg.Unbatched,
+		Observer:  metrics,
+	})
+	var blockStore *blockstore.Store
+	if blocksErr == nil {
+		if blockStore, err = blockstore.New(informers, informers, live, blockstore.Options{
 			NodeName: cfg.NodeName,
 			Observer: metrics,
 		}); err != nil {
 			return err
 		}
-	} else {
-		store = kubestore.New(informers, live, kubestore.Options{
-			NodeName:  cfg.NodeName,
-			Unbatched: cfg.Unbatched,
-			Observer:  metrics,
-		})
 	}
+	// Each pool's updates go to the store of its format (docs/design/ipam-blocks.md).
+	store := blockstore.NewRouter(blockStore, statusStore)
 	metrics.CollectPools(store)
 	// The requests' pool updates, measured (queue wait, lost races) on their way to the store.
 	observed := metrics.ObserveStore(store)

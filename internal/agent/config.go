@@ -86,12 +86,6 @@ type Config struct {
 	// group commit: the benchmark baseline.
 	Unbatched bool
 
-	// Blocks keeps the records in SpiderIPBlocks (docs/design/ipam-blocks.md) instead of the pools'
-	// status. In development (issue 16): the controller's GC, the pool status mirror and the
-	// migration of existing pools do not read blocks yet, so no flag or Helm value sets it; the
-	// benchmark and the block store's tests do.
-	Blocks bool
-
 	// MaxRecords caps the records of one pool
 	// (SPIDERPOOL_IPPOOL_MAX_ALLOCATED_IPS); <= 0 means ipam.DefaultMaxRecords.
 	MaxRecords int

@@ -32,6 +32,11 @@ var (
 	// conflicts on one pool.
 	ErrConflict = errors.New("too many write conflicts")
 
+	// ErrInBlocks reports a pool whose records moved to SpiderIPBlocks (its
+	// ipam-format annotation) while a Store of the pool-status format was
+	// about to write them: the caller must go through the block store.
+	ErrInBlocks = errors.New("IPPool records are kept in SpiderIPBlocks")
+
 	// ErrPoolUnavailable reports a pool that became disabled or terminating
 	// between the cached read used for filtering and the fresh read of the
 	// update.

@@ -92,3 +92,21 @@ type SpiderIPBlockList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []SpiderIPBlock `json:"items"`
 }
+
+// Annotations on a SpiderIPPool (ours, not upstream's) about where its records live.
+const (
+	// AnnoIPAMFormat, set to FormatBlocks, marks a pool whose records live in SpiderIPBlocks.
+	// Agents allocate from such a pool through blocks only; the controller keeps its status as a
+	// mirror. A pool without it keeps its records in status.allocatedIPs, upstream's format.
+	AnnoIPAMFormat = GroupName + "/ipam-format"
+	// FormatBlocks is the value of AnnoIPAMFormat for a pool in block format.
+	FormatBlocks = "blocks"
+	// AnnoRecordsInBlocks, set to "true", says that the pool holds more records than its status
+	// mirror carries: status.allocatedIPs is left out, status.allocatedIPCount stays exact.
+	AnnoRecordsInBlocks = GroupName + "/records-in-blocks"
+)
+
+// InBlocks reports whether a pool's records live in SpiderIPBlocks.
+func InBlocks(pool metav1.Object) bool {
+	return pool.GetAnnotations()[AnnoIPAMFormat] == FormatBlocks
+}

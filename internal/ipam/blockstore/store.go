@@ -28,8 +28,13 @@ import (
 
 // Options tunes a Store.
 type Options struct {
-	// NodeName is the node whose blocks the store allocates from. Required.
+	// NodeName is the node whose blocks the store allocates from. Required unless AllBlocks.
 	NodeName string
+	// AllBlocks makes the store no node's: the reader given to New holds every block (the
+	// controller's informer), views are complete, any usable address may be recorded, and a
+	// record in a range nobody claimed creates a block of nobody. For the controller's GC and
+	// PUT /v1/ipam/ip.
+	AllBlocks bool
 	// Bits is the block size as a power of two; 0 means blocks.DefaultBits.
 	Bits int
 	// MaxBatch caps the update functions of one round; 0 means 256.
@@ -57,7 +62,7 @@ var _ ipam.Store = (*Store)(nil)
 // nodeBlocks (an informer selecting the blocks labelled ipblock.HolderLabel(opts.NodeName)), and
 // reading and writing blocks live through live.
 func New(cache, nodeBlocks client.Reader, live client.Client, opts Options) (*Store, error) {
-	if opts.NodeName == "" {
+	if opts.NodeName == "" && !opts.AllBlocks {
 		return nil, errors.New("block store: empty node name")
 	}
 	if opts.Bits == 0 {
@@ -322,7 +327,39 @@ func (s *Store) round(ctx context.Context, name string, q *queue, r *round, batc
 	failed := map[string]bool{}
 	written := 0
 	t0 := time.Now()
+	// A record in a range with no block (AllBlocks only: an agent allocates inside its blocks)
+	// gets a block of nobody, created with it.
+	for _, ts := range touched {
+		for _, a := range ts {
+			prefix, ok := layout.BlockOf(a)
+			if _, held := records[a]; !ok || !held {
+				continue
+			}
+			bname := blocks.Name(pool.Name, string(pool.UID), prefix)
+			if _, exists := v.blocks[bname]; exists {
+				continue
+			}
+			blk := newBlock(pool, prefix, "")
+			v.blocks[bname] = blk
+			updated, _ := s.rewrite(blk, prefix, records)
+			err := s.live.Create(ctx, updated)
+			switch {
+			case err == nil:
+				written++
+				q.claimed[prefix] = true
+				v.blocks[bname] = updated
+			case apierrors.IsAlreadyExists(err):
+				failed[bname] = true
+				r.fetched[bname] = nil
+			default:
+				return nil, false, fmt.Errorf("create SpiderIPBlock %q: %w", bname, err)
+			}
+		}
+	}
 	for bname, blk := range v.blocks {
+		if failed[bname] || blk.ResourceVersion == "" {
+			continue
+		}
 		prefix, _ := netip.ParsePrefix(blk.Spec.CIDR)
 		updated, changed := s.rewrite(blk, prefix, records)
 		if !changed {
@@ -429,7 +466,7 @@ func (s *Store) view(ctx context.Context, pool *v2beta1.SpiderIPPool, layout blo
 		}
 		got[n] = b
 	}
-	v := &poolView{View: ipam.View{Complete: r.all, Records: map[netip.Addr]ipam.Owner{}}, blocks: got}
+	v := &poolView{View: ipam.View{Complete: r.all || s.opts.AllBlocks, Records: map[netip.Addr]ipam.Owner{}}, blocks: got}
 	var alloc []ip.Range
 	for n, b := range got {
 		prefix, err := netip.ParsePrefix(b.Spec.CIDR)
@@ -462,6 +499,11 @@ func (s *Store) view(ctx context.Context, pool *v2beta1.SpiderIPPool, layout blo
 	set, err := ip.NewSet(version, alloc...)
 	if err != nil {
 		return nil, fmt.Errorf("IPPool %q: own blocks: %w", pool.Name, err)
+	}
+	if s.opts.AllBlocks {
+		if set, err = pool.Spec.UsableIPs(); err != nil {
+			return nil, fmt.Errorf("IPPool %q: %w", pool.Name, err)
+		}
 	}
 	v.Allocatable = set
 	if c := pool.Status.AllocatedIPCount; c != nil {
@@ -624,21 +666,7 @@ func fullOf(p netip.Prefix, usable ip.Set) []netip.Addr {
 
 // claim creates the block of prefix for this node; false when another node was first.
 func (s *Store) claim(ctx context.Context, pool *v2beta1.SpiderIPPool, prefix netip.Prefix, q *queue) (bool, error) {
-	b := &ipblock.SpiderIPBlock{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: blocks.Name(pool.Name, string(pool.UID), prefix),
-			Labels: map[string]string{
-				ipblock.LabelPool:                    labelValue(pool.Name),
-				ipblock.LabelNode:                    labelValue(s.opts.NodeName),
-				ipblock.HolderLabel(s.opts.NodeName): "true",
-			},
-			OwnerReferences: []metav1.OwnerReference{{
-				APIVersion: v2beta1.SchemeGroupVersion.String(), Kind: "SpiderIPPool",
-				Name: pool.Name, UID: pool.UID, Controller: ptr.To(true),
-			}},
-		},
-		Spec: ipblock.SpiderIPBlockSpec{Pool: pool.Name, PoolUID: string(pool.UID), CIDR: prefix.String(), Node: s.opts.NodeName},
-	}
+	b := newBlock(pool, prefix, s.opts.NodeName)
 	q.claimed[prefix] = true
 	err := s.live.Create(ctx, b)
 	switch {
@@ -650,6 +678,42 @@ func (s *Store) claim(ctx context.Context, pool *v2beta1.SpiderIPPool, prefix ne
 	default:
 		return false, fmt.Errorf("claim block %s of IPPool %q: %w", prefix, pool.Name, err)
 	}
+}
+
+// NewBlock returns the SpiderIPBlock of prefix of pool for node ("" for a block of nobody) holding
+// records, with the name, labels (pool, node, holder labels of the node and of every record's
+// node) and owner reference the block store reads and writes. For the controller's conversion of
+// a pool's status records into blocks.
+func NewBlock(pool *v2beta1.SpiderIPPool, prefix netip.Prefix, node string, records map[netip.Addr]ipblock.BlockRecord) *ipblock.SpiderIPBlock {
+	b := newBlock(pool, prefix, node)
+	if len(records) > 0 {
+		b.Spec.Records = make(map[string]ipblock.BlockRecord, len(records))
+		for a, r := range records {
+			b.Spec.Records[ip.FormatAddr(a)] = r
+		}
+	}
+	setHolders(b)
+	return b
+}
+
+// newBlock returns the block of prefix of pool for node ("" for nobody), without records.
+func newBlock(pool *v2beta1.SpiderIPPool, prefix netip.Prefix, node string) *ipblock.SpiderIPBlock {
+	b := &ipblock.SpiderIPBlock{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:   blocks.Name(pool.Name, string(pool.UID), prefix),
+			Labels: map[string]string{ipblock.LabelPool: labelValue(pool.Name)},
+			OwnerReferences: []metav1.OwnerReference{{
+				APIVersion: v2beta1.SchemeGroupVersion.String(), Kind: "SpiderIPPool",
+				Name: pool.Name, UID: pool.UID, Controller: ptr.To(true),
+			}},
+		},
+		Spec: ipblock.SpiderIPBlockSpec{Pool: pool.Name, PoolUID: string(pool.UID), CIDR: prefix.String(), Node: node},
+	}
+	if node != "" {
+		b.Labels[ipblock.LabelNode] = labelValue(node)
+		b.Labels[ipblock.HolderLabel(node)] = "true"
+	}
+	return b
 }
 
 // labelValue returns v when it is a valid label value; pool and node names longer than 63 bytes
@@ -681,23 +745,28 @@ func (s *Store) rewrite(blk *ipblock.SpiderIPBlock, prefix netip.Prefix, records
 	}
 	updated := blk.DeepCopy()
 	updated.Spec.Records = next
-	if updated.Labels == nil {
-		updated.Labels = map[string]string{}
-	}
-	for k := range updated.Labels {
-		if strings.HasPrefix(k, ipblock.HolderLabelPrefix) {
-			delete(updated.Labels, k)
-		}
-	}
-	if updated.Spec.Node != "" {
-		updated.Labels[ipblock.HolderLabel(updated.Spec.Node)] = "true"
-	}
-	for _, rec := range next {
-		if rec.Node != "" {
-			updated.Labels[ipblock.HolderLabel(rec.Node)] = "true"
-		}
-	}
+	setHolders(updated)
 	return updated, true
+}
+
+// setHolders makes b's holder labels those of its node and of its records' nodes.
+func setHolders(b *ipblock.SpiderIPBlock) {
+	if b.Labels == nil {
+		b.Labels = map[string]string{}
+	}
+	for k := range b.Labels {
+		if strings.HasPrefix(k, ipblock.HolderLabelPrefix) {
+			delete(b.Labels, k)
+		}
+	}
+	if b.Spec.Node != "" {
+		b.Labels[ipblock.HolderLabel(b.Spec.Node)] = "true"
+	}
+	for _, rec := range b.Spec.Records {
+		if rec.Node != "" {
+			b.Labels[ipblock.HolderLabel(rec.Node)] = "true"
+		}
+	}
 }
 
 // giveUp is the error of a caller whose budget ran out before a write carrying its change

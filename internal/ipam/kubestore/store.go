@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	ipblock "github.com/spiderpool-go/spiderpool/api/ipblock/v1alpha1"
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/ip"
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
@@ -266,6 +267,11 @@ func (s *Store) commit(name string, q *queue, batch []*op) {
 			return
 		}
 		pool, err := s.base(name, q, lost)
+		if err == nil && ipblock.InBlocks(pool) {
+			// Converted to blocks: writing its status now would put records where no agent
+			// looks, and the controller's mirror would overwrite them.
+			err = fmt.Errorf("IPPool %q: %w", name, ipam.ErrInBlocks)
+		}
 		if err != nil {
 			for _, o := range batch {
 				o.done <- err
@@ -488,6 +494,9 @@ func (s *Store) updateUnbatched(ctx context.Context, name string, fn func(*ipam.
 		var pool v2beta1.SpiderIPPool
 		if err := s.writer.Get(ctx, client.ObjectKey{Name: name}, &pool); err != nil {
 			return readError(name, err)
+		}
+		if ipblock.InBlocks(&pool) {
+			return fmt.Errorf("IPPool %q: %w", name, ipam.ErrInBlocks)
 		}
 		state, err := ipam.NewPoolState(&pool)
 		if err != nil {

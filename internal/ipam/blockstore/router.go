@@ -94,14 +94,14 @@ func (r *Router) UpdatePool(ctx context.Context, name string, fn func(*ipam.Pool
 			return err
 		}
 		if inBlocks {
-			if r.blocks == nil {
-				return fmt.Errorf("IPPool %q keeps its records in SpiderIPBlocks, a kind this cluster does not serve: install the chart's CRDs", name)
-			}
 			return r.blocks.UpdatePool(ctx, name, fn)
 		}
 		err = r.status.UpdatePool(ctx, name, fn)
 		if !errors.Is(err, ipam.ErrInBlocks) {
 			return err
+		}
+		if r.blocks == nil {
+			return fmt.Errorf("IPPool %q keeps its records in SpiderIPBlocks, a kind this cluster does not serve: install the chart's CRDs: %w", name, err)
 		}
 		live = true // the cache has not seen the conversion yet
 	}

@@ -113,6 +113,9 @@ func Run(ctx context.Context, cfg Config, restConfig *rest.Config) error {
 	if err != nil {
 		return err
 	}
+	if blockStore != nil {
+		go blockStore.ReturnEmptyBlocks(ctx, cfg.Logger)
+	}
 	return serve(ctx, &cfg, srv, metrics, informers)
 }
 

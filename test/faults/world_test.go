@@ -27,7 +27,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
+	ipblock "github.com/spiderpool-go/spiderpool/api/ipblock/v1alpha1"
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/ip"
+	"github.com/spiderpool-go/spiderpool/internal/ipam/blockstore"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
 	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
@@ -348,6 +351,23 @@ func (w *world) teardown() {
 	_ = env.Client.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: w.ns}})
 }
 
+// poolRecords returns a pool's records wherever they live: its status, or its SpiderIPBlocks
+// (read live) once the controller converted it.
+func poolRecords(ctx context.Context, pl *v2beta1.SpiderIPPool) (v2beta1.PoolIPAllocations, error) {
+	if !ipblock.InBlocks(pl) {
+		return pl.Status.Allocations()
+	}
+	recs, err := blockstore.Records(ctx, env.Client, pl)
+	if err != nil {
+		return nil, err
+	}
+	out := make(v2beta1.PoolIPAllocations, len(recs))
+	for a, r := range recs {
+		out[ip.FormatAddr(a)] = v2beta1.PoolIPAllocation{NamespacedName: r.Pod, PodUID: r.PodUID}
+	}
+	return out, nil
+}
+
 // outcome is what one fault class reports.
 type outcome struct {
 	class       string
@@ -410,13 +430,24 @@ func (w *world) check(ctx context.Context) (outcome, error) {
 		if err := env.Client.Get(ctx, client.ObjectKey{Name: name}, &pl); err != nil {
 			return o, fmt.Errorf("read pool %s: %w", name, err)
 		}
-		pools = append(pools, &pl)
-		allocs, err := pl.Status.Allocations()
+		allocs, err := poolRecords(ctx, &pl)
 		if err != nil {
 			return o, fmt.Errorf("pool %s: %w", name, err)
 		}
 		if got := ptr.Deref(pl.Status.AllocatedIPCount, 0); got != int64(len(allocs)) {
 			o.problems = append(o.problems, fmt.Sprintf("pool %s: allocatedIPCount %d, %d records", name, got, len(allocs)))
+		}
+		if ipblock.InBlocks(&pl) {
+			// The invariants below are stated on records in status: check the blocks' records
+			// there, on a copy. The real status is the controller's mirror, checked by count
+			// above.
+			cp := pl.DeepCopy()
+			if err := cp.Status.SetAllocations(allocs); err != nil {
+				return o, fmt.Errorf("pool %s: %w", name, err)
+			}
+			pools = append(pools, cp)
+		} else {
+			pools = append(pools, &pl)
 		}
 		for ip, a := range allocs {
 			if prev, dup := holder[ip]; dup {

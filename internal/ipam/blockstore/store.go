@@ -41,6 +41,9 @@ type Options struct {
 	MaxBatch int
 	// Observer may be nil. A commit is one round's block writes; a conflict is one lost block write.
 	Observer kubestore.Observer
+	// ReturnAfter is how long an own block must stay empty before ReturnEmptyBlocks deletes it;
+	// 0 means DefaultReturnAfter, negative never.
+	ReturnAfter time.Duration
 }
 
 // Store is an ipam.Store over SpiderIPBlocks. It is safe for concurrent use.
@@ -73,6 +76,9 @@ func New(cache, nodeBlocks client.Reader, live client.Client, opts Options) (*St
 	}
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 256
+	}
+	if opts.ReturnAfter == 0 {
+		opts.ReturnAfter = DefaultReturnAfter
 	}
 	return &Store{
 		Store:  kubestore.New(cache, live, kubestore.Options{NodeName: opts.NodeName}),

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -356,5 +357,74 @@ func TestFailureAndMissingPool(t *testing.T) {
 	}
 	if _, _, err := allocate(s, "nope", "x"); !errors.Is(err, ipam.ErrPoolNotFound) {
 		t.Fatalf("missing pool: %v", err)
+	}
+}
+
+// A node returns a block that stayed empty long enough, never one a borrower wrote to meanwhile,
+// and allocates again afterwards by claiming anew.
+func TestReturnEmptyBlocks(t *testing.T) {
+	p := pool("p", "10.30.0.0/24", build.IPs("10.30.0.1-10.30.0.60"))
+	c := newClient(t, p)
+	a := newStore(t, c, "a", 0)
+	addr, _, err := allocate(a, "p", "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := func(s *Store, addr netip.Addr, uid string) {
+		t.Helper()
+		if err := s.UpdatePool(context.Background(), "p", func(st *ipam.PoolState) error { st.Release(addr, uid); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	release(a, addr, "u1")
+	blockCount := func() int {
+		var list ipblock.SpiderIPBlockList
+		if err := c.List(context.Background(), &list); err != nil {
+			t.Fatal(err)
+		}
+		return len(list.Items)
+	}
+	if n := blockCount(); n != 1 {
+		t.Fatalf("%d blocks after one allocation, want 1", n)
+	}
+	empty := map[string]emptySince{}
+	t0 := time.Now()
+	if n, err := a.returnEmpty(context.Background(), t0, empty); err != nil || n != 0 {
+		t.Fatalf("first scan returned %d, %v: it must only note the empty block", n, err)
+	}
+	// A borrower writes into the block between the scans: its resourceVersion changes, the clock
+	// starts again.
+	b := newStore(t, c, "b", 0)
+	var list ipblock.SpiderIPBlockList
+	if err := c.List(context.Background(), &list); err != nil {
+		t.Fatal(err)
+	}
+	blk := list.Items[0].DeepCopy()
+	blk.Spec.Records = map[string]ipblock.BlockRecord{"10.30.0.2": {Pod: "ns/x", PodUID: "x", Node: "b"}}
+	if err := c.Update(context.Background(), blk); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := a.returnEmpty(context.Background(), t0.Add(DefaultReturnAfter+time.Second), empty); n != 0 || blockCount() != 1 {
+		t.Fatalf("a block holding a borrowed record was returned")
+	}
+	release(b, netip.MustParseAddr("10.30.0.2"), "x")
+	t1 := t0.Add(2 * DefaultReturnAfter)
+	if n, _ := a.returnEmpty(context.Background(), t1, empty); n != 0 {
+		t.Fatal("a block was returned on the scan that first saw it empty at a new version")
+	}
+	if n, err := a.returnEmpty(context.Background(), t1.Add(DefaultReturnAfter-time.Second), empty); n != 0 || err != nil {
+		t.Fatalf("returned before ReturnAfter: %d, %v", n, err)
+	}
+	if n, err := a.returnEmpty(context.Background(), t1.Add(DefaultReturnAfter), empty); n != 1 || err != nil {
+		t.Fatalf("empty block not returned after ReturnAfter: %d, %v", n, err)
+	}
+	if n := blockCount(); n != 0 {
+		t.Fatalf("%d blocks left after the return", n)
+	}
+	if _, _, err := allocate(a, "p", "u2"); err != nil {
+		t.Fatalf("allocation after returning the block: %v", err)
+	}
+	if n := blockCount(); n != 1 {
+		t.Fatalf("%d blocks after allocating again, want 1", n)
 	}
 }

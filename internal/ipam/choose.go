@@ -77,7 +77,10 @@ type View struct {
 	// Complete says that Loaded covers every range of the pool that holds a record, so that an
 	// address outside Loaded is known to be free and no lookup can miss.
 	Complete bool
-	// Records are the records of the Loaded ranges.
+	// Records are the records of the Loaded ranges. They must include every record of the pod
+	// UIDs the functions allocate for: a retried Allocate finds the address its UID holds only
+	// among them (the block store's holder labels put every record of a node's pods in its
+	// cache).
 	Records map[netip.Addr]Owner
 	// Allocatable is where Allocate may take a new address: the store's part of the pool (its own
 	// blocks, or a block it borrows from). It must lie inside Loaded; it is intersected with the

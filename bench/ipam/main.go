@@ -26,6 +26,7 @@ type options struct {
 	out, plugin               string
 	skipWhereabouts, skipOurs bool
 	skipPerIP                 bool
+	blocksOnly                bool
 	cpuProfile                string
 }
 
@@ -72,6 +73,7 @@ func main() {
 	flag.BoolVar(&o.skipWhereabouts, "skip-whereabouts", false, "do not run Whereabouts")
 	flag.BoolVar(&o.skipOurs, "skip-ours", false, "do not run our plugin (for working on the other phases)")
 	flag.BoolVar(&o.skipPerIP, "skip-per-ip", false, "do not run the one-write-per-IP baseline")
+	flag.BoolVar(&o.blocksOnly, "blocks-only", false, "run our plugin with block-format pools only (for working on the block store)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (agents included) to the file")
 	flag.Parse()
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))

@@ -77,7 +77,7 @@ func runOurs(ctx context.Context, env *testenv.Env, o options, work string, r *r
 		{name: "ours (group commit on the pool)", pool: "bench-pool"},
 		{name: "per_ip (one write per IP)", pool: "bench-pool-per-ip", unbatched: true},
 	} {
-		if m.unbatched && o.skipPerIP {
+		if m.unbatched && o.skipPerIP || !m.blocks && o.blocksOnly {
 			continue
 		}
 		res, err := runMode(ctx, env, o, work, plugin, nodes, pods, m)
@@ -106,6 +106,9 @@ func runOurs(ctx context.Context, env *testenv.Env, o options, work string, r *r
 	// agents and plugin with 1 and 5 ADDs in flight, on a part of the pods; 50 is the run above.
 	// Both stores, so that the gain is visible in one run.
 	for _, m := range []mode{{name: "blocks", blocks: true}, {name: "ours"}} {
+		if !m.blocks && o.blocksOnly {
+			continue
+		}
 		first := inFlight{Store: m.name, InFlight: o.conc, Pods: o.pods, PerSec: r.OursPerSec, P50Ms: r.AddP50Ms, P99Ms: r.AddP99Ms}
 		if m.blocks {
 			first.PerSec, first.P50Ms, first.P99Ms = r.BlocksPerSec, r.BlocksAddP50Ms, r.BlocksAddP99Ms
@@ -159,6 +162,7 @@ type inFlight struct {
 }
 
 type modeResult struct {
+	requests           string // API requests per ADD by verb and resource
 	rate               float64
 	lat                latencies
 	dup, leaked        int
@@ -238,6 +242,10 @@ func runMode(ctx context.Context, env *testenv.Env, o options, work, plugin stri
 	if err != nil {
 		return nil, err
 	}
+	metricsBefore, err := apiMetrics(ctx, env)
+	if err != nil {
+		return nil, err
+	}
 	t0 := time.Now()
 	testutil.Parallel(o.pods, o.conc, func(i int) {
 		out, d, err := call("ADD", i)
@@ -265,6 +273,10 @@ func runMode(ctx context.Context, env *testenv.Env, o options, work, plugin stri
 		return nil, err
 	}
 	res.commits, res.conflicts = after.ok-before.ok, after.conflict-before.conflict
+	if metricsAfter, err := apiMetrics(ctx, env); err == nil {
+		res.requests = perADD(requestCounts(metricsBefore), requestCounts(metricsAfter), o.pods)
+		step("%s: API requests per ADD: %s", m.name, res.requests)
+	}
 	if err := checkRecords(ctx, env, poolName, m.blocks, len(addrs)); err != nil {
 		return nil, err
 	}

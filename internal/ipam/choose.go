@@ -62,12 +62,13 @@ type PoolState struct {
 type view struct {
 	loaded   []netip.Prefix // ranges whose records are all present, sorted
 	complete bool           // loaded covers every range holding a record of the pool
+	owners   bool           // the records include every record of any pod UID asked about
 	alloc    ip.Set         // where Allocate may take a new address
 	others   int            // records of the pool outside loaded, for MaxRecords
 
-	misses []netip.Addr // addresses consulted outside loaded
-	owners []string     // pod UIDs ReleaseOwner searched for while the view was not complete
-	space  bool         // Allocate found alloc full
+	misses     []netip.Addr // addresses consulted outside loaded
+	wantOwners []string     // pod UIDs ReleaseOwner searched for while the view was not complete
+	space      bool         // Allocate found alloc full
 }
 
 // View describes the part of a pool a PoolState is decoded over by NewPoolView.
@@ -77,6 +78,10 @@ type View struct {
 	// Complete says that Loaded covers every range of the pool that holds a record, so that an
 	// address outside Loaded is known to be free and no lookup can miss.
 	Complete bool
+	// OwnersComplete says that Records include every record of any pod UID a function names
+	// (the agent's view: its node's pods are the only ones it serves), so that ReleaseOwner
+	// needs nothing more.
+	OwnersComplete bool
 	// Records are the records of the Loaded ranges. They must include every record of the pod
 	// UIDs the functions allocate for: a retried Allocate finds the address its UID holds only
 	// among them (the block store's holder labels put every record of a node's pods in its
@@ -183,7 +188,7 @@ func NewPoolView(pool *v2beta1.SpiderIPPool, v View) (*PoolState, error) {
 		usable:  usable,
 		records: make(map[netip.Addr]Owner, len(v.Records)),
 		used:    make([]netip.Addr, 0, len(v.Records)),
-		view:    &view{loaded: loaded, complete: v.Complete, alloc: alloc, others: max(v.Others, 0)},
+		view:    &view{loaded: loaded, complete: v.Complete, owners: v.OwnersComplete, alloc: alloc, others: max(v.Others, 0)},
 	}
 	for addr, o := range v.Records {
 		if !s.inLoaded(addr) {
@@ -223,7 +228,7 @@ func (s *PoolState) Wants() Wants {
 	if s.view == nil {
 		return Wants{}
 	}
-	return Wants{Addrs: slices.Clone(s.view.misses), Owners: slices.Clone(s.view.owners), Space: s.view.space}
+	return Wants{Addrs: slices.Clone(s.view.misses), Owners: slices.Clone(s.view.wantOwners), Space: s.view.space}
 }
 
 // IsView reports whether the state was decoded by NewPoolView.
@@ -365,8 +370,8 @@ func (s *PoolState) Transfer(addr netip.Addr, from, to Owner) bool {
 
 // ReleaseOwner removes every record of podUID and returns their addresses.
 func (s *PoolState) ReleaseOwner(podUID string) []netip.Addr {
-	if s.view != nil && !s.view.complete && !slices.Contains(s.view.owners, podUID) {
-		s.view.owners = append(s.view.owners, podUID)
+	if s.view != nil && !s.view.complete && !s.view.owners && !slices.Contains(s.view.wantOwners, podUID) {
+		s.view.wantOwners = append(s.view.wantOwners, podUID)
 	}
 	var out []netip.Addr
 	for _, a := range s.used {

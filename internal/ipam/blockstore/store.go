@@ -167,7 +167,20 @@ type queue struct {
 	latest map[string]*ipblock.SpiderIPBlock
 	// claimed holds the ranges known to be claimed by some node.
 	claimed map[netip.Prefix]bool
+	// foreign holds other nodes' blocks this node wrote lately (borrowed, transferred to it), as
+	// its write returned them: until the informer has them, they are the only copy that shows
+	// the node's records there.
+	foreign map[string]foreignCopy
 }
+
+// foreignCopy is another node's block as this node last wrote it.
+type foreignCopy struct {
+	block   *ipblock.SpiderIPBlock
+	written time.Time
+}
+
+// foreignKeep bounds how long a written foreign block is kept beside the informer's copy.
+const foreignKeep = 30 * time.Second
 
 func (s *Store) queue(name string) *queue {
 	s.mu.Lock()
@@ -278,7 +291,7 @@ func (s *Store) round(ctx context.Context, name string, q *queue, r *round, batc
 		return nil, false, err
 	}
 	if q.poolUID != string(pool.UID) {
-		q.poolUID, q.latest, q.claimed = string(pool.UID), map[string]*ipblock.SpiderIPBlock{}, map[netip.Prefix]bool{}
+		q.poolUID, q.latest, q.claimed, q.foreign = string(pool.UID), map[string]*ipblock.SpiderIPBlock{}, map[netip.Prefix]bool{}, map[string]foreignCopy{}
 	}
 	subnet, err := pool.Spec.SubnetPrefix()
 	if err != nil {
@@ -377,6 +390,8 @@ func (s *Store) round(ctx context.Context, name string, q *queue, r *round, batc
 			written++
 			if updated.Spec.Node == s.opts.NodeName {
 				q.latest[bname] = updated
+			} else if !s.opts.AllBlocks {
+				q.foreign[bname] = foreignCopy{block: updated, written: time.Now()}
 			}
 			if _, ok := r.fetched[bname]; ok {
 				r.fetched[bname] = updated
@@ -387,6 +402,7 @@ func (s *Store) round(ctx context.Context, name string, q *queue, r *round, batc
 			}
 			failed[bname] = true
 			delete(q.latest, bname)
+			delete(q.foreign, bname)
 			// Read it live for the re-plan: the winner's write may not have reached the informer.
 			r.fetched[bname] = nil
 		default:
@@ -451,6 +467,15 @@ func (s *Store) view(ctx context.Context, pool *v2beta1.SpiderIPPool, layout blo
 				got[n] = b
 			}
 		}
+		for n, f := range q.foreign {
+			c, ok := got[n]
+			switch {
+			case ok && !newer(f.block, c), time.Since(f.written) > foreignKeep:
+				delete(q.foreign, n) // the informer caught up, or the block left its selection
+			case len(f.block.Spec.Records) > 0:
+				got[n] = f.block
+			}
+		}
 	}
 	for n, b := range r.fetched {
 		if b == nil {
@@ -472,7 +497,13 @@ func (s *Store) view(ctx context.Context, pool *v2beta1.SpiderIPPool, layout blo
 		}
 		got[n] = b
 	}
-	v := &poolView{View: ipam.View{Complete: r.all || s.opts.AllBlocks, Records: map[netip.Addr]ipam.Owner{}}, blocks: got}
+	v := &poolView{View: ipam.View{
+		Complete: r.all || s.opts.AllBlocks,
+		// An agent serves its node's pods only, and every record of those is in its view
+		// (holder labels, and foreign for its own lagging writes).
+		OwnersComplete: !s.opts.AllBlocks,
+		Records:        map[netip.Addr]ipam.Owner{},
+	}, blocks: got}
 	var alloc []ip.Range
 	for n, b := range got {
 		prefix, err := netip.ParsePrefix(b.Spec.CIDR)

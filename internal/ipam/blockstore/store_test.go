@@ -275,17 +275,34 @@ func TestMissLoadsTheBlock(t *testing.T) {
 	if r := blockRecords(t, c, "p")[addr]; r.PodUID != "new" {
 		t.Fatalf("late release of the old UID freed %s: %+v", addr, r)
 	}
-	// A third node releasing by UID alone (ReleaseOwner) lists the pool's blocks.
+	// Releasing by UID alone (ReleaseOwner): the pod's node finds its records in its own view,
+	// held in another node's block.
 	var freed []netip.Addr
-	err = newStore(t, c, "gc", 0).UpdatePool(context.Background(), "p", func(st *ipam.PoolState) error {
+	err = b.UpdatePool(context.Background(), "p", func(st *ipam.PoolState) error {
 		freed = st.ReleaseOwner("new")
 		return nil
 	})
 	if err != nil || len(freed) != 1 || freed[0] != addr {
-		t.Fatalf("ReleaseOwner: %v %v", freed, err)
+		t.Fatalf("ReleaseOwner on the pod's node: %v %v", freed, err)
 	}
 	if r, ok := blockRecords(t, c, "p")[addr]; ok {
 		t.Fatalf("record left after ReleaseOwner: %+v", r)
+	}
+	// The controller's store (every block) releases any UID's records.
+	third, _, err := allocate(b, "p", "third")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl, err := New(c, c, c, Options{AllBlocks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = ctl.UpdatePool(context.Background(), "p", func(st *ipam.PoolState) error {
+		freed = st.ReleaseOwner("third")
+		return nil
+	})
+	if err != nil || len(freed) != 1 || freed[0] != third {
+		t.Fatalf("ReleaseOwner by the controller: %v %v", freed, err)
 	}
 	// An address outside the subnet is no record, not an error.
 	err = b.UpdatePool(context.Background(), "p", func(st *ipam.PoolState) error {

@@ -603,8 +603,14 @@ func (s *Store) load(ctx context.Context, pool *v2beta1.SpiderIPPool, layout blo
 // resource, which would be paid by every borrowing ADD.
 var fromWatchCache = &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: "0"}}
 
-// maxClaimTries bounds the creates of one grow before the pool's blocks are listed live.
-const maxClaimTries = 8
+// maxClaimTries bounds the creates of one grow before the pool's blocks are listed: after a lost
+// claim, the list (from the apiserver's watch cache, cheap) tells which blocks are left, where
+// more blind creates would keep colliding with the other nodes filling the pool.
+const maxClaimTries = 2
+
+// maxListedClaimTries bounds the creates after the list, each on a block the list showed free;
+// all of them lost means the pool is being claimed faster than this node can: ErrConflict.
+const maxListedClaimTries = 8
 
 // grow gives the node room in the pool: it claims an unclaimed block or, when the pool has none
 // left, chooses another node's block to borrow from. It reports false when the pool has no free
@@ -666,7 +672,7 @@ func (s *Store) grow(ctx context.Context, pool *v2beta1.SpiderIPPool, layout blo
 		}
 		all.Claimed[prefix] = c
 	}
-	for range maxClaimTries {
+	for range maxListedClaimTries {
 		plan := all.Plan(s.opts.NodeName)
 		switch plan.Step {
 		case blocks.Claim:

@@ -14,9 +14,11 @@ import (
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	ipblock "github.com/spiderpool-go/spiderpool/api/ipblock/v1alpha1"
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/ip"
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
+	"github.com/spiderpool-go/spiderpool/internal/ipam/blockstore"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/kubestore"
 	"github.com/spiderpool-go/spiderpool/internal/workload"
 )
@@ -154,7 +156,7 @@ func Set(ctx context.Context, c client.Client, req Request) (*Result, error) {
 	if err := c.List(ctx, &pools); err != nil {
 		return nil, fmt.Errorf("list SpiderIPPools: %w", err)
 	}
-	if err := checkHolders(pools.Items, req.IP, uid); err != nil {
+	if err := checkHolders(ctx, c, pools.Items, req.IP, uid); err != nil {
 		return nil, err
 	}
 	pool, err := choosePool(pools.Items, req.IP, req.Pool)
@@ -176,7 +178,10 @@ func Set(ctx context.Context, c client.Client, req Request) (*Result, error) {
 		}
 	}
 
-	store := kubestore.New(c, c, kubestore.Options{Unbatched: true})
+	store, err := NewStore(c, pod.Spec.NodeName)
+	if err != nil {
+		return nil, err
+	}
 	// A reserved address is never handed out (docs/design/ipam-invariants.md, invariant 4), by hand
 	// neither.
 	reserved, err := store.Reserved(ctx, ipam.PoolVersion(pool))
@@ -204,13 +209,35 @@ func Set(ctx context.Context, c client.Client, req Request) (*Result, error) {
 	return &Result{Address: prefix, Pool: pool.Name, Interface: req.Interface, Pod: pk.String(), PodUID: uid, Node: node, Recorded: recorded}, nil
 }
 
-// checkHolders refuses addr when any pool records it for another pod UID than uid. Pools whose
-// records do not decode are skipped here; the chosen pool's are decoded again when it is written.
-func checkHolders(pools []v2beta1.SpiderIPPool, addr netip.Addr, uid string) error {
+// NewStore returns the store a command line or a one-off request writes records through: each
+// pool's in its own format (docs/design/ipam-blocks.md), read live through c and written with one
+// compare-and-swap per call, retried on conflicts. A record it adds to a block names node, the
+// pod's, so that the block carries that node's holder label and the pod's agent sees the record.
+func NewStore(c client.Client, node string) (*blockstore.Router, error) {
+	// Blocks are read live too: with AllBlocks the reader must see every block of a pool.
+	blocks, err := blockstore.New(c, c, c, blockstore.Options{AllBlocks: true, NodeName: node})
+	if err != nil {
+		return nil, err
+	}
+	return blockstore.NewRouter(blocks, kubestore.New(c, c, kubestore.Options{Unbatched: true})), nil
+}
+
+// checkHolders refuses addr when any pool records it for another pod UID than uid, reading the
+// records of a pool in block format from its blocks through c. Pools whose status records do not
+// decode are skipped here; the chosen pool's are decoded again when it is written.
+func checkHolders(ctx context.Context, c client.Reader, pools []v2beta1.SpiderIPPool, addr netip.Addr, uid string) error {
 	for i := range pools {
 		p := &pools[i]
-		allocs, err := p.Status.Allocations()
+		if ipblock.InBlocks(p) {
+			if subnet, err := p.Spec.SubnetPrefix(); err == nil && !subnet.Contains(addr) {
+				continue // no block of p can hold addr
+			}
+		}
+		allocs, err := blockstore.Allocations(ctx, c, p)
 		if err != nil {
+			if ipblock.InBlocks(p) {
+				return fmt.Errorf("SpiderIPPool %s: %w", p.Name, err)
+			}
 			continue
 		}
 		for k, a := range allocs {

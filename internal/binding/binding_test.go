@@ -1,14 +1,20 @@
 package binding
 
 import (
+	"context"
 	"errors"
 	"net/netip"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	ipblock "github.com/spiderpool-go/spiderpool/api/ipblock/v1alpha1"
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/ipam/blockstore/blockstoretest"
 	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 	"github.com/spiderpool-go/spiderpool/internal/workload"
 )
@@ -89,14 +95,42 @@ func TestChoosePool(t *testing.T) {
 }
 
 func TestCheckHolders(t *testing.T) {
-	pools := []v2beta1.SpiderIPPool{
-		*build.Pool("a", "10.6.0.0/16", build.IPs("10.6.0.10-10.6.0.20"), build.Allocated("10.6.0.10", "default/web", "uid-web")),
-		*build.Pool("b", "10.6.0.0/16", build.IPs("10.6.0.10-10.6.0.20"), build.Allocated("10.6.0.11", "default/db", "uid-db")),
+	a := build.Pool("a", "10.6.0.0/16", build.IPs("10.6.0.10-10.6.0.20"), build.Allocated("10.6.0.10", "default/web", "uid-web"))
+	b := build.Pool("b", "10.6.0.0/16", build.IPs("10.6.0.10-10.6.0.20"), build.Allocated("10.6.0.11", "default/db", "uid-db"))
+	// c keeps its records in SpiderIPBlocks; its status says nothing of them.
+	c, blocks := blockstoretest.InBlocks(t, build.Pool("c", "10.6.0.0/16", build.IPs("10.6.0.10-10.6.0.20"),
+		build.Allocated("10.6.0.12", "default/cache", "uid-cache")), "worker")
+	objs := []client.Object{c}
+	for _, blk := range blocks {
+		objs = append(objs, blk)
 	}
-	checkRefusal(t, checkHolders(pools, netip.MustParseAddr("10.6.0.10"), "uid-web"), nil, "", "")
-	checkRefusal(t, checkHolders(pools, netip.MustParseAddr("10.6.0.12"), "uid-web"), nil, "", "")
-	checkRefusal(t, checkHolders(pools, netip.MustParseAddr("10.6.0.11"), "uid-web"), ErrConflict, "ip",
+	reader := fake.NewClientBuilder().WithScheme(scheme(t)).WithObjects(objs...).Build()
+	pools := []v2beta1.SpiderIPPool{*a, *b, *c}
+	ctx := context.Background()
+	checkRefusal(t, checkHolders(ctx, reader, pools, netip.MustParseAddr("10.6.0.10"), "uid-web"), nil, "", "")
+	checkRefusal(t, checkHolders(ctx, reader, pools, netip.MustParseAddr("10.6.0.13"), "uid-web"), nil, "", "")
+	checkRefusal(t, checkHolders(ctx, reader, pools, netip.MustParseAddr("10.6.0.11"), "uid-web"), ErrConflict, "ip",
 		"IP 10.6.0.11 is recorded in SpiderIPPool b for pod default/db (UID uid-db): release it first")
+	checkRefusal(t, checkHolders(ctx, reader, pools, netip.MustParseAddr("10.6.0.12"), "uid-web"), ErrConflict, "ip",
+		"IP 10.6.0.12 is recorded in SpiderIPPool c for pod default/cache (UID uid-cache): release it first")
+	checkRefusal(t, checkHolders(ctx, reader, pools, netip.MustParseAddr("10.6.0.12"), "uid-cache"), nil, "", "")
+	// Blocks that cannot be read may hold the address: an error, not a pass.
+	empty := fake.NewClientBuilder().WithScheme(runtime.NewScheme()).Build()
+	if err := checkHolders(ctx, empty, pools, netip.MustParseAddr("10.6.0.13"), "uid-web"); err == nil || errors.Is(err, ErrConflict) {
+		t.Errorf("unreadable blocks: %v, want an error that is not a refusal", err)
+	}
+}
+
+func scheme(t *testing.T) *runtime.Scheme {
+	t.Helper()
+	s := runtime.NewScheme()
+	if err := v2beta1.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := ipblock.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func TestCheckEndpoint(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -31,9 +32,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	ipblock "github.com/spiderpool-go/spiderpool/api/ipblock/v1alpha1"
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/ip"
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
+	"github.com/spiderpool-go/spiderpool/internal/ipam/blockstore"
 )
 
 // AutoPoolDrainRetry is how often a reclaimable auto pool of a deleted workload is looked at
@@ -152,6 +155,11 @@ func autoPoolChanged() predicate.Predicate {
 				return true
 			}
 			empty := func(p *v2beta1.SpiderIPPool) bool {
+				if ipblock.InBlocks(p) {
+					// The status is the controller's mirror: only its count is whole. A trigger
+					// only; reclaim reads the blocks before deleting anything.
+					return ptr.Deref(p.Status.AllocatedIPCount, 0) == 0
+				}
 				return p.Status.AllocatedIPs == nil || *p.Status.AllocatedIPs == "" || *p.Status.AllocatedIPs == "{}"
 			}
 			return o.Generation != n.Generation || !maps.Equal(o.Labels, n.Labels) || (!empty(o) && empty(n))
@@ -529,7 +537,7 @@ func (r *AutoPoolReconciler) updatePool(ctx context.Context, app *application, s
 		}
 		patched.Spec.IPs = grown.Strings()
 	case have > int64(want):
-		allocs, err := pool.Status.Allocations()
+		allocs, err := blockstore.Allocations(ctx, r.reader, pool)
 		if err != nil {
 			return fmt.Errorf("auto IPPool %q: %w", pool.Name, err)
 		}
@@ -594,7 +602,11 @@ func (r *AutoPoolReconciler) reclaim(ctx context.Context, kind workloadKind, key
 		if pool.Labels[v2beta1.LabelIPPoolReclaim] == "false" || pool.DeletionTimestamp != nil {
 			continue
 		}
-		allocs, err := pool.Status.Allocations()
+		allocs, err := blockstore.Allocations(ctx, r.reader, pool)
+		if err != nil && ipblock.InBlocks(pool) {
+			// Unlike undecodable status records, blocks that cannot be read may hold records.
+			return reconcile.Result{}, fmt.Errorf("auto IPPool %q: %w", pool.Name, err)
+		}
 		if err == nil && len(allocs) > 0 {
 			draining = true
 			continue

@@ -15,9 +15,12 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	ipblock "github.com/spiderpool-go/spiderpool/api/ipblock/v1alpha1"
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/ipam/blockstore/blockstoretest"
 	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
@@ -165,6 +168,105 @@ func TestAutoPoolDeploymentLifecycle(t *testing.T) {
 	reconcileAuto(t, c, deploymentKind, "nginx")
 	if got := autoPools(t, c, "nginx"); len(got) != 0 {
 		t.Errorf("after delete: %d pools left", len(got))
+	}
+}
+
+// An auto pool in block format keeps on shrink, and drains before its deletion for, the records
+// of its SpiderIPBlocks, never those of its status (the controller's mirror, here left out as
+// past its bound).
+func TestAutoPoolInBlocks(t *testing.T) {
+	subnet := build.Subnet("s4", "10.172.0.0/16", build.UID("uid-s4"), build.IPs("10.172.0.10-10.172.0.60"))
+	dep := build.Deployment("default", "blk", build.UID("uid-blk"), build.Replicas(4), build.Template(
+		build.Annotation(v2beta1.AnnoSpiderSubnet, `{"ipv4":["s4"]}`), build.Annotation(v2beta1.AnnoSpiderSubnetPoolIPNum, "+1")))
+	c := fake.NewClientBuilder().WithScheme(NewScheme()).WithObjects(subnet, dep).
+		WithStatusSubresource(&v2beta1.SpiderIPPool{}).Build()
+	ctx := context.Background()
+	reconcileAuto(t, c, deploymentKind, "blk")
+	pool := onePool(t, c, "blk")
+	if diff := cmp.Diff([]string{"10.172.0.10-10.172.0.14"}, pool.Spec.IPs); diff != "" {
+		t.Fatalf("ips (-want +got):\n%s", diff)
+	}
+
+	// Converted, with the highest address held in a block.
+	pool.Status.AllocatedIPs = ptr.To(`{"10.172.0.14":{"pod":"default/blk-x","podUid":"u"}}`)
+	converted, blocks := blockstoretest.InBlocks(t, pool, "n1")
+	if err := c.Update(ctx, converted); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Status().Update(ctx, converted); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range blocks {
+		if err := c.Create(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Scale to 1: .14 stays for its holder, the lowest free address makes up the rest.
+	dep.Spec.Replicas = ptr.To[int32](1)
+	if err := c.Update(ctx, dep); err != nil {
+		t.Fatal(err)
+	}
+	reconcileAuto(t, c, deploymentKind, "blk")
+	if diff := cmp.Diff([]string{"10.172.0.10", "10.172.0.14"}, onePool(t, c, "blk").Spec.IPs); diff != "" {
+		t.Errorf("shrunk ips (-want +got):\n%s", diff)
+	}
+
+	// Deleted while the block holds a record: the pool drains, then goes once the block is empty.
+	if err := c.Delete(ctx, dep); err != nil {
+		t.Fatal(err)
+	}
+	if res := reconcileAuto(t, c, deploymentKind, "blk"); res.RequeueAfter == 0 || len(autoPools(t, c, "blk")) != 1 {
+		t.Fatalf("draining block-format pool: requeue %v, %d pools; want a requeue and the pool kept", res.RequeueAfter, len(autoPools(t, c, "blk")))
+	}
+	for _, b := range blocks {
+		var cur ipblock.SpiderIPBlock
+		if err := c.Get(ctx, client.ObjectKeyFromObject(b), &cur); err != nil {
+			t.Fatal(err)
+		}
+		cur.Spec.Records = nil
+		if err := c.Update(ctx, &cur); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reconcileAuto(t, c, deploymentKind, "blk")
+	if got := autoPools(t, c, "blk"); len(got) != 0 {
+		t.Errorf("after the block emptied: %d pools left", len(got))
+	}
+}
+
+// The pool events that bring a draining pool back: its last record going, which for a pool in
+// block format its exact count tells (its status records may be left out).
+func TestAutoPoolChangedPredicate(t *testing.T) {
+	status := func(recs string) *v2beta1.SpiderIPPool {
+		p := build.Pool("p", "10.6.0.0/24", build.IPs("10.6.0.10-10.6.0.20"))
+		if recs != "" {
+			p.Status.AllocatedIPs = ptr.To(recs)
+		}
+		return p
+	}
+	blocks := func(count int64) *v2beta1.SpiderIPPool {
+		p := build.Pool("p", "10.6.0.0/24", build.IPs("10.6.0.10-10.6.0.20"),
+			build.Annotation(ipblock.AnnoIPAMFormat, ipblock.FormatBlocks), build.Annotation(ipblock.AnnoRecordsInBlocks, "true"))
+		p.Status.AllocatedIPCount = ptr.To(count)
+		return p
+	}
+	const rec = `{"10.6.0.10":{"pod":"default/a","podUid":"u"}}`
+	for _, tc := range []struct {
+		name     string
+		old, new *v2beta1.SpiderIPPool
+		want     bool
+	}{
+		{"status: last record went", status(rec), status(""), true},
+		{"status: a record stays", status(rec), status(rec), false},
+		{"blocks: count went to 0", blocks(3), blocks(0), true},
+		{"blocks: records left (out of the mirror)", blocks(3), blocks(2), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := autoPoolChanged().Update(event.UpdateEvent{ObjectOld: tc.old, ObjectNew: tc.new}); got != tc.want {
+				t.Errorf("Update = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -29,9 +31,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	ipblock "github.com/spiderpool-go/spiderpool/api/ipblock/v1alpha1"
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/ip"
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
+	"github.com/spiderpool-go/spiderpool/internal/ipam/blockstore"
+	"github.com/spiderpool-go/spiderpool/internal/ipam/kubestore"
 	"github.com/spiderpool-go/spiderpool/internal/workload"
 )
 
@@ -90,6 +95,12 @@ type GCOptions struct {
 	// KubeVirt VirtualMachineInstance are kept while a pod of it runs, or while the VMI or its
 	// VirtualMachine exists for the endpoint's pod UID (decideVMI).
 	EnableKubevirtStaticIP bool
+	// BlockRecords says that the cluster serves SpiderIPBlocks (NewGCStore tells): the records of a
+	// pool in block format (docs/design/ipam-blocks.md) are read from its blocks, through the
+	// cache to find candidates and through the API reader to confirm them, never from its
+	// status, the controller's lagging and bounded mirror. Without it such a pool's records are
+	// not collected, and every full scan says so.
+	BlockRecords bool
 }
 
 // GCReconciler reclaims IP records and SpiderEndpoints whose pods are gone, were replaced, finished
@@ -98,9 +109,10 @@ type GCOptions struct {
 //
 // It is keyed by pod namespace/name. Every decision is made on a fresh read of the pod from the API
 // server and compares UIDs, never names, and every release goes through ipam.Store.UpdatePool with
-// PoolState.Release(addr, uid): the write is compare-and-swap on the pool's resourceVersion and only
-// removes the exact record, so a release can neither overwrite an agent's concurrent allocation nor
-// free the address of a newer incarnation of the pod (ipam-invariants.md 3 and 8).
+// PoolState.Release(addr, uid): the write is compare-and-swap on the pool's resourceVersion (on the
+// block's, for a pool in block format) and only removes the exact record, so a release can neither
+// overwrite an agent's concurrent allocation nor free the address of a newer incarnation of the pod
+// (ipam-invariants.md 3 and 8).
 type GCReconciler struct {
 	client client.Client // cache-backed: finds candidates
 	reader client.Reader // API reader: confirms them
@@ -121,7 +133,7 @@ var _ reconcile.Reconciler = (*GCReconciler)(nil)
 
 // NewGCReconciler returns a GC reading candidates through c (the manager's cached client, which also
 // writes), confirming them through reader (mgr.GetAPIReader()) and releasing records through store
-// (a kubestore over the same cache).
+// (NewGCStore's, over the same cache).
 func NewGCReconciler(c client.Client, reader client.Reader, store ipam.Store, opts GCOptions) *GCReconciler {
 	if opts.Interval <= 0 {
 		opts.Interval = DefaultGCInterval
@@ -139,6 +151,28 @@ func NewGCReconciler(c client.Client, reader client.Reader, store ipam.Store, op
 
 		terminatingSince: map[string]time.Time{},
 	}
+}
+
+// NewGCStore returns the store the GC releases records through, and whether the cluster serves
+// SpiderIPBlocks (GCOptions.BlockRecords): a router sending each pool's releases to the store of
+// its format, kubestore or a block store of no node (blockstore.Options.AllBlocks), both reading
+// the manager's cache (whose SpiderIPBlock informer starts on first use) and reading after a lost
+// race and writing through live, a client that does not read from the cache.
+func NewGCStore(mgr ctrl.Manager, live client.Client) (*blockstore.Router, bool, error) {
+	status := kubestore.New(mgr.GetCache(), live, kubestore.Options{})
+	if _, err := live.IsObjectNamespaced(&ipblock.SpiderIPBlock{}); err != nil {
+		if !meta.IsNoMatchError(err) {
+			return nil, false, fmt.Errorf("look up the SpiderIPBlock kind: %w", err)
+		}
+		// A chart upgraded with helm does not add CRDs: collect the pools in status format
+		// rather than none. The router refuses a pool in block format with what to do.
+		return blockstore.NewRouter(nil, status), false, nil
+	}
+	blocks, err := blockstore.New(mgr.GetCache(), mgr.GetCache(), live, blockstore.Options{AllBlocks: true})
+	if err != nil {
+		return nil, false, err
+	}
+	return blockstore.NewRouter(blocks, status), true, nil
 }
 
 // windowEnd returns when terminating pod's window ends: deletionGracePeriodSeconds + 1 s (the
@@ -188,21 +222,29 @@ func (r *GCReconciler) nodeReady(ctx context.Context, name string) (bool, error)
 	return false, nil
 }
 
-// SetupWithManager watches pods and pools and adds the periodic full scan, which runs on the leader
-// only like the reconcilers.
+// SetupWithManager watches pods, pools and, with BlockRecords, SpiderIPBlocks, and adds the
+// periodic full scan, which runs on the leader only like the reconcilers.
 func (r *GCReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.opts.EnableKubevirtStaticIP {
 		if err := mgr.GetFieldIndexer().IndexField(context.Background(), &corev1.Pod{}, podVMIIndex, indexPodVMI); err != nil {
 			return fmt.Errorf("index pods by KubeVirt VMI: %w", err)
 		}
 	}
-	err := ctrl.NewControllerManagedBy(mgr).
+	if r.opts.BlockRecords {
+		if err := mgr.GetFieldIndexer().IndexField(context.Background(), &ipblock.SpiderIPBlock{}, blockPodIndex, indexBlockPods); err != nil {
+			return fmt.Errorf("index SpiderIPBlocks by pod: %w", err)
+		}
+	}
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("ipgc").
 		For(&corev1.Pod{}, builder.WithPredicates(podGonePredicate())).
 		Watches(&v2beta1.SpiderIPPool{}, handler.EnqueueRequestsFromMapFunc(r.poolToPods)).
 		Watches(&appsv1.StatefulSet{}, handler.EnqueueRequestsFromMapFunc(r.statefulSetToEndpoints)).
-		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.podToVMI), builder.WithPredicates(podGonePredicate())).
-		Complete(r)
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.podToVMI), builder.WithPredicates(podGonePredicate()))
+	if r.opts.BlockRecords {
+		b = b.Watches(&ipblock.SpiderIPBlock{}, handler.EnqueueRequestsFromMapFunc(r.blockToPods))
+	}
+	err := b.Complete(r)
 	if err != nil {
 		return err
 	}
@@ -250,16 +292,37 @@ func podMayLeak(o client.Object) bool {
 
 // poolToPods maps a pool change to the pods of its records that the cache does not know as alive
 // with the same UID: an allocation for a pod deleted meanwhile is reclaimed without waiting for a
-// full scan. Alive pods are skipped so that a busy pool does not flood the queue.
+// full scan. Alive pods are skipped so that a busy pool does not flood the queue. A pool in block
+// format is left to its blocks' events (blockToPods): its status is only the controller's mirror.
 func (r *GCReconciler) poolToPods(ctx context.Context, o client.Object) []reconcile.Request {
 	pool, ok := o.(*v2beta1.SpiderIPPool)
-	if !ok {
+	if !ok || ipblock.InBlocks(pool) {
 		return nil
 	}
 	allocs, err := pool.Status.Allocations()
 	if err != nil {
 		return nil // the full scan logs it
 	}
+	return r.notAlive(ctx, slices.Collect(maps.Values(allocs)))
+}
+
+// blockToPods is poolToPods for a SpiderIPBlock: the pods of its records that the cache does not
+// know as alive with the same UID.
+func (r *GCReconciler) blockToPods(ctx context.Context, o client.Object) []reconcile.Request {
+	b, ok := o.(*ipblock.SpiderIPBlock)
+	if !ok {
+		return nil
+	}
+	allocs := make([]v2beta1.PoolIPAllocation, 0, len(b.Spec.Records))
+	for _, rec := range b.Spec.Records {
+		allocs = append(allocs, v2beta1.PoolIPAllocation{NamespacedName: rec.Pod, PodUID: rec.PodUID})
+	}
+	return r.notAlive(ctx, allocs)
+}
+
+// notAlive returns a request for each pod named by allocs that the cache does not know as alive
+// with the record's UID, judged once per name.
+func (r *GCReconciler) notAlive(ctx context.Context, allocs []v2beta1.PoolIPAllocation) []reconcile.Request {
 	seen := map[string]bool{}
 	var out []reconcile.Request
 	for _, a := range allocs {
@@ -444,7 +507,12 @@ func (r *GCReconciler) recordsOf(ctx context.Context, key types.NamespacedName) 
 	}
 	name := key.String()
 	var out []record
+	inBlocks := map[string]*v2beta1.SpiderIPPool{}
 	for _, p := range pools {
+		if ipblock.InBlocks(p) {
+			inBlocks[p.Name] = p
+			continue
+		}
 		// A substring test spares decoding every pool on every pod event; a false positive only
 		// costs the decode.
 		if p.Status.AllocatedIPs == nil || !strings.Contains(*p.Status.AllocatedIPs, strconv.Quote(name)) {
@@ -465,7 +533,70 @@ func (r *GCReconciler) recordsOf(ctx context.Context, key types.NamespacedName) 
 			out = append(out, record{pod: name, pool: p.Name, addr: addr, uid: rec.PodUID})
 		}
 	}
+	if len(inBlocks) == 0 || !r.opts.BlockRecords {
+		return out, nil
+	}
+	more, err := r.blockRecordsOf(ctx, name, inBlocks)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, more...), nil
+}
+
+// blockPodIndex indexes cached SpiderIPBlocks by the pods (namespace/name) their records name, so
+// that a pod event reads the few blocks holding the pod's records, not every block of the cluster.
+const blockPodIndex = "internal.spiderpool-go.io/record-pods"
+
+func indexBlockPods(o client.Object) []string {
+	b, ok := o.(*ipblock.SpiderIPBlock)
+	if !ok {
+		return nil
+	}
+	var pods []string
+	for _, rec := range b.Spec.Records {
+		if !slices.Contains(pods, rec.Pod) {
+			pods = append(pods, rec.Pod)
+		}
+	}
+	return pods
+}
+
+// blockRecordsOf returns the records naming pod name in the cached blocks of pools, the pools in
+// block format by name. Blocks of a pool in status format (being converted: its status is still
+// the truth) or of a deleted incarnation of the pool are not its records.
+func (r *GCReconciler) blockRecordsOf(ctx context.Context, name string, pools map[string]*v2beta1.SpiderIPPool) ([]record, error) {
+	var list ipblock.SpiderIPBlockList
+	if err := r.client.List(ctx, &list, client.MatchingFields{blockPodIndex: name}); err != nil {
+		return nil, fmt.Errorf("list SpiderIPBlocks holding pod %s: %w", name, err)
+	}
+	var out []record
+	for i := range list.Items {
+		b := &list.Items[i]
+		p := pools[b.Spec.Pool]
+		if p == nil || b.Spec.PoolUID != string(p.UID) {
+			continue
+		}
+		for k, rec := range b.Spec.Records {
+			if rec.Pod != name {
+				continue
+			}
+			addr, err := ip.ParseAddr(k)
+			if err != nil {
+				return nil, fmt.Errorf("SpiderIPBlock %q: spec.records: %w", b.Name, err)
+			}
+			out = append(out, record{pod: name, pool: p.Name, addr: addr, uid: rec.PodUID})
+		}
+	}
 	return out, nil
+}
+
+// allocations returns the records of p wherever they live (blockstore.Allocations), read through
+// reader: the cache to find candidates, the API server to confirm them.
+func (r *GCReconciler) allocations(ctx context.Context, reader client.Reader, p *v2beta1.SpiderIPPool) (v2beta1.PoolIPAllocations, error) {
+	if ipblock.InBlocks(p) && !r.opts.BlockRecords {
+		return nil, errors.New("its records are in SpiderIPBlocks, a kind this cluster does not serve: install the chart's CRDs")
+	}
+	return blockstore.Allocations(ctx, reader, p)
 }
 
 // decide applies docs/design/behaviour.md#garbage-collection to the records of uid, given the pod as the API server has it now
@@ -727,6 +858,17 @@ func (r *GCReconciler) FullScan(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The records of block-format pools are read here, before the pods, like the pools.
+	var errs []error
+	records := make([]v2beta1.PoolIPAllocations, 0, len(pools))
+	for _, p := range pools {
+		allocs, err := r.allocations(ctx, r.client, p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("IPPool %q: %w", p.Name, err))
+			continue
+		}
+		records = append(records, allocs)
+	}
 	var pods corev1.PodList
 	if err := r.client.List(ctx, &pods); err != nil {
 		return fmt.Errorf("list pods: %w", err)
@@ -744,13 +886,7 @@ func (r *GCReconciler) FullScan(ctx context.Context) error {
 
 	candidates := map[types.NamespacedName]bool{}
 	recorded := map[string]bool{} // pod namespace/name of every record, whatever its UID
-	var errs []error
-	for _, p := range pools {
-		allocs, err := p.Status.Allocations()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("IPPool %q: %w", p.Name, err))
-			continue
-		}
+	for _, allocs := range records {
 		for _, a := range allocs {
 			recorded[a.NamespacedName] = true
 			key, ok := splitPodKey(a.NamespacedName)
@@ -797,8 +933,9 @@ func (r *GCReconciler) FullScan(ctx context.Context) error {
 }
 
 // cleanOutdated deletes ep, the endpoint of a live pod that no cached pool record names, once the
-// pools it names, read from the API server, confirm that none holds a record for its pod: the cache
-// may not have seen an allocation the endpoint was written after.
+// pools it names, read from the API server (with their blocks, for pools in block format), confirm
+// that none holds a record for its pod: the cache may not have seen an allocation the endpoint was
+// written after.
 func (r *GCReconciler) cleanOutdated(ctx context.Context, ep *v2beta1.SpiderEndpoint) error {
 	name := client.ObjectKeyFromObject(ep).String()
 	pools := map[string]bool{}
@@ -817,7 +954,7 @@ func (r *GCReconciler) cleanOutdated(ctx context.Context, ep *v2beta1.SpiderEndp
 			}
 			return fmt.Errorf("get IPPool %q for SpiderEndpoint %s: %w", pool, name, err)
 		}
-		allocs, err := p.Status.Allocations()
+		allocs, err := r.allocations(ctx, r.reader, p)
 		if err != nil {
 			return fmt.Errorf("IPPool %q: %w", pool, err)
 		}

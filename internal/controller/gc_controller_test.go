@@ -3,6 +3,8 @@ package controller
 import (
 	"context"
 	"fmt"
+	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,13 +15,19 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	ipblock "github.com/spiderpool-go/spiderpool/api/ipblock/v1alpha1"
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/ip"
+	"github.com/spiderpool-go/spiderpool/internal/ipam/blockstore"
+	"github.com/spiderpool-go/spiderpool/internal/ipam/blockstore/blockstoretest"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
+	"github.com/spiderpool-go/spiderpool/internal/ipam/kubestore"
 	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
@@ -51,8 +59,17 @@ func gcEndpoint(name, uid, pool, addr string, sts string) *v2beta1.SpiderEndpoin
 type gcFixture struct {
 	r     *GCReconciler
 	c     client.Client
-	store *ipamtest.Store
+	store *ipamtest.Store       // the pool in status format
+	pool  *v2beta1.SpiderIPPool // the pool in block format, whose blocks c holds
 }
+
+// Formats of the pool a GC test runs against (docs/design/ipam-blocks.md).
+const (
+	formatStatus = "status"
+	formatBlocks = "blocks"
+)
+
+var gcFormats = []string{formatStatus, formatBlocks}
 
 func newGCFixture(t *testing.T, opts GCOptions, pool *v2beta1.SpiderIPPool, objs ...client.Object) *gcFixture {
 	t.Helper()
@@ -63,19 +80,54 @@ func newGCFixture(t *testing.T, opts GCOptions, pool *v2beta1.SpiderIPPool, objs
 	return &gcFixture{r: r, c: c, store: store}
 }
 
+// newGCFixtureIn is newGCFixture with the pool in format: for formatBlocks its records are in
+// SpiderIPBlocks of node1 and its status is left without them (blockstoretest.InBlocks), and the
+// GC releases them through the router NewGCStore builds, over the fake client.
+func newGCFixtureIn(t *testing.T, format string, opts GCOptions, pool *v2beta1.SpiderIPPool, objs ...client.Object) *gcFixture {
+	t.Helper()
+	if format == formatStatus {
+		return newGCFixture(t, opts, pool, objs...)
+	}
+	p, blocks := blockstoretest.InBlocks(t, pool, "node1")
+	all := append([]client.Object{p}, objs...)
+	for _, b := range blocks {
+		all = append(all, b)
+	}
+	c := fake.NewClientBuilder().WithScheme(NewScheme()).WithObjects(all...).
+		WithIndex(&corev1.Pod{}, podVMIIndex, indexPodVMI).WithIndex(&ipblock.SpiderIPBlock{}, blockPodIndex, indexBlockPods).Build()
+	bs, err := blockstore.New(c, c, c, blockstore.Options{AllBlocks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.BlockRecords = true
+	r := NewGCReconciler(c, c, blockstore.NewRouter(bs, kubestore.New(c, c, kubestore.Options{})), opts)
+	r.now = func() time.Time { return gcNow }
+	return &gcFixture{r: r, c: c, pool: p}
+}
+
 // basePool is pool p of 10.6.0.10-10.6.0.20, with the records opts give it.
 func basePool(opts ...build.Option) *v2beta1.SpiderIPPool {
 	return build.Pool("p", "10.6.0.0/24", append([]build.Option{build.IPs("10.6.0.10-10.6.0.20")}, opts...)...)
 }
 
-// records returns the pool's records as IP -> pod UID.
+// records returns the pool's records as IP -> pod UID, read where they live.
 func (f *gcFixture) records(t *testing.T) map[string]string {
 	t.Helper()
+	out := map[string]string{}
+	if f.pool != nil {
+		recs, err := blockstore.Records(context.Background(), f.c, f.pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for a, rec := range recs {
+			out[ip.FormatAddr(a)] = rec.PodUID
+		}
+		return out
+	}
 	allocs, err := f.store.Pool("p").Status.Allocations()
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]string{}
 	for a, rec := range allocs {
 		out[a] = rec.PodUID
 	}
@@ -251,35 +303,37 @@ func TestGCRules(t *testing.T) {
 			wantReason:  GCReasonPodUIDChanged,
 		},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			f := newGCFixture(t, tc.opts, tc.pool, tc.objs...)
-			var before float64
-			if tc.wantReason != "" {
-				before = counterValue(t, gcCounts.WithLabelValues(tc.wantReason))
-			}
-			name := tc.pod
-			res := f.reconcile(t, name)
-			if diff := cmp.Diff(tc.wantRecords, f.records(t)); diff != "" {
-				t.Errorf("records (-want +got):\n%s", diff)
-			}
-			if got := f.endpointUID(t, name); got != tc.wantEP {
-				t.Errorf("endpoint UID = %q, want %q", got, tc.wantEP)
-			}
-			if got := res.RequeueAfter > 0; got != tc.wantRequeue {
-				t.Errorf("RequeueAfter = %v, want requeue %v", res.RequeueAfter, tc.wantRequeue)
-			}
-			if tc.wantReason != "" {
-				if got := counterValue(t, gcCounts.WithLabelValues(tc.wantReason)) - before; got != 1 {
-					t.Errorf("spiderpool_ip_gc_counts{reason=%q} grew by %v, want 1", tc.wantReason, got)
+	for _, format := range gcFormats {
+		for _, tc := range cases {
+			t.Run(format+"/"+tc.name, func(t *testing.T) {
+				f := newGCFixtureIn(t, format, tc.opts, tc.pool, tc.objs...)
+				var before float64
+				if tc.wantReason != "" {
+					before = counterValue(t, gcCounts.WithLabelValues(tc.wantReason))
 				}
-			}
-			// A second pass finds nothing more to do.
-			f.reconcile(t, name)
-			if diff := cmp.Diff(tc.wantRecords, f.records(t)); diff != "" {
-				t.Errorf("records after a second pass (-want +got):\n%s", diff)
-			}
-		})
+				name := tc.pod
+				res := f.reconcile(t, name)
+				if diff := cmp.Diff(tc.wantRecords, f.records(t)); diff != "" {
+					t.Errorf("records (-want +got):\n%s", diff)
+				}
+				if got := f.endpointUID(t, name); got != tc.wantEP {
+					t.Errorf("endpoint UID = %q, want %q", got, tc.wantEP)
+				}
+				if got := res.RequeueAfter > 0; got != tc.wantRequeue {
+					t.Errorf("RequeueAfter = %v, want requeue %v", res.RequeueAfter, tc.wantRequeue)
+				}
+				if tc.wantReason != "" {
+					if got := counterValue(t, gcCounts.WithLabelValues(tc.wantReason)) - before; got != 1 {
+						t.Errorf("spiderpool_ip_gc_counts{reason=%q} grew by %v, want 1", tc.wantReason, got)
+					}
+				}
+				// A second pass finds nothing more to do.
+				f.reconcile(t, name)
+				if diff := cmp.Diff(tc.wantRecords, f.records(t)); diff != "" {
+					t.Errorf("records after a second pass (-want +got):\n%s", diff)
+				}
+			})
+		}
 	}
 }
 
@@ -311,68 +365,136 @@ func TestGCTerminatingRequeuedUntilDeadline(t *testing.T) {
 // A release races with an agent that gives the address to a new incarnation between the GC's
 // decision and its write: the UID-matching release leaves the new record alone.
 func TestGCReleaseNeverFreesANewerIncarnation(t *testing.T) {
-	f := newGCFixture(t, GCOptions{}, basePool(build.Allocated("10.6.0.10", "default/web", "old")))
-	recs, err := f.r.recordsOf(context.Background(), types.NamespacedName{Namespace: "default", Name: "web"})
-	if err != nil || len(recs) != 1 {
-		t.Fatalf("recordsOf = %v, %v", recs, err)
+	for _, format := range gcFormats {
+		t.Run(format, func(t *testing.T) {
+			f := newGCFixtureIn(t, format, GCOptions{}, basePool(build.Allocated("10.6.0.10", "default/web", "old")))
+			recs, err := f.r.recordsOf(context.Background(), types.NamespacedName{Namespace: "default", Name: "web"})
+			if err != nil || len(recs) != 1 {
+				t.Fatalf("recordsOf = %v, %v", recs, err)
+			}
+			// Meanwhile the old record was released by a DEL and the address handed to the new pod.
+			if format == formatStatus {
+				f.store.Put(basePool(build.Allocated("10.6.0.10", "default/web", "new")))
+			} else {
+				f.setBlockRecord(t, "10.6.0.10", ipblock.BlockRecord{Pod: "default/web", PodUID: "new", Node: "node1"})
+			}
+			if err := f.r.release(context.Background(), "p", recs, map[string]verdict{"old": {release: true, reason: GCReasonPodDeleted}}); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(map[string]string{"10.6.0.10": "new"}, f.records(t)); diff != "" {
+				t.Errorf("records (-want +got):\n%s", diff)
+			}
+		})
 	}
-	// Meanwhile the old record was released by a DEL and the address handed to the new pod.
-	f.store.Put(basePool(build.Allocated("10.6.0.10", "default/web", "new")))
-	if err := f.r.release(context.Background(), "p", recs, map[string]verdict{"old": {release: true, reason: GCReasonPodDeleted}}); err != nil {
+}
+
+// setBlockRecord writes rec as the record of addr into the block holding it, as an agent does.
+func (f *gcFixture) setBlockRecord(t *testing.T, addr string, rec ipblock.BlockRecord) {
+	t.Helper()
+	var list ipblock.SpiderIPBlockList
+	if err := f.c.List(context.Background(), &list); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(map[string]string{"10.6.0.10": "new"}, f.records(t)); diff != "" {
-		t.Errorf("records (-want +got):\n%s", diff)
+	for i := range list.Items {
+		b := &list.Items[i]
+		if !netip.MustParsePrefix(b.Spec.CIDR).Contains(netip.MustParseAddr(addr)) {
+			continue
+		}
+		if b.Spec.Records == nil {
+			b.Spec.Records = map[string]ipblock.BlockRecord{}
+		}
+		b.Spec.Records[addr] = rec
+		if err := f.c.Update(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+		return
 	}
+	t.Fatalf("no block holds %s", addr)
 }
 
 // The full scan reclaims leaked records and orphan endpoints, and leaves live pods alone.
 func TestGCFullScan(t *testing.T) {
-	pool := basePool(
-		build.Allocated("10.6.0.10", "default/live", "l1"),
-		build.Allocated("10.6.0.11", "default/gone", "g1"),
-		build.Allocated("10.6.0.12", "default/recreated", "r-old"),
-		build.Allocated("10.6.0.13", "default/recreated", "r-new"))
-	f := newGCFixture(t, GCOptions{}, pool,
-		gcPod("live", "l1", build.Phase(corev1.PodRunning)),
-		gcPod("recreated", "r-new", build.Phase(corev1.PodRunning)),
-		gcEndpoint("live", "l1", "p", "10.6.0.10", ""),
-		gcEndpoint("recreated", "r-new", "p", "10.6.0.13", ""),
-		gcEndpoint("orphan", "o1", "p", "10.6.0.19", ""), // its record is already gone
-	)
-	before := counterValue(t, gcCounts.WithLabelValues(GCReasonOrphanEndpoint))
-	if err := f.r.FullScan(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{"10.6.0.10": "l1", "10.6.0.13": "r-new"}
-	if diff := cmp.Diff(want, f.records(t)); diff != "" {
-		t.Errorf("records (-want +got):\n%s", diff)
-	}
-	for name, uid := range map[string]string{"live": "l1", "recreated": "r-new", "orphan": ""} {
-		if got := f.endpointUID(t, name); got != uid {
-			t.Errorf("endpoint %s UID = %q, want %q", name, got, uid)
-		}
-	}
-	if got := counterValue(t, gcCounts.WithLabelValues(GCReasonOrphanEndpoint)) - before; got != 1 {
-		t.Errorf("orphan_endpoint grew by %v, want 1", got)
+	for _, format := range gcFormats {
+		t.Run(format, func(t *testing.T) {
+			pool := basePool(
+				build.Allocated("10.6.0.10", "default/live", "l1"),
+				build.Allocated("10.6.0.11", "default/gone", "g1"),
+				build.Allocated("10.6.0.12", "default/recreated", "r-old"),
+				build.Allocated("10.6.0.13", "default/recreated", "r-new"))
+			f := newGCFixtureIn(t, format, GCOptions{}, pool,
+				gcPod("live", "l1", build.Phase(corev1.PodRunning)),
+				gcPod("recreated", "r-new", build.Phase(corev1.PodRunning)),
+				gcEndpoint("live", "l1", "p", "10.6.0.10", ""),
+				gcEndpoint("recreated", "r-new", "p", "10.6.0.13", ""),
+				gcEndpoint("orphan", "o1", "p", "10.6.0.19", ""), // its record is already gone
+			)
+			before := counterValue(t, gcCounts.WithLabelValues(GCReasonOrphanEndpoint))
+			if err := f.r.FullScan(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]string{"10.6.0.10": "l1", "10.6.0.13": "r-new"}
+			if diff := cmp.Diff(want, f.records(t)); diff != "" {
+				t.Errorf("records (-want +got):\n%s", diff)
+			}
+			for name, uid := range map[string]string{"live": "l1", "recreated": "r-new", "orphan": ""} {
+				if got := f.endpointUID(t, name); got != uid {
+					t.Errorf("endpoint %s UID = %q, want %q", name, got, uid)
+				}
+			}
+			if got := counterValue(t, gcCounts.WithLabelValues(GCReasonOrphanEndpoint)) - before; got != 1 {
+				t.Errorf("orphan_endpoint grew by %v, want 1", got)
+			}
+		})
 	}
 }
 
-// Pool events enqueue only the pods the cache does not know as alive with the record's UID.
+// Without the SpiderIPBlock kind a pool in block format is left alone: its records are not
+// collected from its status (the mirror), and the full scan says why.
+func TestGCFullScanWithoutBlocks(t *testing.T) {
+	p, _ := blockstoretest.InBlocks(t, basePool(build.Allocated("10.6.0.11", "default/gone", "g1")), "node1")
+	p.Status.AllocatedIPs = ptr.To(`{"10.6.0.11":{"pod":"default/gone","podUid":"g1"}}`) // a mirror within its bound
+	f := newGCFixture(t, GCOptions{}, p)
+	err := f.r.FullScan(context.Background())
+	if err == nil || !strings.Contains(err.Error(), `IPPool "p": its records are in SpiderIPBlocks, a kind this cluster does not serve`) {
+		t.Errorf("full scan: %v, want the block-format pool reported", err)
+	}
+	if recs, err := f.r.recordsOf(context.Background(), types.NamespacedName{Namespace: "default", Name: "gone"}); err != nil || len(recs) != 0 {
+		t.Errorf("recordsOf = %v, %v; want nothing read from the mirror", recs, err)
+	}
+	if got := f.r.poolToPods(context.Background(), p); len(got) != 0 {
+		t.Errorf("poolToPods of a block-format pool = %v, want nothing from the mirror", got)
+	}
+}
+
+// Pool events, and for a pool in block format its blocks' events, enqueue only the pods the cache
+// does not know as alive with the record's UID.
 func TestGCPoolToPods(t *testing.T) {
 	pool := basePool(
 		build.Allocated("10.6.0.10", "default/live", "l1"),
 		build.Allocated("10.6.0.11", "default/gone", "g1"),
 		build.Allocated("10.6.0.12", "default/recreated", "r-old"))
-	f := newGCFixture(t, GCOptions{}, pool, gcPod("live", "l1"), gcPod("recreated", "r-new"))
-	got := f.r.poolToPods(context.Background(), pool)
-	names := map[string]bool{}
-	for _, r := range got {
-		names[r.String()] = true
-	}
 	want := map[string]bool{"default/gone": true, "default/recreated": true}
-	if diff := cmp.Diff(want, names); diff != "" {
+	names := func(reqs []reconcile.Request) map[string]bool {
+		out := map[string]bool{}
+		for _, r := range reqs {
+			out[r.String()] = true
+		}
+		return out
+	}
+	f := newGCFixture(t, GCOptions{}, pool, gcPod("live", "l1"), gcPod("recreated", "r-new"))
+	if diff := cmp.Diff(want, names(f.r.poolToPods(context.Background(), pool))); diff != "" {
 		t.Errorf("requests (-want +got):\n%s", diff)
+	}
+
+	p, blocks := blockstoretest.InBlocks(t, pool, "node1")
+	if got := f.r.poolToPods(context.Background(), p); len(got) != 0 {
+		t.Errorf("block-format pool event: %v, want none (its blocks' events stand for it)", got)
+	}
+	if len(blocks) != 1 {
+		t.Fatalf("%d blocks, want 1", len(blocks))
+	}
+	if diff := cmp.Diff(want, names(f.r.blockToPods(context.Background(), blocks[0]))); diff != "" {
+		t.Errorf("block event: requests (-want +got):\n%s", diff)
 	}
 }
 
@@ -543,6 +665,53 @@ func TestGCCleanOutdatedEndpoints(t *testing.T) {
 	}
 }
 
+// liveBlocks is the API reader of a GC whose cache has not seen the blocks of live yet: blocks are
+// read from live, everything else from the cache.
+type liveBlocks struct {
+	client.Reader
+	live client.Reader
+}
+
+func (r liveBlocks) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	if _, ok := list.(*ipblock.SpiderIPBlockList); ok {
+		return r.live.List(ctx, list, opts...)
+	}
+	return r.Reader.List(ctx, list, opts...)
+}
+
+// ipam.enableCleanOutdatedEndpoint on a pool in block format: the endpoint no cached block record
+// backs is deleted only once the blocks read from the API server confirm it.
+func TestGCCleanOutdatedEndpointsInBlocks(t *testing.T) {
+	cachedPool := basePool(build.Allocated("10.6.0.10", "default/backed", "b1"))
+	f := newGCFixtureIn(t, formatBlocks, GCOptions{CleanOutdatedEndpoints: true}, cachedPool,
+		gcPod("backed", "b1", build.Phase(corev1.PodRunning)),
+		gcPod("new", "n1", build.Phase(corev1.PodRunning)),
+		gcPod("stale", "s1", build.Phase(corev1.PodRunning)),
+		gcEndpoint("backed", "b1", "p", "10.6.0.10", ""),
+		gcEndpoint("new", "n1", "p", "10.6.0.12", ""),
+		gcEndpoint("stale", "s1", "p", "10.6.0.11", ""), // p holds no record for it
+	)
+	// The API server's blocks also hold a record the cache has not seen yet.
+	_, liveBlockObjs := blockstoretest.InBlocks(t, basePool(build.Allocated("10.6.0.10", "default/backed", "b1"), build.Allocated("10.6.0.12", "default/new", "n1")), "node1")
+	lb := fake.NewClientBuilder().WithScheme(NewScheme())
+	for _, b := range liveBlockObjs {
+		b.Spec.PoolUID = string(f.pool.UID)
+		lb = lb.WithObjects(b)
+	}
+	f.r.reader = liveBlocks{Reader: f.c, live: lb.Build()}
+	if err := f.r.FullScan(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for name, uid := range map[string]string{"backed": "b1", "new": "n1", "stale": ""} {
+		if got := f.endpointUID(t, name); got != uid {
+			t.Errorf("endpoint %s UID = %q, want %q", name, got, uid)
+		}
+	}
+	if diff := cmp.Diff(map[string]string{"10.6.0.10": "b1"}, f.records(t)); diff != "" {
+		t.Errorf("records changed (-want +got):\n%s", diff)
+	}
+}
+
 // A KubeVirt VM's records and endpoint are named after its VMI, so no pod has their name: a live
 // virt-launcher pod with the record's UID keeps them (an ADD between its pool write and its
 // endpoint write looks just like this), and records of any other pod UID of the VM are released.
@@ -572,17 +741,19 @@ func TestGCKubeVirtRecords(t *testing.T) {
 		{"pod gone, VM gone", true, []client.Object{vmEndpoint("u1", "10.6.0.10")}, map[string]string{}, ""},
 		{"handling off: a pod named vm1 never existed", false, []client.Object{launcher("virt-launcher-vm1-a", "u1")}, map[string]string{}, ""},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			pool := basePool(build.Allocated("10.6.0.10", "default/vm1", "u1"), build.Allocated("10.6.0.11", "default/vm1", "u1"),
-				build.Allocated("10.6.0.12", "default/vm1", "u0")) // an earlier pod's leftover
-			f := newGCFixture(t, GCOptions{EnableKubevirtStaticIP: tc.on}, pool, tc.objs...)
-			f.reconcile(t, "vm1")
-			if diff := cmp.Diff(tc.want, f.records(t)); diff != "" {
-				t.Errorf("records (-want +got):\n%s", diff)
-			}
-			if got := f.endpointUID(t, "vm1"); got != tc.endpoint {
-				t.Errorf("endpoint vm1 UID = %q, want %q", got, tc.endpoint)
-			}
-		})
+		for _, format := range gcFormats {
+			t.Run(format+"/"+tc.name, func(t *testing.T) {
+				pool := basePool(build.Allocated("10.6.0.10", "default/vm1", "u1"), build.Allocated("10.6.0.11", "default/vm1", "u1"),
+					build.Allocated("10.6.0.12", "default/vm1", "u0")) // an earlier pod's leftover
+				f := newGCFixtureIn(t, format, GCOptions{EnableKubevirtStaticIP: tc.on}, pool, tc.objs...)
+				f.reconcile(t, "vm1")
+				if diff := cmp.Diff(tc.want, f.records(t)); diff != "" {
+					t.Errorf("records (-want +got):\n%s", diff)
+				}
+				if got := f.endpointUID(t, "vm1"); got != tc.endpoint {
+					t.Errorf("endpoint vm1 UID = %q, want %q", got, tc.endpoint)
+				}
+			})
+		}
 	}
 }

@@ -29,7 +29,6 @@ import (
 	ipblockv1alpha1 "github.com/spiderpool-go/spiderpool/api/ipblock/v1alpha1"
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/controller/httpapi"
-	"github.com/spiderpool-go/spiderpool/internal/ipam/kubestore"
 	"github.com/spiderpool-go/spiderpool/internal/webhook"
 )
 
@@ -316,11 +315,20 @@ func setup(mgr ctrl.Manager, cfg Config, gcOut **GCReconciler) error {
 		if err != nil {
 			return fmt.Errorf("API client for IP GC: %w", err)
 		}
-		store := kubestore.New(mgr.GetCache(), live, kubestore.Options{})
+		// Each pool's releases go to the store of its format (docs/design/ipam-blocks.md): an
+		// AllBlocks block store over the manager's cache for pools in block format.
+		store, blocks, err := NewGCStore(mgr, live)
+		if err != nil {
+			return fmt.Errorf("store for IP GC: %w", err)
+		}
+		if !blocks {
+			mgr.GetLogger().Info("SpiderIPBlocks are not served: the IP GC leaves pools in block format alone until the chart's CRDs are installed")
+		}
 		gc := NewGCReconciler(mgr.GetClient(), mgr.GetAPIReader(), store, GCOptions{
 			Interval: cfg.GCInterval, DeletingTimeoutDelay: cfg.GCDeletingTimeoutDelay, EnableStatefulSet: cfg.EnableStatefulSet,
 			KeepTerminatingOnReadyNode: !cfg.GCZombieOnReadyNode, KeepTerminatingOnNotReadyNode: !cfg.GCZombieOnNotReadyNode,
-			CleanOutdatedEndpoints: cfg.GCCleanOutdatedEndpoints, EnableKubevirtStaticIP: cfg.EnableKubevirtStaticIP})
+			CleanOutdatedEndpoints: cfg.GCCleanOutdatedEndpoints, EnableKubevirtStaticIP: cfg.EnableKubevirtStaticIP,
+			BlockRecords: blocks})
 		if err := gc.SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("set up IP GC: %w", err)
 		}

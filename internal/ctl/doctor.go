@@ -9,6 +9,7 @@ import (
 
 	"k8s.io/utils/ptr"
 
+	ipblock "github.com/spiderpool-go/spiderpool/api/ipblock/v1alpha1"
 	"github.com/spiderpool-go/spiderpool/internal/workload"
 )
 
@@ -156,8 +157,11 @@ func Diagnose(ctx context.Context, s *Snapshot, opts DoctorOptions) ([]Finding, 
 		p, recs := x.pools[name], x.poolOf[name]
 		// 2. The counter agrees with the records.
 		if got := ptr.Deref(p.Status.AllocatedIPCount, 0); got != int64(len(recs)) && !x.undecodable[name] {
-			out = append(out, Finding{Check: CheckAllocatedCount, Pools: []string{name},
-				Message: fmt.Sprintf("SpiderIPPool %s: status.allocatedIPCount is %d but status.allocatedIPs holds %d records", name, got, len(recs))})
+			msg := fmt.Sprintf("SpiderIPPool %s: status.allocatedIPCount is %d but status.allocatedIPs holds %d records", name, got, len(recs))
+			if ipblock.InBlocks(p) {
+				msg = fmt.Sprintf("SpiderIPPool %s: status.allocatedIPCount is %d but its SpiderIPBlocks hold %d records (the controller mirrors them into the status every 2 s at most)", name, got, len(recs))
+			}
+			out = append(out, Finding{Check: CheckAllocatedCount, Pools: []string{name}, Message: msg})
 		}
 		set, err := usable(p)
 		for _, r := range recs {

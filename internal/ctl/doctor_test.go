@@ -10,7 +10,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
 
+	ipblock "github.com/spiderpool-go/spiderpool/api/ipblock/v1alpha1"
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/ipam/blockstore/blockstoretest"
 	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
@@ -86,6 +88,10 @@ func TestDiagnose(t *testing.T) {
 		pools   []string
 		want    []brief
 		message string // a substring of the first finding's message
+		// statusOnly marks a case about the encoding of status.allocatedIPs, which pools in block
+		// format do not use; blockMessage replaces message for them when it differs.
+		statusOnly   bool
+		blockMessage string
 	}{
 		{
 			name: "healthy",
@@ -118,6 +124,7 @@ func TestDiagnose(t *testing.T) {
 				{CheckDuplicateIP, "fd00::10", "v6", "", "ns/p1,ns/p2"},
 				{CheckRecordWithoutEndpoint, "fd00::10", "v6", "ns/p2", "ns/p2"},
 			},
+			statusOnly: true, // blocks: TestDiagnoseBlocks, one address in two blocks
 		},
 		{
 			name: "one key twice in the encoded records",
@@ -126,8 +133,9 @@ func TestDiagnose(t *testing.T) {
 				p.Status.AllocatedIPs = ptr.To(`{"10.1.0.10":{"pod":"ns/p9","podUid":"u9"},"10.1.0.10":{"pod":"ns/p1","podUid":"u1"},"10.1.0.11":{"pod":"ns/p2","podUid":"u2"}}`)
 				return &Snapshot{Pools: []v2beta1.SpiderIPPool{p}, Endpoints: healthyEps, Pods: healthyPods}
 			},
-			want:    []brief{{CheckDuplicateIP, "10.1.0.10", "a", "", ""}},
-			message: `status.allocatedIPs has key "10.1.0.10" more than once`,
+			want:       []brief{{CheckDuplicateIP, "10.1.0.10", "a", "", ""}},
+			message:    `status.allocatedIPs has key "10.1.0.10" more than once`,
+			statusOnly: true,
 		},
 		{
 			name: "record and endpoint of a deleted pod",
@@ -247,8 +255,9 @@ func TestDiagnose(t *testing.T) {
 				p.Status.AllocatedIPCount = ptr.To[int64](5)
 				return &Snapshot{Pools: []v2beta1.SpiderIPPool{p}, Endpoints: healthyEps, Pods: healthyPods}
 			},
-			want:    []brief{{CheckAllocatedCount, "", "a", "", ""}},
-			message: "SpiderIPPool a: status.allocatedIPCount is 5 but status.allocatedIPs holds 2 records",
+			want:         []brief{{CheckAllocatedCount, "", "a", "", ""}},
+			message:      "SpiderIPPool a: status.allocatedIPCount is 5 but status.allocatedIPs holds 2 records",
+			blockMessage: "SpiderIPPool a: status.allocatedIPCount is 5 but its SpiderIPBlocks hold 2 records",
 		},
 		{
 			name: "record outside the pool's IPs",
@@ -271,6 +280,7 @@ func TestDiagnose(t *testing.T) {
 				{CheckEndpointNotRecorded, "10.1.0.10", "a", "ns/p1", "ns/p1"},
 				{CheckEndpointNotRecorded, "10.1.0.11", "a", "ns/p2", "ns/p2"},
 			},
+			statusOnly: true,
 		},
 		{
 			name:  "scoped to other pools",
@@ -280,9 +290,155 @@ func TestDiagnose(t *testing.T) {
 			},
 		},
 	}
+	for _, blocks := range []bool{false, true} {
+		for _, tc := range tests {
+			if blocks && tc.statusOnly {
+				continue
+			}
+			name, message := "status/"+tc.name, tc.message
+			if blocks {
+				name = "blocks/" + tc.name
+				if tc.blockMessage != "" {
+					message = tc.blockMessage
+				}
+			}
+			t.Run(name, func(t *testing.T) {
+				snap := tc.snap(t)
+				if blocks {
+					snap = inBlocks(t, snap)
+				}
+				got, err := Diagnose(context.Background(), snap, DoctorOptions{EnableStatefulSet: tc.sts, StatefulSetWants: wants, Pools: tc.pools})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d := cmp.Diff(tc.want, briefs(got)); d != "" {
+					t.Errorf("findings (-want +got):\n%s\nfull: %+v", d, got)
+				}
+				if message != "" && (len(got) == 0 || !strings.Contains(got[0].Message, message)) {
+					t.Errorf("first finding %+v does not say %q", got, message)
+				}
+			})
+		}
+	}
+}
+
+// inBlocks returns s with every pool in block format (blockstoretest.InBlocks): its records in
+// SpiderIPBlocks of node-1 and left out of its status, whose count stays as s had it (a count
+// that disagrees with the records is a mirror behind).
+func inBlocks(t *testing.T, s *Snapshot) *Snapshot {
+	t.Helper()
+	out := *s
+	out.Pools = nil
+	for i := range s.Pools {
+		p, blocks := blockstoretest.InBlocks(t, &s.Pools[i], "node-1")
+		if c := s.Pools[i].Status.AllocatedIPCount; c != nil {
+			p.Status.AllocatedIPCount = ptr.To(*c)
+		}
+		out.Pools = append(out.Pools, *p)
+		for _, b := range blocks {
+			out.Blocks = append(out.Blocks, *b)
+		}
+	}
+	return &out
+}
+
+// What only blocks can get wrong, and what their pool's status (the mirror) must not be read for.
+func TestDiagnoseBlocks(t *testing.T) {
+	const subnet = "10.1.0.0/24"
+	ips := []string{"10.1.0.10-10.1.0.40"}
+	pods := []corev1.Pod{testPod("ns", "p1", "u1", corev1.PodRunning), testPod("ns", "p2", "u2", corev1.PodRunning)}
+	eps := []v2beta1.SpiderEndpoint{
+		testEndpoint("ns", "p1", "u1", [3]string{"eth0", "10.1.0.10/24", "a"}),
+		testEndpoint("ns", "p2", "u2", [3]string{"eth0", "10.1.0.33/24", "a"}),
+	}
+	// healthy is pool a with one record in each of two blocks.
+	healthy := func(t *testing.T) *Snapshot {
+		return inBlocks(t, &Snapshot{Pools: []v2beta1.SpiderIPPool{testPool(t, "a", subnet, ips, rec{"10.1.0.10": "ns/p1@u1", "10.1.0.33": "ns/p2@u2"})},
+			Endpoints: eps, Pods: pods})
+	}
+	tests := []struct {
+		name    string
+		snap    func(t *testing.T) *Snapshot
+		want    []brief
+		message string // a substring of the first finding's message
+	}{
+		{name: "healthy", snap: healthy},
+		{
+			name: "the mirror's records are not read",
+			snap: func(t *testing.T) *Snapshot {
+				s := healthy(t)
+				s.Pools[0].Status.AllocatedIPs = ptr.To(`{"10.1.0.12":{"pod":"ns/gone","podUid":"g"}}`)
+				return s
+			},
+		},
+		{
+			name: "blocks of another incarnation of the pool are not its records",
+			snap: func(t *testing.T) *Snapshot {
+				s := healthy(t)
+				stale := s.Blocks[0].DeepCopy()
+				stale.Name, stale.Spec.PoolUID = "a.old", "uid-old"
+				stale.Spec.Records = map[string]ipblock.BlockRecord{"10.1.0.11": {Pod: "ns/gone", PodUID: "g"}}
+				s.Blocks = append(s.Blocks, *stale)
+				return s
+			},
+		},
+		{
+			name: "blocks of a pool in status format are not read",
+			snap: func(t *testing.T) *Snapshot {
+				s := healthy(t)
+				p := testPool(t, "b", subnet, []string{"10.1.0.50-10.1.0.60"}, nil)
+				converting := testPool(t, "b", subnet, nil, rec{"10.1.0.50": "ns/gone@g"})
+				_, blocks := blockstoretest.InBlocks(t, &converting, "")
+				s.Pools = append(s.Pools, p)
+				s.Blocks = append(s.Blocks, *blocks[0])
+				return s
+			},
+		},
+		{
+			name: "record outside its block",
+			snap: func(t *testing.T) *Snapshot {
+				s := healthy(t)
+				s.Blocks[0].Spec.Records["10.1.0.34"] = ipblock.BlockRecord{Pod: "ns/p2", PodUID: "u2"}
+				return s
+			},
+			want: []brief{
+				{CheckBadRecord, "10.1.0.34", "a", "", "ns/p2"},
+				{CheckAllocatedCount, "", "a", "", ""},
+				{CheckRecordWithoutEndpoint, "10.1.0.34", "a", "ns/p2", "ns/p2"},
+			},
+			message: "records 10.1.0.34 for pod ns/p2 (UID u2), outside its range 10.1.0.0/27",
+		},
+		{
+			name: "one address in two blocks",
+			snap: func(t *testing.T) *Snapshot {
+				s := healthy(t)
+				s.Blocks[1].Spec.Records["10.1.0.10"] = ipblock.BlockRecord{Pod: "ns/p2", PodUID: "u2"}
+				s.Pools[0].Status.AllocatedIPCount = ptr.To[int64](3)
+				return s
+			},
+			want: []brief{
+				{CheckBadRecord, "10.1.0.10", "a", "", "ns/p2"},
+				{CheckDuplicateIP, "10.1.0.10", "a", "", "ns/p1,ns/p2"},
+				{CheckRecordWithoutEndpoint, "10.1.0.10", "a", "ns/p2", "ns/p2"},
+			},
+		},
+		{
+			name: "record of a deleted pod",
+			snap: func(t *testing.T) *Snapshot {
+				s := healthy(t)
+				s.Pods = s.Pods[1:]
+				return s
+			},
+			want: []brief{
+				{CheckOrphanRecord, "10.1.0.10", "a", "", "ns/p1"},
+				{CheckOrphanEndpoint, "", "a", "ns/p1", "ns/p1"},
+			},
+			message: "SpiderIPPool a records 10.1.0.10 for pod ns/p1 (UID u1), which is gone",
+		},
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := Diagnose(context.Background(), tc.snap(t), DoctorOptions{EnableStatefulSet: tc.sts, StatefulSetWants: wants, Pools: tc.pools})
+			got, err := Diagnose(context.Background(), tc.snap(t), DoctorOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}

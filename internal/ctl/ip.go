@@ -15,9 +15,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/binding"
 	"github.com/spiderpool-go/spiderpool/internal/ip"
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
-	"github.com/spiderpool-go/spiderpool/internal/ipam/kubestore"
 	"github.com/spiderpool-go/spiderpool/internal/workload"
 )
 
@@ -276,8 +276,12 @@ func refuse(ctx context.Context, c client.Reader, addr netip.Addr, h Holder, ena
 // release removes addr's records and endpoint entries.
 func release(ctx context.Context, c client.Client, cmd *cobra.Command, addr netip.Addr, rep *IPReport) error {
 	out := cmd.OutOrStdout()
-	// Unbatched: one live read and one compare-and-swap write per call, retried on conflicts.
-	store := kubestore.New(c, c, kubestore.Options{Unbatched: true})
+	// One live read and one compare-and-swap write per call, retried on conflicts, on the pool's
+	// status or, for a pool in block format, on the block holding the address.
+	store, err := binding.NewStore(c, "")
+	if err != nil {
+		return err
+	}
 	var errs []error
 	for _, h := range rep.Holders {
 		if !h.Recorded {

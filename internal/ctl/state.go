@@ -4,14 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	ipblock "github.com/spiderpool-go/spiderpool/api/ipblock/v1alpha1"
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/ip"
 	"github.com/spiderpool-go/spiderpool/internal/workload"
@@ -20,18 +23,33 @@ import (
 // Snapshot is the cluster state the commands reason about. The doctor checks are pure functions
 // of it, so they are tested on objects built in memory.
 type Snapshot struct {
-	Pools     []v2beta1.SpiderIPPool
+	Pools []v2beta1.SpiderIPPool
+	// Blocks hold the records of the pools in block format (docs/design/ipam-blocks.md), whose
+	// status is only the controller's mirror; a block of no pool of Pools (by name and UID) is
+	// left out.
+	Blocks    []ipblock.SpiderIPBlock
 	Endpoints []v2beta1.SpiderEndpoint
 	// Pods are the pods the records and endpoints may name; a missing pod is a pod that is gone.
 	Pods []corev1.Pod
 }
 
-// loadSnapshot lists pools and endpoints, and every pod when withPods.
+// loadSnapshot lists pools, the blocks of the pools in block format, and endpoints, and every pod
+// when withPods.
 func loadSnapshot(ctx context.Context, c client.Reader, withPods bool) (*Snapshot, error) {
 	s := &Snapshot{}
 	var pools v2beta1.SpiderIPPoolList
 	if err := c.List(ctx, &pools); err != nil {
 		return nil, fmt.Errorf("list SpiderIPPools: %w", err)
+	}
+	if i := slices.IndexFunc(pools.Items, func(p v2beta1.SpiderIPPool) bool { return ipblock.InBlocks(&p) }); i >= 0 {
+		var blocks ipblock.SpiderIPBlockList
+		if err := c.List(ctx, &blocks); err != nil {
+			if meta.IsNoMatchError(err) {
+				return nil, fmt.Errorf("SpiderIPPool %s keeps its records in SpiderIPBlocks, a kind this cluster does not serve: install the chart's CRDs: %w", pools.Items[i].Name, err)
+			}
+			return nil, fmt.Errorf("list SpiderIPBlocks: %w", err)
+		}
+		s.Blocks = blocks.Items
 	}
 	var eps v2beta1.SpiderEndpointList
 	if err := c.List(ctx, &eps); err != nil {
@@ -48,7 +66,7 @@ func loadSnapshot(ctx context.Context, c client.Reader, withPods bool) (*Snapsho
 	return s, nil
 }
 
-// Record is one entry of a pool's status.allocatedIPs.
+// Record is one entry of a pool's status.allocatedIPs, or of its blocks' records.
 type Record struct {
 	Pool   string     `json:"pool"`
 	Addr   netip.Addr `json:"ip"`
@@ -84,6 +102,8 @@ type index struct {
 	problems []Finding
 	// undecodable are the pools whose status.allocatedIPs does not decode at all.
 	undecodable map[string]bool
+	// blocks are the SpiderIPBlocks of each pool in block format, by pool name.
+	blocks map[string][]*ipblock.SpiderIPBlock
 }
 
 func newIndex(s *Snapshot) *index {
@@ -98,15 +118,24 @@ func newIndex(s *Snapshot) *index {
 		pods:      map[string]*corev1.Pod{},
 
 		undecodable: map[string]bool{},
+		blocks:      map[string][]*ipblock.SpiderIPBlock{},
 	}
 	for i := range s.Pods {
 		x.pods[key(&s.Pods[i])] = &s.Pods[i]
+	}
+	for i := range s.Blocks {
+		b := &s.Blocks[i]
+		x.blocks[b.Spec.Pool] = append(x.blocks[b.Spec.Pool], b)
 	}
 	pools := slices.Clone(s.Pools)
 	slices.SortFunc(pools, func(a, b v2beta1.SpiderIPPool) int { return strings.Compare(a.Name, b.Name) })
 	for i := range pools {
 		p := &pools[i]
 		x.pools[p.Name] = p
+		if ipblock.InBlocks(p) {
+			x.addRecords(p.Name, x.blockRecords(p))
+			continue
+		}
 		if p.Status.AllocatedIPs != nil {
 			for _, k := range repeatedKeys(*p.Status.AllocatedIPs) {
 				x.problems = append(x.problems, Finding{Check: CheckDuplicateIP, IP: k, Pools: []string{p.Name},
@@ -130,18 +159,7 @@ func newIndex(s *Snapshot) *index {
 			}
 			recs = append(recs, Record{Pool: p.Name, Addr: addr, Pod: a.NamespacedName, PodUID: a.PodUID})
 		}
-		slices.SortFunc(recs, func(a, b Record) int {
-			// Two keys may spell one address: order them by holder so that output is stable.
-			if c := a.Addr.Compare(b.Addr); c != 0 {
-				return c
-			}
-			return strings.Compare(a.Pod+"@"+a.PodUID, b.Pod+"@"+b.PodUID)
-		})
-		x.poolOf[p.Name] = recs
-		x.records = append(x.records, recs...)
-		for _, r := range recs {
-			x.byAddr[r.Addr] = append(x.byAddr[r.Addr], r)
-		}
+		x.addRecords(p.Name, recs)
 	}
 	eps := slices.Clone(s.Endpoints)
 	slices.SortFunc(eps, func(a, b v2beta1.SpiderEndpoint) int { return strings.Compare(key(&a), key(&b)) })
@@ -169,6 +187,58 @@ func newIndex(s *Snapshot) *index {
 		}
 	}
 	return x
+}
+
+// addRecords indexes recs, the records of pool.
+func (x *index) addRecords(pool string, recs []Record) {
+	slices.SortFunc(recs, func(a, b Record) int {
+		// Two keys may spell one address: order them by holder so that output is stable.
+		if c := a.Addr.Compare(b.Addr); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Pod+"@"+a.PodUID, b.Pod+"@"+b.PodUID)
+	})
+	x.poolOf[pool] = recs
+	x.records = append(x.records, recs...)
+	for _, r := range recs {
+		x.byAddr[r.Addr] = append(x.byAddr[r.Addr], r)
+	}
+}
+
+// blockRecords returns the records of p, a pool in block format, from its blocks (those of its
+// name and UID: a deleted incarnation's blocks are not its own), and notes as problems the keys
+// that are no address and the records outside their block's range. Such a record is still
+// reported as the pool's, as one outside the pool's IPs is: it claims the address all the same.
+// An address recorded by two blocks comes out twice, a duplicate.
+func (x *index) blockRecords(p *v2beta1.SpiderIPPool) []Record {
+	var recs []Record
+	blocks := slices.Clone(x.blocks[p.Name])
+	slices.SortFunc(blocks, func(a, b *ipblock.SpiderIPBlock) int { return strings.Compare(a.Name, b.Name) })
+	for _, b := range blocks {
+		if b.Spec.PoolUID != string(p.UID) {
+			continue
+		}
+		prefix, perr := netip.ParsePrefix(b.Spec.CIDR)
+		if perr != nil {
+			x.problems = append(x.problems, Finding{Check: CheckBadRecord, Pools: []string{p.Name},
+				Message: fmt.Sprintf("SpiderIPBlock %s of SpiderIPPool %s: spec.cidr %q: %v", b.Name, p.Name, b.Spec.CIDR, perr)})
+		}
+		for _, k := range slices.Sorted(maps.Keys(b.Spec.Records)) {
+			r := b.Spec.Records[k]
+			addr, err := ip.ParseAddr(k)
+			if err != nil {
+				x.problems = append(x.problems, Finding{Check: CheckBadRecord, IP: k, Pools: []string{p.Name}, Pods: []string{r.Pod},
+					Message: fmt.Sprintf("SpiderIPBlock %s of SpiderIPPool %s: spec.records key %q: %v", b.Name, p.Name, k, err)})
+				continue
+			}
+			if perr == nil && !prefix.Contains(addr) {
+				x.problems = append(x.problems, Finding{Check: CheckBadRecord, IP: addr.String(), Pools: []string{p.Name}, Pods: []string{r.Pod},
+					Message: fmt.Sprintf("SpiderIPBlock %s of SpiderIPPool %s records %s for pod %s (UID %s), outside its range %s", b.Name, p.Name, addr, r.Pod, r.PodUID, prefix)})
+			}
+			recs = append(recs, Record{Pool: p.Name, Addr: addr, Pod: r.Pod, PodUID: r.PodUID})
+		}
+	}
+	return recs
 }
 
 // parseEndpointAddr reads "addr/prefix" or a bare address.

@@ -16,7 +16,6 @@ import (
 
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/controller"
-	"github.com/spiderpool-go/spiderpool/internal/ipam/kubestore"
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
 )
 
@@ -24,12 +23,17 @@ import (
 // a leaked IP is back within 60 s.
 const gcReclaimBudget = 60 * time.Second
 
-// startGCController runs a manager with only the IP GC until the test ends.
+// startGCController runs a manager with only the IP GC until the test ends, with the store and
+// SpiderIPBlock handling spiderpool-controller gives it.
 func startGCController(t *testing.T, opts controller.GCOptions) *controller.GCReconciler {
 	t.Helper()
 	var gc *controller.GCReconciler
 	runManager(t, func(mgr ctrl.Manager) error {
-		store := kubestore.New(mgr.GetCache(), env.Client, kubestore.Options{})
+		store, blocks, err := controller.NewGCStore(mgr, env.Client)
+		if err != nil {
+			return err
+		}
+		opts.BlockRecords = blocks
 		gc = controller.NewGCReconciler(mgr.GetClient(), mgr.GetAPIReader(), store, opts)
 		return gc.SetupWithManager(mgr)
 	})

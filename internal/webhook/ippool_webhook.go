@@ -10,7 +10,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	ipblock "github.com/spiderpool-go/spiderpool/api/ipblock/v1alpha1"
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/ipam/blockstore"
 )
 
 var (
@@ -27,6 +29,9 @@ type IPPoolWebhook struct {
 	// EnableSpiderSubnet is ipam.spiderSubnet.enable: a pool created without a gateway or routes
 	// takes them from the SpiderSubnet of its CIDR.
 	EnableSpiderSubnet bool
+	// BlockReader reads the SpiderIPBlocks of a pool in block format, whose status is only a
+	// mirror: the API reader, so that an update never removes an address a block records.
+	BlockReader client.Reader
 }
 
 // Default implements admission.Defaulter.
@@ -82,6 +87,17 @@ func (w *IPPoolWebhook) ValidateUpdate(ctx context.Context, oldPool, newPool *v2
 	// are not judged by rules the stored spec may predate: a pool must always be able to go away.
 	if apiequality.Semantic.DeepEqual(oldPool.Spec, newPool.Spec) {
 		return nil, nil
+	}
+	if ipblock.InBlocks(oldPool) {
+		// The records are in the blocks: judge the update against them, not the mirror.
+		allocs, err := blockstore.Allocations(ctx, w.BlockReader, oldPool)
+		if err != nil {
+			return nil, apierrors.NewInternalError(fmt.Errorf("read the records of IPPool %q: %w", oldPool.Name, err))
+		}
+		oldPool = oldPool.DeepCopy()
+		if err := oldPool.Status.SetAllocations(allocs); err != nil {
+			return nil, apierrors.NewInternalError(fmt.Errorf("IPPool %q: %w", oldPool.Name, err))
+		}
 	}
 	errs := v2beta1.ValidateSpiderIPPoolUpdate(newPool, oldPool, w.EnableIPv4, w.EnableIPv6)
 	if len(errs) == 0 {

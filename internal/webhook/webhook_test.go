@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -19,7 +20,9 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	ipblock "github.com/spiderpool-go/spiderpool/api/ipblock/v1alpha1"
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/ipam/blockstore/blockstoretest"
 	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
@@ -230,5 +233,33 @@ func TestCacheReaderWaitsForStart(t *testing.T) {
 	var notStarted *cache.ErrCacheNotStarted
 	if err := r.List(ctx, &pools); !errors.As(err, &notStarted) {
 		t.Errorf("List() with a done context = %v, want ErrCacheNotStarted", err)
+	}
+}
+
+// A pool in block format is judged by its blocks' records, not by its status mirror: removing an
+// address a block records is refused even when the mirror (past its bound) lists nothing.
+func TestIPPoolWebhookUpdateInBlocks(t *testing.T) {
+	ctx := context.Background()
+	stored := build.Pool("blk", "10.6.0.0/16", build.NoVersion(), build.IPs("10.6.0.10-10.6.0.20"),
+		build.Allocated("10.6.0.12", "default/x", "u"))
+	stored, blks := blockstoretest.InBlocks(t, stored, "n1")
+	s := runtime.NewScheme()
+	utilruntime.Must(v2beta1.AddToScheme(s))
+	utilruntime.Must(ipblock.AddToScheme(s))
+	b := fake.NewClientBuilder().WithScheme(s)
+	for _, blk := range blks {
+		b = b.WithObjects(blk)
+	}
+	w := &IPPoolWebhook{Reader: newAPIClient(t), BlockReader: b.Build(), EnableIPv4: true}
+
+	shrunk := stored.DeepCopy()
+	shrunk.Spec.IPs = []string{"10.6.0.13-10.6.0.20"}
+	_, err := w.ValidateUpdate(ctx, stored, shrunk)
+	wantInvalid(t, err, "SpiderIPPool", "blk", "spec.ips", "10.6.0.12")
+
+	kept := stored.DeepCopy()
+	kept.Spec.IPs = []string{"10.6.0.11-10.6.0.20"}
+	if _, err := w.ValidateUpdate(ctx, stored, kept); err != nil {
+		t.Errorf("update keeping every recorded address refused: %v", err)
 	}
 }

@@ -82,7 +82,7 @@ bench: ## benchmarks; prints figures and ratios (IPAM benchmark: JSON report in 
 	$(GO_TEST) -run='^$$' -bench=. -benchmem -benchtime=200ms ./internal/ip/...
 	go run ./bench/ipam -out $(OUT)/bench $(BENCH_FLAGS)
 
-bench-scale: build ## scale benchmark: a real agent's memory with 100 pools x 4,096 addresses and 5,000 endpoints cached (JSON report in _output/bench)
+bench-scale: build ## scale benchmark: agent memory (100 pools x 4,096 addresses, 5,000 endpoints), a 65,536-address block pool filled and emptied, apiserver watch bytes per allocation (100/1,000 watchers) (JSON report in _output/bench)
 	@test -x $(TOOLS_BIN)/kube-apiserver || { echo "run make tools first"; exit 1; }
 	go run ./bench/scale -agent $(OUT)/bin/spiderpool-agent -out $(OUT)/bench $(BENCH_SCALE_FLAGS)
 

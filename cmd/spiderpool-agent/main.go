@@ -197,7 +197,7 @@ func run() error {
 	fs.DurationVar(&cfg.AllocateTimeout, "allocate-timeout", cfg.AllocateTimeout, "time budget of one ADD or DEL, retries included")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight requests may finish after SIGTERM")
 	fs.BoolVar(&cfg.Unbatched, "unbatched", cfg.Unbatched, "write each request's pool update on its own (benchmark baseline)")
-	fs.IntVar(&cfg.MaxRecords, "max-records", cfg.MaxRecords, "maximum records of one IPPool (env SPIDERPOOL_IPPOOL_MAX_ALLOCATED_IPS)")
+	fs.IntVar(&cfg.MaxRecords, "max-records", cfg.MaxRecords, "maximum records of one IPPool that keeps them in its status (env SPIDERPOOL_IPPOOL_MAX_ALLOCATED_IPS); pools in block format are not capped")
 	fs.BoolVar(&cfg.EnableIPConflictDetection, "enable-ip-conflict-detection", cfg.EnableIPConflictDetection, "ask the plugin to probe for address conflicts (ipam.enableIPConflictDetection)")
 	fs.BoolVar(&cfg.EnableGatewayDetection, "enable-gateway-detection", cfg.EnableGatewayDetection, "ask the plugin to probe the gateway (ipam.enableGatewayDetection)")
 	fs.DurationVar(&cfg.ConflictQuarantine, "ip-conflict-quarantine", ipam.DefaultQuarantine, "how long an address found in use by another host is held back from allocation")

@@ -48,7 +48,8 @@ type PoolState struct {
 	subnet  netip.Prefix
 	usable  ip.Set
 	records map[netip.Addr]Owner
-	used    []netip.Addr // keys of records, ascending, as ip.Set.FirstFree wants them
+	used    []netip.Addr            // keys of records, ascending, as ip.Set.FirstFree wants them
+	byUID   map[string][]netip.Addr // addresses of each pod UID, ascending; built on first use
 
 	journal []change // every mutation, so that Apply can undo a failed function
 	dirty   int      // mutations not undone
@@ -64,7 +65,6 @@ type view struct {
 	complete bool           // loaded covers every range holding a record of the pool
 	owners   bool           // the records include every record of any pod UID asked about
 	alloc    ip.Set         // where Allocate may take a new address
-	others   int            // records of the pool outside loaded, for MaxRecords
 
 	misses     []netip.Addr // addresses consulted outside loaded
 	wantOwners []string     // pod UIDs ReleaseOwner searched for while the view was not complete
@@ -91,8 +91,6 @@ type View struct {
 	// blocks, or a block it borrows from). It must lie inside Loaded; it is intersected with the
 	// pool's usable addresses.
 	Allocatable ip.Set
-	// Others is the number of the pool's records outside Loaded, for Claim.MaxRecords.
-	Others int
 }
 
 // Wants is what the functions run on a view asked for that the view does not hold: the Store
@@ -188,7 +186,7 @@ func NewPoolView(pool *v2beta1.SpiderIPPool, v View) (*PoolState, error) {
 		usable:  usable,
 		records: make(map[netip.Addr]Owner, len(v.Records)),
 		used:    make([]netip.Addr, 0, len(v.Records)),
-		view:    &view{loaded: loaded, complete: v.Complete, owners: v.OwnersComplete, alloc: alloc, others: max(v.Others, 0)},
+		view:    &view{loaded: loaded, complete: v.Complete, owners: v.OwnersComplete, alloc: alloc},
 	}
 	for addr, o := range v.Records {
 		if !s.inLoaded(addr) {
@@ -297,13 +295,14 @@ func (s *PoolState) All() iter.Seq2[netip.Addr, Owner] {
 // returned without a change. Otherwise the first address of usable minus
 // c.Reserved that is not recorded, searching from c.Offset and wrapping, is
 // recorded for c.Owner. It fails with an error wrapping ErrPoolExhausted when
-// no address is free or the pool holds c.MaxRecords records.
+// no address is free or the pool holds c.MaxRecords records (a pool in status
+// format: a view of a pool in blocks has no cap).
 func (s *PoolState) Allocate(c Claim) (addr netip.Addr, reused bool, err error) {
 	if c.PodUID == "" {
 		return netip.Addr{}, false, errors.New("allocate: empty pod UID")
 	}
-	for _, a := range s.used {
-		if s.records[a].PodUID == c.PodUID && !slices.Contains(c.Avoid, a) {
+	for _, a := range s.held(c.PodUID) {
+		if !slices.Contains(c.Avoid, a) {
 			return a, true, nil
 		}
 	}
@@ -311,14 +310,13 @@ func (s *PoolState) Allocate(c Claim) (addr netip.Addr, reused bool, err error) 
 	if limit <= 0 {
 		limit = DefaultMaxRecords
 	}
-	total := len(s.records)
 	free := s.usable
 	if s.view != nil {
-		total += s.view.others
+		// A pool in blocks has no status to outgrow: MaxRecords, which exists because of the
+		// status's size, does not apply.
 		free = s.view.alloc
-	}
-	if total >= limit {
-		return netip.Addr{}, false, fmt.Errorf("IPPool %q holds %d IP records, the maximum: %w", s.pool.Name, total, ErrPoolExhausted)
+	} else if len(s.records) >= limit {
+		return netip.Addr{}, false, fmt.Errorf("IPPool %q holds %d IP records, the maximum: %w", s.pool.Name, len(s.records), ErrPoolExhausted)
 	}
 	free = free.Subtract(c.Reserved)
 	a, ok := free.FirstFree(s.used, c.Offset)
@@ -373,16 +371,25 @@ func (s *PoolState) ReleaseOwner(podUID string) []netip.Addr {
 	if s.view != nil && !s.view.complete && !s.view.owners && !slices.Contains(s.view.wantOwners, podUID) {
 		s.view.wantOwners = append(s.view.wantOwners, podUID)
 	}
-	var out []netip.Addr
-	for _, a := range s.used {
-		if s.records[a].PodUID == podUID {
-			out = append(out, a)
-		}
-	}
+	out := slices.Clone(s.held(podUID))
 	for _, a := range out {
 		s.set(a, Owner{}, false)
 	}
 	return out
+}
+
+// held returns the addresses podUID holds, ascending; callers must not modify the slice. The
+// index is built on first use: a pool's view may hold thousands of records, and every Allocate
+// asks.
+func (s *PoolState) held(podUID string) []netip.Addr {
+	if s.byUID == nil {
+		s.byUID = make(map[string][]netip.Addr, len(s.records))
+		for _, a := range s.used { // ascending, so each list is too
+			uid := s.records[a].PodUID
+			s.byUID[uid] = append(s.byUID[uid], a)
+		}
+	}
+	return s.byUID[podUID]
 }
 
 // Apply runs fn on s and undoes fn's changes if it fails, so that a Store
@@ -430,7 +437,17 @@ func (s *PoolState) set(addr netip.Addr, o Owner, present bool) {
 
 // put changes the records and keeps used sorted.
 func (s *PoolState) put(addr netip.Addr, o Owner, present bool) {
-	_, had := s.records[addr]
+	prev, had := s.records[addr]
+	if s.byUID != nil {
+		if had {
+			s.byUID[prev.PodUID] = slices.DeleteFunc(s.byUID[prev.PodUID], func(a netip.Addr) bool { return a == addr })
+		}
+		if present {
+			l := s.byUID[o.PodUID]
+			j, _ := slices.BinarySearchFunc(l, addr, netip.Addr.Compare)
+			s.byUID[o.PodUID] = slices.Insert(l, j, addr)
+		}
+	}
 	i, _ := slices.BinarySearchFunc(s.used, addr, netip.Addr.Compare)
 	switch {
 	case present && !had:

@@ -1,6 +1,9 @@
 package v1alpha1
 
 import (
+	"encoding/json"
+	"fmt"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -63,9 +66,47 @@ type SpiderIPBlockSpec struct {
 	// +optional
 	Node string `json:"node,omitempty"`
 
-	// records maps each address of the range that is in use to its holder.
+	// records maps each address of the range that is in use to its holder, encoded as one JSON
+	// string (as SpiderIPPool.status.allocatedIPs is): the API server then tracks one field in
+	// managedFields instead of one per address, which halves the object.
 	// +optional
-	Records map[string]BlockRecord `json:"records,omitempty"`
+	Records BlockRecords `json:"records,omitempty"`
+}
+
+// BlockRecords maps each address in use to its holder. Its JSON form is a string holding the
+// JSON object.
+// +kubebuilder:validation:Type=string
+// +kubebuilder:validation:Schemaless
+type BlockRecords map[string]BlockRecord
+
+// MarshalJSON encodes the records as a JSON string of the JSON object.
+func (r BlockRecords) MarshalJSON() ([]byte, error) {
+	inner, err := json.Marshal(map[string]BlockRecord(r))
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(string(inner))
+}
+
+// UnmarshalJSON decodes the string form; an object is taken as well.
+func (r *BlockRecords) UnmarshalJSON(b []byte) error {
+	var m map[string]BlockRecord
+	if len(b) > 0 && b[0] == '"' {
+		var inner string
+		if err := json.Unmarshal(b, &inner); err != nil {
+			return err
+		}
+		if inner == "" {
+			*r = nil
+			return nil
+		}
+		b = []byte(inner)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("records: %w", err)
+	}
+	*r = m
+	return nil
 }
 
 // BlockRecord is the holder of one address: the same fields as a record of

@@ -148,22 +148,23 @@ func TestPlan(t *testing.T) {
 		want    Plan
 	}{
 		{"nothing claimed: claim", nil, Plan{Claim, netip.Prefix{}}},
-		{"own block with room", []Claimed{{blk("10.6.0.0/30"), "a", addrs("10.6.0.0")}}, Plan{FromOwn, blk("10.6.0.0/30")}},
+		{"a block known only by name is full", []Claimed{{Prefix: blk("10.6.0.0/30"), Node: "b", Full: true}, {Prefix: blk("10.6.0.4/30"), Node: "b", Full: true}, {Prefix: blk("10.6.0.8/30"), Node: "b", Full: true}, {Prefix: blk("10.6.0.12/30"), Node: "b", Full: true}}, Plan{Exhausted, netip.Prefix{}}},
+		{"own block with room", []Claimed{{Prefix: blk("10.6.0.0/30"), Node: "a", Used: addrs("10.6.0.0")}}, Plan{FromOwn, blk("10.6.0.0/30")}},
 		{"fullest own block first", []Claimed{
-			{blk("10.6.0.0/30"), "a", addrs("10.6.0.0")},
-			{blk("10.6.0.4/30"), "a", addrs("10.6.0.4", "10.6.0.5", "10.6.0.6")},
+			{Prefix: blk("10.6.0.0/30"), Node: "a", Used: addrs("10.6.0.0")},
+			{Prefix: blk("10.6.0.4/30"), Node: "a", Used: addrs("10.6.0.4", "10.6.0.5", "10.6.0.6")},
 		}, Plan{FromOwn, blk("10.6.0.4/30")}},
-		{"own full: claim another", []Claimed{{blk("10.6.0.0/30"), "a", addrs("10.6.0.0", "10.6.0.1", "10.6.0.2", "10.6.0.3")}},
+		{"own full: claim another", []Claimed{{Prefix: blk("10.6.0.0/30"), Node: "a", Used: addrs("10.6.0.0", "10.6.0.1", "10.6.0.2", "10.6.0.3")}},
 			Plan{Claim, netip.Prefix{}}},
 		{"all claimed: borrow the emptiest", []Claimed{
-			{blk("10.6.0.0/30"), "a", addrs("10.6.0.0", "10.6.0.1", "10.6.0.2", "10.6.0.3")},
-			{blk("10.6.0.4/30"), "b", addrs("10.6.0.4", "10.6.0.5", "10.6.0.6")},
-			{blk("10.6.0.8/30"), "", addrs("10.6.0.8")},
+			{Prefix: blk("10.6.0.0/30"), Node: "a", Used: addrs("10.6.0.0", "10.6.0.1", "10.6.0.2", "10.6.0.3")},
+			{Prefix: blk("10.6.0.4/30"), Node: "b", Used: addrs("10.6.0.4", "10.6.0.5", "10.6.0.6")},
+			{Prefix: blk("10.6.0.8/30"), Node: "", Used: addrs("10.6.0.8")},
 		}, Plan{Borrow, blk("10.6.0.8/30")}},
 		{"exhausted", []Claimed{
-			{blk("10.6.0.0/30"), "a", addrs("10.6.0.0", "10.6.0.1", "10.6.0.2", "10.6.0.3")},
-			{blk("10.6.0.4/30"), "b", addrs("10.6.0.4", "10.6.0.5", "10.6.0.6", "10.6.0.7")},
-			{blk("10.6.0.8/30"), "c", addrs("10.6.0.8", "10.6.0.9", "10.6.0.10", "10.6.0.11")},
+			{Prefix: blk("10.6.0.0/30"), Node: "a", Used: addrs("10.6.0.0", "10.6.0.1", "10.6.0.2", "10.6.0.3")},
+			{Prefix: blk("10.6.0.4/30"), Node: "b", Used: addrs("10.6.0.4", "10.6.0.5", "10.6.0.6", "10.6.0.7")},
+			{Prefix: blk("10.6.0.8/30"), Node: "c", Used: addrs("10.6.0.8", "10.6.0.9", "10.6.0.10", "10.6.0.11")},
 		}, Plan{Exhausted, netip.Prefix{}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -15,6 +15,9 @@ type Claimed struct {
 	Prefix netip.Prefix
 	Node   string
 	Used   []netip.Addr
+	// Full marks a block to treat as having no free address whatever Used says: a block known
+	// only by name, or one that has just failed to serve.
+	Full bool
 }
 
 // Pool is one pool as the planner sees it: its layout, its usable addresses (ips minus
@@ -52,6 +55,9 @@ type Plan struct {
 
 // free returns the number of usable addresses of c not held by its records.
 func (p *Pool) free(c *Claimed) int64 {
+	if c.Full {
+		return 0
+	}
 	return Usable(c.Prefix, p.Usable).FreeCount(c.Used)
 }
 
@@ -129,7 +135,7 @@ func (p *Pool) unclaimed(node string) (netip.Prefix, bool) {
 // false when it has none.
 func (p *Pool) Allocate(b netip.Prefix, offset uint64) (netip.Addr, bool) {
 	c, ok := p.Claimed[b]
-	if !ok {
+	if !ok || c.Full {
 		return netip.Addr{}, false
 	}
 	return Usable(b, p.Usable).FirstFree(c.Used, offset)

@@ -338,50 +338,45 @@ func (s *Store) round(ctx context.Context, name string, q *queue, r *round, batc
 		return nil, false, nil
 	}
 
-	// Write every block whose records changed; a call is answered once every block it touched is.
-	records := map[netip.Addr]ipam.Owner{}
-	for a, o := range state.All() {
-		records[a] = o
+	// Write every block whose records changed (only blocks holding a touched address can have);
+	// a call is answered once every block it touched is.
+	changed := map[netip.Prefix]bool{}
+	for _, ts := range touched {
+		for _, a := range ts {
+			if prefix, ok := layout.BlockOf(a); ok {
+				changed[prefix] = true
+			}
+		}
 	}
 	failed := map[string]bool{}
 	written := 0
 	t0 := time.Now()
-	// A record in a range with no block (AllBlocks only: an agent allocates inside its blocks)
-	// gets a block of nobody, created with it.
-	for _, ts := range touched {
-		for _, a := range ts {
-			prefix, ok := layout.BlockOf(a)
-			if _, held := records[a]; !ok || !held {
+	for prefix := range changed {
+		bname := blocks.Name(pool.Name, string(pool.UID), prefix)
+		records := recordsIn(state, prefix)
+		blk, exists := v.blocks[bname]
+		if !exists {
+			// A record in a range with no block (AllBlocks only: an agent allocates inside its
+			// blocks) gets a block of nobody, created with it.
+			if len(records) == 0 {
 				continue
 			}
-			bname := blocks.Name(pool.Name, string(pool.UID), prefix)
-			if _, exists := v.blocks[bname]; exists {
-				continue
-			}
-			blk := newBlock(pool, prefix, "")
-			v.blocks[bname] = blk
-			updated, _ := s.rewrite(blk, prefix, records)
-			err := s.live.Create(ctx, updated)
+			created, _ := s.rewrite(newBlock(pool, prefix, ""), records)
+			err := s.live.Create(ctx, created)
 			switch {
 			case err == nil:
 				written++
 				q.claimed[prefix] = true
-				v.blocks[bname] = updated
 			case apierrors.IsAlreadyExists(err):
 				failed[bname] = true
 				r.fetched[bname] = nil
 			default:
 				return nil, false, fmt.Errorf("create SpiderIPBlock %q: %w", bname, err)
 			}
-		}
-	}
-	for bname, blk := range v.blocks {
-		if failed[bname] || blk.ResourceVersion == "" {
 			continue
 		}
-		prefix, _ := netip.ParsePrefix(blk.Spec.CIDR)
-		updated, changed := s.rewrite(blk, prefix, records)
-		if !changed {
+		updated, differs := s.rewrite(blk, records)
+		if !differs {
 			continue
 		}
 		err := s.live.Update(ctx, updated)
@@ -543,9 +538,6 @@ func (s *Store) view(ctx context.Context, pool *v2beta1.SpiderIPPool, layout blo
 		}
 	}
 	v.Allocatable = set
-	if c := pool.Status.AllocatedIPCount; c != nil {
-		v.Others = int(*c) - len(v.Records)
-	}
 	return v, nil
 }
 
@@ -628,7 +620,7 @@ func (s *Store) grow(ctx context.Context, pool *v2beta1.SpiderIPPool, layout blo
 		known := &blocks.Pool{Layout: layout, Usable: usable, Claimed: map[netip.Prefix]*blocks.Claimed{}}
 		for p := range q.claimed {
 			// Used is unknown here; treating the block as full makes the planner claim, not borrow.
-			known.Claimed[p] = &blocks.Claimed{Prefix: p, Used: fullOf(p, usable)}
+			known.Claimed[p] = &blocks.Claimed{Prefix: p, Full: true}
 		}
 		plan := known.Plan(s.opts.NodeName)
 		if plan.Step != blocks.Claim {
@@ -639,12 +631,38 @@ func (s *Store) grow(ctx context.Context, pool *v2beta1.SpiderIPPool, layout blo
 			return ok, err
 		}
 	}
-	// Then from the apiserver's list: claim what is left, or borrow. The list may lag (it is
-	// served from the apiserver's watch cache, without the wait for a consistent read): a block
-	// created meanwhile fails the create with AlreadyExists, and a borrow from a block whose
-	// records changed loses its compare-and-swap, so a stale list costs a retry, never an address.
+	// Then from the apiserver's lists, which may lag (they are served from its watch cache,
+	// without the wait for a consistent read): a block created meanwhile fails the create with
+	// AlreadyExists, and a borrow from a block whose records changed loses its compare-and-swap,
+	// so a stale list costs a retry, never an address. First the names only, which tell which
+	// blocks are claimed (a pool of 65,536 addresses has 2,048 blocks: their records are not
+	// needed to claim one).
+	var names metav1.PartialObjectMetadataList
+	names.SetGroupVersionKind(ipblock.SchemeGroupVersion.WithKind("SpiderIPBlockList"))
+	if err := s.live.List(ctx, &names, client.MatchingLabels{ipblock.LabelPool: labelValue(pool.Name)}, fromWatchCache); err != nil {
+		return false, fmt.Errorf("list SpiderIPBlocks of IPPool %q: %w", pool.Name, err)
+	}
+	byName := &blocks.Pool{Layout: layout, Usable: usable, Claimed: map[netip.Prefix]*blocks.Claimed{}}
+	for i := range names.Items {
+		if prefix, ok := blockPrefix(names.Items[i].Name, pool, layout); ok {
+			q.claimed[prefix] = true
+			byName.Claimed[prefix] = &blocks.Claimed{Prefix: prefix, Full: true}
+		}
+	}
+	for range maxListedClaimTries {
+		plan := byName.Plan(s.opts.NodeName)
+		if plan.Step != blocks.Claim {
+			break
+		}
+		ok, err := s.claim(ctx, pool, plan.Block, q)
+		if err != nil || ok {
+			return ok, err
+		}
+		byName.Claimed[plan.Block] = &blocks.Claimed{Prefix: plan.Block, Full: true}
+	}
+	// Every block is claimed (an exact-fit pool): the records decide whom to borrow from.
 	var list ipblock.SpiderIPBlockList
-	if err := s.live.List(ctx, &list, client.MatchingLabels{ipblock.LabelPool: pool.Name}, fromWatchCache); err != nil {
+	if err := s.live.List(ctx, &list, client.MatchingLabels{ipblock.LabelPool: labelValue(pool.Name)}, fromWatchCache); err != nil {
 		return false, fmt.Errorf("list SpiderIPBlocks of IPPool %q: %w", pool.Name, err)
 	}
 	all := &blocks.Pool{Layout: layout, Usable: usable, Claimed: map[netip.Prefix]*blocks.Claimed{}}
@@ -661,7 +679,7 @@ func (s *Store) grow(ctx context.Context, pool *v2beta1.SpiderIPPool, layout blo
 		if c.Node == s.opts.NodeName || r.borrowed[b.Name] {
 			// Our own blocks are full (that is why we are here), and so are the blocks the round
 			// already borrows from: neither is a candidate.
-			c.Node, c.Used = s.opts.NodeName, fullOf(prefix, usable)
+			c.Node, c.Full = s.opts.NodeName, true
 		} else {
 			for key := range b.Spec.Records {
 				if a, err := ip.ParseAddr(key); err == nil {
@@ -680,7 +698,7 @@ func (s *Store) grow(ctx context.Context, pool *v2beta1.SpiderIPPool, layout blo
 			if err != nil || ok {
 				return ok, err
 			}
-			all.Claimed[plan.Block] = &blocks.Claimed{Prefix: plan.Block, Node: "?", Used: fullOf(plan.Block, usable)}
+			all.Claimed[plan.Block] = &blocks.Claimed{Prefix: plan.Block, Full: true}
 		case blocks.Borrow:
 			b := byPrefix[plan.Block]
 			r.borrowed[b.Name] = true
@@ -693,18 +711,25 @@ func (s *Store) grow(ctx context.Context, pool *v2beta1.SpiderIPPool, layout blo
 	return false, fmt.Errorf("IPPool %q: every block this node tried to claim was claimed first: %w", pool.Name, ipam.ErrConflict)
 }
 
-// fullOf returns every usable address of p, sorted: a block the planner must see as full.
-func fullOf(p netip.Prefix, usable ip.Set) []netip.Addr {
-	var out []netip.Addr
-	for _, r := range blocks.Usable(p, usable).Ranges() {
-		for a := r.First; ; a = a.Next() {
-			out = append(out, a)
-			if a == r.Last {
-				break
-			}
+// blockPrefix returns the range of the block named name of pool, from the address its name ends
+// with; false for a name that is not one of the pool's blocks (or does not say its range plainly,
+// as an IPv4-mapped IPv6 block: its create then tells).
+func blockPrefix(name string, pool *v2beta1.SpiderIPPool, layout blocks.Layout) (netip.Prefix, bool) {
+	i := strings.LastIndexByte(name, '.')
+	if i < 0 {
+		return netip.Prefix{}, false
+	}
+	tail := name[i+1:]
+	for _, sep := range []string{".", ":"} {
+		a, err := netip.ParseAddr(strings.ReplaceAll(tail, "-", sep))
+		if err != nil {
+			continue
+		}
+		if b, ok := layout.BlockOf(a); ok && blocks.Name(pool.Name, string(pool.UID), b) == name {
+			return b, true
 		}
 	}
-	return out
+	return netip.Prefix{}, false
 }
 
 // claim creates the block of prefix for this node; false when another node was first.
@@ -768,14 +793,25 @@ func labelValue(v string) string {
 	return v
 }
 
-// rewrite returns blk with the records of prefix from records, and whether they changed. A record
-// that is new or changed its holder names this node; the holder labels follow the records.
-func (s *Store) rewrite(blk *ipblock.SpiderIPBlock, prefix netip.Prefix, records map[netip.Addr]ipam.Owner) (*ipblock.SpiderIPBlock, bool) {
-	next := map[string]ipblock.BlockRecord{}
-	for a, o := range records {
-		if !prefix.Contains(a) {
-			continue
+// recordsIn returns the state's records inside prefix, a loaded block.
+func recordsIn(state *ipam.PoolState, prefix netip.Prefix) map[netip.Addr]ipam.Owner {
+	out := map[netip.Addr]ipam.Owner{}
+	r := ip.PrefixRange(prefix)
+	for a := r.First; ; a = a.Next() {
+		if o, ok := state.Record(a); ok {
+			out[a] = o
 		}
+		if a == r.Last {
+			return out
+		}
+	}
+}
+
+// rewrite returns blk with records, and whether they changed. A record that is new or changed its
+// holder names this node; the holder labels follow the records.
+func (s *Store) rewrite(blk *ipblock.SpiderIPBlock, records map[netip.Addr]ipam.Owner) (*ipblock.SpiderIPBlock, bool) {
+	next := make(map[string]ipblock.BlockRecord, len(records))
+	for a, o := range records {
 		key := ip.FormatAddr(a)
 		rec := ipblock.BlockRecord{Pod: o.Pod, PodUID: o.PodUID, Node: s.opts.NodeName}
 		if old, ok := blk.Spec.Records[key]; ok && old.Pod == o.Pod && old.PodUID == o.PodUID {

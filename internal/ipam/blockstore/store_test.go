@@ -22,6 +22,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/ip"
 	"github.com/spiderpool-go/spiderpool/internal/ipam"
+	"github.com/spiderpool-go/spiderpool/internal/ipam/blocks"
 	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 )
 
@@ -444,4 +445,48 @@ func TestReturnEmptyBlocks(t *testing.T) {
 	if n := blockCount(); n != 1 {
 		t.Fatalf("%d blocks after allocating again, want 1", n)
 	}
+}
+
+// A block's range is read back from its name, for the list of names that decides claims; names of
+// other pools, other incarnations or no block are not taken for one.
+func TestBlockPrefix(t *testing.T) {
+	long := pool(strings.Repeat("p", 250), "10.40.0.0/16")
+	v4 := pool("v4", "10.40.0.0/16")
+	v6 := pool("v6", "fd00:40::/64")
+	for _, tc := range []struct {
+		name  string
+		pool  *v2beta1.SpiderIPPool
+		bname string
+		want  string
+	}{
+		{"IPv4", v4, blocksName(v4, "10.40.1.32/27"), "10.40.1.32/27"},
+		{"IPv6", v6, blocksName(v6, "fd00:40::20/123"), "fd00:40::20/123"},
+		{"long pool name, hashed", long, blocksName(long, "10.40.0.0/27"), "10.40.0.0/27"},
+		{"another pool's block", v4, blocksName(v6, "fd00:40::20/123"), ""},
+		{"another incarnation", v4, strings.Replace(blocksName(v4, "10.40.1.32/27"), ".7c3e91d2.", ".00000000.", 1), ""},
+		{"not aligned", v4, "v4.7c3e91d2.10-40-1-33", ""},
+		{"no address", v4, "v4", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			subnet, _ := tc.pool.Spec.SubnetPrefix()
+			layout, err := blocks.NewLayout(subnet, blocks.DefaultBits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, ok := blockPrefix(tc.bname, tc.pool, layout)
+			if tc.want == "" {
+				if ok {
+					t.Fatalf("%q read as %s", tc.bname, got)
+				}
+				return
+			}
+			if !ok || got != netip.MustParsePrefix(tc.want) {
+				t.Fatalf("%q: %s %v, want %s", tc.bname, got, ok, tc.want)
+			}
+		})
+	}
+}
+
+func blocksName(p *v2beta1.SpiderIPPool, prefix string) string {
+	return blocks.Name(p.Name, string(p.UID), netip.MustParsePrefix(prefix))
 }

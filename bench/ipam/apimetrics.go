@@ -4,9 +4,9 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"slices"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 

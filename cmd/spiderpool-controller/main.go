@@ -136,6 +136,8 @@ func run() error {
 	fs.BoolVar(&cfg.EnableSpiderSubnet, "enable-spider-subnet", cfg.EnableSpiderSubnet, "keep SpiderSubnet status and run auto pools (ipam.spiderSubnet.enable)")
 	fs.BoolVar(&cfg.EnableAutoPool, "enable-auto-pool", cfg.EnableAutoPool, "give workloads naming a SpiderSubnet auto IPPools (ipam.spiderSubnet.autoPool.enable)")
 	fs.IntVar(&cfg.AutoPoolDefaultRedundant, "auto-pool-default-redundant-ip-number", cfg.AutoPoolDefaultRedundant, "IPs beyond the replicas in an auto pool without ipam.spidernet.io/ippool-ip-number (ipam.spiderSubnet.autoPool.defaultRedundantIPNumber)")
+	fs.BoolVar(&cfg.IPAMBlocks, "ipam-blocks", cfg.IPAMBlocks, "convert every SpiderIPPool to block format, its records in SpiderIPBlocks and its status a mirror of them (ipam.enableIPBlocks)")
+	fs.StringVar(&cfg.AgentDaemonSet, "agent-daemonset", cfg.AgentDaemonSet, "namespace/name of the spiderpool-agent DaemonSet: conversion to block format waits until its rollout is complete; empty does not wait")
 	fs.StringVar(&kubeconfig, "kubeconfig", kubeconfig, "kubeconfig file; empty means in-cluster (env KUBECONFIG)")
 	fs.TextVar(&logLevel, "log-level", logLevel, "debug, info, warn or error")
 	if err := fs.Parse(os.Args[1:]); err != nil {

@@ -55,7 +55,7 @@ func TestIPPoolReconcilerCounters(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := fake.NewClientBuilder().WithScheme(poolScheme(t)).WithObjects(tt.pool).WithStatusSubresource(tt.pool).Build()
-			r := NewIPPoolReconciler(c)
+			r := NewIPPoolReconciler(c, BlockFormat{})
 			if _, err := r.Reconcile(context.Background(), reconcile.Request{NamespacedName: client.ObjectKeyFromObject(tt.pool)}); err != nil {
 				t.Fatal(err)
 			}
@@ -86,7 +86,7 @@ func TestIPPoolReconcilerDeletion(t *testing.T) {
 	empty := held.DeepCopy()
 	empty.Name, empty.Status = "empty", v2beta1.IPPoolStatus{}
 	c := fake.NewClientBuilder().WithScheme(poolScheme(t)).WithObjects(held, empty).WithStatusSubresource(held, empty).Build()
-	r := NewIPPoolReconciler(c)
+	r := NewIPPoolReconciler(c, BlockFormat{})
 	for _, name := range []string{"held", "empty"} {
 		if _, err := r.Reconcile(context.Background(), reconcile.Request{NamespacedName: client.ObjectKey{Name: name}}); err != nil {
 			t.Fatalf("%s: %v", name, err)

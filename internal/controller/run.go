@@ -107,6 +107,12 @@ type Config struct {
 	// AutoPoolDefaultRedundant is ipam.spiderSubnet.autoPool.defaultRedundantIPNumber: an auto
 	// pool without ipam.spidernet.io/ippool-ip-number holds replicas + this many IPs.
 	AutoPoolDefaultRedundant int
+	// IPAMBlocks is ipam.enableIPBlocks: every SpiderIPPool is converted to block format
+	// (docs/design/ipam-blocks.md) once AgentDaemonSet's rollout is complete.
+	IPAMBlocks bool
+	// AgentDaemonSet is "namespace/name" of the spiderpool-agent DaemonSet; "" skips the wait for
+	// its rollout (agents run out of cluster: tests, the sandbox).
+	AgentDaemonSet string
 	// SkipNameValidation allows several managers in one process (tests, the sandbox); controller
 	// names are otherwise process-wide unique.
 	SkipNameValidation bool
@@ -261,7 +267,11 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 // setup is Setup that also stores the IP GC in gcOut (nil when disabled): the HTTP API triggers it.
 func setup(mgr ctrl.Manager, cfg Config, gcOut **GCReconciler) error {
 	recorder := mgr.GetEventRecorder("spiderpool-controller")
-	if err := NewIPPoolReconciler(mgr.GetClient()).SetupWithManager(mgr); err != nil {
+	bf, err := blockFormat(mgr, cfg)
+	if err != nil {
+		return err
+	}
+	if err := NewIPPoolReconciler(mgr.GetClient(), bf).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up SpiderIPPool reconciler: %w", err)
 	}
 	if cfg.EnableSpiderSubnet {

@@ -132,18 +132,7 @@ func TestChartControllerConfigMapsByNamespace(t *testing.T) {
 }
 
 // Permissions the chart grants the controller beyond the markers, each with the reason.
-var controllerExtras = func() map[rule]string {
-	extras := map[rule]string{}
-	// The controller's side of block-based IPAM (docs/design/ipam-blocks.md): the pool status
-	// mirror watches every block, converting a pool creates blocks, GC releases records, and the
-	// blocks of a node that is gone are reassigned or deleted. No code of internal/... uses the
-	// kind yet; once it does, its +kubebuilder:rbac marker replaces these entries (the test below
-	// says so).
-	for _, verb := range []string{"get", "list", "watch", "create", "update", "patch", "delete"} {
-		extras[rule{ipblockv1alpha1.GroupName, "spideripblocks", verb}] = "block-based IPAM: status mirror, pool conversion, GC of blocks"
-	}
-	return extras
-}()
+var controllerExtras = map[rule]string{}
 
 // namespacedOnly are marker permissions the chart grants through the Role in the release namespace
 // rather than cluster-wide: the code only touches objects there (the webhook certificate Secret).

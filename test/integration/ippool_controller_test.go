@@ -20,7 +20,7 @@ import (
 func startPoolController(t *testing.T) {
 	t.Helper()
 	runManager(t, func(mgr ctrl.Manager) error {
-		return controller.NewIPPoolReconciler(mgr.GetClient()).SetupWithManager(mgr)
+		return controller.NewIPPoolReconciler(mgr.GetClient(), controller.BlockFormat{}).SetupWithManager(mgr)
 	})
 }
 

@@ -13,7 +13,7 @@ export SPIDERPOOL_TOOLS_BIN := $(TOOLS_BIN)
 
 BINARIES := spiderpool-agent spiderpool-controller spiderpool coordinator ifacer spiderpool-init spiderpoolctl spiderpool-sandbox spiderpool-plugins-install
 
-.PHONY: all build tools generate manifests docs verify lint test test-unit test-integration test-faults-blocks test-e2e bench bench-scale fuzz clean help demo demo-down images
+.PHONY: all build tools generate manifests docs verify lint test test-unit test-integration test-e2e bench bench-scale fuzz clean help demo demo-down images
 
 all: build
 
@@ -69,10 +69,6 @@ test-e2e: images ## the guides' three scenarios and the sandbox command on the r
 test-faults: build ## the fault-injection suite: our binaries against a real control plane, one report line per fault class
 	@test -x $(TOOLS_BIN)/kube-apiserver || { echo "run make tools first"; exit 1; }
 	$(GO_TEST) -count=1 -v -timeout 25m -run '^TestFaults$$' ./test/faults/
-
-test-faults-blocks: build ## the fault-injection suite with the controller converting every pool to SpiderIPBlocks
-	@test -x $(TOOLS_BIN)/kube-apiserver || { echo "run make tools first"; exit 1; }
-	SPIDERPOOL_FAULTS_IPAM_FORMAT=blocks $(GO_TEST) -count=1 -v -timeout 25m -run '^TestFaults$$' ./test/faults/
 
 test: lint test-unit test-integration test-faults test-e2e ## everything CI runs
 

@@ -23,6 +23,7 @@ import (
 	"github.com/spiderpool-go/spiderpool/internal/ip"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/blocks"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/blockstore"
+	"github.com/spiderpool-go/spiderpool/internal/ipam/kubestore"
 )
 
 // This file is the controller's side of block-format pools (docs/design/ipam-blocks.md): the
@@ -237,11 +238,17 @@ func (r *IPPoolReconciler) mirror(ctx context.Context, pool *v2beta1.SpiderIPPoo
 	want := pool.DeepCopy()
 	want.Status.TotalIPCount = &total
 	over := len(allocs) > MirrorMaxRecords
-	if over {
+	if !over {
+		if err := want.Status.SetAllocations(allocs); err != nil {
+			return 0, fmt.Errorf("IPPool %q: %w", pool.Name, err)
+		}
+	}
+	countsOnly := func() {
 		n := int64(len(allocs))
 		want.Status.AllocatedIPs, want.Status.AllocatedIPCount = nil, &n
-	} else if err := want.Status.SetAllocations(allocs); err != nil {
-		return 0, fmt.Errorf("IPPool %q: %w", pool.Name, err)
+	}
+	if over {
+		countsOnly()
 	}
 	if !equalCount(pool.Status.TotalIPCount, want.Status.TotalIPCount) || !equalCount(pool.Status.AllocatedIPCount, want.Status.AllocatedIPCount) ||
 		!ptrEqual(pool.Status.AllocatedIPs, want.Status.AllocatedIPs) {
@@ -249,7 +256,15 @@ func (r *IPPoolReconciler) mirror(ctx context.Context, pool *v2beta1.SpiderIPPoo
 		if d := r.clock.wait(pool.Name, now); d > 0 {
 			return d, nil
 		}
-		if err := r.client.Status().Patch(ctx, want, client.MergeFromWithOptions(pool, client.MergeFromWithOptimisticLock{})); err != nil {
+		err := r.client.Status().Patch(ctx, want, client.MergeFromWithOptions(pool, client.MergeFromWithOptimisticLock{}))
+		if err != nil && !over && kubestore.TooLarge(err) {
+			// The records do not fit this cluster's request limit (etcd's can be set lower than
+			// the 1.5 MiB MirrorMaxRecords is sized for): mirror the counts only, as past the bound.
+			over = true
+			countsOnly()
+			err = r.client.Status().Patch(ctx, want, client.MergeFromWithOptions(pool, client.MergeFromWithOptimisticLock{}))
+		}
+		if err != nil {
 			if apierrors.IsConflict(err) {
 				return time.Second, nil
 			}

@@ -134,6 +134,7 @@ func DefaultConfig() Config {
 		WebhookCertDir:           "/tmp/k8s-webhook-server/serving-certs",
 		WebhookTLSMethod:         "auto",
 		EnableIPv4:               true,
+		IPAMBlocks:               true,
 		EnableIPv6:               true,
 		GCEnabled:                true,
 		GCInterval:               DefaultGCInterval,

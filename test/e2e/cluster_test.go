@@ -239,10 +239,12 @@ func TestRealClusterPublicCloud(t *testing.T) {
 		var pool struct {
 			Status struct{ AllocatedIPCount *int64 }
 		}
-		kubectlJSON(t, ctx, c, &pool, "get", "spiderippool", "worker-192")
-		if n := pool.Status.AllocatedIPCount; n == nil || *n != 1 {
-			t.Errorf("worker-192 allocated %v after the replacement pod started, want 1", n)
-		}
+		// The pool's status mirrors its blocks within seconds (ipam.enableIPBlocks).
+		waitFor(t, ctx, 30*time.Second, "worker-192 allocates 1 address after the replacement pod started", func() (bool, string) {
+			kubectlJSON(t, ctx, c, &pool, "get", "spiderippool", "worker-192")
+			n := pool.Status.AllocatedIPCount
+			return n != nil && *n == 1, fmt.Sprintf("allocatedIPCount %v", n)
+		})
 	})
 
 	t.Run("an agent deleted during a scale-up of 20 pods: every pod Running, no address twice, none leaked", func(t *testing.T) {
@@ -580,10 +582,12 @@ func scaleUpWithAgentRestart(t *testing.T, ctx context.Context, c *sandbox.Clust
 			AllocatedIPs string
 		}
 	}
-	kubectlJSON(t, ctx, c, &pool, "get", "spiderippool", "scale-172")
-	if n := pool.Status.AllocatedIPCount; n == nil || *n != 20 {
-		t.Errorf("scale-172 allocatedIPCount %v, want 20", n)
-	}
+	// The pool's status mirrors its blocks within seconds (ipam.enableIPBlocks).
+	waitFor(t, ctx, 30*time.Second, "scale-172 lists 20 records", func() (bool, string) {
+		kubectlJSON(t, ctx, c, &pool, "get", "spiderippool", "scale-172")
+		n := pool.Status.AllocatedIPCount
+		return n != nil && *n == 20, fmt.Sprintf("allocatedIPCount %v", n)
+	})
 	var records v2beta1.PoolIPAllocations
 	if err := json.Unmarshal([]byte(pool.Status.AllocatedIPs), &records); err != nil {
 		t.Fatalf("scale-172 allocatedIPs: %v", err)

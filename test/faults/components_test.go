@@ -187,18 +187,9 @@ func (a *agent) StartReady() error {
 // production. Webhooks are off: nothing here goes through admission, and without them two
 // overlapping pools can be created at all.
 func controllerArgs(extra ...string) []string {
-	args := []string{"--leader-elect", "--webhook-port", "0", "--health-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0",
-		"--install-namespace", "kube-system"}
-	if blockFormat() {
-		args = append(args, "--ipam-blocks")
-	}
-	return append(args, extra...)
+	return append([]string{"--leader-elect", "--webhook-port", "0", "--health-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0",
+		"--install-namespace", "kube-system"}, extra...)
 }
-
-// blockFormat reports whether the suite runs with the controller converting every pool to
-// SpiderIPBlocks (docs/design/ipam-blocks.md): SPIDERPOOL_FAULTS_IPAM_FORMAT=blocks
-// (make test-faults-blocks). Pools are then converted as the suite creates them, under load.
-func blockFormat() bool { return os.Getenv("SPIDERPOOL_FAULTS_IPAM_FORMAT") == "blocks" }
 
 // newController prepares (does not start) a spiderpool-controller replica.
 func newController(t *testing.T, name string, extra ...string) *proc {

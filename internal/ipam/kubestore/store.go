@@ -333,13 +333,13 @@ func (s *Store) commit(name string, q *queue, batch []*op) {
 				o.done <- fmt.Errorf("IPPool %q: %w", name, ipam.ErrPoolNotFound)
 			}
 			return
-		case tooLarge(err) && !shrinkOnly:
+		case TooLarge(err) && !shrinkOnly:
 			// The records outgrew what one object may hold (etcd's request limit). Releases must
 			// not be held hostage by allocations: re-plan with the calls that do not add records,
 			// and refuse the others with what to do.
 			shrinkOnly = true
 		default:
-			if tooLarge(err) {
+			if TooLarge(err) {
 				err = fmt.Errorf("%w (IPPool %q holds more records than its status can store even without new ones: split its addresses over more IPPools)", err, name)
 			}
 			for _, o := range batch {
@@ -350,9 +350,9 @@ func (s *Store) commit(name string, q *queue, batch []*op) {
 	}
 }
 
-// tooLarge reports whether a write failed because the object is too big to store: the API
+// TooLarge reports whether a write failed because the object is too big to store: the API
 // server's own limit (413) or etcd's request limit, which reaches clients as an internal error.
-func tooLarge(err error) bool {
+func TooLarge(err error) bool {
 	return apierrors.IsRequestEntityTooLargeError(err) || strings.Contains(err.Error(), "request is too large")
 }
 

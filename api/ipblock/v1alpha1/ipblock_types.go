@@ -70,13 +70,13 @@ type SpiderIPBlockSpec struct {
 	// string (as SpiderIPPool.status.allocatedIPs is): the API server then tracks one field in
 	// managedFields instead of one per address, which halves the object.
 	// +optional
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:validation:Type=string
 	Records BlockRecords `json:"records,omitempty"`
 }
 
 // BlockRecords maps each address in use to its holder. Its JSON form is a string holding the
 // JSON object.
-// +kubebuilder:validation:Type=string
-// +kubebuilder:validation:Schemaless
 type BlockRecords map[string]BlockRecord
 
 // MarshalJSON encodes the records as a JSON string of the JSON object.

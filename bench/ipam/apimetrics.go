@@ -4,14 +4,11 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 
-	"k8s.io/client-go/rest"
-
+	"github.com/spiderpool-go/spiderpool/bench/benchenv"
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
 )
 
@@ -20,21 +17,7 @@ type writeCounts struct{ ok, conflict int64 }
 
 // apiMetrics reads the apiserver's /metrics text.
 func apiMetrics(ctx context.Context, env *testenv.Env) (string, error) {
-	hc, err := rest.HTTPClientFor(env.Config)
-	if err != nil {
-		return "", err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(env.Config.Host, "/")+"/metrics", nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("read apiserver metrics: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	return string(body), err
+	return benchenv.APIMetrics(ctx, env.Config)
 }
 
 // requestCounts sums apiserver_request_total by "VERB resource[/subresource]".
@@ -94,27 +77,14 @@ func perADD(before, after map[string]float64, adds int) string {
 // a resourceVersion race (409). Counting on the server sees every agent's writes, including the
 // baseline's, without instrumenting them.
 func recordWrites(ctx context.Context, env *testenv.Env, blocks bool) (writeCounts, error) {
-	hc, err := rest.HTTPClientFor(env.Config)
-	if err != nil {
-		return writeCounts{}, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(env.Config.Host, "/")+"/metrics", nil)
-	if err != nil {
-		return writeCounts{}, err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return writeCounts{}, fmt.Errorf("read apiserver metrics: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	body, err := apiMetrics(ctx, env)
 	if err != nil {
 		return writeCounts{}, err
 	}
 	if blocks {
-		return parseWriteCounts(string(body), "spideripblocks", ""), nil
+		return parseWriteCounts(body, "spideripblocks", ""), nil
 	}
-	return parseWriteCounts(string(body), "spiderippools", "status"), nil
+	return parseWriteCounts(body, "spiderippools", "status"), nil
 }
 
 func parseWriteCounts(metrics, resource, subresource string) writeCounts {

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/rest"
 
+	"github.com/spiderpool-go/spiderpool/bench/benchenv"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/blockstore"
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
 )
@@ -425,24 +426,7 @@ func settle(ctx context.Context, cfg *rest.Config, resource string) (watchTraffi
 
 // scrape reads the apiserver's /metrics.
 func scrape(ctx context.Context, cfg *rest.Config) (string, error) {
-	hc, err := rest.HTTPClientFor(cfg)
-	if err != nil {
-		return "", err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(cfg.Host, "/")+"/metrics", nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("read apiserver metrics: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", fmt.Errorf("read apiserver metrics: %w", err)
-	}
-	return string(body), nil
+	return benchenv.APIMetrics(ctx, cfg)
 }
 
 // traffic sums apiserver_watch_events_total and apiserver_watch_events_sizes (bytes) of resource

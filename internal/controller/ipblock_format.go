@@ -21,6 +21,7 @@ import (
 	ipblock "github.com/spiderpool-go/spiderpool/api/ipblock/v1alpha1"
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/ip"
+	"github.com/spiderpool-go/spiderpool/internal/ipam"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/blocks"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/blockstore"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/kubestore"
@@ -97,7 +98,22 @@ func (r *IPPoolReconciler) agentsCurrent(ctx context.Context) (bool, error) {
 // it created and adds what they miss; and the pool is marked with a precondition on the version
 // whose records were copied, so a record an agent wrote meanwhile makes it start over, never lost.
 // It reports whether the pool was converted.
-func (r *IPPoolReconciler) convert(ctx context.Context, pool *v2beta1.SpiderIPPool) (bool, error) {
+//
+// The pool is read live, never from the cache: a cache that has not seen the marking yet holds an
+// old status, and copying it into blocks that agents already write would bring back the records
+// they released since (or stop at an address they gave to another pod).
+func (r *IPPoolReconciler) convert(ctx context.Context, cached *v2beta1.SpiderIPPool) (bool, error) {
+	pool := &v2beta1.SpiderIPPool{}
+	if err := r.blocks.Live.Get(ctx, client.ObjectKeyFromObject(cached), pool); err != nil {
+		return false, client.IgnoreNotFound(fmt.Errorf("read IPPool %q: %w", cached.Name, err))
+	}
+	if ipblock.InBlocks(pool) {
+		r.drafts.forget(pool.UID)
+		return true, nil
+	}
+	if pool.DeletionTimestamp != nil {
+		return false, nil
+	}
 	allocs, err := pool.Status.Allocations()
 	if err != nil {
 		return false, fmt.Errorf("IPPool %q: %w", pool.Name, err)
@@ -122,8 +138,14 @@ func (r *IPPoolReconciler) convert(ctx context.Context, pool *v2beta1.SpiderIPPo
 	if err != nil {
 		return false, fmt.Errorf("IPPool %q: %w", pool.Name, err)
 	}
-	for prefix, recs := range split {
-		if err := r.putBlock(ctx, pool, prefix, recs); err != nil {
+	// Blocks an earlier attempt of this process wrote records into are visited even when the
+	// status has nothing left in their range: those records may have to go.
+	prefixes := r.drafts.prefixes(pool.UID)
+	for prefix := range split {
+		prefixes[prefix] = true
+	}
+	for prefix := range prefixes {
+		if err := r.putBlock(ctx, pool, prefix, split[prefix]); err != nil {
 			return false, err
 		}
 	}
@@ -136,12 +158,89 @@ func (r *IPPoolReconciler) convert(ctx context.Context, pool *v2beta1.SpiderIPPo
 	// it, and the next attempt copies that record too.
 	if err := r.client.Update(ctx, marked); err != nil {
 		if apierrors.IsConflict(err) {
+			r.log.V(1).Info("IPPool changed while converting, starting over", "pool", pool.Name)
 			return false, nil
 		}
 		return false, client.IgnoreNotFound(fmt.Errorf("mark IPPool %q converted: %w", pool.Name, err))
 	}
+	r.drafts.forget(pool.UID)
 	r.log.Info("converted IPPool to block format", "pool", pool.Name, "records", len(records), "blocks", len(split))
 	return true, nil
+}
+
+// drafts remembers, per pool UID, the records this process wrote into blocks while converting
+// the pool and before marking it, and each block as last written. Until the marking nobody else
+// writes the pool's blocks (agents and the GC route an unmarked pool's updates to its status), so
+// such a record that the status no longer holds is an old copy: its pod released the address (then
+// it goes), or another pod got it since (then it is replaced). A record this process did not
+// write, such as one left by a replica that crashed, is never changed: it is only added to.
+//
+// Knowing its own writes also keeps a retry short: it writes only the blocks whose records
+// changed, each with one update, and the shorter the time between reading the pool and marking
+// it, the likelier the marking wins against agents writing the pool's status.
+type drafts struct {
+	mu sync.Mutex
+	m  map[types.UID]map[netip.Prefix]draft
+}
+
+// draft is what this process wrote into one block: its records (address -> pod UID) and the
+// block as the API server returned it.
+type draft struct {
+	mine  map[string]string
+	block *ipblock.SpiderIPBlock
+}
+
+// prefixes returns a new set of the blocks holding drafts of pool.
+func (d *drafts) prefixes(pool types.UID) map[netip.Prefix]bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := map[netip.Prefix]bool{}
+	for p := range d.m[pool] {
+		out[p] = true
+	}
+	return out
+}
+
+// of returns pool's draft of block prefix; the zero draft when there is none.
+func (d *drafts) of(pool types.UID, prefix netip.Prefix) draft {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	dr := d.m[pool][prefix]
+	return draft{mine: maps.Clone(dr.mine), block: dr.block.DeepCopy()}
+}
+
+// wrote remembers block, just written, of which ours are this process's records.
+func (d *drafts) wrote(pool types.UID, prefix netip.Prefix, ours ipblock.BlockRecords, block *ipblock.SpiderIPBlock) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.m == nil {
+		d.m = map[types.UID]map[netip.Prefix]draft{}
+	}
+	if d.m[pool] == nil {
+		d.m[pool] = map[netip.Prefix]draft{}
+	}
+	if len(ours) == 0 {
+		delete(d.m[pool], prefix)
+		return
+	}
+	mine := make(map[string]string, len(ours))
+	for k, r := range ours {
+		mine[k] = r.PodUID
+	}
+	d.m[pool][prefix] = draft{mine: mine, block: block.DeepCopy()}
+}
+
+// drop forgets what this process knows of block prefix of pool.
+func (d *drafts) drop(pool types.UID, prefix netip.Prefix) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.m[pool], prefix)
+}
+
+func (d *drafts) forget(pool types.UID) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.m, pool)
 }
 
 // podNode returns the node of the pod holding a record, or "" when the pod is gone (or is another
@@ -158,48 +257,104 @@ func (r *IPPoolReconciler) podNode(ctx context.Context, a v2beta1.PoolIPAllocati
 	return pod.Spec.NodeName
 }
 
-// putBlock creates the block of prefix with recs, or adds to the existing block the records it
-// lacks. A different holder of an address already in the block is an error: the block is the
-// authority once it exists, and overwriting it could hand one address to two pods.
+// putBlock creates the block of prefix with recs, or brings the existing block in line with recs:
+// it adds the records the block lacks, and replaces or removes the drafts of this process that the
+// status no longer holds (see drafts). A different holder of an address already in the block that
+// is not such a draft is an error: overwriting it could hand one address to two pods.
 func (r *IPPoolReconciler) putBlock(ctx context.Context, pool *v2beta1.SpiderIPPool, prefix netip.Prefix, recs map[netip.Addr]ipblock.BlockRecord) error {
-	node := majorityNode(recs)
-	want := blockstore.NewBlock(pool, prefix, node, recs)
-	err := r.client.Create(ctx, want)
-	if err == nil || !apierrors.IsAlreadyExists(err) {
-		if err != nil {
-			return fmt.Errorf("create SpiderIPBlock %q: %w", want.Name, err)
+	want := blockstore.NewBlock(pool, prefix, majorityNode(recs), recs)
+	dr := r.drafts.of(pool.UID, prefix)
+	if dr.block != nil && maps.EqualFunc(want.Spec.Records, dr.mine, func(rec ipblock.BlockRecord, uid string) bool { return rec.PodUID == uid }) {
+		return nil // this process wrote exactly these records, and nobody else writes the block yet
+	}
+	have := dr.block // as this process last wrote it; read live when unknown or outdated
+	for range 2 {
+		if have == nil && len(recs) > 0 {
+			created := want.DeepCopy()
+			err := r.client.Create(ctx, created)
+			if err == nil {
+				r.drafts.wrote(pool.UID, prefix, created.Spec.Records, created)
+				return nil
+			}
+			if !apierrors.IsAlreadyExists(err) {
+				return fmt.Errorf("create SpiderIPBlock %q: %w", want.Name, err)
+			}
 		}
-		return nil
+		if have == nil {
+			have = &ipblock.SpiderIPBlock{}
+			if err := r.blocks.Live.Get(ctx, client.ObjectKey{Name: want.Name}, have); err != nil {
+				if apierrors.IsNotFound(err) && len(recs) == 0 {
+					r.drafts.drop(pool.UID, prefix)
+					return nil
+				}
+				return fmt.Errorf("read SpiderIPBlock %q: %w", want.Name, err)
+			}
+		}
+		merged, ours, changed, err := mergeDrafts(have.Spec.Records, want.Spec.Records, dr.mine)
+		if err != nil {
+			return fmt.Errorf("IPPool %q: SpiderIPBlock %q: %w", pool.Name, have.Name, err)
+		}
+		if !changed {
+			r.drafts.wrote(pool.UID, prefix, ours, have)
+			return nil
+		}
+		// The labels follow the records (holder labels of the nodes they name).
+		updated := have.DeepCopy()
+		updated.Labels = blockstore.NewBlock(pool, prefix, have.Spec.Node, recordsOf(merged)).Labels
+		updated.Spec.Records = merged
+		err = r.client.Update(ctx, updated)
+		switch {
+		case err == nil:
+			r.drafts.wrote(pool.UID, prefix, ours, updated)
+			return nil
+		case (apierrors.IsConflict(err) || apierrors.IsNotFound(err)) && have == dr.block && dr.block != nil:
+			// Someone wrote the block after this process did (an operator, an earlier leader):
+			// read it live and merge again.
+			have = nil
+			r.drafts.drop(pool.UID, prefix)
+			continue
+		default:
+			return fmt.Errorf("write records of SpiderIPBlock %q: %w", have.Name, err)
+		}
 	}
-	var have ipblock.SpiderIPBlock
-	if err := r.blocks.Live.Get(ctx, client.ObjectKey{Name: want.Name}, &have); err != nil {
-		return fmt.Errorf("read SpiderIPBlock %q: %w", want.Name, err)
+	return fmt.Errorf("IPPool %q: SpiderIPBlock %q changed under the conversion: %w", pool.Name, want.Name, ipam.ErrConflict)
+}
+
+// mergeDrafts returns the records a block must hold so that it holds want: have's records, plus
+// those of want it lacks, with the records of mine (this process's drafts, address -> pod UID)
+// that want no longer holds removed or replaced. ours are the merged records this process wrote;
+// changed says whether merged differs from have. A record of want whose address have holds for
+// another pod, not as one of mine, is an error naming both.
+func mergeDrafts(have, want ipblock.BlockRecords, mine map[string]string) (merged, ours ipblock.BlockRecords, changed bool, err error) {
+	isMine := func(key string, rec ipblock.BlockRecord) bool {
+		uid, ok := mine[key]
+		return ok && uid == rec.PodUID
 	}
-	merged := maps.Clone(have.Spec.Records)
+	merged, ours = maps.Clone(have), ipblock.BlockRecords{}
 	if merged == nil {
 		merged = ipblock.BlockRecords{}
 	}
-	added := false
-	for key, rec := range want.Spec.Records {
-		old, ok := merged[key]
-		switch {
-		case !ok:
-			merged[key] = rec
-			added = true
-		case old.PodUID != rec.PodUID:
-			return fmt.Errorf("IPPool %q: %s is recorded for pod UID %s in its status and for %s in SpiderIPBlock %q: left for an operator", pool.Name, key, rec.PodUID, old.PodUID, have.Name)
+	for key, old := range have {
+		if _, kept := want[key]; !kept && isMine(key, old) {
+			delete(merged, key) // released in the status since this process copied it
+			changed = true
 		}
 	}
-	if !added {
-		return nil
+	for key, rec := range want {
+		old, ok := have[key]
+		switch {
+		case !ok, old.PodUID != rec.PodUID && isMine(key, old):
+			merged[key], ours[key] = rec, rec
+			changed = true
+		case old.PodUID == rec.PodUID:
+			if isMine(key, old) {
+				ours[key] = old
+			}
+		default:
+			return nil, nil, false, fmt.Errorf("%s is recorded for pod UID %s in the pool's status and for %s in the block: left for an operator", key, rec.PodUID, old.PodUID)
+		}
 	}
-	// The labels follow the records (holder labels of the nodes they name).
-	have.Labels = blockstore.NewBlock(pool, prefix, have.Spec.Node, recordsOf(merged)).Labels
-	have.Spec.Records = merged
-	if err := r.client.Update(ctx, &have); err != nil {
-		return fmt.Errorf("add records to SpiderIPBlock %q: %w", have.Name, err)
-	}
-	return nil
+	return merged, ours, changed, nil
 }
 
 // recordsOf decodes a block's records keyed by address; keys that do not parse are dropped (the

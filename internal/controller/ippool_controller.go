@@ -32,6 +32,7 @@ type IPPoolReconciler struct {
 	blocks BlockFormat
 	log    logr.Logger
 	clock  mirrorClock
+	drafts drafts
 }
 
 var _ reconcile.Reconciler = (*IPPoolReconciler)(nil)

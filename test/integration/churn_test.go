@@ -22,8 +22,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
+	ipblock "github.com/spiderpool-go/spiderpool/api/ipblock/v1alpha1"
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
 	"github.com/spiderpool-go/spiderpool/internal/controller"
+	"github.com/spiderpool-go/spiderpool/internal/ipam/blockstore"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
 	"github.com/spiderpool-go/spiderpool/internal/testutil"
@@ -89,15 +91,26 @@ type churnPod struct {
 	addr  string
 }
 
-// churnRecords reads the pool's records (IP → pod UID) without t.Fatal, for goroutines.
+// churnRecords reads the pool's records (IP → pod UID) without t.Fatal, for goroutines: wherever
+// they live (blockstore.Allocations, the SpiderIPBlocks read live once the controller converted
+// the pool). The pool it returns carries those records in its status, so that the invariants
+// stated on records in status apply; its allocatedIPCount stays the one the API holds (for a
+// block-format pool the controller's mirror).
 func churnRecords(ctx context.Context, name string) (map[string]string, *v2beta1.SpiderIPPool, error) {
 	var p v2beta1.SpiderIPPool
 	if err := env.Client.Get(ctx, client.ObjectKey{Name: name}, &p); err != nil {
 		return nil, nil, err
 	}
-	allocs, err := p.Status.Allocations()
+	allocs, err := blockstore.Allocations(ctx, env.Client, &p)
 	if err != nil {
 		return nil, nil, err
+	}
+	if ipblock.InBlocks(&p) {
+		count := p.Status.AllocatedIPCount
+		if err := p.Status.SetAllocations(allocs); err != nil {
+			return nil, nil, err
+		}
+		p.Status.AllocatedIPCount = count
 	}
 	out := map[string]string{}
 	for ip, a := range allocs {
@@ -357,7 +370,18 @@ func TestChurnExactFitPool(t *testing.T) {
 		if len(recs) != len(live) || len(live) != replicas {
 			errorf("%s: %d records, %d live replicas, want %d of each", when, len(recs), len(live), replicas)
 		}
-		if got := ptr.Deref(p.Status.AllocatedIPCount, -1); got != int64(len(recs)) {
+		// The count is the controller's mirror for a block-format pool: it follows the records
+		// within seconds (ipam-blocks.md), so it is waited for, not read once.
+		got := ptr.Deref(p.Status.AllocatedIPCount, -1)
+		for deadline := time.Now().Add(15 * time.Second); got != int64(len(recs)) && ipblock.InBlocks(p) && time.Now().Before(deadline); {
+			time.Sleep(200 * time.Millisecond)
+			var cur v2beta1.SpiderIPPool
+			if err := env.Client.Get(testContext(t), client.ObjectKey{Name: pool}, &cur); err != nil {
+				t.Fatal(err)
+			}
+			got = ptr.Deref(cur.Status.AllocatedIPCount, -1)
+		}
+		if got != int64(len(recs)) {
 			errorf("%s: allocatedIPCount = %d, records %d", when, got, len(recs))
 		}
 		if bad > 0 {

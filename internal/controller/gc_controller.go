@@ -929,6 +929,11 @@ func (r *GCReconciler) FullScan(ctx context.Context) error {
 			}
 		}
 	}
+	if r.opts.BlockRecords && ctx.Err() == nil {
+		if _, err := r.returnOrphanBlocks(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 

@@ -757,3 +757,49 @@ func TestGCKubeVirtRecords(t *testing.T) {
 		}
 	}
 }
+
+// The full scan returns the empty blocks no agent will return (their node's Node object is gone,
+// or they belong to no node) and keeps the empty blocks of existing nodes, which their agents
+// return themselves, and every block that holds a record.
+func TestGCReturnsOrphanBlocks(t *testing.T) {
+	pool := build.Pool("p", "10.6.0.0/24", build.IPs("10.6.0.10-10.6.0.200"),
+		build.Allocated("10.6.0.10", "default/live", "l1"))
+	p, _ := blockstoretest.InBlocks(t, pool, "node1")
+	block := func(cidr, node string, recs map[netip.Addr]ipblock.BlockRecord) *ipblock.SpiderIPBlock {
+		return blockstore.NewBlock(p, netip.MustParsePrefix(cidr), node, recs)
+	}
+	kept := []*ipblock.SpiderIPBlock{
+		block("10.6.0.32/27", "node1", nil), // its node exists: its agent returns it
+		block("10.6.0.64/27", "gone", map[netip.Addr]ipblock.BlockRecord{ // not empty yet
+			netip.MustParseAddr("10.6.0.70"): {Pod: "default/stuck", PodUID: "s1", Node: "gone"}}),
+	}
+	returned := []*ipblock.SpiderIPBlock{
+		block("10.6.0.96/27", "gone", nil),
+		block("10.6.0.128/27", "", nil),
+	}
+	objs := []client.Object{
+		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1"}},
+		gcPod("live", "l1", build.Phase(corev1.PodRunning)),
+		gcPod("stuck", "s1", build.Phase(corev1.PodRunning)),
+	}
+	for _, b := range append(kept, returned...) {
+		objs = append(objs, b)
+	}
+	f := newGCFixtureIn(t, formatBlocks, GCOptions{}, pool, objs...)
+	if err := f.r.FullScan(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range kept {
+		if err := f.c.Get(context.Background(), client.ObjectKeyFromObject(b), &ipblock.SpiderIPBlock{}); err != nil {
+			t.Errorf("block %s (node %q, %d records): %v, want it kept", b.Spec.CIDR, b.Spec.Node, len(b.Spec.Records), err)
+		}
+	}
+	for _, b := range returned {
+		if err := f.c.Get(context.Background(), client.ObjectKeyFromObject(b), &ipblock.SpiderIPBlock{}); !apierrors.IsNotFound(err) {
+			t.Errorf("block %s (node %q, empty): %v, want it returned", b.Spec.CIDR, b.Spec.Node, err)
+		}
+	}
+	if diff := cmp.Diff(map[string]string{"10.6.0.10": "l1", "10.6.0.70": "s1"}, f.records(t)); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
+	}
+}

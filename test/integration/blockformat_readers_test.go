@@ -328,3 +328,74 @@ func TestCtlInBlocks(t *testing.T) {
 		t.Errorf("endpoint of the gone pod still exists: %+v", ep.Status)
 	}
 }
+
+// A departed node's blocks go back to the pool: once its Node object is deleted and its pods are
+// gone without DEL, the GC frees their records and then deletes the emptied block, which no agent
+// would ever return. A running node's emptied block stays, its agent's to return.
+func TestGCInBlocksReturnsDepartedNodeBlocks(t *testing.T) {
+	const leave, stay, pool = "gcb-node-leave", "gcb-node-stay", "gcb-pool-4"
+	leaving := blockFormatSetup(t, leave, pool, "10.190.4.0/24", "10.190.4.10-10.190.4.100")
+	makeNode(t, stay, nil)
+	staying := startAgent(t, stay, nil)
+	startGCController(t, controller.GCOptions{Interval: time.Second, EnableStatefulSet: true})
+
+	blocksOf := func(node string) []string {
+		t.Helper()
+		var list ipblock.SpiderIPBlockList
+		if err := env.Client.List(testContext(t), &list, client.MatchingLabels{ipblock.LabelPool: pool}); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, b := range list.Items {
+			if b.Spec.Node == node {
+				out = append(out, b.Spec.CIDR)
+			}
+		}
+		return out
+	}
+
+	// The staying node's block, emptied by a DEL.
+	p1 := makePod(t, "default", "gcb-stay-1", stay, gcPodAnno(pool), nil)
+	gcForgetEndpoint(t, p1.Name)
+	blockFormatAllocate(t, staying, pool, p1)
+	if _, err := (cniInvocation{command: "DEL", cniVersion: "1.1.0", ifName: "eth0", pod: p1, socket: staying.socket}).run(t); err != nil {
+		t.Fatalf("DEL %s: %v", p1.Name, err)
+	}
+	stayBlocks := blocksOf(stay)
+	if len(stayBlocks) == 0 {
+		t.Fatalf("node %s claimed no block", stay)
+	}
+
+	// The leaving node: its agent stops, its pod goes without DEL, its Node object is deleted.
+	p2 := makePod(t, "default", "gcb-leave-1", leave, gcPodAnno(pool), nil)
+	gcForgetEndpoint(t, p2.Name)
+	addr := blockFormatAllocate(t, leaving, pool, p2)
+	leaveBlocks := blocksOf(leave)
+	if len(leaveBlocks) == 0 {
+		t.Fatalf("node %s claimed no block", leave)
+	}
+	leaving.Stop()
+	start := time.Now()
+	if err := env.Client.Delete(testContext(t), p2, client.GracePeriodSeconds(0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Delete(testContext(t), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: leave}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), gcReclaimBudget)
+	defer cancel()
+	if err := testenv.WaitFor(ctx, func(context.Context) (bool, error) { return len(blocksOf(leave)) == 0, nil }); err != nil {
+		t.Fatalf("blocks %v of departed node %s still there %v after its deletion; records %v",
+			blocksOf(leave), leave, gcReclaimBudget, blockRecordsOf(t, pool))
+	}
+	t.Logf("record %s freed and blocks %v of the departed node returned %v after its pod and Node were deleted",
+		addr, leaveBlocks, time.Since(start).Round(time.Millisecond))
+
+	time.Sleep(3 * time.Second) // at least two more full scans
+	if got := blocksOf(stay); fmt.Sprint(got) != fmt.Sprint(stayBlocks) {
+		t.Errorf("blocks of running node %s = %v after full scans, want %v kept (empty, its agent's to return)", stay, got, stayBlocks)
+	}
+	if got := blockRecordsOf(t, pool); len(got) != 0 {
+		t.Errorf("records = %v, want none", got)
+	}
+}

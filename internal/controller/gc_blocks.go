@@ -1,0 +1,69 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	crlog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	ipblock "github.com/spiderpool-go/spiderpool/api/ipblock/v1alpha1"
+)
+
+// returnOrphanBlocks deletes the empty SpiderIPBlocks that no agent will ever return: those of a
+// node whose Node object is gone, and those of no node (written by the conversion or by this GC
+// for a record outside any agent's blocks). An agent returns its own empty blocks itself
+// (blockstore.ReturnEmptyBlocks); without this, a departed node's blocks would keep their ranges
+// claimed forever, and other nodes could only borrow from them. Records in such blocks are
+// released by the scan like any other (their pods are gone with the node); the block goes at a
+// later scan, once empty.
+//
+// Candidates come from the cache; the node's absence is confirmed against the API server, and
+// each delete carries the block's UID and resourceVersion as preconditions, so a record written
+// meanwhile (a borrower, a node that registered again) makes it fail and the block stays. It
+// returns the number of blocks deleted.
+func (r *GCReconciler) returnOrphanBlocks(ctx context.Context) (int, error) {
+	var list ipblock.SpiderIPBlockList
+	if err := r.client.List(ctx, &list); err != nil {
+		return 0, fmt.Errorf("list SpiderIPBlocks: %w", err)
+	}
+	gone := map[string]bool{} // node name → its Node is absent, read once per scan
+	deleted := 0
+	for i := range list.Items {
+		b := &list.Items[i]
+		if len(b.Spec.Records) > 0 || b.DeletionTimestamp != nil {
+			continue
+		}
+		if node := b.Spec.Node; node != "" {
+			absent, seen := gone[node]
+			if !seen {
+				err := r.reader.Get(ctx, client.ObjectKey{Name: node}, &corev1.Node{})
+				switch {
+				case err == nil:
+				case apierrors.IsNotFound(err):
+					absent = true
+				default:
+					return deleted, fmt.Errorf("read Node %q of SpiderIPBlock %q: %w", node, b.Name, err)
+				}
+				gone[node] = absent
+			}
+			if !absent {
+				continue
+			}
+		}
+		err := r.client.Delete(ctx, b, client.Preconditions{UID: ptr.To(b.UID), ResourceVersion: ptr.To(b.ResourceVersion)})
+		switch {
+		case err == nil:
+			deleted++
+			crlog.FromContext(ctx).Info("returned empty SpiderIPBlock of no running node", "block", b.Name, "pool", b.Spec.Pool, "node", b.Spec.Node, "cidr", b.Spec.CIDR)
+		case apierrors.IsNotFound(err), apierrors.IsConflict(err):
+			// gone already, or written since the cache saw it empty: it stays for now
+		default:
+			return deleted, fmt.Errorf("delete SpiderIPBlock %q: %w", b.Name, err)
+		}
+	}
+	return deleted, nil
+}

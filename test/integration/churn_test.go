@@ -93,9 +93,9 @@ type churnPod struct {
 
 // churnRecords reads the pool's records (IP → pod UID) without t.Fatal, for goroutines: wherever
 // they live (blockstore.Allocations, the SpiderIPBlocks read live once the controller converted
-// the pool). The pool it returns carries those records in its status, so that the invariants
-// stated on records in status apply; its allocatedIPCount stays the one the API holds (for a
-// block-format pool the controller's mirror).
+// the pool). The pool it returns carries those records and their count in its status, so that the
+// invariants stated on a status apply; for a block-format pool the API's status is the
+// controller's mirror, compared with the records on its own (checkState).
 func churnRecords(ctx context.Context, name string) (map[string]string, *v2beta1.SpiderIPPool, error) {
 	var p v2beta1.SpiderIPPool
 	if err := env.Client.Get(ctx, client.ObjectKey{Name: name}, &p); err != nil {
@@ -106,11 +106,10 @@ func churnRecords(ctx context.Context, name string) (map[string]string, *v2beta1
 		return nil, nil, err
 	}
 	if ipblock.InBlocks(&p) {
-		count := p.Status.AllocatedIPCount
 		if err := p.Status.SetAllocations(allocs); err != nil {
 			return nil, nil, err
 		}
-		p.Status.AllocatedIPCount = count
+		p.Status.AllocatedIPCount = ptr.To(int64(len(allocs)))
 	}
 	out := map[string]string{}
 	for ip, a := range allocs {
@@ -372,14 +371,16 @@ func TestChurnExactFitPool(t *testing.T) {
 		}
 		// The count is the controller's mirror for a block-format pool: it follows the records
 		// within seconds (ipam-blocks.md), so it is waited for, not read once.
-		got := ptr.Deref(p.Status.AllocatedIPCount, -1)
-		for deadline := time.Now().Add(15 * time.Second); got != int64(len(recs)) && ipblock.InBlocks(p) && time.Now().Before(deadline); {
-			time.Sleep(200 * time.Millisecond)
+		var got int64
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 			var cur v2beta1.SpiderIPPool
 			if err := env.Client.Get(testContext(t), client.ObjectKey{Name: pool}, &cur); err != nil {
 				t.Fatal(err)
 			}
 			got = ptr.Deref(cur.Status.AllocatedIPCount, -1)
+			if got == int64(len(recs)) || !ipblock.InBlocks(&cur) || time.Now().After(deadline) {
+				break
+			}
 		}
 		if got != int64(len(recs)) {
 			errorf("%s: allocatedIPCount = %d, records %d", when, got, len(recs))
@@ -572,6 +573,11 @@ func TestChurnExactFitPool(t *testing.T) {
 		}
 	}
 	checkState("at the end")
+	// The controller runs with the chart's defaults (ipam.enableIPBlocks): by now it converted the
+	// pool, and the rounds ran on blocks.
+	if p := getPool(t, pool); !ipblock.InBlocks(p) {
+		t.Errorf("pool %s is not in block format at the end (annotations %v), want it converted by the controller", pool, p.Annotations)
+	}
 	t.Logf("done in %v: %d replicas created in all, %d ADDs retried (%d not for exhaustion), controller started %d times, GC reclaim per round %v",
 		time.Since(t0).Round(time.Millisecond), len(names), retries.Load(), otherErr.Load(), ctl.starts, gcTimes)
 }

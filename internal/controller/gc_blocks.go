@@ -23,15 +23,13 @@ import (
 //
 // Candidates come from the cache; the node's absence is confirmed against the API server, and
 // each delete carries the block's UID and resourceVersion as preconditions, so a record written
-// meanwhile (a borrower, a node that registered again) makes it fail and the block stays. It
-// returns the number of blocks deleted.
-func (r *GCReconciler) returnOrphanBlocks(ctx context.Context) (int, error) {
+// meanwhile (a borrower, a node that registered again) makes it fail and the block stays.
+func (r *GCReconciler) returnOrphanBlocks(ctx context.Context) error {
 	var list ipblock.SpiderIPBlockList
 	if err := r.client.List(ctx, &list); err != nil {
-		return 0, fmt.Errorf("list SpiderIPBlocks: %w", err)
+		return fmt.Errorf("list SpiderIPBlocks: %w", err)
 	}
 	gone := map[string]bool{} // node name → its Node is absent, read once per scan
-	deleted := 0
 	for i := range list.Items {
 		b := &list.Items[i]
 		if len(b.Spec.Records) > 0 || b.DeletionTimestamp != nil {
@@ -46,7 +44,7 @@ func (r *GCReconciler) returnOrphanBlocks(ctx context.Context) (int, error) {
 				case apierrors.IsNotFound(err):
 					absent = true
 				default:
-					return deleted, fmt.Errorf("read Node %q of SpiderIPBlock %q: %w", node, b.Name, err)
+					return fmt.Errorf("read Node %q of SpiderIPBlock %q: %w", node, b.Name, err)
 				}
 				gone[node] = absent
 			}
@@ -57,13 +55,12 @@ func (r *GCReconciler) returnOrphanBlocks(ctx context.Context) (int, error) {
 		err := r.client.Delete(ctx, b, client.Preconditions{UID: ptr.To(b.UID), ResourceVersion: ptr.To(b.ResourceVersion)})
 		switch {
 		case err == nil:
-			deleted++
 			crlog.FromContext(ctx).Info("returned empty SpiderIPBlock of no running node", "block", b.Name, "pool", b.Spec.Pool, "node", b.Spec.Node, "cidr", b.Spec.CIDR)
 		case apierrors.IsNotFound(err), apierrors.IsConflict(err):
 			// gone already, or written since the cache saw it empty: it stays for now
 		default:
-			return deleted, fmt.Errorf("delete SpiderIPBlock %q: %w", b.Name, err)
+			return fmt.Errorf("delete SpiderIPBlock %q: %w", b.Name, err)
 		}
 	}
-	return deleted, nil
+	return nil
 }

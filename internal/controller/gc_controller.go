@@ -930,7 +930,7 @@ func (r *GCReconciler) FullScan(ctx context.Context) error {
 		}
 	}
 	if r.opts.BlockRecords && ctx.Err() == nil {
-		if _, err := r.returnOrphanBlocks(ctx); err != nil {
+		if err := r.returnOrphanBlocks(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -29,7 +29,6 @@ import (
 
 	ipblock "github.com/spiderpool-go/spiderpool/api/ipblock/v1alpha1"
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
-	"github.com/spiderpool-go/spiderpool/internal/ip"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/blockstore"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/ipamtest"
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
@@ -351,23 +350,6 @@ func (w *world) teardown() {
 	_ = env.Client.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: w.ns}})
 }
 
-// poolRecords returns a pool's records wherever they live: its status, or its SpiderIPBlocks
-// (read live) once the controller converted it.
-func poolRecords(ctx context.Context, pl *v2beta1.SpiderIPPool) (v2beta1.PoolIPAllocations, error) {
-	if !ipblock.InBlocks(pl) {
-		return pl.Status.Allocations()
-	}
-	recs, err := blockstore.Records(ctx, env.Client, pl)
-	if err != nil {
-		return nil, err
-	}
-	out := make(v2beta1.PoolIPAllocations, len(recs))
-	for a, r := range recs {
-		out[ip.FormatAddr(a)] = v2beta1.PoolIPAllocation{NamespacedName: r.Pod, PodUID: r.PodUID}
-	}
-	return out, nil
-}
-
 // outcome is what one fault class reports.
 type outcome struct {
 	class       string
@@ -430,7 +412,7 @@ func (w *world) check(ctx context.Context) (outcome, error) {
 		if err := env.Client.Get(ctx, client.ObjectKey{Name: name}, &pl); err != nil {
 			return o, fmt.Errorf("read pool %s: %w", name, err)
 		}
-		allocs, err := poolRecords(ctx, &pl)
+		allocs, err := blockstore.Allocations(ctx, env.Client, &pl)
 		if err != nil {
 			return o, fmt.Errorf("pool %s: %w", name, err)
 		}

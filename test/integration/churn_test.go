@@ -371,16 +371,19 @@ func TestChurnExactFitPool(t *testing.T) {
 		}
 		// The count is the controller's mirror for a block-format pool: it follows the records
 		// within seconds (ipam-blocks.md), so it is waited for, not read once.
-		var got int64
-		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		got := int64(-1)
+		mirrorCtx, cancel := context.WithTimeout(testContext(t), 15*time.Second)
+		err = testenv.WaitFor(mirrorCtx, func(ctx context.Context) (bool, error) {
 			var cur v2beta1.SpiderIPPool
-			if err := env.Client.Get(testContext(t), client.ObjectKey{Name: pool}, &cur); err != nil {
-				t.Fatal(err)
+			if err := env.Client.Get(ctx, client.ObjectKey{Name: pool}, &cur); err != nil {
+				return false, err
 			}
 			got = ptr.Deref(cur.Status.AllocatedIPCount, -1)
-			if got == int64(len(recs)) || !ipblock.InBlocks(&cur) || time.Now().After(deadline) {
-				break
-			}
+			return got == int64(len(recs)) || !ipblock.InBlocks(&cur), nil
+		})
+		cancel()
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatal(err)
 		}
 		if got != int64(len(recs)) {
 			errorf("%s: allocatedIPCount = %d, records %d", when, got, len(recs))

@@ -87,6 +87,8 @@ type IPAllocationDetail struct {
 
 // SpiderEndpoint records the addresses of one pod (same name and namespace as the pod). For
 // StatefulSet pods it outlives the pod so that the next incarnation gets the same addresses.
+// `status.current.node` is a selectable field (`kubectl get se -A --field-selector
+// status.current.node=worker-1`); each agent watches its own node's endpoints this way.
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:categories={spiderpool},path="spiderendpoints",scope="Namespaced",shortName={se},singular="spiderendpoint"
@@ -97,6 +99,7 @@ type IPAllocationDetail struct {
 // +kubebuilder:printcolumn:JSONPath=".status.current.ips[0].ipv6Pool",description="ipv6Pool",name="IPV6POOL",type=string
 // +kubebuilder:printcolumn:JSONPath=".status.current.ips[0].ipv6",description="ipv6",name="IPV6",type=string
 // +kubebuilder:printcolumn:JSONPath=".status.current.node",description="node",name="NODE",type=string
+// +kubebuilder:selectablefield:JSONPath=".status.current.node"
 type SpiderEndpoint struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

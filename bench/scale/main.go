@@ -370,6 +370,8 @@ func populate(ctx context.Context, c client.Client, o options) error {
 		pool, addr, pod := f[0], f[1], strings.TrimPrefix(f[2], "scale/")
 		jobs <- func(ctx context.Context) error {
 			// SpiderEndpoint has no status subresource: the agent creates it with its status.
+			// Every endpoint names the agent's node, whose informer selects the endpoints of its
+			// node only (status.current.node): so it caches all of them.
 			ep := &v2beta1.SpiderEndpoint{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: pod},
 				Status: v2beta1.WorkloadEndpointStatus{
 					Current: v2beta1.PodIPAllocation{UID: "uid-" + strings.TrimPrefix(pod, "pod-"), Node: "scale-node",

@@ -137,8 +137,15 @@ func (s *Server) add(ctx context.Context, args *v1.IpamAddArgs) (_ *v1.IpamAddRe
 // hands out is added to a.held, also on failure.
 func (s *Server) addOnce(ctx context.Context, a *addition, attempt int) (_ *v2beta1.SpiderEndpoint, again bool, _ error) {
 	from, last := fromCache, attempt >= maxWriteAttempts
-	if attempt > 1 {
+	switch {
+	case attempt > 1:
 		from = fromLive
+	case s.mayTakeOver(a.base.Controller):
+		// The endpoint to take over may have been written on another node, whose endpoints
+		// this agent's informer does not hold: a miss is read live. Other pods' endpoints are
+		// this node's, and a stale one of an earlier incarnation elsewhere surfaces as the
+		// create's AlreadyExists, after which the next attempt reads live.
+		from = fromCacheOrLive
 	}
 
 	// 2. The endpoint, made this incarnation's.

@@ -74,7 +74,13 @@ func Run(ctx context.Context, cfg Config, restConfig *rest.Config) error {
 	if blocksErr != nil {
 		cfg.Logger.Warn("SpiderIPBlocks are not served: pools in block format cannot be allocated from until the chart's CRDs are installed", "error", blocksErr)
 	}
-	informers, err := newCache(ctx, restConfig, scheme, cfg.NodeName, blocksErr == nil)
+	// The same for the SpiderEndpoint field selector: without it the agent caches every node's
+	// endpoints, as before, and every endpoint write reaches every agent.
+	endpointsErr := live.List(ctx, &v2beta1.SpiderEndpointList{}, client.Limit(1), client.MatchingFields{endpointNodeField: cfg.NodeName})
+	if endpointsErr != nil {
+		cfg.Logger.Warn("SpiderEndpoints cannot be selected by node: caching every node's, until the chart's CRDs are installed", "error", endpointsErr)
+	}
+	informers, err := newCache(ctx, restConfig, scheme, cfg.NodeName, blocksErr == nil, endpointsErr == nil)
 	if err != nil {
 		return err
 	}
@@ -119,14 +125,23 @@ func Run(ctx context.Context, cfg Config, restConfig *rest.Config) error {
 	return serve(ctx, &cfg, srv, metrics, informers)
 }
 
+// endpointNodeField selects the SpiderEndpoints whose current pod runs on a node (the CRD's
+// selectable field).
+const endpointNodeField = "status.current.node"
+
 // newCache builds the informer cache of everything the handlers read.
-// Pods are cached for this node only and nodes for this one only;
+// Pods are cached for this node only and nodes for this one only, and so are
+// SpiderEndpoints with endpointsByNode (an endpoint found elsewhere, such as
+// a StatefulSet pod's that another node wrote, is read live);
 // reading any other kind through the cache is an error rather than a
 // silently started cluster-wide informer.
-func newCache(ctx context.Context, restConfig *rest.Config, scheme *runtime.Scheme, nodeName string, withBlocks bool) (cache.Cache, error) {
+func newCache(ctx context.Context, restConfig *rest.Config, scheme *runtime.Scheme, nodeName string, withBlocks, endpointsByNode bool) (cache.Cache, error) {
 	byObject := map[client.Object]cache.ByObject{
 		&corev1.Pod{}:  {Field: fields.OneTermEqualSelector("spec.nodeName", nodeName)},
 		&corev1.Node{}: {Field: fields.OneTermEqualSelector("metadata.name", nodeName)},
+	}
+	if endpointsByNode {
+		byObject[&v2beta1.SpiderEndpoint{}] = cache.ByObject{Field: fields.OneTermEqualSelector(endpointNodeField, nodeName)}
 	}
 	if withBlocks {
 		// This node's blocks and the blocks holding its pods' records: never the whole cluster's.

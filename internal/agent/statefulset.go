@@ -28,9 +28,12 @@ import (
 // workload.StatefulSetOf (the GC's and spiderpoolctl's test) accepts any
 // version of the apps group; the StatefulSet controller writes apps/v1.
 func (s *Server) takesOver(ctrl ipam.Controller, ep *v2beta1.SpiderEndpoint) bool {
-	if ep.DeletionTimestamp != nil {
-		return false
-	}
+	return ep.DeletionTimestamp == nil && s.mayTakeOver(ctrl)
+}
+
+// mayTakeOver reports whether a pod of ctrl takes over the endpoint of an earlier incarnation
+// (takesOver, whatever the endpoint).
+func (s *Server) mayTakeOver(ctrl ipam.Controller) bool {
 	return (s.cfg.EnableStatefulSet && ctrl.Kind == workload.KindStatefulSet && ctrl.APIVersion == appsv1.SchemeGroupVersion.String()) ||
 		s.staticVMI(ctrl) != "" // a KubeVirt VM's next pod (kubevirt.go)
 }

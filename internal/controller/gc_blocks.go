@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"math"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -11,6 +12,8 @@ import (
 	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	ipblock "github.com/spiderpool-go/spiderpool/api/ipblock/v1alpha1"
+	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/ipam/blockstore"
 )
 
 // returnOrphanBlocks deletes the empty SpiderIPBlocks that no agent will ever return: those of a
@@ -32,7 +35,19 @@ func (r *GCReconciler) returnOrphanBlocks(ctx context.Context) error {
 	gone := map[string]bool{} // node name → its Node is absent, read once per scan
 	for i := range list.Items {
 		b := &list.Items[i]
-		if len(b.Spec.Records) > 0 || b.DeletionTimestamp != nil {
+		if b.DeletionTimestamp != nil {
+			continue
+		}
+		if len(b.Spec.Fences) > 0 {
+			fenced, err := r.dropFences(ctx, b)
+			if err != nil {
+				return err
+			}
+			if fenced {
+				continue // a fenced block stays: deleted, its range could be claimed without them
+			}
+		}
+		if len(b.Spec.Records) > 0 {
 			continue
 		}
 		if node := b.Spec.Node; node != "" {
@@ -63,4 +78,35 @@ func (r *GCReconciler) returnOrphanBlocks(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// dropFences removes the fence entries of b that are no longer needed (blockstore.LiveFences: the
+// pool's cached generation, this controller's clock), by compare-and-swap, and reports whether b
+// still has fences. b is updated in place when written. A lost write leaves the entries for the
+// next scan.
+func (r *GCReconciler) dropFences(ctx context.Context, b *ipblock.SpiderIPBlock) (bool, error) {
+	gen := int64(math.MaxInt64) // a pool that is gone has no agent allocating from it
+	var pool v2beta1.SpiderIPPool
+	switch err := r.client.Get(ctx, client.ObjectKey{Name: b.Spec.Pool}, &pool); {
+	case err == nil && string(pool.UID) == b.Spec.PoolUID:
+		gen = pool.Generation
+	case err != nil && !apierrors.IsNotFound(err):
+		return true, fmt.Errorf("read IPPool %q of SpiderIPBlock %q: %w", b.Spec.Pool, b.Name, err)
+	}
+	live := blockstore.LiveFences(b, gen, r.now())
+	if len(live) == len(b.Spec.Fences) {
+		return true, nil
+	}
+	updated := b.DeepCopy()
+	updated.Spec.Fences = live
+	err := r.client.Update(ctx, updated)
+	switch {
+	case err == nil:
+		*b = *updated
+		return len(live) > 0, nil
+	case apierrors.IsNotFound(err), apierrors.IsConflict(err):
+		return true, nil
+	default:
+		return true, fmt.Errorf("drop fences of SpiderIPBlock %q: %w", b.Name, err)
+	}
 }

@@ -803,3 +803,42 @@ func TestGCReturnsOrphanBlocks(t *testing.T) {
 		t.Errorf("records (-want +got):\n%s", diff)
 	}
 }
+
+// A fenced block stays while its fence is needed, whatever it holds; the GC drops the fence once
+// it is old enough and the pool has reached its generation, and then returns the block if it is
+// empty and of nobody.
+func TestGCDropsFences(t *testing.T) {
+	pool := build.Pool("p", "10.6.0.0/24", build.IPs("10.6.0.10-10.6.0.200"),
+		build.Allocated("10.6.0.10", "default/live", "l1"))
+	p, _ := blockstoretest.InBlocks(t, pool, "node1")
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	fenced := func(cidr string, gen int64, ago time.Duration) *ipblock.SpiderIPBlock {
+		b := blockstore.NewBlock(p, netip.MustParsePrefix(cidr), "", nil)
+		b.Spec.Fences = []ipblock.BlockFence{{PoolGeneration: gen, IPs: []string{netip.MustParsePrefix(cidr).Addr().Next().String()}, Since: metav1.NewTime(now.Add(-ago))}}
+		return b
+	}
+	gen := p.Generation
+	young := fenced("10.6.0.32/27", gen, blockstore.FenceTTL/2)                     // still needed
+	ahead := fenced("10.6.0.64/27", gen+1, blockstore.FenceTTL+time.Second)         // the pool has not reached it
+	done := fenced("10.6.0.96/27", gen, blockstore.FenceTTL+time.Second)            // no longer needed
+	abandoned := fenced("10.6.0.128/27", gen+1, blockstore.FenceMaxAge+time.Second) // its update never came
+	f := newGCFixtureIn(t, formatBlocks, GCOptions{}, pool,
+		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1"}},
+		gcPod("live", "l1", build.Phase(corev1.PodRunning)),
+		young, ahead, done, abandoned)
+	f.r.now = func() time.Time { return now }
+	if err := f.r.FullScan(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []*ipblock.SpiderIPBlock{young, ahead} {
+		var got ipblock.SpiderIPBlock
+		if err := f.c.Get(context.Background(), client.ObjectKeyFromObject(b), &got); err != nil || len(got.Spec.Fences) != 1 {
+			t.Errorf("block %s: %v, fences %+v; want it kept with its fence", b.Spec.CIDR, err, got.Spec.Fences)
+		}
+	}
+	for _, b := range []*ipblock.SpiderIPBlock{done, abandoned} {
+		if err := f.c.Get(context.Background(), client.ObjectKeyFromObject(b), &ipblock.SpiderIPBlock{}); !apierrors.IsNotFound(err) {
+			t.Errorf("block %s (fence no longer needed, empty, of nobody): %v, want it returned", b.Spec.CIDR, err)
+		}
+	}
+}

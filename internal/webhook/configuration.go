@@ -86,6 +86,8 @@ func rulesFor(k hookedKind) []admissionregistrationv1.RuleWithOperations {
 
 func mutatingConfiguration(cc clientConfigFor, caBundle []byte) *admissionregistrationv1.MutatingWebhookConfiguration {
 	cfg := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: ConfigurationName}}
+	// NoneOnDryRun: the SpiderIPPool validator writes fences into SpiderIPBlocks (blockstore.Fence),
+	// except on a dry run.
 	for _, k := range hookedKinds {
 		cfg.Webhooks = append(cfg.Webhooks, admissionregistrationv1.MutatingWebhook{
 			Name:                    k.webhookName(),
@@ -93,7 +95,7 @@ func mutatingConfiguration(cc clientConfigFor, caBundle []byte) *admissionregist
 			Rules:                   rulesFor(k),
 			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
 			MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
-			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
+			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNoneOnDryRun),
 			TimeoutSeconds:          ptr.To[int32](10),
 			AdmissionReviewVersions: []string{"v1"},
 			ReinvocationPolicy:      ptr.To(admissionregistrationv1.NeverReinvocationPolicy),
@@ -111,7 +113,7 @@ func validatingConfiguration(cc clientConfigFor, caBundle []byte) *admissionregi
 			Rules:                   rulesFor(k),
 			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
 			MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
-			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
+			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNoneOnDryRun),
 			TimeoutSeconds:          ptr.To[int32](10),
 			AdmissionReviewVersions: []string{"v1"},
 		})

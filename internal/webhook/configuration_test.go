@@ -53,7 +53,7 @@ func TestConfigurationsMatchSpec(t *testing.T) {
 
 func checkCommon(t *testing.T, name string, ca []byte, fp *admissionregistrationv1.FailurePolicyType, se *admissionregistrationv1.SideEffectClass, versions []string, rules []admissionregistrationv1.RuleWithOperations) {
 	t.Helper()
-	if string(ca) != "ca" || *fp != admissionregistrationv1.Fail || *se != admissionregistrationv1.SideEffectClassNone || !cmp.Equal(versions, []string{"v1"}) {
+	if string(ca) != "ca" || *fp != admissionregistrationv1.Fail || *se != admissionregistrationv1.SideEffectClassNoneOnDryRun || !cmp.Equal(versions, []string{"v1"}) {
 		t.Errorf("%s: caBundle %q, failurePolicy %s, sideEffects %s, versions %v", name, ca, *fp, *se, versions)
 	}
 	// Only the main resource, only CREATE and UPDATE: never the status subresource, never DELETE.

@@ -2,7 +2,10 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"time"
 
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -12,6 +15,7 @@ import (
 
 	ipblock "github.com/spiderpool-go/spiderpool/api/ipblock/v1alpha1"
 	"github.com/spiderpool-go/spiderpool/api/v2beta1"
+	"github.com/spiderpool-go/spiderpool/internal/ipam/blocks"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/blockstore"
 )
 
@@ -32,6 +36,11 @@ type IPPoolWebhook struct {
 	// BlockReader reads the SpiderIPBlocks of a pool in block format, whose status is only a
 	// mirror: the API reader, so that an update never removes an address a block records.
 	BlockReader client.Reader
+	// BlockWriter writes the fences of an update that removes addresses from a pool in block
+	// format (blockstore.Fence).
+	BlockWriter client.Writer
+	// now is the clock of the fences; nil means time.Now.
+	now func() time.Time
 }
 
 // Default implements admission.Defaulter.
@@ -88,6 +97,54 @@ func (w *IPPoolWebhook) ValidateUpdate(ctx context.Context, oldPool, newPool *v2
 	if apiequality.Semantic.DeepEqual(oldPool.Spec, newPool.Spec) {
 		return nil, nil
 	}
+	errs, err := w.validateUpdate(ctx, oldPool, newPool)
+	if err != nil {
+		return nil, err
+	}
+	if len(errs) > 0 || !ipblock.InBlocks(oldPool) {
+		return nil, invalid(newPool, errs)
+	}
+	// A pool in block format: the check above read the blocks, but an agent whose cached pool
+	// predates this update may allocate a removed address before the update is stored. The fences
+	// stop that (blockstore.Fence), or find the record such an agent wrote meanwhile.
+	if req, rerr := admission.RequestFromContext(ctx); rerr == nil && req.DryRun != nil && *req.DryRun {
+		return nil, nil // no side effects on a dry run (sideEffects: NoneOnDryRun)
+	}
+	if w.BlockWriter == nil {
+		return nil, apierrors.NewInternalError(fmt.Errorf("IPPool %q is in block format and this webhook cannot write SpiderIPBlocks", oldPool.Name))
+	}
+	now := time.Now
+	if w.now != nil {
+		now = w.now
+	}
+	err = blockstore.Fence(ctx, w.BlockReader, w.BlockWriter, oldPool, blockstore.Removed(oldPool, newPool), now())
+	var held *blockstore.HeldError
+	switch {
+	case err == nil:
+		return nil, nil
+	case errors.As(err, &held):
+		// Judge again from the records as they are now, for the usual message.
+		if errs, err = w.validateUpdate(ctx, oldPool, newPool); err != nil {
+			return nil, err
+		} else if len(errs) > 0 {
+			return nil, invalid(newPool, errs)
+		}
+		return nil, apierrors.NewConflict(v2beta1.SchemeGroupVersion.WithResource("spiderippools").GroupResource(), newPool.Name,
+			fmt.Errorf("%s while the update was checked; retry", held))
+	case errors.Is(err, blockstore.ErrTooManyBlocks):
+		p := field.NewPath("spec", "excludeIPs")
+		if !slices.Equal(oldPool.Spec.IPs, newPool.Spec.IPs) {
+			p = field.NewPath("spec", "ips")
+		}
+		return nil, invalid(newPool, field.ErrorList{field.Forbidden(p, fmt.Sprintf(
+			"%v; remove the addresses in several updates of at most %d addresses each", err, blockstore.MaxFenceBlocks<<blocks.DefaultBits))})
+	default:
+		return nil, apierrors.NewInternalError(fmt.Errorf("fence the addresses removed from IPPool %q: %w", oldPool.Name, err))
+	}
+}
+
+// validateUpdate applies the update rules, judging a pool in block format against its blocks.
+func (w *IPPoolWebhook) validateUpdate(ctx context.Context, oldPool, newPool *v2beta1.SpiderIPPool) (field.ErrorList, error) {
 	if ipblock.InBlocks(oldPool) {
 		// The records are in the blocks: judge the update against them, not the mirror.
 		allocs, err := blockstore.Allocations(ctx, w.BlockReader, oldPool)
@@ -100,13 +157,10 @@ func (w *IPPoolWebhook) ValidateUpdate(ctx context.Context, oldPool, newPool *v2
 		}
 	}
 	errs := v2beta1.ValidateSpiderIPPoolUpdate(newPool, oldPool, w.EnableIPv4, w.EnableIPv6)
-	if len(errs) == 0 {
-		var err error
-		if errs, err = w.validateAgainstCluster(ctx, newPool); err != nil {
-			return nil, err
-		}
+	if len(errs) > 0 {
+		return errs, nil
 	}
-	return nil, invalid(newPool, errs)
+	return w.validateAgainstCluster(ctx, newPool)
 }
 
 // ValidateDelete implements admission.Validator. Deletion is never refused: the finalizer keeps a

@@ -98,7 +98,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	// refused once; a retry passes.
 	reader := cacheReader{mgr.GetClient()}
 	ipv4, ipv6 := opts.EnableIPv4, opts.EnableIPv6
-	pool := &IPPoolWebhook{Reader: reader, EnableIPv4: ipv4, EnableIPv6: ipv6, EnableSpiderSubnet: opts.EnableSpiderSubnet, BlockReader: mgr.GetAPIReader()}
+	pool := &IPPoolWebhook{Reader: reader, EnableIPv4: ipv4, EnableIPv6: ipv6, EnableSpiderSubnet: opts.EnableSpiderSubnet, BlockReader: mgr.GetAPIReader(), BlockWriter: mgr.GetClient()}
 	subnet := &SubnetWebhook{Reader: reader, EnableIPv4: ipv4, EnableIPv6: ipv6}
 	rip := &ReservedIPWebhook{EnableIPv4: ipv4, EnableIPv6: ipv6}
 	smc := &MultusConfigWebhook{Reader: reader}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -250,7 +251,8 @@ func TestIPPoolWebhookUpdateInBlocks(t *testing.T) {
 	for _, blk := range blks {
 		b = b.WithObjects(blk)
 	}
-	w := &IPPoolWebhook{Reader: newAPIClient(t), BlockReader: b.Build(), EnableIPv4: true}
+	bc := b.Build()
+	w := &IPPoolWebhook{Reader: newAPIClient(t), BlockReader: bc, BlockWriter: bc, EnableIPv4: true}
 
 	shrunk := stored.DeepCopy()
 	shrunk.Spec.IPs = []string{"10.6.0.13-10.6.0.20"}
@@ -261,5 +263,13 @@ func TestIPPoolWebhookUpdateInBlocks(t *testing.T) {
 	kept.Spec.IPs = []string{"10.6.0.11-10.6.0.20"}
 	if _, err := w.ValidateUpdate(ctx, stored, kept); err != nil {
 		t.Errorf("update keeping every recorded address refused: %v", err)
+	}
+	// The free address it removes, 10.6.0.10, is fenced in its block.
+	var list ipblock.SpiderIPBlockList
+	if err := bc.List(ctx, &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) != 1 || len(list.Items[0].Spec.Fences) != 1 || fmt.Sprint(list.Items[0].Spec.Fences[0].IPs) != "[10.6.0.10]" {
+		t.Errorf("blocks after the admitted update: %+v, want one fence of 10.6.0.10", list.Items)
 	}
 }

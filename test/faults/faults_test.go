@@ -73,6 +73,7 @@ func TestFaults(t *testing.T) {
 		{"controller clock skewed +5 min and -5 min", controllerClockSkewed},
 		{"pool past etcd's request limit", poolPastSizeLimit},
 		{"overlapping pools created in parallel", overlappingPools},
+		{"pool shrunk while the agent's informer lags 3 s", poolShrunkUnderLag},
 		{"exact-fit churn, all faults at random", exactFitChurn},
 	}
 	for _, c := range classes {

@@ -170,7 +170,7 @@ func freePort(t *testing.T) int {
 
 // waitForWebhooks waits until the apiserver really calls both webhooks: a dry run of a pool with a
 // gateway outside its subnet (which only the validator knows) is refused, and a dry run of a valid
-// pool comes back defaulted. Dry runs call webhooks whose sideEffects are None and persist nothing.
+// pool comes back defaulted. Dry runs call webhooks whose sideEffects are NoneOnDryRun and persist nothing.
 func waitForWebhooks(t *testing.T) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

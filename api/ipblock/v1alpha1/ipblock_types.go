@@ -73,6 +73,34 @@ type SpiderIPBlockSpec struct {
 	// +kubebuilder:validation:Schemaless
 	// +kubebuilder:validation:Type=string
 	Records BlockRecords `json:"records,omitempty"`
+
+	// fences holds addresses that an update of the pool's spec is removing from its usable set,
+	// written by the controller's webhook before it admits that update: an agent whose cached
+	// pool is older than an entry's poolGeneration allocates none of its addresses here. Written
+	// by compare-and-swap like the records, so an allocation and a fence of one address cannot
+	// both succeed. The controller's GC drops entries once they are no longer needed.
+	// +optional
+	// +listType=atomic
+	Fences []BlockFence `json:"fences,omitempty"`
+}
+
+// BlockFence is one spec update's removal of addresses from the block's range.
+type BlockFence struct {
+	// poolGeneration is the pool's metadata.generation once the update is stored: a pool read at
+	// this generation or later no longer has the addresses in its usable set.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	PoolGeneration int64 `json:"poolGeneration"`
+
+	// ips are the addresses removed, in the notation of SpiderIPPool.spec.ips.
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	// +listType=atomic
+	IPs []string `json:"ips"`
+
+	// since is when the webhook wrote the entry.
+	// +required
+	Since metav1.Time `json:"since"`
 }
 
 // BlockRecords maps each address in use to its holder. Its JSON form is a string holding the

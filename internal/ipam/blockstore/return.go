@@ -61,7 +61,9 @@ func (s *Store) returnEmpty(ctx context.Context, now time.Time, empty map[string
 	deleted := 0
 	for i := range list.Items {
 		b := &list.Items[i]
-		if b.Spec.Node != s.opts.NodeName || len(b.Spec.Records) > 0 || b.DeletionTimestamp != nil {
+		// A fenced block stays until the controller's GC drops its fences: deleted, its range
+		// could be claimed again without them.
+		if b.Spec.Node != s.opts.NodeName || len(b.Spec.Records) > 0 || len(b.Spec.Fences) > 0 || b.DeletionTimestamp != nil {
 			continue
 		}
 		seen[b.Name] = true

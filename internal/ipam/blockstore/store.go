@@ -499,7 +499,7 @@ func (s *Store) view(ctx context.Context, pool *v2beta1.SpiderIPPool, layout blo
 		OwnersComplete: !s.opts.AllBlocks,
 		Records:        map[netip.Addr]ipam.Owner{},
 	}, blocks: got}
-	var alloc []ip.Range
+	var alloc, fenced []ip.Range
 	for n, b := range got {
 		prefix, err := netip.ParsePrefix(b.Spec.CIDR)
 		if err != nil || b.Name != blocks.Name(pool.Name, string(pool.UID), prefix) {
@@ -520,6 +520,10 @@ func (s *Store) view(ctx context.Context, pool *v2beta1.SpiderIPPool, layout blo
 		if b.Spec.Node == s.opts.NodeName || r.borrowed[n] {
 			alloc = append(alloc, ip.PrefixRange(prefix))
 		}
+		// Addresses a spec update newer than the cached pool is removing (fence.go). A range
+		// with no block has no fence; the store allocates there only by creating its block,
+		// which fails when the webhook fenced it first.
+		fenced = append(fenced, fencedFor(b, prefix, pool.Generation)...)
 	}
 	for p := range r.absent {
 		v.Loaded = append(v.Loaded, p)
@@ -536,6 +540,13 @@ func (s *Store) view(ctx context.Context, pool *v2beta1.SpiderIPPool, layout blo
 		if set, err = pool.Spec.UsableIPs(); err != nil {
 			return nil, fmt.Errorf("IPPool %q: %w", pool.Name, err)
 		}
+	}
+	if len(fenced) > 0 {
+		out, err := ip.NewSet(version, fenced...)
+		if err != nil {
+			return nil, fmt.Errorf("IPPool %q: fences: %w", pool.Name, err)
+		}
+		set = set.Subtract(out)
 	}
 	v.Allocatable = set
 	return v, nil

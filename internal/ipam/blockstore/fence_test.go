@@ -227,3 +227,71 @@ func TestFencedForMalformed(t *testing.T) {
 		t.Errorf("fenced at generation 9: %v, want nothing", got)
 	}
 }
+
+// FuzzFence: a store allocates some addresses of a two-block pool, an update removes any subset
+// of its addresses, and the store, still on the old spec, then allocates until the pool is
+// exhausted. The fence must be refused exactly when a removed address is held, and otherwise no
+// removed address may be allocated while every other one is.
+func FuzzFence(f *testing.F) {
+	f.Add(uint64(0x00ff00), uint8(3))
+	f.Add(uint64(1), uint8(0))
+	f.Add(uint64(0xffffffffffffffff), uint8(61))
+	f.Add(uint64(0x8000000000000000), uint8(40))
+	f.Fuzz(func(t *testing.T, removeMask uint64, holdCount uint8) {
+		const size = 62 // 10.12.0.1-10.12.0.62
+		p := pool("p", "10.12.0.0/24", build.IPs("10.12.0.1-10.12.0.62"))
+		p.Generation = 1
+		c := newClient(t, p)
+		s := newStore(t, c, "a", 0)
+		held := map[netip.Addr]bool{}
+		for i := range int(holdCount) % size {
+			a, _, err := allocate(s, "p", fmt.Sprint("h", i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			held[a] = true
+		}
+		var exclude []string
+		removed := map[netip.Addr]bool{}
+		heldRemoved := false
+		for i := range size {
+			if removeMask>>i&1 == 1 {
+				a := netip.AddrFrom4([4]byte{10, 12, 0, byte(i + 1)})
+				exclude = append(exclude, a.String())
+				removed[a] = true
+				heldRemoved = heldRemoved || held[a]
+			}
+		}
+		next := p.DeepCopy()
+		next.Spec.ExcludeIPs = exclude
+		err := Fence(context.Background(), c, c, p, Removed(p, next), time.Now())
+		var he *HeldError
+		switch {
+		case heldRemoved && !errors.As(err, &he):
+			t.Fatalf("fence over a held address: %v, want a HeldError", err)
+		case heldRemoved:
+			if !held[he.Addr] || !removed[he.Addr] {
+				t.Fatalf("HeldError names %s, which is not a held removed address", he.Addr)
+			}
+			return
+		case err != nil:
+			t.Fatalf("fence: %v", err)
+		}
+		for i := 0; ; i++ {
+			a, _, err := allocate(s, "p", fmt.Sprint("n", i))
+			if errors.Is(err, ipam.ErrPoolExhausted) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if removed[a] {
+				t.Fatalf("removed %s allocated under the stale spec", a)
+			}
+			held[a] = true
+		}
+		if want := size - len(removed); len(held) != want {
+			t.Fatalf("%d addresses held at exhaustion, want %d", len(held), want)
+		}
+	})
+}

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -98,25 +98,17 @@ func Fence(ctx context.Context, r client.Reader, w client.Writer, oldPool *v2bet
 		}
 		affected = append(affected, b)
 	}
-	entry := func(b netip.Prefix) ipblock.BlockFence {
-		return ipblock.BlockFence{PoolGeneration: oldPool.Generation + 1, IPs: blocks.Usable(b, removed).Strings(), Since: metav1.NewTime(now)}
-	}
-
-	work := make(chan int)
+	gen := oldPool.Generation + 1
 	errs := make([]error, len(affected))
-	var wg sync.WaitGroup
-	for range min(fenceWorkers, len(affected)) {
-		wg.Go(func() {
-			for i := range work {
-				errs[i] = fenceBlock(ctx, r, w, oldPool, affected[i], entry(affected[i]))
-			}
+	var g errgroup.Group
+	g.SetLimit(fenceWorkers)
+	for i, b := range affected {
+		g.Go(func() error {
+			errs[i] = fenceBlock(ctx, r, w, oldPool, b, blocks.Usable(b, removed), gen, now)
+			return nil
 		})
 	}
-	for i := range affected {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
+	_ = g.Wait() // the errors are in errs, so that a HeldError can be told first
 	var held *HeldError
 	for _, err := range errs {
 		if errors.As(err, &held) {
@@ -126,13 +118,11 @@ func Fence(ctx context.Context, r client.Reader, w client.Writer, oldPool *v2bet
 	return errors.Join(errs...)
 }
 
-// fenceBlock adds e to the block of range b, creating it for nobody when absent.
-func fenceBlock(ctx context.Context, r client.Reader, w client.Writer, pool *v2beta1.SpiderIPPool, b netip.Prefix, e ipblock.BlockFence) error {
+// fenceBlock adds a fence entry of fenced (addresses of range b) for generation gen to the block of
+// b, creating it for nobody when absent.
+func fenceBlock(ctx context.Context, r client.Reader, w client.Writer, pool *v2beta1.SpiderIPPool, b netip.Prefix, fenced ip.Set, gen int64, now time.Time) error {
 	name := blocks.Name(pool.Name, string(pool.UID), b)
-	fenced, err := ip.ParseSet(e.IPs, ip.Version(b.Addr()))
-	if err != nil {
-		return fmt.Errorf("fence of SpiderIPBlock %q: %w", name, err)
-	}
+	e := ipblock.BlockFence{PoolGeneration: gen, IPs: fenced.Strings(), Since: metav1.NewTime(now)}
 	for range fenceTries {
 		var blk ipblock.SpiderIPBlock
 		err := r.Get(ctx, client.ObjectKey{Name: name}, &blk)

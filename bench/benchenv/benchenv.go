@@ -3,17 +3,11 @@
 package benchenv
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
-
-	"k8s.io/client-go/rest"
 
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
 )
@@ -53,26 +47,4 @@ func WriteReport(dir, name string, at time.Time, r any) (string, error) {
 	}
 	Step("report: %s", path)
 	return path, nil
-}
-
-// APIMetrics reads the apiserver's /metrics text through cfg.
-func APIMetrics(ctx context.Context, cfg *rest.Config) (string, error) {
-	hc, err := rest.HTTPClientFor(cfg)
-	if err != nil {
-		return "", err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(cfg.Host, "/")+"/metrics", nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("read apiserver metrics: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", fmt.Errorf("read apiserver metrics: %w", err)
-	}
-	return string(body), nil
 }

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/spiderpool-go/spiderpool/bench/benchenv"
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
 )
 
@@ -17,7 +16,7 @@ type writeCounts struct{ ok, conflict int64 }
 
 // apiMetrics reads the apiserver's /metrics text.
 func apiMetrics(ctx context.Context, env *testenv.Env) (string, error) {
-	return benchenv.APIMetrics(ctx, env.Config)
+	return testenv.APIMetrics(ctx, env.Config)
 }
 
 // requestCounts sums apiserver_request_total by "VERB resource[/subresource]".

@@ -18,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/rest"
 
-	"github.com/spiderpool-go/spiderpool/bench/benchenv"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/blockstore"
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
 )
@@ -426,7 +425,7 @@ func settle(ctx context.Context, cfg *rest.Config, resource string) (watchTraffi
 
 // scrape reads the apiserver's /metrics.
 func scrape(ctx context.Context, cfg *rest.Config) (string, error) {
-	return benchenv.APIMetrics(ctx, cfg)
+	return testenv.APIMetrics(ctx, cfg)
 }
 
 // traffic sums apiserver_watch_events_total and apiserver_watch_events_sizes (bytes) of resource

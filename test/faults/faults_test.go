@@ -430,11 +430,7 @@ func informerLagging(t *testing.T, rng *rand.Rand, _ *proc) outcome {
 	w.createPool("f-lag", "10.75.0.0/24", "10.75.0.10-10.75.0.25")
 	a := w.agents["lag-0"]
 	failed := w.bringUp(4, "f-lag", []string{a.node}, 4)
-	proxy.DelayWatches(apiproxy.On(agentClient(a.node), "watch", "", "-"), 3*time.Second)
-	if proxy.CutWatches(apiproxy.On(agentClient(a.node), "watch", "", "-")) == 0 {
-		t.Fatal("the agent had no watch open")
-	}
-	time.Sleep(4 * time.Second) // the agent has re-watched with the lag
+	lagWatches(t, a.node, 3*time.Second)
 	injected := 0
 	for range 6 {
 		live := w.live()
@@ -462,11 +458,27 @@ func informerLagging(t *testing.T, rng *rand.Rand, _ *proc) outcome {
 		}()
 		wg.Wait()
 	}
-	proxy.ClearDelays()
-	proxy.CutWatches(apiproxy.On(agentClient(a.node), "watch", "", "-"))
+	endLag(a.node)
 	o := w.settle(settleBudget, failed)
 	o.injected = injected
 	return o
+}
+
+// lagWatches makes every watch stream of node's agent arrive d late from now on: the agent's open
+// watches are cut and it re-watches through the delay.
+func lagWatches(t *testing.T, node string, d time.Duration) {
+	t.Helper()
+	proxy.DelayWatches(apiproxy.On(agentClient(node), "watch", "", "-"), d)
+	if proxy.CutWatches(apiproxy.On(agentClient(node), "watch", "", "-")) == 0 {
+		t.Fatal("the agent had no watch open")
+	}
+	time.Sleep(d + time.Second) // the agent has re-watched with the lag
+}
+
+// endLag undoes lagWatches: the agent re-watches without the delay.
+func endLag(node string) {
+	proxy.ClearDelays()
+	proxy.CutWatches(apiproxy.On(agentClient(node), "watch", "", "-"))
 }
 
 // controllerKilledInGC: pods vanish without their DEL (their node is lost) and the controller is

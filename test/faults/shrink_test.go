@@ -23,7 +23,6 @@ import (
 	"github.com/spiderpool-go/spiderpool/internal/ip"
 	"github.com/spiderpool-go/spiderpool/internal/ipam/blockstore"
 	"github.com/spiderpool-go/spiderpool/internal/testenv"
-	"github.com/spiderpool-go/spiderpool/internal/testutil/apiproxy"
 	"github.com/spiderpool-go/spiderpool/internal/testutil/build"
 	"github.com/spiderpool-go/spiderpool/internal/webhook"
 )
@@ -41,11 +40,7 @@ func poolShrunkUnderLag(t *testing.T, rng *rand.Rand, _ *proc) outcome {
 	waitInBlocks(t, "f-shrink")
 	a := w.agents["shrink-0"]
 	failed := w.bringUp(6, "f-shrink", []string{a.node}, 3)
-	proxy.DelayWatches(apiproxy.On(agentClient(a.node), "watch", "", "-"), 3*time.Second)
-	if proxy.CutWatches(apiproxy.On(agentClient(a.node), "watch", "", "-")) == 0 {
-		t.Fatal("the agent had no watch open")
-	}
-	time.Sleep(4 * time.Second) // the agent has re-watched with the lag
+	lagWatches(t, a.node, 3*time.Second)
 
 	removed := map[string]bool{}
 	injected := 0
@@ -75,8 +70,7 @@ func poolShrunkUnderLag(t *testing.T, rng *rand.Rand, _ *proc) outcome {
 			problems = append(problems, fmt.Sprintf("pod %s was given %s after the webhook admitted its removal", p.obj.Name, p.addr))
 		}
 	}
-	proxy.ClearDelays()
-	proxy.CutWatches(apiproxy.On(agentClient(a.node), "watch", "", "-"))
+	endLag(a.node)
 	o := w.settle(settleBudget, failed)
 	o.problems = append(o.problems, problems...)
 	o.injected = injected

@@ -100,21 +100,13 @@ func TestFenceInUnclaimedRange(t *testing.T) {
 		t.Fatalf("block of the unclaimed range: node %q records %v fences %+v; want a block of nobody with one fence of generation 5",
 			fenceBlock.Spec.Node, fenceBlock.Spec.Records, fenceBlock.Spec.Fences)
 	}
-	got := 1
-	for i := 0; ; i++ {
-		addr, _, err := allocate(a, "p", fmt.Sprintf("u%d", i))
-		if errors.Is(err, ipam.ErrPoolExhausted) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	filled := fill(t, a, "p", "u")
+	for _, addr := range filled {
 		if addr.Compare(netip.MustParseAddr("10.8.0.40")) >= 0 && addr.Compare(netip.MustParseAddr("10.8.0.50")) <= 0 {
 			t.Fatalf("fenced %s allocated under the stale spec", addr)
 		}
-		got++
 	}
-	if want := 63 - 11; got != want {
+	if got, want := 1+len(filled), 63-11; got != want {
 		t.Errorf("%d addresses allocated, want every one not fenced: %d", got, want)
 	}
 }
@@ -170,9 +162,7 @@ func TestFencedBlockNotReturned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.UpdatePool(context.Background(), "p", func(st *ipam.PoolState) error { st.Release(addr, "u"); return nil }); err != nil {
-		t.Fatal(err)
-	}
+	release(t, a, "p", addr, "u")
 	if err := Fence(context.Background(), c, c, p, Removed(p, shrink(p, "10.11.0.8")), time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -277,14 +267,7 @@ func FuzzFence(f *testing.F) {
 		case err != nil:
 			t.Fatalf("fence: %v", err)
 		}
-		for i := 0; ; i++ {
-			a, _, err := allocate(s, "p", fmt.Sprint("n", i))
-			if errors.Is(err, ipam.ErrPoolExhausted) {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+		for _, a := range fill(t, s, "p", "n") {
 			if removed[a] {
 				t.Fatalf("removed %s allocated under the stale spec", a)
 			}

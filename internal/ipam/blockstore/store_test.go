@@ -92,6 +92,31 @@ func allocate(s *Store, poolName, uid string) (netip.Addr, bool, error) {
 	return addr, reused, err
 }
 
+// release frees addr of uid in poolName as the IPAM core does.
+func release(t *testing.T, s *Store, poolName string, addr netip.Addr, uid string) {
+	t.Helper()
+	if err := s.UpdatePool(context.Background(), poolName, func(st *ipam.PoolState) error { st.Release(addr, uid); return nil }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fill allocates from poolName, for UIDs prefix0, prefix1, ..., until it is exhausted, and
+// returns the addresses given.
+func fill(t *testing.T, s *Store, poolName, prefix string) []netip.Addr {
+	t.Helper()
+	var out []netip.Addr
+	for i := 0; ; i++ {
+		a, _, err := allocate(s, poolName, fmt.Sprint(prefix, i))
+		if errors.Is(err, ipam.ErrPoolExhausted) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, a)
+	}
+}
+
 // blockRecords reads every block of a pool live and checks the block invariants: each record
 // inside its block's range, each address once, holder labels matching the records' nodes.
 func blockRecords(t *testing.T, c client.Client, poolName string) map[netip.Addr]ipblock.BlockRecord {
@@ -388,13 +413,7 @@ func TestReturnEmptyBlocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	release := func(s *Store, addr netip.Addr, uid string) {
-		t.Helper()
-		if err := s.UpdatePool(context.Background(), "p", func(st *ipam.PoolState) error { st.Release(addr, uid); return nil }); err != nil {
-			t.Fatal(err)
-		}
-	}
-	release(a, addr, "u1")
+	release(t, a, "p", addr, "u1")
 	blockCount := func() int {
 		var list ipblock.SpiderIPBlockList
 		if err := c.List(context.Background(), &list); err != nil {
@@ -425,7 +444,7 @@ func TestReturnEmptyBlocks(t *testing.T) {
 	if n, _ := a.returnEmpty(context.Background(), t0.Add(DefaultReturnAfter+time.Second), empty); n != 0 || blockCount() != 1 {
 		t.Fatalf("a block holding a borrowed record was returned")
 	}
-	release(b, netip.MustParseAddr("10.30.0.2"), "x")
+	release(t, b, "p", netip.MustParseAddr("10.30.0.2"), "x")
 	t1 := t0.Add(2 * DefaultReturnAfter)
 	if n, _ := a.returnEmpty(context.Background(), t1, empty); n != 0 {
 		t.Fatal("a block was returned on the scan that first saw it empty at a new version")

@@ -404,13 +404,14 @@ func TestChartTLSMethods(t *testing.T) {
 			cc   admissionregistrationv1.WebhookClientConfig
 			ops  []admissionregistrationv1.OperationType
 			res  []string
+			se   *admissionregistrationv1.SideEffectClass
 		}
 		var hooks []hook
 		for _, w := range mut.Webhooks {
-			hooks = append(hooks, hook{"mutating " + w.Name, w.ClientConfig, w.Rules[0].Operations, w.Rules[0].Resources})
+			hooks = append(hooks, hook{"mutating " + w.Name, w.ClientConfig, w.Rules[0].Operations, w.Rules[0].Resources, w.SideEffects})
 		}
 		for _, w := range val.Webhooks {
-			hooks = append(hooks, hook{"validating " + w.Name, w.ClientConfig, w.Rules[0].Operations, w.Rules[0].Resources})
+			hooks = append(hooks, hook{"validating " + w.Name, w.ClientConfig, w.Rules[0].Operations, w.Rules[0].Resources, w.SideEffects})
 		}
 		if len(hooks) != 10 {
 			t.Fatalf("%d webhooks, want 5 mutating and 5 validating", len(hooks))
@@ -422,6 +423,11 @@ func TestChartTLSMethods(t *testing.T) {
 			}
 			if fmt.Sprint(h.ops) != "[CREATE UPDATE]" || strings.Contains(fmt.Sprint(h.res), "/") {
 				t.Errorf("%s: operations %v on %v; status and DELETE stay unhooked", h.kind, h.ops, h.res)
+			}
+			// As the controller registers them (tls.method auto): the SpiderIPPool validator writes
+			// fences into SpiderIPBlocks, except on a dry run.
+			if h.se == nil || *h.se != admissionregistrationv1.SideEffectClassNoneOnDryRun {
+				t.Errorf("%s: sideEffects %v, want NoneOnDryRun", h.kind, h.se)
 			}
 		}
 		if p := mut.Webhooks[3].ClientConfig.Service.Path; p == nil || *p != "/mutate-spiderpool-spidernet-io-v2beta1-spidermultusconfig" {

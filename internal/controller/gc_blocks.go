@@ -17,8 +17,10 @@ import (
 )
 
 // returnOrphanBlocks deletes the empty SpiderIPBlocks that no agent will ever return: those of a
-// node whose Node object is gone, and those of no node (written by the conversion or by this GC
-// for a record outside any agent's blocks). An agent returns its own empty blocks itself
+// node whose Node object is gone, and those of no node (written by the conversion, by this GC for a
+// record outside any agent's blocks, or by the webhook to fence an unclaimed range). On the way it
+// drops the fence entries no longer needed (dropFences); a block that keeps one is never deleted,
+// whatever it holds. An agent returns its own empty blocks itself
 // (blockstore.ReturnEmptyBlocks); without this, a departed node's blocks would keep their ranges
 // claimed forever, and other nodes could only borrow from them. Records in such blocks are
 // released by the scan like any other (their pods are gone with the node); the block goes at a
